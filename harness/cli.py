@@ -1,0 +1,235 @@
+"""The ``harness`` command line.
+
+Importing this module is cheap (argparse, pluggy and the registry): commands
+import what they need when they run, so ``harness ls models`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from harness import __version__
+from harness.cli_args import parse_kv
+from harness.plugin_manager import HarnessPlugins, get_plugins
+from harness.registry import RegistryError, UnknownNameError
+
+EPILOG = """examples:
+  harness ls tasks
+  harness train fredect --task aigi-mini --out checkpoints/fredect
+  harness run --model fredect --model-args checkpoint=checkpoints/fredect --tasks aigi-mini
+  harness leaderboard results -o leaderboard.md
+
+environment:
+  HARNESS_CACHE_DIR        where built data (aigi-mini) is kept (default ~/.cache/aigi-harness)
+  HARNESS_LOAD_PLUGINS     comma-separated allow-list of external plugins ('' = none)
+  HARNESS_DISABLE_PLUGINS  comma-separated block-list of external plugins ('*' = all)
+"""
+
+
+def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
+    """The full argument parser, including sub-commands added by plugins."""
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Evaluate AI-generated-image detectors and forensic LMMs on benchmarks.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"aigi-harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="evaluate a model on tasks",
+                         description="Evaluate one model on one or more tasks. Finished samples are cached, so "
+                                     "rerunning the same command after an interruption resumes where it stopped.")
+    run.add_argument("--model", required=True, help="model name (see `harness ls models`)")
+    run.add_argument("--model-args", default="", metavar="K=V,...",
+                     help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible)")
+    run.add_argument("--tasks", default="aigi-mini",
+                     help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini)")
+    run.add_argument("--limit", type=int, default=None, help="only the first N samples of each task")
+    run.add_argument("--batch-size", type=int, default=32, help="samples per model call (default 32)")
+    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (default)")
+    run.add_argument("--output-dir", type=Path, default=Path("results"), help="default: ./results")
+    run.add_argument("--split", default=None, help="task split (default: the task's own, usually test)")
+    run.add_argument("--mode", default=None, choices=["score", "generate"],
+                     help="request kind (default: the task's first mode the model serves)")
+    run.add_argument("--data-root", default=None, help="root folder of the task's data")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--num-workers", type=int, default=None,
+                     help="threads for image decoding and preprocessing (default: CPUs, at most 8)")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    run.add_argument("--strict", action="store_true", help="exit non-zero if any sample or task failed")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("ls", help="list registered models, tasks, metrics or trainers")
+    ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"])
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=cmd_ls)
+
+    plug = sub.add_parser("plugins", help="show loaded plugins, their versions, hooks and errors")
+    plug.add_argument("--json", action="store_true")
+    plug.set_defaults(func=cmd_plugins)
+
+    train = sub.add_parser("train", help="train a detector on a task's training split",
+                           description="Train a detector and write a checkpoint folder that the model "
+                                       "adapter of the same name loads with --model-args checkpoint=DIR.")
+    train.add_argument("trainer", help="trainer name (see `harness ls trainers`)")
+    train.add_argument("--task", required=True, help="task whose splits to train on")
+    train.add_argument("--split", default="train", help="training split (default: train)")
+    train.add_argument("--val-split", default="val", help="validation split, '' for none (default: val)")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    train.add_argument("--args", default="", metavar="K=V,...", help="trainer arguments")
+    train.add_argument("--data-root", default=None, help="root folder of the task's data")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    board = sub.add_parser("leaderboard", help="render results as a markdown table (models x tasks)")
+    board.add_argument("results", nargs="+", help="results.json files or folders holding them")
+    board.add_argument("-o", "--output", type=Path, default=None, help="write markdown here (default: stdout)")
+    board.add_argument("--metric", default=None, help="metric to show (default: each task's main metric)")
+    board.set_defaults(func=cmd_leaderboard)
+
+    plugins.add_cli_commands(sub)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
+    """``harness run``."""
+    from harness.runner import Evaluator, RunConfig, default_workers
+    from harness.summary import format_run_summary
+
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+
+    config = RunConfig(model=args.model, model_args=parse_kv(args.model_args), tasks=args.tasks,
+                       limit=args.limit, batch_size=args.batch_size, device=args.device,
+                       output_dir=args.output_dir, strict=args.strict, seed=args.seed, split=args.split,
+                       mode=args.mode, data_root=args.data_root,
+                       num_workers=args.num_workers or default_workers(), use_cache=not args.no_cache,
+                       progress=not args.quiet)
+    evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
+    outcomes = evaluator.run()
+    print(format_run_summary(evaluator.model_name, outcomes))
+    if any(o.status == "failed" for o in outcomes):
+        return 1
+    if not any(o.status == "done" for o in outcomes):
+        print("error: no task ran (see the reasons above)", file=sys.stderr)
+        return 1
+    if args.strict and any(o.n_failed for o in outcomes):
+        print("error: --strict and some samples failed (see 'failures' in results.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
+    """``harness ls KIND``: manifests only, nothing imported."""
+    from tabulate import tabulate
+
+    kind = args.kind[:-1]
+    manifests = plugins.registry.manifests(kind)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in manifests], indent=2))
+        return 0
+    rows = [(m.name, ", ".join(m.aliases), m.plugin.replace("harness.", ""), m.description) for m in manifests]
+    print(tabulate(rows, headers=["name", "aliases", "plugin", "description"], tablefmt="simple",
+                   maxcolwidths=[None, 20, 24, 70]))
+    for warning in plugins.registry.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
+    """``harness plugins``: name, version, hooks and error of every plugin."""
+    from tabulate import tabulate
+
+    if args.json:
+        print(json.dumps([info.as_dict() for info in plugins.infos], indent=2))
+        return 0
+    rows = []
+    for info in plugins.infos:
+        status = "blocked" if info.blocked else ("ERROR: " + info.error if info.error else "ok")
+        rows.append((info.name, info.version or "", "builtin" if info.builtin else "external",
+                     ", ".join(info.hooks), status))
+    print(tabulate(rows, headers=["plugin", "version", "kind", "hooks", "status"], maxcolwidths=[34, 10, 8, 40, 60]))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
+    """``harness train``."""
+    from harness.runner import build_task
+
+    manifest = plugins.get("trainer", args.trainer)
+    trainer_args = parse_kv(args.args)
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+    trainer = manifest.load()(**trainer_args)
+    task = build_task(plugins, args.task, args.data_root)
+    ok, reason = task.available()
+    if not ok:
+        print(f"error: task {task.name!r} has no data: {reason}", file=sys.stderr)
+        return 1
+    train = list(task.samples(args.split))
+    val = list(task.samples(args.val_split)) if args.val_split else []
+    print(f"training {manifest.name} on {task.name}/{args.split} ({len(train)} samples"
+          f"{f', validating on {len(val)} from {args.val_split}' if val else ''})")
+    summary = trainer.train(train, val, args.out, task_name=task.name)
+    (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    skipped = summary.get("train_skipped") or []
+    if skipped:
+        print(f"warning: {len(skipped)} training samples could not be read, e.g. {skipped[0]}", file=sys.stderr)
+    if summary.get("val"):
+        print("validation: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in summary["val"].items()))
+    print(f"checkpoint written to {args.out}  (evaluate with: harness run --model {trainer.model_name or args.trainer}"
+          f" --model-args checkpoint={args.out} --tasks {task.name})")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
+    """``harness leaderboard``."""
+    from harness.leaderboard import render_simple_board
+    from harness.results import find_results, load_results
+
+    results = [load_results(p) for p in find_results(args.results)]
+    if not results:
+        print("error: no results.json found under " + ", ".join(args.results), file=sys.stderr)
+        return 1
+    markdown = render_simple_board(results, metric=args.metric)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(markdown, encoding="utf-8")
+        print(f"leaderboard written to {args.output}")
+    else:
+        print(markdown)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``harness`` console script."""
+    plugins = get_plugins()
+    parser = build_parser(plugins)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    for info in plugins.failed():
+        print(f"warning: plugin {info.name} failed to load and is skipped: {info.error}", file=sys.stderr)
+    try:
+        return int(args.func(args, plugins) or 0)
+    except UnknownNameError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RegistryError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished samples are cached; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

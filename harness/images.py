@@ -1,0 +1,99 @@
+"""Image loading with errors that name the file, and container metadata without decoding pixels."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from harness.records import Sample
+
+# Standard IJG luminance quantisation table (JPEG Annex K, Table K.1), natural order.
+_IJG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+
+
+class ImageLoadError(Exception):
+    """An image that cannot be read: the message names the file and the reason."""
+
+
+def _open(source: str | bytes | Path) -> Image.Image:
+    if isinstance(source, (bytes, bytearray)):
+        return Image.open(io.BytesIO(source))
+    path = Path(source)
+    if not path.exists():
+        raise ImageLoadError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    return Image.open(path)
+
+
+def load_image(sample_or_source: Sample | str | bytes | Path, mode: str = "RGB") -> Image.Image:
+    """Decode an image fully (so truncation is caught here) and convert it to ``mode``.
+
+    Raises :class:`ImageLoadError` naming the file for missing, empty, truncated,
+    corrupt and non-image files.
+    """
+    source = sample_or_source.image if isinstance(sample_or_source, Sample) else sample_or_source
+    where = sample_or_source.describe() if isinstance(sample_or_source, Sample) else str(source)[:200]
+    try:
+        with _open(source) as im:
+            im.load()
+            return im.convert(mode) if mode and im.mode != mode else im.copy()
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{where}: not a readable image (unidentified format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(f"{where}: corrupt or truncated image ({exc})") from None
+
+
+def estimate_jpeg_quality(quantization: dict[int, Any] | None) -> int | None:
+    """Estimate the IJG quality (1-100) that produced a JPEG's luminance table.
+
+    Scales the standard table with libjpeg's formula for every quality and returns
+    the closest one (exact for files written by libjpeg/PIL/OpenCV). ``None`` when
+    there is no table (not a JPEG).
+    """
+    if not quantization or 0 not in quantization:
+        return None
+    table = np.asarray(list(quantization[0])[:64], dtype=np.float64)
+    if table.size != 64:
+        return None
+    # Compare sorted values: the estimate then does not depend on whether the library
+    # reports the table in zig-zag or natural order.
+    table_sorted = np.sort(table)
+    best_q, best_err = 0, np.inf
+    for q in range(1, 101):
+        scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
+        candidate = np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
+        err = np.abs(np.sort(candidate) - table_sorted).sum()
+        if err < best_err:
+            best_q, best_err = q, err
+    return best_q
+
+
+def file_metadata(source: str | bytes | Path) -> dict[str, Any]:
+    """Container-level facts read from the header: format, width, height, mode, JPEG quality.
+
+    Never decodes pixels. Raises :class:`ImageLoadError` for unreadable files.
+    """
+    try:
+        with _open(source) as im:
+            quality = estimate_jpeg_quality(getattr(im, "quantization", None)) if im.format == "JPEG" else None
+            return {"format": im.format or "unknown", "width": im.width, "height": im.height,
+                    "mode": im.mode, "jpeg_quality": quality}
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{str(source)[:200]}: not a readable image (unidentified format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(f"{str(source)[:200]}: unreadable image header ({exc})") from None

@@ -1,0 +1,152 @@
+"""The four component interfaces: model adapters, tasks, metrics and trainers.
+
+See ``docs/architecture.md`` for how they meet in a run.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+from harness.records import Request, Sample, SampleRecord
+
+
+class ModelAdapter(ABC):
+    """A model the harness can evaluate.
+
+    Lifecycle: constructed with the user's ``--model-args`` (strings already
+    parsed to int/float/bool where they look like one), then :meth:`setup` once,
+    then for each batch :meth:`prepare` per request (CPU work such as decoding;
+    may run in worker threads; raising fails that sample only) followed by
+    :meth:`score_batch` or :meth:`generate_batch` on the prepared inputs.
+    """
+
+    #: Request kinds this adapter serves: ``"score"`` (P(fake)) and/or ``"generate"`` (text).
+    request_kinds: ClassVar[frozenset[str]] = frozenset({"score"})
+
+    def __init__(self, **args: Any) -> None:
+        self.args = dict(args)
+        self.device = "cpu"
+
+    def setup(self, device: str = "cpu") -> None:
+        """Load weights and move them to ``device``; called once before the first batch."""
+        self.device = device
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identity of the model for the response cache: name, args and checkpoint hash.
+
+        Subclasses that load a checkpoint must include its content hash so that a
+        changed checkpoint never reuses cached answers.
+        """
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "args": self.args}
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The exact preprocessing applied to images (recorded in results)."""
+        return {}
+
+    def prepare(self, request: Request) -> Any:
+        """Per-request CPU work (image decoding, transforms). Raise to fail this sample."""
+        return request
+
+    def score_batch(self, inputs: Sequence[Any]) -> Sequence[float]:
+        """P(fake) for each prepared input, in order."""
+        raise NotImplementedError(f"{type(self).__name__} does not serve score requests")
+
+    def generate_batch(self, inputs: Sequence[Any]) -> Sequence[str]:
+        """Generated text for each prepared input, in order."""
+        raise NotImplementedError(f"{type(self).__name__} does not serve generate requests")
+
+    def close(self) -> None:
+        """Release resources (worker processes, GPU memory)."""
+
+
+class Task(ABC):
+    """A benchmark: where its samples come from, how to ask about them, how to score answers."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    #: Modes in order of preference; the runner picks the first the model serves.
+    modes: ClassVar[tuple[str, ...]] = ("score",)
+    default_metrics: ClassVar[tuple[str, ...]] = ("acc", "ap", "auc")
+    main_metric: ClassVar[str] = "auc"
+    default_split: ClassVar[str] = "test"
+    description: ClassVar[str] = ""
+
+    def __init__(self, data_root: str | None = None, **options: Any) -> None:
+        self.data_root = Path(data_root).expanduser() if data_root else None
+        self.options = dict(options)
+
+    def available(self) -> tuple[bool, str]:
+        """Whether the task's data is present, and if not, why (shown when ``--tasks all`` skips it)."""
+        return True, ""
+
+    @abstractmethod
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        """The samples of ``split`` (default :attr:`default_split`) in a stable order."""
+
+    def request(self, sample: Sample, mode: str) -> Request:
+        """The request for one sample in ``mode`` (default: one plain score request)."""
+        return Request(sample=sample, kind="score" if mode == "score" else "generate")
+
+    def parse_verdict(self, sample: Sample, text: str) -> int | None:
+        """Map generated text to 1 (fake), 0 (real) or ``None`` (unknown)."""
+        return None
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the samples or prompts (part of the task fingerprint)."""
+        return {"options": self.options}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Task identity for the cache and results: name, version and config."""
+        return {"name": self.name, "version": self.version, "config": self.config()}
+
+
+@dataclass
+class MetricValue:
+    """An aggregate metric: a value, or ``None`` with a note saying why it is undefined."""
+
+    value: float | None
+    n: int
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"value": self.value, "n": self.n, "note": self.note}
+
+
+class Metric(ABC):
+    """A metric with a per-sample part (optional) and an aggregate part."""
+
+    name: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    #: Which record field the metric needs: ``"score"``, ``"verdict"`` or ``"text"``.
+    requires: ClassVar[str] = "score"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = dict(options)
+
+    def per_sample(self, record: SampleRecord) -> float | None:
+        """This sample's contribution (e.g. 1.0 if correct), or ``None`` if not per-sample."""
+        return None
+
+    @abstractmethod
+    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
+        """The metric over ``records`` (only records without error and with the required field)."""
+
+
+class Trainer(ABC):
+    """Fits a model on a task's training split and writes a checkpoint directory."""
+
+    name: ClassVar[str] = ""
+    #: The model (adapter) name that loads this trainer's checkpoints.
+    model_name: ClassVar[str] = ""
+
+    def __init__(self, **args: Any) -> None:
+        self.args = dict(args)
+
+    @abstractmethod
+    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path,
+              task_name: str, resume: bool = True) -> dict[str, Any]:
+        """Train, write the checkpoint into ``out_dir`` and return a summary dict."""

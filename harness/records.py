@@ -1,0 +1,123 @@
+"""The records that flow through a run: samples in, requests to models, one record out per sample.
+
+All are plain dataclasses so they serialise to JSON lines without custom code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+REAL, FAKE = 0, 1
+"""Label convention everywhere in the harness: 0 = real, 1 = fake (AI-generated)."""
+
+RequestKind = Literal["score", "generate"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a benchmark.
+
+    ``image`` is a filesystem path (or raw encoded bytes for data that lives inside
+    a dataset file); nothing is decoded until a model asks for pixels. ``label`` is
+    0 (real), 1 (fake) or ``None`` when the benchmark withholds it. ``subset`` is the
+    generator (or platform); ``metadata`` holds file format, width, height, source
+    and anything task-specific (question text, question type...).
+    """
+
+    id: str
+    image: str | bytes
+    label: int | None
+    subset: str = "all"
+    split: str = "test"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_path(self) -> Path | None:
+        """The image's path, or ``None`` for in-memory images."""
+        return Path(self.image) if isinstance(self.image, str) else None
+
+    def describe(self) -> str:
+        """Where this sample's image lives, for error messages."""
+        return self.image if isinstance(self.image, str) else f"<{len(self.image)} bytes of sample {self.id}>"
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding parameters of a ``generate`` request (greedy by default, as in the paper)."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    do_sample: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (part of the request fingerprint)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the runner asks a model for one sample.
+
+    ``kind == "score"``: P(fake) for the image (``prompt`` may carry the prompt an
+    LMM scores with). ``kind == "generate"``: text for image + prompt.
+    """
+
+    sample: Sample
+    kind: RequestKind = "score"
+    prompt: str | None = None
+    generation: GenerationParams | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The request's identity apart from the sample (part of the cache key)."""
+        return {"kind": self.kind, "prompt": self.prompt,
+                "generation": self.generation.as_dict() if self.generation else None}
+
+
+@dataclass
+class Prediction:
+    """A model's answer to one request: a score, a text, or an error message."""
+
+    score: float | None = None
+    text: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the model answered without error."""
+        return self.error is None
+
+
+@dataclass
+class SampleRecord:
+    """One line of ``samples.jsonl``: the sample, the model's answer, and how it went."""
+
+    sample_id: str
+    subset: str
+    split: str
+    label: int | None
+    mode: str
+    score: float | None = None
+    text: str | None = None
+    verdict: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    cached: bool = False
+    key: str = ""
+    prompt: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (field order kept)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SampleRecord":
+        """Inverse of :meth:`to_json`; unknown keys are ignored."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

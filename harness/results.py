@@ -1,0 +1,151 @@
+"""Results files: ``samples.jsonl`` and ``results.json`` per (model, task), with provenance.
+
+Layout under ``--output-dir``::
+
+    <output-dir>/
+      .cache/responses.sqlite          response cache (resume; reruns are free)
+      <model>-<fp8>/<task>/results.json   metrics, counts, config, provenance
+      <model>-<fp8>/<task>/samples.jsonl  one record per sample, in task order
+
+``<fp8>`` is the first 8 hex digits of the model fingerprint (name, args,
+checkpoint hash), so two checkpoints of one adapter never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from harness.records import SampleRecord
+
+RESULTS_SCHEMA = 1
+MAX_LISTED_FAILURES = 100
+_PACKAGES = ("numpy", "scipy", "scikit-learn", "pillow", "pluggy", "safetensors", "torch", "torchvision",
+             "transformers", "accelerate", "tqdm")
+
+
+def model_dir_name(model_name: str, fingerprint_hash: str) -> str:
+    """Folder name for a model's results: ``<name>-<first 8 hex of its fingerprint>``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)
+    return f"{safe}-{fingerprint_hash[:8]}"
+
+
+def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that can move scores."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_hash() -> str | None:
+    """The harness checkout's git commit (with ``-dirty`` when modified), if it is a checkout."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(plugins: Any, command: Sequence[str], config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Everything needed to reproduce a result: versions, git hash, command, config, seed, host."""
+    from harness import __version__
+
+    return {
+        "harness_version": __version__,
+        "git_hash": git_hash(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "plugins": plugins.versions(),
+        "command": list(command),
+        "config": config,
+        "seed": seed,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "pid": os.getpid(),
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: dict[str, Any],
+                       model_fp_hash: str, task: Any, task_fp: dict[str, Any], split: str, mode: str,
+                       records: Sequence[SampleRecord], metrics: dict[str, Any], n_available: int,
+                       limit: int | None, seconds: float, provenance: dict[str, Any]) -> Path:
+    """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path."""
+    from harness.fingerprint import hash_obj
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(r.to_json(), ensure_ascii=False, default=str) + "\n" for r in records)
+    _atomic_write(out_dir / "samples.jsonl", lines)
+    failures = [{"sample_id": r.sample_id, "error": r.error} for r in records if r.error]
+    n_scored = sum(1 for r in records if not r.error)
+    results = {
+        "schema": RESULTS_SCHEMA,
+        "model": {"name": model_name, "args": getattr(model, "args", {}), "fingerprint": model_fp,
+                  "fingerprint_hash": model_fp_hash, "preprocessing": model.preprocessing(),
+                  "request_kinds": sorted(model.request_kinds)},
+        "task": {"name": task.name, "version": task.version, "split": split, "mode": mode,
+                 "main_metric": task.main_metric, "fingerprint": task_fp, "fingerprint_hash": hash_obj(task_fp),
+                 "higher_is_better": True},
+        "metrics": metrics,
+        "counts": {"n_samples": len(records), "n_scored": n_scored, "n_failed": len(failures),
+                   "n_cached": sum(1 for r in records if r.cached), "n_available": n_available, "limit": limit},
+        "failures": failures[:MAX_LISTED_FAILURES],
+        "seconds": round(seconds, 3),
+        "provenance": provenance,
+    }
+    path = out_dir / "results.json"
+    _atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def find_results(paths: Iterable[str | Path]) -> list[Path]:
+    """Every ``results.json`` at or below the given files and folders."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(p for p in path.rglob("results.json") if ".cache" not in p.parts))
+        else:
+            raise FileNotFoundError(f"{path}: no such results file or folder")
+    return found
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read one results file, checking its schema."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("schema") != RESULTS_SCHEMA:
+        raise ValueError(f"{path}: results schema {data.get('schema')!r}, expected {RESULTS_SCHEMA}")
+    data["_path"] = str(path)
+    return data
+
+
+def read_samples(results_path: str | Path) -> list[SampleRecord]:
+    """The per-sample records beside a results file."""
+    path = Path(results_path).with_name("samples.jsonl")
+    with open(path, encoding="utf-8") as handle:
+        return [SampleRecord.from_json(json.loads(line)) for line in handle if line.strip()]
+

@@ -1,0 +1,344 @@
+"""The evaluation loop: tasks x one model -> per-sample records, metrics and a results file per task.
+
+For each task: list its samples, build one request per sample, answer what the
+response cache already holds, send the rest to the model in batches (per-sample
+CPU preparation in worker threads, a failing sample isolated from its batch),
+commit each batch to the cache, then compute metrics and write
+``samples.jsonl`` and ``results.json`` as soon as the task is done.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from harness.cache import ResponseCache
+from harness.fingerprint import hash_obj
+from harness.interfaces import Metric, ModelAdapter, Task
+from harness.metrics_runner import compute_metrics
+from harness.plugin_manager import HarnessPlugins
+from harness.records import Prediction, Request, Sample, SampleRecord
+from harness.results import model_dir_name, provenance, write_task_results
+
+
+class RunError(Exception):
+    """A run that cannot start (unknown model, model that fails to construct, bad arguments)."""
+
+
+@dataclass
+class RunConfig:
+    """Everything ``harness run`` was asked to do (recorded verbatim in results)."""
+
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    tasks: str = "aigi-mini"
+    limit: int | None = None
+    batch_size: int = 32
+    device: str = "auto"
+    output_dir: Path = Path("results")
+    strict: bool = False
+    seed: int = 0
+    split: str | None = None
+    mode: str | None = None
+    data_root: str | None = None
+    num_workers: int = 4
+    use_cache: bool = True
+    progress: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = dict(self.__dict__)
+        data["output_dir"] = str(self.output_dir)
+        return data
+
+
+@dataclass
+class TaskOutcome:
+    """What happened to one task in a run."""
+
+    task: str
+    status: str  # "done", "skipped" or "failed"
+    reason: str = ""
+    results_path: Path | None = None
+    main_metric: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    n_samples: int = 0
+    n_failed: int = 0
+    n_cached: int = 0
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (if already imported) torch."""
+    import sys
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def choose_mode(task: Task, model: ModelAdapter, requested: str | None) -> str:
+    """The first of the task's modes that the model serves (or the requested one, checked)."""
+    served = set(model.request_kinds)
+    if requested:
+        if requested not in task.modes:
+            raise ValueError(f"task {task.name!r} has no mode {requested!r} (modes: {', '.join(task.modes)})")
+        if requested not in served:
+            raise ValueError(f"model serves {sorted(served)}, not {requested!r}")
+        return requested
+    for mode in task.modes:
+        if mode in served:
+            return mode
+    raise ValueError(f"task {task.name!r} needs one of {list(task.modes)}; the model serves {sorted(served)}")
+
+
+def build_model(plugins: HarnessPlugins, name: str, args: dict[str, Any]) -> tuple[ModelAdapter, str]:
+    """Construct the adapter registered as ``name``; returns it and its canonical name."""
+    manifest = plugins.get("model", name)
+    cls = manifest.load()
+    try:
+        model = cls(**{**manifest.options, **args})
+    except TypeError as exc:
+        raise RunError(f"model {manifest.name!r} rejected its arguments {args}: {exc}") from exc
+    return model, manifest.name
+
+
+def build_task(plugins: HarnessPlugins, name: str, data_root: str | None) -> Task:
+    """Construct the task registered as ``name`` with its manifest options."""
+    manifest = plugins.get("task", name)
+    cls = manifest.load()
+    kwargs = dict(manifest.options)
+    if data_root:
+        kwargs["data_root"] = data_root
+    return cls(**kwargs)
+
+
+def build_metrics(plugins: HarnessPlugins, names: Sequence[str]) -> list[Metric]:
+    """Instantiate the named metrics."""
+    metrics = []
+    for name in names:
+        manifest = plugins.get("metric", name)
+        metrics.append(manifest.load()(**manifest.options))
+    return metrics
+
+
+class Evaluator:
+    """Runs one model over several tasks with caching, batching and error isolation."""
+
+    def __init__(self, config: RunConfig, plugins: HarnessPlugins, command: list[str] | None = None,
+                 log: Callable[[str], None] = print):
+        self.config = config
+        self.plugins = plugins
+        self.command = command or []
+        self.log = log
+        self.model, self.model_name = build_model(plugins, config.model, config.model_args)
+        self.model_fp = self.model.fingerprint()
+        self.model_fp_hash = hash_obj(self.model_fp)
+        self.model_ready = False
+        self.cache = ResponseCache(config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None)
+        self.model_dir = config.output_dir / model_dir_name(self.model_name, self.model_fp_hash)
+
+    # -- public ------------------------------------------------------------------------------
+    def run(self) -> list[TaskOutcome]:
+        """Evaluate every selected task; tasks without data are skipped with a reason."""
+        manifests = self.plugins.registry.select_tasks(self.config.tasks)
+        explicit = len(manifests) == 1 and self.config.tasks.strip() != "all"
+        outcomes = []
+        try:
+            for manifest in manifests:
+                outcomes.append(self._run_task(manifest.name, explicit))
+        finally:
+            self.cache.close()
+            self.model.close()
+        return outcomes
+
+    # -- one task ----------------------------------------------------------------------------
+    def _run_task(self, task_name: str, explicit: bool) -> TaskOutcome:
+        try:
+            task = build_task(self.plugins, task_name, self.config.data_root)
+            ok, reason = task.available()
+        except Exception as exc:  # noqa: BLE001 - a broken task must not stop the others
+            return TaskOutcome(task_name, "failed", f"{type(exc).__name__}: {exc}")
+        if not ok:
+            return TaskOutcome(task_name, "skipped", reason)
+        try:
+            mode = choose_mode(task, self.model, self.config.mode)
+        except ValueError as exc:
+            return TaskOutcome(task_name, "skipped", str(exc))
+        start = time.perf_counter()
+        seed_everything(self.config.seed)
+        split = self.config.split or task.default_split
+        try:
+            samples = list(task.samples(split))
+        except Exception as exc:  # noqa: BLE001
+            return TaskOutcome(task_name, "failed", f"could not list samples: {type(exc).__name__}: {exc}")
+        n_available = len(samples)
+        if self.config.limit is not None:
+            samples = samples[: self.config.limit]
+        task_fp = task.fingerprint()
+        task_fp["split"], task_fp["mode"] = split, mode
+        records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
+        metric_names = list(task.default_metrics)
+        metrics = compute_metrics(build_metrics(self.plugins, metric_names), records)
+        seconds = time.perf_counter() - start
+        prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
+        path = write_task_results(
+            self.model_dir / task_name, model_name=self.model_name, model=self.model, model_fp=self.model_fp,
+            model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
+            records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
+            seconds=seconds, provenance=prov)
+        n_failed = sum(1 for r in records if r.error)
+        return TaskOutcome(task_name, "done", results_path=path, main_metric=task.main_metric,
+                           metrics=metrics["all"], n_samples=len(records), n_failed=n_failed,
+                           n_cached=sum(1 for r in records if r.cached), seconds=seconds)
+
+    def _evaluate(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str,
+                  task_name: str) -> list[SampleRecord]:
+        requests = [task.request(sample, mode) for sample in samples]
+        records: list[SampleRecord | None] = [None] * len(requests)
+        keys: list[str | None] = [None] * len(requests)
+        for i, request in enumerate(requests):
+            try:
+                sample_hash = self.cache.sample_hash(request.sample)
+            except OSError as exc:
+                records[i] = self._record(task, request, mode, Prediction(
+                    error=f"{request.sample.describe()}: cannot read file ({exc.strerror or exc})"), "", 0.0)
+                continue
+            keys[i] = self.cache.request_key(self.model_fp_hash, task_fp_hash, request, sample_hash)
+        self.cache.flush()
+        cached = self.cache.get_many(k for k in keys if k) if self.config.use_cache else {}
+        pending = []
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            if key in cached:
+                payload = cached[key]
+                records[i] = self._record(task, requests[i], mode, Prediction(
+                    score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
+                    key, payload.get("seconds", 0.0), cached=True)
+            else:
+                pending.append(i)
+        n_done = len(requests) - len(pending)
+        bar = tqdm(total=len(requests), initial=n_done, desc=f"{task_name} [{self.model_name}]", unit="img",
+                   disable=not self.config.progress, dynamic_ncols=True, leave=False)
+        try:
+            size = max(1, self.config.batch_size)
+            with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
+                for start in range(0, len(pending), size):
+                    batch = pending[start:start + size]
+                    self._ensure_model()
+                    answers = self._answer_batch([requests[i] for i in batch], mode, pool)
+                    to_cache = []
+                    for i, (prediction, seconds) in zip(batch, answers):
+                        records[i] = self._record(task, requests[i], mode, prediction, keys[i] or "", seconds)
+                        if prediction.ok and self.config.use_cache:
+                            to_cache.append((keys[i], {"score": prediction.score, "text": prediction.text,
+                                                       "extra": prediction.extra, "seconds": seconds}))
+                    if to_cache:
+                        self.cache.put_many(to_cache)
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+        return [r for r in records if r is not None]
+
+    def _ensure_model(self) -> None:
+        if not self.model_ready:
+            self.model.setup(self.config.device)
+            self.model_ready = True
+
+    def _answer_batch(self, requests: list[Request], mode: str,
+                      pool: ThreadPoolExecutor) -> list[tuple[Prediction, float]]:
+        """Prepare each request (errors stay per sample), then run the model on the prepared ones."""
+        start = time.perf_counter()
+        prepared: list[Any] = [None] * len(requests)
+        errors: list[str | None] = [None] * len(requests)
+
+        def prepare(index: int) -> None:
+            try:
+                prepared[index] = self.model.prepare(requests[index])
+            except Exception as exc:  # noqa: BLE001
+                errors[index] = _describe_error(exc, requests[index])
+
+        if len(requests) > 1 and self.config.num_workers > 1:
+            list(pool.map(prepare, range(len(requests))))
+        else:
+            for index in range(len(requests)):
+                prepare(index)
+        good = [i for i in range(len(requests)) if errors[i] is None]
+        outputs = self._call_model([prepared[i] for i in good], mode, [requests[i] for i in good])
+        per_item = (time.perf_counter() - start) / max(1, len(requests))
+        results: list[tuple[Prediction, float]] = [(Prediction(error=e), per_item) for e in errors]
+        for i, prediction in zip(good, outputs):
+            results[i] = (prediction, per_item)
+        return results
+
+    def _call_model(self, inputs: list[Any], mode: str, requests: list[Request]) -> list[Prediction]:
+        """One batched call; if it raises, retry item by item so only the bad item fails."""
+        if not inputs:
+            return []
+        try:
+            return self._predictions(self._invoke(inputs, mode), len(inputs))
+        except Exception as exc:  # noqa: BLE001
+            if len(inputs) == 1:
+                return [Prediction(error=_describe_error(exc, requests[0]))]
+        predictions = []
+        for item, request in zip(inputs, requests):
+            try:
+                predictions.extend(self._predictions(self._invoke([item], mode), 1))
+            except Exception as exc:  # noqa: BLE001
+                predictions.append(Prediction(error=_describe_error(exc, request)))
+        return predictions
+
+    def _invoke(self, inputs: list[Any], mode: str) -> Sequence[Any]:
+        return self.model.score_batch(inputs) if mode == "score" else self.model.generate_batch(inputs)
+
+    @staticmethod
+    def _predictions(outputs: Sequence[Any], expected: int) -> list[Prediction]:
+        outputs = list(outputs)
+        if len(outputs) != expected:
+            raise RuntimeError(f"model returned {len(outputs)} outputs for {expected} inputs")
+        predictions = []
+        for out in outputs:
+            if isinstance(out, Prediction):
+                predictions.append(out)
+            elif isinstance(out, str):
+                predictions.append(Prediction(text=out))
+            else:
+                value = float(out)
+                if value != value or not 0.0 <= value <= 1.0:
+                    predictions.append(Prediction(error=f"model returned an invalid P(fake) {out!r}"))
+                else:
+                    predictions.append(Prediction(score=value))
+        return predictions
+
+    def _record(self, task: Task, request: Request, mode: str, prediction: Prediction, key: str,
+                seconds: float, cached: bool = False) -> SampleRecord:
+        sample = request.sample
+        verdict = None
+        if prediction.ok and prediction.text is not None and mode != "score":
+            verdict = task.parse_verdict(sample, prediction.text)
+        return SampleRecord(sample_id=sample.id, subset=sample.subset, split=sample.split, label=sample.label,
+                            mode=mode, score=prediction.score, text=prediction.text, verdict=verdict,
+                            error=prediction.error, seconds=round(seconds, 6), cached=cached, key=key,
+                            prompt=request.prompt, metadata=sample.metadata, extra=prediction.extra)
+
+
+def _describe_error(exc: BaseException, request: Request) -> str:
+    message = f"{type(exc).__name__}: {exc}"
+    where = request.sample.describe()
+    return message if where in message else f"{where}: {message}"
+
+
+def default_workers() -> int:
+    """Worker threads for per-sample preparation: the CPU count, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))

@@ -1,0 +1,32 @@
+"""The table printed at the end of ``harness run``."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from tabulate import tabulate
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def format_run_summary(model_name: str, outcomes: Sequence[object]) -> str:
+    """One row per task: status, counts, main metric, acc/AP/AUC, time; then skip reasons and paths."""
+    rows, notes = [], []
+    for o in outcomes:
+        metrics = getattr(o, "metrics", {}) or {}
+
+        def value(name: str | None) -> str:
+            return _fmt((metrics.get(name) or {}).get("value")) if name else "-"
+
+        main = f"{o.main_metric}={value(o.main_metric)}" if o.status == "done" else "-"
+        rows.append((o.task, o.status, o.n_samples or "-", o.n_failed if o.status == "done" else "-",
+                     o.n_cached if o.status == "done" else "-", main, value("acc"), value("ap"), value("auc"),
+                     f"{o.seconds:.1f}s" if o.status == "done" else "-"))
+        if o.status != "done":
+            notes.append(f"  {o.task}: {o.status}: {o.reason}")
+        elif o.results_path:
+            notes.append(f"  {o.task}: {o.results_path}")
+    table = tabulate(rows, headers=["task", "status", "n", "failed", "cached", "main", "acc", "ap", "auc", "time"])
+    return f"\nmodel: {model_name}\n{table}\n" + ("\n".join(notes) + "\n" if notes else "")

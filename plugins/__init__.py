@@ -1,0 +1,1 @@
+"""Built-in plugins (installed as ``harness.plugins``): model adapters and metrics."""

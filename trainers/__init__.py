@@ -1,0 +1,1 @@
+"""Built-in trainers (installed as ``harness.trainers``)."""
