@@ -113,8 +113,8 @@ class SampleRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (field order kept)."""
-        return asdict(self)
+        """JSON-ready dict (field order kept; a shallow copy, much faster than ``asdict``)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SampleRecord":

@@ -12,3 +12,6 @@ def register_models(register):
     register("format-shortcut", "harness.plugins.format_shortcut:FormatShortcut", tags=("audit",),
              description="Auditor that sees only file format, size, mode and JPEG quality; "
                          "above chance means the benchmark leaks labels through storage.")
+    register("noop", "harness.testing:NoopModel", tags=("testing",),
+             description="Pseudo-scores from the sample id, no pixels read: for testing tasks and timing "
+                         "the harness itself.")

@@ -1,0 +1,63 @@
+"""Helpers for testing plugins and timing the harness itself.
+
+- :class:`NoopModel` (registered as ``noop``): a deterministic pseudo-score derived
+  from the sample id, without reading pixels. Use it to check a new task end to
+  end, or to measure the runner's own overhead.
+- :class:`ListTask`: a task whose samples come from a JSON-lines file
+  (``{"id", "image", "label", "subset"}`` per line); register it from a test or
+  a benchmark with any name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from harness.interfaces import ModelAdapter, Task
+from harness.records import Request, Sample
+
+
+class NoopModel(ModelAdapter):
+    """Serves both request kinds without looking at the image: score and text from a hash of the id."""
+
+    request_kinds = frozenset({"score", "generate"})
+
+    def prepare(self, request: Request) -> str:
+        """The sample id (nothing is decoded)."""
+        return request.sample.id
+
+    def score_batch(self, inputs: Sequence[str]) -> list[float]:
+        """A stable pseudo-random P(fake) in [0, 1) per id."""
+        return [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big") / 2**32 for i in inputs]
+
+    def generate_batch(self, inputs: Sequence[str]) -> list[str]:
+        """'This image is fake.' or '... real.' from the same pseudo-score."""
+        return [f"This image is {'fake' if s > 0.5 else 'real'}." for s in self.score_batch(inputs)]
+
+
+class ListTask(Task):
+    """Samples from a JSON-lines manifest given as the ``manifest`` option."""
+
+    name = "list"
+    version = "1"
+
+    def __init__(self, manifest: str | None = None, data_root: str | None = None, **options: Any) -> None:
+        super().__init__(data_root=data_root, manifest=manifest, **options)
+        self.manifest = Path(manifest) if manifest else None
+
+    def available(self) -> tuple[bool, str]:
+        """Present when the manifest file exists."""
+        if self.manifest is None or not self.manifest.is_file():
+            return False, f"manifest {self.manifest} not found"
+        return True, ""
+
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        """One sample per manifest line; relative image paths are resolved against the manifest's folder."""
+        base = self.manifest.parent
+        with open(self.manifest, encoding="utf-8") as handle:
+            for line in handle:
+                entry = json.loads(line)
+                yield Sample(id=str(entry["id"]), image=str(base / entry["image"]), label=entry.get("label"),
+                             subset=entry.get("subset", "all"))

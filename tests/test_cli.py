@@ -1,0 +1,93 @@
+"""The command line: help, listing without heavy imports, run, train, leaderboard, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_cli
+
+
+def test_help_explains_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for word in ("run", "ls", "plugins", "train", "leaderboard", "HARNESS_LOAD_PLUGINS"):
+        assert word in result.stdout
+    run_help = run_cli("run", "--help").stdout
+    assert "--model-args" in run_help and "resumes" in run_help
+
+
+def test_listing_imports_no_heavy_library():
+    code = ("import sys; from harness.cli import main; main(['ls', 'models']); main(['ls', 'tasks']); "
+            "main(['ls', 'metrics']); main(['plugins']); "
+            "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'scipy', 'numpy', 'PIL') if m in sys.modules]; "
+            "print('HEAVY', heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_ls_json_lists_manifests():
+    models = json.loads(run_cli("ls", "models", "--json").stdout)
+    fredect = next(m for m in models if m["name"] == "fredect")
+    assert fredect["target"] == "harness.plugins.fredect:FreDect" and "fredect-dct" in fredect["aliases"]
+
+
+def test_unknown_model_gets_did_you_mean_and_exit_2():
+    result = run_cli("run", "--model", "fredetc", "--tasks", "aigi-mini")
+    assert result.returncode == 2
+    assert "Unknown model 'fredetc'. Did you mean: fredect" in result.stderr
+
+
+def test_model_without_checkpoint_is_a_clear_error():
+    result = run_cli("run", "--model", "fredect", "--tasks", "aigi-mini")
+    assert result.returncode == 2 and "harness train fredect" in result.stderr
+
+
+def test_train_run_leaderboard_end_to_end(aigi_mini: Path, tmp_path: Path):
+    ckpt, out, board = tmp_path / "fredect", tmp_path / "results", tmp_path / "board.md"
+    train = run_cli("train", "fredect", "--task", "aigi-mini", "--out", str(ckpt), "--quiet")
+    assert train.returncode == 0, train.stderr
+    assert "validation:" in train.stdout and (ckpt / "weights.safetensors").exists()
+    run = run_cli("run", "--model", "fredect", "--model-args", f"checkpoint={ckpt}", "--tasks", "aigi-mini",
+                  "--output-dir", str(out), "--quiet", "--strict")
+    assert run.returncode == 0, run.stderr
+    assert "aigi-mini" in run.stdout and "auc=" in run.stdout
+    fs_ckpt = tmp_path / "fs"
+    assert run_cli("train", "format-shortcut", "--task", "aigi-mini", "--out", str(fs_ckpt), "--quiet").returncode == 0
+    assert run_cli("run", "--model", "format-shortcut", "--model-args", f"checkpoint={fs_ckpt}",
+                   "--output-dir", str(out), "--quiet").returncode == 0
+    result = run_cli("leaderboard", str(out), "-o", str(board))
+    assert result.returncode == 0, result.stderr
+    text = board.read_text()
+    lines = [line for line in text.splitlines() if line.startswith("| fredect") or line.startswith("| format")]
+    assert len(lines) == 2
+    fredect_line = next(line for line in lines if line.startswith("| fredect"))
+    assert "**" in fredect_line  # fredect is best on aigi-mini
+    assert "| format-shortcut" in text and "50.00" in text
+
+
+def test_strict_turns_failed_samples_into_nonzero_exit(tmp_path: Path, fredect_checkpoint: Path):
+    data = tmp_path / "mini"
+    import shutil
+
+    from harness.tasks.aigi_mini import ensure_built
+
+    shutil.copytree(ensure_built(), data)
+    first = json.loads((data / "manifest.jsonl").read_text().splitlines()[0])
+    (data / first["path"]).write_bytes(b"garbage")
+    args = ["run", "--model", "fredect", "--model-args", f"checkpoint={fredect_checkpoint}", "--tasks", "aigi-mini",
+            "--split", first["split"], "--data-root", str(data), "--output-dir", str(tmp_path / "out"), "--quiet"]
+    relaxed = run_cli(*args)
+    assert relaxed.returncode == 0, relaxed.stderr
+    strict = run_cli(*args, "--strict")
+    assert strict.returncode == 1 and "--strict" in strict.stderr
+
+
+def test_tasks_all_reports_skips_and_runs_the_rest(tmp_path: Path, fredect_checkpoint: Path, aigi_mini: Path):
+    result = run_cli("run", "--model", "fredect", "--model-args", f"checkpoint={fredect_checkpoint}",
+                     "--tasks", "all", "--limit", "20", "--output-dir", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "aigi-mini" in result.stdout and "done" in result.stdout

@@ -1,0 +1,105 @@
+"""The runner: records, caching, bad input isolation, strict mode, results files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import toy_components
+from harness.plugin_manager import HarnessPlugins
+from harness.results import read_samples
+from harness.runner import Evaluator, RunConfig
+from toy_components import write_toy_data
+
+BAD_FILES = {"truncated.jpg": "corrupt or truncated", "zero.png": "empty file (0 bytes)",
+             "corrupt.png": "not a readable image", "notes.jpg": "not a readable image",
+             "folder.png": "cannot read file", "missing.png": "cannot read file"}
+
+
+@pytest.fixture()
+def toy_plugins() -> HarnessPlugins:
+    return HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components,))
+
+
+def evaluate(toy_plugins, data: Path, out: Path, **kwargs):
+    config = RunConfig(model="mean-model", tasks="toy-task", data_root=str(data), output_dir=out,
+                       batch_size=kwargs.pop("batch_size", 5), progress=False, **kwargs)
+    evaluator = Evaluator(config, toy_plugins, command=["pytest"], log=lambda _m: None)
+    [outcome] = evaluator.run()
+    return outcome
+
+
+def test_bad_files_fail_per_sample_with_file_and_reason(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data")
+    outcome = evaluate(toy_plugins, data, tmp_path / "out")
+    assert outcome.status == "done" and outcome.n_samples == 30 and outcome.n_failed == 6
+    records = {r.sample_id: r for r in read_samples(outcome.results_path)}
+    for name, reason in BAD_FILES.items():
+        error = records[name].error
+        assert error and name in error and reason in error, (name, error)
+    good = [r for r in records.values() if r.error is None]
+    assert len(good) == 24 and all(0.0 <= r.score <= 1.0 for r in good)
+    results = json.loads(outcome.results_path.read_text())
+    assert results["counts"]["n_failed"] == 6 and len(results["failures"]) == 6
+    assert results["metrics"]["all"]["acc"]["n"] == 24  # metrics only over scored samples
+
+
+def test_rerun_is_served_from_cache_with_identical_records(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data", bad=False)
+    log = tmp_path / "computed.log"
+    first = evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)})
+    first_records = [r.to_json() for r in read_samples(first.results_path)]
+    assert len(log.read_text().split()) == 24
+    second = evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)})
+    assert second.n_cached == 24 and len(log.read_text().split()) == 24  # nothing recomputed
+    second_records = [r.to_json() for r in read_samples(second.results_path)]
+    for a, b in zip(first_records, second_records):
+        a.pop("cached"), b.pop("cached")
+        assert a == b
+    assert first.metrics == second.metrics
+
+
+def test_changed_image_is_recomputed(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data", n_good=4, bad=False)
+    log = tmp_path / "computed.log"
+    evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)})
+    (data / "img001.png").write_bytes((data / "img000.png").read_bytes())
+    evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)})
+    assert log.read_text().split() == ["img000.png", "img001.png", "img002.png", "img003.png", "img001.png"]
+
+
+def test_no_cache_recomputes(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data", n_good=4, bad=False)
+    log = tmp_path / "computed.log"
+    for _ in range(2):
+        evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)}, use_cache=False)
+    assert len(log.read_text().split()) == 8
+
+
+def test_batch_failure_is_isolated_to_the_guilty_sample(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data", n_good=10, bad=False)
+    outcome = evaluate(toy_plugins, data, tmp_path / "out", model_args={"explode_on": "img004.png"})
+    records = {r.sample_id: r for r in read_samples(outcome.results_path)}
+    assert outcome.n_failed == 1
+    assert "model cannot handle img004.png" in records["img004.png"].error
+    assert all(r.score is not None for k, r in records.items() if k != "img004.png")
+
+
+def test_limit_and_results_provenance(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data", bad=False)
+    outcome = evaluate(toy_plugins, data, tmp_path / "out", limit=7, seed=3)
+    results = json.loads(outcome.results_path.read_text())
+    assert results["counts"] == {"n_samples": 7, "n_scored": 7, "n_failed": 0, "n_cached": 0,
+                                 "n_available": 24, "limit": 7}
+    prov = results["provenance"]
+    assert prov["seed"] == 3 and prov["command"] == ["pytest"] and prov["config"]["limit"] == 7
+    assert "numpy" in prov["packages"] and "harness.plugins.builtin_models" in prov["plugins"]
+    assert results["task"]["version"] == "1" and results["task"]["fingerprint_hash"]
+    assert outcome.results_path.parent.parent.name.startswith("mean-model-")
+
+
+def test_missing_data_skips_with_reason(toy_plugins, tmp_path):
+    outcome = evaluate(toy_plugins, tmp_path / "nowhere", tmp_path / "out")
+    assert outcome.status == "skipped" and "no labels.txt" in outcome.reason

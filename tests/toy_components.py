@@ -1,0 +1,113 @@
+"""Small task and model used by the runner tests (importable by subprocesses via PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from harness import hookimpl
+from harness.images import load_image
+from harness.interfaces import ModelAdapter, Task
+from harness.records import Request, Sample
+
+
+class ToyTask(Task):
+    """Samples listed in ``<data_root>/labels.txt`` as ``relative/path label subset`` lines."""
+
+    name = "toy-task"
+    version = "1"
+    default_metrics = ("acc", "ap", "auc")
+
+    def available(self) -> tuple[bool, str]:
+        if self.data_root is None or not (self.data_root / "labels.txt").exists():
+            return False, f"no labels.txt under {self.data_root}"
+        return True, ""
+
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        for line in (self.data_root / "labels.txt").read_text().splitlines():
+            rel, label, subset = line.split()
+            yield Sample(id=rel, image=str(self.data_root / rel), label=int(label), subset=subset)
+
+
+class MeanModel(ModelAdapter):
+    """P(fake) = mean pixel value. Options: ``log`` (append computed ids), ``sleep`` (seconds per batch),
+    ``explode_on`` (raise in score_batch when a batch holds that id)."""
+
+    def __init__(self, log: str | None = None, sleep: float = 0.0, explode_on: str | None = None, **args: Any):
+        super().__init__(log=log, sleep=sleep, explode_on=explode_on, **args)
+        self.log, self.sleep, self.explode_on = log, float(sleep), explode_on
+
+    def fingerprint(self) -> dict[str, Any]:
+        # the log path and sleep do not change answers: leave them out so reruns hit the cache
+        return {"class": "MeanModel", "explode_on": self.explode_on}
+
+    def prepare(self, request: Request) -> tuple[str, float]:
+        pixels = np.asarray(load_image(request.sample), dtype=np.float64)
+        return request.sample.id, float(pixels.mean() / 255.0)
+
+    def score_batch(self, inputs: Sequence[tuple[str, float]]) -> list[float]:
+        ids = [i for i, _ in inputs]
+        if self.explode_on and self.explode_on in ids:
+            raise RuntimeError(f"model cannot handle {self.explode_on}")
+        if self.sleep:
+            time.sleep(self.sleep)
+        if self.log:
+            with open(self.log, "a", encoding="utf-8") as handle:
+                handle.write("".join(i + "\n" for i in ids))
+                handle.flush()
+                os.fsync(handle.fileno())
+        return [v for _, v in inputs]
+
+
+class ToyPlugin:
+    """Registers the toy task and model."""
+
+    @staticmethod
+    @hookimpl
+    def register_tasks(register):
+        register("toy-task", "toy_components:ToyTask")
+
+    @staticmethod
+    @hookimpl
+    def register_models(register):
+        register("mean-model", "toy_components:MeanModel")
+
+
+register_tasks = ToyPlugin.register_tasks
+register_models = ToyPlugin.register_models
+
+
+def write_toy_data(root: Path, n_good: int = 24, bad: bool = True) -> Path:
+    """Real photo crops (half 'fake' = brightened) plus, if ``bad``, every kind of broken file."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    photo = skimage.data.astronaut()
+    lines = []
+    for i in range(n_good):
+        y, x = (i * 17) % 400, (i * 29) % 400
+        crop = photo[y:y + 48, x:x + 48].astype(np.float64)
+        label = i % 2
+        if label:
+            crop = np.clip(crop * 0.5 + 120, 0, 255)
+        Image.fromarray(crop.astype(np.uint8)).save(root / f"img{i:03d}.png")
+        lines.append(f"img{i:03d}.png {label} {'gen' if label else 'real'}")
+    if bad:
+        buffer = io.BytesIO()
+        Image.fromarray(photo[:64, :64]).save(buffer, format="JPEG", quality=90)
+        (root / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        (root / "zero.png").write_bytes(b"")
+        (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+        (root / "notes.jpg").write_text("this is not an image\n")
+        (root / "folder.png").mkdir()
+        for name in ("truncated.jpg", "zero.png", "corrupt.png", "notes.jpg", "folder.png", "missing.png"):
+            lines.append(f"{name} 1 gen")
+    (root / "labels.txt").write_text("\n".join(lines) + "\n")
+    return root
