@@ -19,7 +19,7 @@ WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 
 
-class CheckpointError(Exception):
+class CheckpointError(ValueError):
     """A checkpoint that is missing, of the wrong model, or with missing/unexpected keys."""
 
 

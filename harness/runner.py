@@ -28,7 +28,7 @@ from harness.records import Prediction, Request, Sample, SampleRecord
 from harness.results import model_dir_name, provenance, write_task_results
 
 
-class RunError(Exception):
+class RunError(ValueError):
     """A run that cannot start (unknown model, model that fails to construct, bad arguments)."""
 
 

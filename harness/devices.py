@@ -1,0 +1,17 @@
+"""Device selection for torch-based adapters (imports torch only when called)."""
+
+from __future__ import annotations
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; any other value is returned as given.
+
+    Raises ``ValueError`` when a CUDA device is requested on a machine without one.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} requested, but torch sees no CUDA device (use --device cpu)")
+    return device
