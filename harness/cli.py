@@ -59,6 +59,12 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument("--num-workers", type=int, default=None,
                      help="threads for image decoding and preprocessing (default: CPUs, at most 8)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples for 95%% confidence intervals of overall metrics (0 = off)")
+    run.add_argument("--seen", default=None, metavar="GEN,...",
+                     help="generators seen in training, for Seen/Unseen averages (default: from the checkpoint)")
+    run.add_argument("--no-audit", action="store_true",
+                     help="skip the format-shortcut audit (storage-only classifier accuracy per task)")
     run.add_argument("--strict", action="store_true", help="exit non-zero if any sample or task failed")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
@@ -108,7 +114,9 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
                        output_dir=args.output_dir, strict=args.strict, seed=args.seed, split=args.split,
                        mode=args.mode, data_root=args.data_root,
                        num_workers=args.num_workers or default_workers(), use_cache=not args.no_cache,
-                       progress=not args.quiet)
+                       progress=not args.quiet, bootstrap=args.bootstrap,
+                       seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
+                       audit=not args.no_audit)
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
     print(format_run_summary(evaluator.model_name, outcomes))

@@ -58,6 +58,14 @@ class ModelAdapter(ABC):
         """Generated text for each prepared input, in order."""
         raise NotImplementedError(f"{type(self).__name__} does not serve generate requests")
 
+    def trained_on(self) -> dict[str, Any] | None:
+        """What the checkpoint was trained on (``{"task", "seen_generators", ...}``), if known.
+
+        The runner uses ``seen_generators`` for Seen / Unseen averages unless the user
+        passes ``--seen``.
+        """
+        return None
+
     def close(self) -> None:
         """Release resources (worker processes, GPU memory)."""
 
@@ -72,6 +80,8 @@ class Task(ABC):
     default_metrics: ClassVar[tuple[str, ...]] = ("acc", "ap", "auc")
     main_metric: ClassVar[str] = "auc"
     default_split: ClassVar[str] = "test"
+    #: Split used to choose thresholds (``acc_val_threshold``); ``None`` when the task has none.
+    calibration_split: ClassVar[str | None] = None
     description: ClassVar[str] = ""
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:
@@ -105,15 +115,40 @@ class Task(ABC):
 
 @dataclass
 class MetricValue:
-    """An aggregate metric: a value, or ``None`` with a note saying why it is undefined."""
+    """An aggregate metric: a value, or ``None`` with a note saying why it is undefined.
+
+    ``ci`` is a 95% bootstrap interval when one was computed; ``data`` carries
+    non-scalar results (curves, chosen thresholds, failure counts).
+    """
 
     value: float | None
     n: int
     note: str | None = None
+    ci: list[float] | None = None
+    data: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"value": self.value, "n": self.n, "note": self.note}
+        """JSON-ready form (``ci``/``data`` only when present)."""
+        out: dict[str, Any] = {"value": self.value, "n": self.n, "note": self.note}
+        if self.ci is not None:
+            out["ci"] = self.ci
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+@dataclass
+class MetricContext:
+    """What a metric may need beyond the records of the set it scores.
+
+    ``calibration``: scored records of the task's validation split (for thresholds
+    chosen on validation, never on test); ``cache_dir``: where metrics keep caches
+    (the LLM judge); ``seed``: for resampling.
+    """
+
+    calibration: Sequence[SampleRecord] | None = None
+    cache_dir: Path | None = None
+    seed: int = 0
 
 
 class Metric(ABC):
@@ -123,17 +158,32 @@ class Metric(ABC):
     higher_is_better: ClassVar[bool] = True
     #: Which record field the metric needs: ``"score"``, ``"verdict"`` or ``"text"``.
     requires: ClassVar[str] = "score"
+    #: Whether a bootstrap confidence interval makes sense (scalar metrics over samples).
+    bootstrap: ClassVar[bool] = True
+    #: Whether the metric needs the validation split's records (``MetricContext.calibration``).
+    needs_calibration: ClassVar[bool] = False
+    #: Names of metrics this one is derived from (computed after them, see :meth:`derive`).
+    depends_on: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
 
-    def per_sample(self, record: SampleRecord) -> float | None:
+    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float | None:
         """This sample's contribution (e.g. 1.0 if correct), or ``None`` if not per-sample."""
         return None
 
+    def per_sample_batch(self, records: Sequence[SampleRecord],
+                         context: MetricContext | None = None) -> list[float | None]:
+        """Per-sample values for many records at once (override to batch, e.g. BERTScore)."""
+        return [self.per_sample(record, context) for record in records]
+
     @abstractmethod
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
         """The metric over ``records`` (only records without error and with the required field)."""
+
+    def derive(self, values: dict[str, MetricValue]) -> MetricValue:
+        """For derived metrics: the value from the values of :attr:`depends_on`."""
+        raise NotImplementedError
 
 
 class Trainer(ABC):

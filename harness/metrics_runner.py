@@ -1,11 +1,27 @@
-"""Apply metrics to records: per-sample values, then aggregates over all samples and per subset."""
+"""Apply metrics to records: per-sample values, aggregates over all samples, per subset and per group.
+
+Output of :func:`compute_metrics`::
+
+    {"all":      {metric: value-dict},           # with "ci" when bootstrapped
+     "subsets":  {subset: {metric: value-dict}},
+     "pairing":  {subset: "how a fake-only subset was paired with reals"},
+     "groups":   {"mean_over_generators": {metric: value-dict},
+                  "seen": {...}, "unseen": {...}}}  # when seen generators are declared
+
+A value-dict is :meth:`MetricValue.as_dict`. Group values are the unweighted mean
+of the per-generator values (paper Table VI "Average" / "Unseen" columns); the
+generators averaged are those subsets that hold fake images.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
-from harness.interfaces import Metric
+import numpy as np
+
+from harness.bootstrap import stratified_bootstrap_ci
+from harness.interfaces import Metric, MetricContext, MetricValue
 from harness.records import FAKE, REAL, SampleRecord
 
 
@@ -23,36 +39,106 @@ def usable(records: Sequence[SampleRecord], requires: str) -> list[SampleRecord]
     return out
 
 
-def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord],
-                    pair_real_pool: bool = True) -> dict[str, Any]:
-    """``{"all": {metric: value}, "subsets": {subset: {metric: value}}, "pairing": {subset: note}}``.
+def _evaluate(metrics: Sequence[Metric], records: Sequence[SampleRecord],
+              context: MetricContext | None) -> dict[str, MetricValue]:
+    values: dict[str, MetricValue] = {}
+    for metric in metrics:
+        if not metric.depends_on:
+            values[metric.name] = metric.aggregate(usable(records, metric.requires), context)
+    for metric in metrics:
+        if metric.depends_on:
+            values[metric.name] = metric.derive(values)
+    return values
 
-    Per-sample values are written into each record's ``metrics`` field. A subset
-    that holds only fake images (one generator of a benchmark whose reals sit in a
-    shared pool) is scored together with every real image of the run when
+
+def _group_mean(subset_values: dict[str, dict[str, MetricValue]], subsets: Iterable[str],
+                names: Iterable[str]) -> dict[str, Any]:
+    subsets = list(subsets)
+    out = {}
+    for name in names:
+        present = [subset_values[s][name].value for s in subsets if subset_values[s][name].value is not None]
+        missing = len(subsets) - len(present)
+        note = f"{missing} of {len(subsets)} generators undefined, left out" if missing else None
+        out[name] = MetricValue(float(np.mean(present)) if present else None, len(present), note,
+                                data={"generators": subsets}).as_dict()
+    return out
+
+
+def bootstrap_interval(metric: Metric, records: Sequence[SampleRecord], context: MetricContext,
+                       n_resamples: int) -> list[float] | None:
+    """95% interval of one metric: on arrays when the metric offers ``from_arrays`` (fast), else on records."""
+    labels = np.array([r.label for r in records])
+    from_arrays = getattr(metric, "fast_from_arrays", None) or getattr(metric, "from_arrays", None)
+    if from_arrays is not None:
+        scores = np.array([r.score for r in records], dtype=np.float64)
+        return stratified_bootstrap_ci(labels, lambda idx: from_arrays(labels[idx], scores[idx], context),
+                                       n_resamples, context.seed)
+    per_sample = [r.metrics.get(metric.name) for r in records]
+    if all(v is not None for v in per_sample) and getattr(metric, "mean_of_per_sample", False):
+        values = np.array(per_sample, dtype=np.float64)
+        return stratified_bootstrap_ci(labels, lambda idx: float(values[idx].mean()), n_resamples, context.seed)
+    return stratified_bootstrap_ci(labels, lambda idx: metric.aggregate([records[i] for i in idx], context).value,
+                                   n_resamples, context.seed)
+
+
+def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], *,
+                    context: MetricContext | None = None, pair_real_pool: bool = True, bootstrap: int = 0,
+                    seen: Iterable[str] | None = None) -> dict[str, Any]:
+    """Per-sample values (written into ``record.metrics``), then the aggregates described above.
+
+    A subset that holds only fake images (one generator of a benchmark whose reals
+    sit in a shared pool) is scored together with every real image of the run when
     ``pair_real_pool`` is true, as AntiFakePrompt / SynthWildX / Cozzolino et al.
     pair each generator with all reals; the pairing is stated in ``pairing``.
+    ``bootstrap`` > 0 adds label-stratified 95% intervals to the overall values.
     """
+    context = context or MetricContext()
     for metric in metrics:
-        for record in usable(records, metric.requires):
-            value = metric.per_sample(record)
+        if metric.depends_on:
+            continue
+        candidates = [r for r in usable(records, metric.requires) if metric.name not in r.metrics]
+        for record, value in zip(candidates, metric.per_sample_batch(candidates, context)):
             if value is not None:
                 record.metrics[metric.name] = value
+
+    overall = _evaluate(metrics, records, context)
+    if bootstrap > 0:
+        for metric in metrics:
+            value = overall[metric.name]
+            if metric.depends_on or not metric.bootstrap or value.value is None:
+                continue
+            value.ci = bootstrap_interval(metric, usable(records, metric.requires), context, bootstrap)
+
     by_subset: dict[str, list[SampleRecord]] = defaultdict(list)
     for record in records:
         by_subset[record.subset].append(record)
-    result: dict[str, Any] = {"all": {}, "subsets": {}, "pairing": {}}
-    for metric in metrics:
-        result["all"][metric.name] = metric.aggregate(usable(records, metric.requires)).as_dict()
     reals = [r for r in records if r.label == REAL]
+    result: dict[str, Any] = {"all": {k: v.as_dict() for k, v in overall.items()}, "subsets": {}, "pairing": {}}
+    subset_values: dict[str, dict[str, MetricValue]] = {}
+    generators = []
     for subset in sorted(by_subset):
         members = by_subset[subset]
         labels = {r.label for r in members if r.error is None and r.label is not None}
+        if FAKE in labels:
+            generators.append(subset)
         if pair_real_pool and labels == {FAKE} and reals:
             pool_subsets = sorted({r.subset for r in reals})
             result["pairing"][subset] = (f"{len(members)} fakes of {subset} + the shared real pool: "
                                          f"{len(reals)} reals from {', '.join(pool_subsets)}")
             members = members + reals
-        result["subsets"][subset] = {
-            metric.name: metric.aggregate(usable(members, metric.requires)).as_dict() for metric in metrics}
+        subset_values[subset] = _evaluate(metrics, members, context)
+        result["subsets"][subset] = {k: v.as_dict() for k, v in subset_values[subset].items()}
+
+    names = [m.name for m in metrics if m.bootstrap or m.depends_on]
+    groups: dict[str, Any] = {}
+    if generators:
+        groups["mean_over_generators"] = _group_mean(subset_values, generators, names)
+    if seen is not None:
+        seen = set(seen)
+        for label, chosen in (("seen", [g for g in generators if g in seen]),
+                              ("unseen", [g for g in generators if g not in seen])):
+            if chosen:
+                groups[label] = _group_mean(subset_values, chosen, names)
+        groups["seen_generators"] = sorted(seen)
+    result["groups"] = groups
     return result

@@ -92,7 +92,9 @@ def _atomic_write(path: Path, text: str) -> None:
 def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: dict[str, Any],
                        model_fp_hash: str, task: Any, task_fp: dict[str, Any], split: str, mode: str,
                        records: Sequence[SampleRecord], metrics: dict[str, Any], n_available: int,
-                       limit: int | None, seconds: float, provenance: dict[str, Any]) -> Path:
+                       limit: int | None, seconds: float, provenance: dict[str, Any],
+                       audit: dict[str, Any] | None = None, seen: list[str] | None = None,
+                       n_calibration: int | None = None) -> Path:
     """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path."""
     from harness.fingerprint import hash_obj
 
@@ -111,7 +113,10 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                  "higher_is_better": True},
         "metrics": metrics,
         "counts": {"n_samples": len(records), "n_scored": n_scored, "n_failed": len(failures),
-                   "n_cached": sum(1 for r in records if r.cached), "n_available": n_available, "limit": limit},
+                   "n_cached": sum(1 for r in records if r.cached), "n_available": n_available, "limit": limit,
+                   "n_calibration": n_calibration},
+        "seen_generators": seen,
+        "audit": {"format_shortcut": audit},
         "failures": failures[:MAX_LISTED_FAILURES],
         "seconds": round(seconds, 3),
         "provenance": provenance,

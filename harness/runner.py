@@ -19,9 +19,10 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache
 from harness.fingerprint import hash_obj
-from harness.interfaces import Metric, ModelAdapter, Task
+from harness.interfaces import Metric, MetricContext, ModelAdapter, Task
 from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
 from harness.records import Prediction, Request, Sample, SampleRecord
@@ -51,6 +52,9 @@ class RunConfig:
     num_workers: int = 4
     use_cache: bool = True
     progress: bool = True
+    bootstrap: int = 1000
+    seen: list[str] | None = None
+    audit: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -73,6 +77,7 @@ class TaskOutcome:
     n_failed: int = 0
     n_cached: int = 0
     seconds: float = 0.0
+    audit: float | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -185,22 +190,54 @@ class Evaluator:
         n_available = len(samples)
         if self.config.limit is not None:
             samples = samples[: self.config.limit]
-        task_fp = task.fingerprint()
-        task_fp["split"], task_fp["mode"] = split, mode
+        task_fp = self._task_fingerprint(task, split, mode)
         records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
-        metric_names = list(task.default_metrics)
-        metrics = compute_metrics(build_metrics(self.plugins, metric_names), records)
+        metrics_list = build_metrics(self.plugins, list(task.default_metrics))
+        calibration = self._calibration_records(task, split, mode, metrics_list, task_name)
+        context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
+                                seed=self.config.seed)
+        seen = self._seen_generators()
+        metrics = compute_metrics(metrics_list, records, context=context, bootstrap=self.config.bootstrap,
+                                  seen=seen)
+        audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
         path = write_task_results(
             self.model_dir / task_name, model_name=self.model_name, model=self.model, model_fp=self.model_fp,
             model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
             records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
-            seconds=seconds, provenance=prov)
+            seconds=seconds, provenance=prov, audit=audit, seen=seen,
+            n_calibration=len(calibration) if calibration is not None else None)
         n_failed = sum(1 for r in records if r.error)
         return TaskOutcome(task_name, "done", results_path=path, main_metric=task.main_metric,
                            metrics=metrics["all"], n_samples=len(records), n_failed=n_failed,
-                           n_cached=sum(1 for r in records if r.cached), seconds=seconds)
+                           n_cached=sum(1 for r in records if r.cached), seconds=seconds,
+                           audit=audit["cv_accuracy"] if audit else None)
+
+    @staticmethod
+    def _task_fingerprint(task: Task, split: str, mode: str) -> dict[str, Any]:
+        fingerprint = task.fingerprint()
+        fingerprint["split"], fingerprint["mode"] = split, mode
+        return fingerprint
+
+    def _calibration_records(self, task: Task, split: str, mode: str, metrics: Sequence[Metric],
+                             task_name: str) -> list[SampleRecord] | None:
+        """Scored records of the task's validation split, when a metric needs them (cached like any run)."""
+        cal_split = task.calibration_split
+        if not cal_split or cal_split == split or not any(m.needs_calibration for m in metrics):
+            return None
+        samples = list(task.samples(cal_split))
+        fingerprint = self._task_fingerprint(task, cal_split, mode)
+        records = self._evaluate(task, samples, mode, hash_obj(fingerprint), f"{task_name}/{cal_split}")
+        return [r for r in records if r.error is None and r.score is not None and r.label is not None]
+
+    def _seen_generators(self) -> list[str] | None:
+        """``--seen`` if given, else the generators the model's checkpoint declares it was trained on."""
+        if self.config.seen is not None:
+            return list(self.config.seen)
+        trained = self.model.trained_on() or {}
+        seen = trained.get("seen_generators")
+        return list(seen) if seen is not None else None
 
     def _evaluate(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str,
                   task_name: str) -> list[SampleRecord]:

@@ -23,10 +23,12 @@ def format_run_summary(model_name: str, outcomes: Sequence[object]) -> str:
         main = f"{o.main_metric}={value(o.main_metric)}" if o.status == "done" else "-"
         rows.append((o.task, o.status, o.n_samples or "-", o.n_failed if o.status == "done" else "-",
                      o.n_cached if o.status == "done" else "-", main, value("acc"), value("ap"), value("auc"),
-                     f"{o.seconds:.1f}s" if o.status == "done" else "-"))
+                     _fmt(getattr(o, "audit", None)), f"{o.seconds:.1f}s" if o.status == "done" else "-"))
         if o.status != "done":
             notes.append(f"  {o.task}: {o.status}: {o.reason}")
         elif o.results_path:
             notes.append(f"  {o.task}: {o.results_path}")
-    table = tabulate(rows, headers=["task", "status", "n", "failed", "cached", "main", "acc", "ap", "auc", "time"])
-    return f"\nmodel: {model_name}\n{table}\n" + ("\n".join(notes) + "\n" if notes else "")
+    table = tabulate(rows, headers=["task", "status", "n", "failed", "cached", "main", "acc", "ap", "auc",
+                                    "fmt-audit", "time"])
+    legend = "  fmt-audit: cross-validated accuracy from file format/size/JPEG quality alone (chance = no leak)"
+    return f"\nmodel: {model_name}\n{table}\n{legend}\n" + ("\n".join(notes) + "\n" if notes else "")

@@ -4,6 +4,11 @@ Convention (CNNDetection / UnivFD / AIGCDetectBenchmark ``validate.py``): fake
 is the positive class, the decision is ``P(fake) > 0.5``. A metric that is
 undefined on the given records (no samples; AP/AUC on a single class) returns
 ``None`` with a note, never NaN.
+
+Thresholds: ``acc`` uses the fixed 0.5 (paper Fig. 6: "threshold is set to 0.5
+for balanced indication"). ``acc_val_threshold`` chooses the threshold on the
+task's *validation* split and applies it to the evaluated split; a threshold
+chosen on test labels (UnivFD's "oracle" accuracy) is never offered.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.interfaces import Metric, MetricValue
+from harness.interfaces import Metric, MetricContext, MetricValue
 from harness.records import FAKE, REAL, SampleRecord
 
 THRESHOLD = 0.5
+CURVE_STEPS = 101
 
 
-def _arrays(records: Sequence[SampleRecord]) -> tuple[np.ndarray, np.ndarray]:
+def arrays(records: Sequence[SampleRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) of the records as NumPy arrays."""
     labels = np.fromiter((r.label for r in records), dtype=np.int64, count=len(records))
     scores = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
     return labels, scores
@@ -28,36 +35,72 @@ def _empty(records: Sequence[SampleRecord]) -> MetricValue | None:
     return MetricValue(None, 0, "no scored samples") if not records else None
 
 
-class Accuracy(Metric):
-    """Accuracy of ``score > 0.5`` against the labels."""
+def _single_class(labels: np.ndarray) -> str | None:
+    if len(set(labels.tolist())) < 2:
+        only = "real" if labels[0] == REAL else "fake"
+        return f"undefined: only {only} samples (pair with the other class)"
+    return None
+
+
+class ScoreMetric(Metric):
+    """A metric of (labels, P(fake) scores); subclasses implement :meth:`from_arrays`.
+
+    ``from_arrays`` is also what the bootstrap resamples, so it must be cheap.
+    """
+
+    #: "both" when the metric needs real and fake samples, or the one class it needs.
+    needs_classes: str = "any"
+
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float | None:
+        """The metric on arrays, ``None`` when undefined."""
+        raise NotImplementedError
+
+    def _undefined(self, labels: np.ndarray) -> str | None:
+        if self.needs_classes == "both":
+            return _single_class(labels)
+        if self.needs_classes in ("real", "fake"):
+            target = REAL if self.needs_classes == "real" else FAKE
+            if not (labels == target).any():
+                return f"no {self.needs_classes} samples"
+        return None
+
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
+        """The metric over the records, or ``None`` with the reason it is undefined."""
+        if (empty := _empty(records)) is not None:
+            return empty
+        labels, scores = arrays(records)
+        if (note := self._undefined(labels)) is not None:
+            n = int((labels == (REAL if self.needs_classes == "real" else FAKE)).sum()) \
+                if self.needs_classes in ("real", "fake") else len(records)
+            return MetricValue(None, n, note)
+        value = self.from_arrays(labels, scores, context)
+        n = len(records)
+        if self.needs_classes in ("real", "fake"):
+            n = int((labels == (REAL if self.needs_classes == "real" else FAKE)).sum())
+        return MetricValue(None if value is None else float(value), n)
+
+
+class Accuracy(ScoreMetric):
+    """Accuracy of ``score > 0.5`` against the labels (as sklearn ``accuracy_score``)."""
 
     name = "acc"
 
-    def per_sample(self, record: SampleRecord) -> float:
+    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float:
         """1.0 when the thresholded score matches the label."""
         return float(int(record.score > THRESHOLD) == record.label)
 
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
         """Mean correctness."""
-        from sklearn.metrics import accuracy_score
-
-        if (empty := _empty(records)) is not None:
-            return empty
-        labels, scores = _arrays(records)
-        return MetricValue(float(accuracy_score(labels, scores > THRESHOLD)), len(records))
+        return float(np.mean((scores > THRESHOLD).astype(np.int64) == labels))
 
 
-class _ClassAccuracy(Metric):
+class _ClassAccuracy(ScoreMetric):
     target: int = REAL
 
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
-        """Accuracy on the records of one class."""
-        chosen = [r for r in records if r.label == self.target]
-        if not chosen:
-            kind = "real" if self.target == REAL else "fake"
-            return MetricValue(None, 0, f"no {kind} samples")
-        labels, scores = _arrays(chosen)
-        return MetricValue(float(np.mean((scores > THRESHOLD).astype(int) == labels)), len(chosen))
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
+        """Accuracy on the samples of one class."""
+        mask = labels == self.target
+        return float(np.mean((scores[mask] > THRESHOLD).astype(np.int64) == self.target))
 
 
 class RealAccuracy(_ClassAccuracy):
@@ -65,6 +108,7 @@ class RealAccuracy(_ClassAccuracy):
 
     name = "real_acc"
     target = REAL
+    needs_classes = "real"
 
 
 class FakeAccuracy(_ClassAccuracy):
@@ -72,73 +116,211 @@ class FakeAccuracy(_ClassAccuracy):
 
     name = "fake_acc"
     target = FAKE
+    needs_classes = "fake"
 
 
-class BalancedAccuracy(Metric):
-    """Mean of real and fake accuracy (sklearn ``balanced_accuracy_score``)."""
+class BalancedAccuracy(ScoreMetric):
+    """Mean of real and fake accuracy (as sklearn ``balanced_accuracy_score``)."""
 
     name = "balanced_acc"
+    needs_classes = "both"
 
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
-        """Balanced accuracy; undefined with a single class."""
-        from sklearn.metrics import balanced_accuracy_score
-
-        if (empty := _empty(records)) is not None:
-            return empty
-        labels, scores = _arrays(records)
-        if len(set(labels.tolist())) < 2:
-            return MetricValue(None, len(records), "undefined: only one class present")
-        return MetricValue(float(balanced_accuracy_score(labels, scores > THRESHOLD)), len(records))
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
+        """(real accuracy + fake accuracy) / 2."""
+        predicted = (scores > THRESHOLD).astype(np.int64)
+        return float(np.mean([np.mean(predicted[labels == c] == c) for c in (REAL, FAKE)]))
 
 
-class _RankingMetric(Metric):
-    def _score(self, labels: np.ndarray, scores: np.ndarray) -> float:
-        raise NotImplementedError
+def fast_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC through the Mann-Whitney U statistic with average ranks for ties.
 
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
-        """The ranking metric; undefined (with a note) when only one class is present."""
-        if (empty := _empty(records)) is not None:
-            return empty
-        labels, scores = _arrays(records)
-        if len(set(labels.tolist())) < 2:
-            only = "real" if labels[0] == REAL else "fake"
-            return MetricValue(None, len(records), f"undefined: only {only} samples (pair with the other class)")
-        return MetricValue(float(self._score(labels, scores)), len(records))
+    Equal to sklearn's ``roc_auc_score`` (tested); used inside bootstrap loops only,
+    where sklearn's per-call input validation dominates the cost.
+    """
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    positives = labels == FAKE
+    n_pos = int(positives.sum())
+    n_neg = labels.size - n_pos
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-class AveragePrecision(_RankingMetric):
+def fast_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision as sklearn computes it (step-wise sum over distinct thresholds, tested equal);
+    used inside bootstrap loops only."""
+    order = np.argsort(-scores, kind="stable")
+    s, positive = scores[order], labels[order] == FAKE
+    last_of_group = np.r_[s[1:] != s[:-1], True]
+    true_pos = np.cumsum(positive)[last_of_group]
+    predicted = (np.arange(1, s.size + 1))[last_of_group]
+    precision = true_pos / predicted
+    recall = true_pos / true_pos[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+class AveragePrecision(ScoreMetric):
     """Average precision with fake as the positive class (sklearn ``average_precision_score``)."""
 
     name = "ap"
+    needs_classes = "both"
 
-    def _score(self, labels: np.ndarray, scores: np.ndarray) -> float:
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
+        """sklearn's AP."""
         from sklearn.metrics import average_precision_score
 
-        return average_precision_score(labels, scores)
+        return float(average_precision_score(labels, scores))
+
+    def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray,
+                         context: MetricContext | None = None) -> float:
+        """The same value without sklearn's per-call overhead (bootstrap)."""
+        return fast_average_precision(labels, scores)
 
 
-class RocAuc(_RankingMetric):
+class RocAuc(ScoreMetric):
     """Area under the ROC curve (sklearn ``roc_auc_score``)."""
 
     name = "auc"
+    needs_classes = "both"
 
-    def _score(self, labels: np.ndarray, scores: np.ndarray) -> float:
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
+        """sklearn's ROC AUC."""
         from sklearn.metrics import roc_auc_score
 
-        return roc_auc_score(labels, scores)
+        return float(roc_auc_score(labels, scores))
+
+    def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray,
+                         context: MetricContext | None = None) -> float:
+        """The same value without sklearn's per-call overhead (bootstrap)."""
+        return fast_roc_auc(labels, scores)
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """EER: the point of the ROC curve (sklearn ``roc_curve``) where the false positive rate equals
+    the false negative rate, linearly interpolated between the two ROC points that bracket it."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1.0 - tpr
+    diff = fnr - fpr  # decreasing from 1 to -1 along the curve
+    crossing = int(np.argmax(diff <= 0))
+    if diff[crossing] == 0 or crossing == 0:
+        return float(fpr[crossing])
+    # interpolate between point crossing-1 (diff > 0) and crossing (diff <= 0)
+    d0, d1 = diff[crossing - 1], diff[crossing]
+    t = d0 / (d0 - d1)
+    return float(fpr[crossing - 1] + t * (fpr[crossing] - fpr[crossing - 1]))
+
+
+class EqualErrorRate(ScoreMetric):
+    """Equal error rate (lower is better), from sklearn's ROC curve."""
+
+    name = "eer"
+    higher_is_better = False
+    needs_classes = "both"
+
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
+        """See :func:`equal_error_rate`."""
+        return equal_error_rate(labels, scores)
+
+
+def best_accuracy_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold t maximising accuracy of ``score > t`` on (labels, scores).
+
+    Candidates are midpoints between consecutive distinct scores, plus one below the
+    minimum (all fake) and the maximum (all real); ties go to the candidate closest
+    to 0.5. O(n log n) through cumulative class counts over the sorted scores.
+    """
+    order = np.argsort(scores, kind="stable")
+    s, l = scores[order], labels[order]
+    n = s.size
+    reals_below = np.concatenate([[0], np.cumsum(l == REAL)])
+    fakes_below = np.concatenate([[0], np.cumsum(l == FAKE)])
+    correct = reals_below + (fakes_below[-1] - fakes_below)  # predict fake for positions >= k
+    k = np.arange(n + 1)
+    boundary = np.ones(n + 1, dtype=bool)
+    boundary[1:n] = s[:-1] < s[1:]
+    candidates = np.empty(n + 1)
+    candidates[0], candidates[n] = s[0] - 1e-9, s[-1]
+    candidates[1:n] = (s[:-1] + s[1:]) / 2
+    k, candidates, correct = k[boundary], candidates[boundary], correct[boundary]
+    best = np.flatnonzero(correct == correct.max())
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - THRESHOLD))]])
+
+
+class ValidationThresholdAccuracy(ScoreMetric):
+    """Accuracy at the threshold that maximises accuracy on the task's validation split.
+
+    Needs ``MetricContext.calibration`` (the runner scores the validation split for
+    it); never uses the evaluated split's labels to choose the threshold.
+    """
+
+    name = "acc_val_threshold"
+    needs_calibration = True
+
+    def threshold(self, context: MetricContext | None) -> tuple[float | None, int]:
+        """The validation-chosen threshold and the number of validation samples (memoised per context)."""
+        calibration = list(context.calibration or []) if context else []
+        if not calibration:
+            return None, 0
+        key = id(context.calibration)
+        cached = getattr(self, "_threshold_cache", None)
+        if cached is None or cached[0] != key:
+            val_labels, val_scores = arrays(calibration)
+            self._threshold_cache = (key, best_accuracy_threshold(val_labels, val_scores), len(calibration))
+        return self._threshold_cache[1], self._threshold_cache[2]
+
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray,
+                    context: MetricContext | None = None) -> float | None:
+        """Accuracy at the validation threshold (``None`` without a validation split)."""
+        threshold, _ = self.threshold(context)
+        if threshold is None:
+            return None
+        return float(np.mean((scores > threshold).astype(np.int64) == labels))
+
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
+        """As :class:`ScoreMetric`, with the threshold in ``data``."""
+        threshold, n_val = self.threshold(context)
+        if threshold is None:
+            return MetricValue(None, len(records), "undefined: the task has no validation split to choose a "
+                                                  "threshold on")
+        value = super().aggregate(records, context)
+        value.data = {"threshold": threshold, "n_validation": n_val}
+        return value
+
+
+class AccuracyCurve(Metric):
+    """Accuracy, real and fake accuracy as functions of the threshold (paper Fig. 7), as data."""
+
+    name = "acc_curve"
+    bootstrap = False
+
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
+        """``data = {"threshold": [...], "acc": [...], "real_acc": [...], "fake_acc": [...]}`` on 0..1."""
+        if (empty := _empty(records)) is not None:
+            return empty
+        labels, scores = arrays(records)
+        thresholds = np.linspace(0.0, 1.0, CURVE_STEPS)
+        predicted = scores[None, :] > thresholds[:, None]
+        correct = predicted.astype(int) == labels[None, :]
+        data = {"threshold": thresholds.round(4).tolist(), "acc": correct.mean(axis=1).round(6).tolist()}
+        for name, cls in (("real_acc", REAL), ("fake_acc", FAKE)):
+            mask = labels == cls
+            data[name] = correct[:, mask].mean(axis=1).round(6).tolist() if mask.any() else None
+        return MetricValue(None, len(records), "curve in data", data=data)
 
 
 class VerdictAccuracy(Metric):
-    """Accuracy of verdicts parsed from generated text; an unknown verdict counts as wrong."""
+    """Accuracy of verdicts parsed from generated text (paper: Acc = N_c / N_t); unknown counts as wrong."""
 
     name = "qual_acc"
     requires = "text"
 
-    def per_sample(self, record: SampleRecord) -> float:
+    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float:
         """1.0 when the parsed verdict equals the label."""
         return float(record.verdict is not None and record.verdict == record.label)
 
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
         """Mean correctness over answered samples."""
         if not records:
             return MetricValue(None, 0, "no generated answers")
@@ -152,7 +334,7 @@ class UnknownRate(Metric):
     requires = "text"
     higher_is_better = False
 
-    def aggregate(self, records: Sequence[SampleRecord]) -> MetricValue:
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
         """Fraction of answers with verdict ``None``."""
         if not records:
             return MetricValue(None, 0, "no generated answers")

@@ -53,6 +53,7 @@ class FormatShortcut(ModelAdapter):
             raise ValueError("format-shortcut needs a trained checkpoint: run `harness train format-shortcut "
                              "--task TASK --out DIR`, then pass --model-args checkpoint=DIR")
         tensors, config, self.checkpoint_sha256 = load_numpy_checkpoint(checkpoint, "format-shortcut", TENSOR_KEYS)
+        self.config = config
         self.vocabulary = {token: i for i, token in enumerate(config["vocabulary"])}
         self.coef = tensors["coef"].astype(np.float64).ravel()
         self.intercept = float(np.asarray(tensors["intercept"]).ravel()[0])
@@ -62,6 +63,10 @@ class FormatShortcut(ModelAdapter):
     def fingerprint(self) -> dict[str, Any]:
         """Class and checkpoint content hash."""
         return {"class": "format-shortcut", "checkpoint_sha256": self.checkpoint_sha256}
+
+    def trained_on(self) -> dict[str, Any] | None:
+        """The training task and seen generators, from the checkpoint's config."""
+        return self.config.get("trained_on")
 
     def preprocessing(self) -> dict[str, Any]:
         """What the model reads."""

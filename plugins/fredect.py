@@ -82,6 +82,10 @@ class FreDect(ModelAdapter):
         return {"class": "fredect", "checkpoint_sha256": self.checkpoint_sha256,
                 "args": {k: v for k, v in self.args.items() if k != "checkpoint"}}
 
+    def trained_on(self) -> dict[str, Any] | None:
+        """The training task and seen generators, from the checkpoint's config."""
+        return self.config.get("trained_on")
+
     def preprocessing(self) -> dict[str, Any]:
         """The exact feature pipeline."""
         return {"color": "grayscale (PIL L)" if self.grayscale else "RGB", "range": "uint8 [0,255], no /255",

@@ -204,9 +204,11 @@ class AigiMini(Task):
     name = "aigi-mini"
     version = "1"
     modes = ("score",)
-    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc")
+    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc", "eer", "acc_val_threshold",
+                       "acc_curve")
     main_metric = "auc"
     default_split = "test"
+    calibration_split = "val"
     description = "Simulated smoke benchmark from bundled real photographs (built offline on first use)."
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:

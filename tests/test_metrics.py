@@ -67,3 +67,107 @@ def test_verdict_metrics_count_unknowns_as_wrong():
             for i, (l, v) in enumerate([(1, 1), (0, 1), (1, None), (0, 0)])]
     assert VerdictAccuracy().aggregate(recs).value == 0.5
     assert UnknownRate().aggregate(recs).value == 0.25
+
+
+# -- issue 6: EER, validation threshold, curve, bootstrap, groups -------------------------------------
+
+from harness.bootstrap import stratified_bootstrap_ci  # noqa: E402
+from harness.interfaces import MetricContext  # noqa: E402
+from harness.metrics_runner import bootstrap_interval  # noqa: E402
+from harness.plugins.detection_metrics import (AccuracyCurve, EqualErrorRate,  # noqa: E402
+                                               ValidationThresholdAccuracy, best_accuracy_threshold,
+                                               fast_average_precision, fast_roc_auc)
+
+
+def test_eer_hand_checked():
+    # ROC points (fpr, fnr): (0,1) (0,.5) (.5,.5) (.5,0) (1,0): the curve meets fpr = fnr at 0.5
+    assert EqualErrorRate().aggregate(records([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])).value == pytest.approx(0.5)
+    # perfectly separated: EER 0; perfectly inverted: EER 1
+    assert EqualErrorRate().aggregate(records([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])).value == 0.0
+    assert EqualErrorRate().aggregate(records([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1])).value == 1.0
+    # 3 reals, 3 fakes with one overlap each way: fpr = fnr = 1/3 at the crossing
+    value = EqualErrorRate().aggregate(records([0, 0, 0, 1, 1, 1], [0.1, 0.2, 0.7, 0.3, 0.8, 0.9])).value
+    assert value == pytest.approx(1 / 3)
+
+
+def test_balanced_accuracy_hand_checked():
+    # reals: 2 of 4 right; fakes: 1 of 1 right -> (0.5 + 1) / 2 = 0.75 while plain accuracy is 0.6
+    recs = records([0, 0, 0, 0, 1], [0.1, 0.2, 0.7, 0.8, 0.9])
+    assert BalancedAccuracy().aggregate(recs).value == 0.75
+    assert Accuracy().aggregate(recs).value == pytest.approx(0.6)
+
+
+def test_threshold_is_chosen_on_validation_never_on_test():
+    val = records([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4])          # best threshold ~0.25 on validation
+    test = records([0, 0, 1, 1], [0.5, 0.6, 0.7, 0.8])         # the test-optimal threshold would be 0.65
+    value = ValidationThresholdAccuracy().aggregate(test, MetricContext(calibration=val))
+    assert value.data["threshold"] == pytest.approx(0.25) and value.data["n_validation"] == 4
+    assert value.value == 0.5                                   # not the oracle 1.0
+    assert ValidationThresholdAccuracy().aggregate(test).value is None
+
+
+def test_best_threshold_matches_exhaustive_search():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300) * 0.6 + labels * 0.4, 2)
+    threshold = best_accuracy_threshold(labels, scores)
+    exhaustive = max(np.mean((scores > t).astype(int) == labels) for t in np.r_[-1, scores])
+    assert np.mean((scores > threshold).astype(int) == labels) == pytest.approx(exhaustive)
+
+
+def test_accuracy_curve_data():
+    value = AccuracyCurve().aggregate(records([0, 1], [0.25, 0.75]))
+    curve = value.data
+    assert len(curve["threshold"]) == 101 and curve["threshold"][50] == 0.5
+    assert curve["acc"][50] == 1.0 and curve["acc"][0] == 0.5 and curve["acc"][100] == 0.5
+    assert curve["real_acc"][0] == 0.0 and curve["fake_acc"][100] == 0.0
+
+
+def test_fast_bootstrap_paths_equal_sklearn():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(4, 200))
+        labels = np.r_[0, 1, rng.integers(0, 2, n)]
+        scores = np.round(rng.random(labels.size), int(rng.integers(1, 4)))  # ties included
+        assert fast_roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+        assert fast_average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores),
+                                                                       abs=1e-12)
+
+
+def test_bootstrap_ci_contains_the_estimate_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+
+    def interval(n):
+        labels = rng.integers(0, 2, n)
+        scores = np.clip(labels * 0.25 + rng.random(n) * 0.75, 0, 1)
+        recs = records(labels.tolist(), scores.tolist())
+        point = RocAuc().aggregate(recs).value
+        ci = bootstrap_interval(RocAuc(), recs, MetricContext(seed=0), 500)
+        assert ci[0] <= point <= ci[1]
+        return ci[1] - ci[0]
+
+    assert interval(2000) < interval(100) / 2
+
+
+def test_bootstrap_keeps_class_counts_fixed():
+    labels = np.array([0] * 3 + [1] * 97)
+    seen_counts = set()
+
+    def statistic(indices):
+        seen_counts.add(int((labels[indices] == 0).sum()))
+        return 0.0
+
+    stratified_bootstrap_ci(labels, statistic, n_resamples=50)
+    assert seen_counts == {3}
+
+
+def test_groups_average_generators_and_split_seen_unseen():
+    recs = records([0, 0, 1, 1, 1, 1], [0.1, 0.2, 0.9, 0.8, 0.1, 0.3],
+                   subsets=["real", "real", "g1", "g1", "g2", "g2"])
+    result = compute_metrics([Accuracy(), RocAuc()], recs, seen=["g1"])
+    groups = result["groups"]
+    assert groups["mean_over_generators"]["acc"]["value"] == pytest.approx((1.0 + 0.5) / 2)
+    assert groups["mean_over_generators"]["acc"]["data"]["generators"] == ["g1", "g2"]
+    assert groups["seen"]["acc"]["value"] == 1.0 and groups["unseen"]["acc"]["value"] == 0.5
+    assert groups["seen_generators"] == ["g1"]
+    assert "seen" not in compute_metrics([Accuracy()], recs)["groups"]

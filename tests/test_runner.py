@@ -92,7 +92,7 @@ def test_limit_and_results_provenance(toy_plugins, tmp_path):
     outcome = evaluate(toy_plugins, data, tmp_path / "out", limit=7, seed=3)
     results = json.loads(outcome.results_path.read_text())
     assert results["counts"] == {"n_samples": 7, "n_scored": 7, "n_failed": 0, "n_cached": 0,
-                                 "n_available": 24, "limit": 7}
+                                 "n_available": 24, "limit": 7, "n_calibration": None}
     prov = results["provenance"]
     assert prov["seed"] == 3 and prov["command"] == ["pytest"] and prov["config"]["limit"] == 7
     assert "numpy" in prov["packages"] and "harness.plugins.builtin_models" in prov["plugins"]
