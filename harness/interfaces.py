@@ -186,6 +186,25 @@ class Metric(ABC):
         raise NotImplementedError
 
 
+class JudgeError(Exception):
+    """A judge call that failed (after the client's retries): the sample is not scored, never scored 0."""
+
+
+class Judge(ABC):
+    """An LLM that grades text (LLM-as-judge): a prompt in, a reply out, deterministic (temperature 0)."""
+
+    def __init__(self, **args: Any) -> None:
+        self.args = dict(args)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identity for the judge cache (model name, endpoint, decoding), never secrets."""
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "args": self.args}
+
+    @abstractmethod
+    def complete(self, prompt: str, system: str | None = None) -> str:
+        """The judge's reply; raise :class:`JudgeError` on failure."""
+
+
 class Trainer(ABC):
     """Fits a model on a task's training split and writes a checkpoint directory."""
 

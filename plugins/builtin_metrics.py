@@ -3,11 +3,13 @@
 from harness import hookimpl
 
 _M = "harness.plugins.detection_metrics"
+_T = "harness.plugins.text_metrics"
+_J = "harness.plugins.judge_metrics"
 
 
 @hookimpl
 def register_metrics(register):
-    """Detection metrics (scikit-learn), from scores and from parsed verdicts."""
+    """Detection metrics (scikit-learn), verdict metrics, text similarity and LLM-as-judge metrics."""
     register("acc", f"{_M}:Accuracy", description="Accuracy of P(fake) > 0.5 (fake is positive).")
     register("ap", f"{_M}:AveragePrecision", description="Average precision, fake as positive (sklearn).")
     register("auc", f"{_M}:RocAuc", aliases=["roc_auc"], description="Area under the ROC curve (sklearn).")
@@ -23,3 +25,24 @@ def register_metrics(register):
              description="Accuracy of verdicts parsed from generated text; unknown verdicts count as wrong.")
     register("unknown_rate", f"{_M}:UnknownRate",
              description="Share of generated answers whose verdict could not be parsed.")
+    # text similarity and LLM-as-judge (paper Table IV)
+    register("bleu1", f"{_T}:Bleu1", description="Sentence BLEU-1 (nltk, Treebank tokens, smoothing method1).")
+    register("bleu2", f"{_T}:Bleu2", description="Sentence BLEU-2 (nltk, Treebank tokens, smoothing method1).")
+    register("rouge_l", f"{_T}:RougeL", description="ROUGE-L F-measure (rouge-score, Porter stemming).")
+    register("bertscore", f"{_T}:BertScore",
+             description="BERTScore F1 (bert-score); offline default backbone: packaged all-MiniLM-L6-v2.")
+    register("judge_completeness", f"{_J}:Completeness", description="LLM judge: completeness alpha (0-2).")
+    register("judge_preciseness", f"{_J}:Preciseness", description="LLM judge: preciseness rho (0-2).")
+    register("judge_relevance", f"{_J}:Relevance", description="LLM judge: relevance kappa (0-2).")
+    register("avr", f"{_J}:TransparencyAverage",
+             description="Paper's normalised average: 1/2 word-level mean + 1/2 mean of judge scores / 2.")
+
+
+@hookimpl
+def register_judges(register):
+    """LLM judges for the judge metrics and verdict fallbacks."""
+    register("openai", "harness.plugins.judges:OpenAICompatibleJudge", aliases=["openai-compatible"],
+             description="Any OpenAI-compatible chat endpoint (HARNESS_JUDGE_MODEL, HARNESS_JUDGE_BASE_URL, "
+                         "HARNESS_JUDGE_API_KEY); temperature 0.")
+    register("transformers", "harness.plugins.judges:TransformersJudge",
+             description="A local causal LM (judge_args path=DIR); greedy decoding.")

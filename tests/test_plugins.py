@@ -119,3 +119,19 @@ def test_example_plugin_package_installs_and_is_evaluated(tmp_path: Path, aigi_m
     assert results["counts"]["n_samples"] == 60 and results["counts"]["n_failed"] == 0
     assert results["provenance"]["plugins"]["example_detector"] == "0.1.0"
     assert results["model"]["preprocessing"]["feature"].startswith("log mean")
+
+
+@pytest.mark.parametrize("kind", ["model", "task", "metric", "trainer", "judge"])
+def test_every_builtin_manifest_imports(plugins, kind):
+    """A registered target that does not import would only fail when a user picks it: catch it here."""
+    manifests = plugins.registry.manifests(kind)
+    assert manifests, f"no built-in {kind}"
+    for manifest in manifests:
+        assert callable(manifest.load()), manifest.name
+
+
+def test_builtin_metrics_cover_the_paper_measures(plugins):
+    names = set(plugins.registry.names("metric"))
+    assert {"acc", "ap", "auc", "eer", "balanced_acc", "real_acc", "fake_acc", "acc_val_threshold", "acc_curve",
+            "qual_acc", "bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
+            "judge_relevance", "avr"} <= names

