@@ -114,3 +114,17 @@ def test_judge_metrics_in_compute_metrics_use_the_run_cache(judge_env, tmp_path:
                                  context=MetricContext(cache_dir=tmp_path))
     assert result["all"]["judge_completeness"]["value"] == 1.0
     assert (tmp_path / "judge.sqlite").exists()
+
+
+def test_local_transformers_judge_runs_and_counts_unparseable_replies(tmp_path: Path):
+    """A tiny random causal LM as judge: it answers (nonsense), so every sample is a counted failure."""
+    from tiny_models import tiny_causal_lm
+
+    from harness.plugins.judges import TransformersJudge
+
+    judge = TransformersJudge(path=str(tiny_causal_lm(tmp_path / "lm")), max_new_tokens=4)
+    recs = records(["some answer", "another answer"])
+    value = Completeness(judge=judge).aggregate(recs, MetricContext(cache_dir=tmp_path))
+    replies = [judge.complete("Score :")]
+    assert isinstance(replies[0], str)
+    assert value.data["judge_failures"] + value.n == 2
