@@ -44,3 +44,40 @@ def hash_path(path: str | Path) -> str:
         digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
         digest.update(hash_file(file).encode("ascii"))
     return digest.hexdigest()
+
+
+def hash_path_memo(path: str | Path) -> str:
+    """:func:`hash_path`, with each file's hash memoised by (path, size, mtime) in the harness cache.
+
+    Multi-gigabyte checkpoints are then read once, not at every run.
+    """
+    import sqlite3
+
+    from harness.paths import cache_dir
+
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    memo_path = cache_dir() / "file-hashes.sqlite"
+    memo_path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(memo_path), timeout=60)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+                   "sha256 TEXT)")
+        digest = hashlib.sha256()
+        file_hash = ""
+        for file in files:
+            stat = file.stat()
+            row = db.execute("SELECT size, mtime_ns, sha256 FROM hashes WHERE path=?", (str(file),)).fetchone()
+            if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+                file_hash = row[2]
+            else:
+                file_hash = hash_file(file)
+                db.execute("INSERT OR REPLACE INTO hashes VALUES (?,?,?,?)",
+                           (str(file), stat.st_size, stat.st_mtime_ns, file_hash))
+                db.commit()
+            if path.is_dir():
+                digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
+            digest.update(file_hash.encode("ascii"))
+        return digest.hexdigest() if path.is_dir() else file_hash
+    finally:
+        db.close()

@@ -15,3 +15,15 @@ def register_models(register):
     register("noop", "harness.testing:NoopModel", tags=("testing",),
              description="Pseudo-scores from the sample id, no pixels read: for testing tasks and timing "
                          "the harness itself.")
+    register("fakescope-llava", "harness.plugins.lmm:LlavaAdapter", tags=("lmm", "fakescope"),
+             description="FakeScope on LLaVA-1.5 (HF format, path=DIR): Eq. 2 soft-scoring and greedy answers; "
+                         "python=ENV/bin/python runs it in an isolated worker.")
+    register("llava-1.5", "harness.plugins.lmm:LlavaAdapter", aliases=["llava-1.5-7b"], tags=("lmm", "baseline"),
+             path="llava-hf/llava-1.5-7b-hf",
+             description="LLaVA-1.5-7B baseline (default path: llava-hf/llava-1.5-7b-hf from the local HF cache).")
+    register("fakescope-owl2", "harness.plugins.lmm:Owl2Adapter", tags=("lmm", "fakescope"),
+             description="FakeScope on mPLUG-Owl2 via upstream mplug_owl2 code, normally in a worker environment "
+                         "(python=...; see `harness env create mplug-owl2`).")
+    register("mplug-owl2", "harness.plugins.lmm:Owl2Adapter", tags=("lmm", "baseline"),
+             path="MAGAer13/mplug-owl2-llama2-7b",
+             description="mPLUG-Owl2 baseline (upstream code in a worker environment).")

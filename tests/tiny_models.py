@@ -36,3 +36,32 @@ def tiny_causal_lm(path: Path, seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_llava(path: Path, seed: int = 0, corpus=None) -> Path:
+    """Save a random tiny LLaVA (CLIP vision 2 layers, Llama 2 layers, 224 px, patch 32) with its processor.
+
+    Recipe of ../shared/reference/environment.md, section 5.
+    """
+    import torch
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    tokenizer = word_tokenizer(corpus or CORPUS, {"extra_special_tokens": {"image_token": "<image>"}})
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=224, patch_size=32, projection_dim=32)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text,
+                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    improc = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    processor = LlavaProcessor(image_processor=improc, tokenizer=tokenizer, patch_size=32,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -111,3 +111,35 @@ def write_toy_data(root: Path, n_good: int = 24, bad: bool = True) -> Path:
             lines.append(f"{name} 1 gen")
     (root / "labels.txt").write_text("\n".join(lines) + "\n")
     return root
+
+
+class ToyQuestionTask(ToyTask):
+    """The toy samples asked a FakeClass-style yes/no question (generate mode first, score second)."""
+
+    name = "toy-questions"
+    modes = ("generate", "score")
+    default_metrics = ("qual_acc", "unknown_rate")
+    question = "Is this a real image, yes or no?"
+
+    def request(self, sample: Sample, mode: str) -> Request:
+        from harness.records import GenerationParams
+
+        if mode == "score":
+            return Request(sample=sample, kind="score")
+        return Request(sample=sample, kind="generate", prompt=self.question,
+                       generation=GenerationParams(max_new_tokens=8))
+
+    def parse_verdict(self, sample: Sample, text: str) -> int | None:
+        from harness.verdicts import parse_verdict
+
+        return parse_verdict(text, self.question)
+
+
+class ToyLmmPlugin:
+    """Registers the toy tasks (for LMM tests)."""
+
+    @staticmethod
+    @hookimpl
+    def register_tasks(register):
+        register("toy-task", "toy_components:ToyTask")
+        register("toy-questions", "toy_components:ToyQuestionTask")

@@ -1,0 +1,7 @@
+"""Model backends that run either in-process or inside a worker process of another Python environment.
+
+Every module here imports only the standard library, NumPy, PIL, torch and
+transformers (never the rest of ``harness``), so ``worker.py`` can load them
+in an environment pinned to old library versions (mPLUG-Owl2 on transformers
+4.31). Sibling imports go through ``_sibling`` for the same reason.
+"""

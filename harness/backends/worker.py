@@ -1,0 +1,117 @@
+"""Model worker: serves one backend over stdin/stdout, in whatever Python environment runs it.
+
+Standalone on purpose: it imports only the standard library until it loads the
+backend, so it runs in an environment pinned to old library versions (for
+example mPLUG-Owl2's torch 2.0.1 / transformers 4.31) while the harness runs in
+its own. Start it as::
+
+    /path/to/other-env/bin/python worker.py
+
+Protocol: one JSON object per line in each direction (UTF-8). Every request has
+an ``id`` echoed in its response; responses carry ``ok`` and either a result or
+``error``.
+
+    {"id": 1, "op": "load", "backend": "llava:LlavaBackend", "args": {...}}
+        -> {"id": 1, "ok": true, "info": {...}}            # backend.info()
+    {"id": 2, "op": "score", "items": [{"image": "/path.png"}, {"image": {"b64": "..."}}]}
+        -> {"id": 2, "ok": true, "results": [{"score": 0.93}, {"error": "..."}]}
+    {"id": 3, "op": "generate", "items": [{"image": ..., "prompt": "..."}], "options": {"max_new_tokens": 64}}
+        -> {"id": 3, "ok": true, "results": [{"text": "..."}]}
+    {"id": 4, "op": "shutdown"} -> {"id": 4, "ok": true}, then exit 0
+    a request that fails as a whole -> {"id": n, "ok": false, "error": "Type: message"}
+
+A batch is run as one call; if it raises, each item is retried alone so one bad
+item does not fail the others. Anything the backend prints goes to stderr; stdout
+carries the protocol only. ``backend`` is ``module:Class``; the module is searched
+in this file's folder first (the harness's own backends), then on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+
+PROTOCOL_VERSION = 1
+
+
+def _load_backend(spec: str, args: dict):
+    module_name, _, class_name = spec.partition(":")
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(**args)
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_items(backend, op: str, items: list, options: dict) -> list:
+    def call(batch):
+        if op == "score":
+            return [{"score": float(s)} for s in backend.score([i["image"] for i in batch])]
+        texts = backend.generate([i["image"] for i in batch], [i.get("prompt", "") for i in batch], **options)
+        return [{"text": t} for t in texts]
+
+    try:
+        return call(items)
+    except Exception:  # noqa: BLE001 - isolate the failing item
+        if len(items) == 1:
+            raise
+    results = []
+    for item in items:
+        try:
+            results.extend(call([item]))
+        except Exception as exc:  # noqa: BLE001
+            results.append({"error": _error(exc)})
+    return results
+
+
+def serve(stdin=None, stdout=None) -> int:
+    """Read requests until ``shutdown`` or end of input."""
+    stdin = stdin or sys.stdin
+    protocol_out = stdout or sys.stdout
+    sys.stdout = sys.stderr  # backend prints must not corrupt the protocol
+    backend = None
+
+    def send(message: dict) -> None:
+        protocol_out.write(json.dumps(message, default=str) + "\n")
+        protocol_out.flush()
+
+    for line in stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            send({"id": None, "ok": False, "error": f"bad request line: {exc}"})
+            continue
+        rid, op = request.get("id"), request.get("op")
+        try:
+            if op == "load":
+                backend = _load_backend(request["backend"], request.get("args", {}))
+                info = backend.info() if hasattr(backend, "info") else {}
+                send({"id": rid, "ok": True, "info": info, "protocol": PROTOCOL_VERSION,
+                      "python": sys.version.split()[0], "pid": os.getpid()})
+            elif op in ("score", "generate"):
+                if backend is None:
+                    raise RuntimeError("no backend loaded: send a 'load' request first")
+                send({"id": rid, "ok": True,
+                      "results": _run_items(backend, op, request.get("items", []), request.get("options", {}))})
+            elif op == "shutdown":
+                send({"id": rid, "ok": True})
+                return 0
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except Exception as exc:  # noqa: BLE001 - reported to the harness, the worker stays up
+            traceback.print_exc(file=sys.stderr)
+            send({"id": rid, "ok": False, "error": _error(exc)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

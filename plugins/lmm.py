@@ -1,0 +1,160 @@
+"""LMM adapters: FakeScope and baseline LMMs, in-process or in an isolated worker environment.
+
+``fakescope-llava`` / ``llava-1.5``: a LLaVA-1.5 checkpoint in Hugging Face format
+(``--model-args path=DIR``). ``fakescope-owl2`` / ``mplug-owl2``: the mPLUG-Owl2
+backbone through its upstream ``mplug_owl2`` code, which pins torch 2.0.1 and
+transformers 4.31 and so runs in its own environment (``python=ENV/bin/python``).
+
+Both serve ``score`` requests (P(fake) by token soft-scoring, paper Eq. 2; see
+:mod:`harness.backends.soft_scoring`) and ``generate`` requests (greedy answers
+to the task's prompt). With ``python=PATH`` any of them runs as a worker process
+of that interpreter (:mod:`harness.worker_client`) behind the same adapter
+contract, so caching and resume do not change.
+
+Model arguments: ``path`` (required), ``python`` (worker interpreter), ``dtype``
+(auto|bf16|fp16|fp32), ``method`` (eq2|logsumexp), ``fake``/``real`` (variant
+lists, e.g. ``fake=["fake","Fake"]``), ``multi_token`` (skip|first),
+``score_prompt``, ``chat_template``, ``pad_to_square``, ``max_new_tokens``.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.images import load_image
+from harness.interfaces import ModelAdapter
+from harness.records import Prediction, Request
+
+_BACKEND_ARGS = ("dtype", "score_prompt", "chat_template", "fake", "real", "multi_token", "method", "pad_to_square",
+                 "attn_implementation", "trust_remote_code", "family")
+
+
+class LmmAdapter(ModelAdapter):
+    """Adapter over a backend class of :mod:`harness.backends` (in-process or worker)."""
+
+    request_kinds = frozenset({"score", "generate"})
+    backend_spec = "llava:LlavaBackend"
+    display = "LLaVA-1.5"
+
+    def __init__(self, path: str | None = None, python: str | None = None, max_new_tokens: int = 256,
+                 request_timeout: float | None = None, **args: Any) -> None:
+        super().__init__(path=path, python=python, max_new_tokens=max_new_tokens, **args)
+        if not path:
+            raise ValueError(f"{self.display} needs --model-args path=DIR (a local checkpoint folder or a hub id "
+                             "already in the local Hugging Face cache)")
+        unknown = set(args) - set(_BACKEND_ARGS)
+        if unknown:
+            raise ValueError(f"unknown model arguments {sorted(unknown)}; known: path, python, max_new_tokens, "
+                             f"request_timeout, {', '.join(_BACKEND_ARGS)}")
+        self.path, self.python, self.max_new_tokens = path, python, int(max_new_tokens)
+        self.request_timeout = request_timeout
+        self.backend_args = {k: v for k, v in args.items() if k in _BACKEND_ARGS}
+        self.backend: Any = None
+        self.worker: Any = None
+        self.info: dict[str, Any] = {}
+        self._weights_sha256: str | None = None
+
+    # -- identity ----------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """Backend, arguments and the content hash of the checkpoint's weight files."""
+        return {"class": self.backend_spec, "weights_sha256": self.weights_hash(),
+                "args": {k: v for k, v in self.args.items() if k not in ("path", "python", "request_timeout")}}
+
+    def weights_hash(self) -> str:
+        """SHA-256 over the checkpoint folder's files (memoised by path, size and mtime)."""
+        if self._weights_sha256 is None:
+            from harness.fingerprint import hash_path_memo
+
+            local = Path(self.path).expanduser()
+            self._weights_sha256 = hash_path_memo(local) if local.exists() else f"hub:{self.path}"
+        return self._weights_sha256
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The backend's anchors, prompts and image pipeline (known once loaded)."""
+        return self.info or {"note": "model not loaded in this run (all answers came from the cache)",
+                             "declared": self.backend_args}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def setup(self, device: str = "cpu") -> None:
+        """Load the backend in-process, or start the worker."""
+        from harness.devices import resolve_device
+
+        self.device = resolve_device(device) if not self.python else (device if device != "auto" else "cuda")
+        args = {"path": str(self.path), "device": self.device, **self.backend_args}
+        if self.python:
+            from harness.worker_client import WorkerClient
+
+            self.worker = WorkerClient(self.python, self.backend_spec, args, request_timeout=self.request_timeout)
+            self.info = {**self.worker.start(), "isolated_worker": True}
+        else:
+            self.backend = self._backend_class()(**args)
+            self.info = self.backend.info()
+
+    def _backend_class(self) -> Any:
+        import importlib
+
+        module, _, cls = self.backend_spec.partition(":")
+        return getattr(importlib.import_module(f"harness.backends.{module}"), cls)
+
+    def close(self) -> None:
+        """Stop the worker, if any."""
+        if self.worker is not None:
+            self.worker.close()
+
+    # -- requests ----------------------------------------------------------------------------
+    def prepare(self, request: Request) -> tuple[Any, str | None]:
+        """Decode the image here (so bad files fail as that sample); ship a path or bytes to a worker."""
+        image = load_image(request.sample)
+        if self.python:
+            source = request.sample.image
+            payload = {"b64": base64.b64encode(source).decode("ascii")} if isinstance(source, bytes) else \
+                str(Path(source).resolve())
+            return payload, request.prompt
+        return image, request.prompt
+
+    def score_batch(self, inputs: Sequence[tuple[Any, str | None]]) -> list[Any]:
+        """P(fake) per image by soft-scoring."""
+        if self.worker is not None:
+            return self._from_worker("score", inputs)
+        return self.backend.score([image for image, _ in inputs])
+
+    def generate_batch(self, inputs: Sequence[tuple[Any, str | None]]) -> list[Any]:
+        """Greedy answers to each request's prompt."""
+        options = {"max_new_tokens": self.max_new_tokens}
+        if self.worker is not None:
+            return self._from_worker("generate", inputs, options)
+        return self.backend.generate([i for i, _ in inputs], [p or "" for _, p in inputs], **options)
+
+    def _from_worker(self, op: str, inputs: Sequence[tuple[Any, str | None]],
+                     options: dict[str, Any] | None = None) -> list[Prediction]:
+        items = [{"image": image, "prompt": prompt} for image, prompt in inputs]
+        results = self.worker.request(op, items, options)
+        out = []
+        for result in results:
+            if "error" in result:
+                out.append(Prediction(error=f"worker: {result['error']}"))
+            elif op == "score":
+                out.append(Prediction(score=float(result["score"])))
+            else:
+                out.append(Prediction(text=result["text"]))
+        return out
+
+
+class LlavaAdapter(LmmAdapter):
+    """``fakescope-llava`` / ``llava-1.5``: LLaVA-1.5 in Hugging Face format."""
+
+    backend_spec = "llava:LlavaBackend"
+    display = "fakescope-llava / llava-1.5"
+
+
+class Owl2Adapter(LmmAdapter):
+    """``fakescope-owl2`` / ``mplug-owl2``: mPLUG-Owl2 through the upstream ``mplug_owl2`` package.
+
+    Normally with ``python=ENV/bin/python`` of an environment built by
+    ``harness env create mplug-owl2``; in-process only where ``mplug_owl2`` imports.
+    """
+
+    backend_spec = "owl2:Owl2Backend"
+    display = "fakescope-owl2 / mplug-owl2"

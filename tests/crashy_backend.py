@@ -1,0 +1,14 @@
+"""A worker backend that kills its process when a batch holds an image whose path contains 'crash'."""
+
+import os
+
+from llava import LlavaBackend
+
+
+class CrashyBackend(LlavaBackend):
+    """LlavaBackend that dies (exit code 3) on 'crash' images, like a segfault or an OOM kill would."""
+
+    def score(self, sources):
+        if any(os.path.basename(str(s)).startswith("crash") for s in sources):
+            os._exit(3)
+        return super().score(sources)
