@@ -89,6 +89,23 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def usage_totals(records: Sequence[SampleRecord]) -> dict[str, Any] | None:
+    """Summed token usage and cost of API models: over all records, and over those computed in this run."""
+    totals: dict[str, Any] = {}
+    for record in records:
+        usage = record.extra.get("usage") if record.extra else None
+        if not usage and "cost_usd" not in (record.extra or {}):
+            continue
+        for scope in ("all", "this_run") if not record.cached else ("all",):
+            bucket = totals.setdefault(scope, {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0})
+            bucket["requests"] += 1
+            for key in ("prompt_tokens", "completion_tokens"):
+                bucket[key] += int((usage or {}).get(key, 0))
+            if "cost_usd" in record.extra:
+                bucket["cost_usd"] = bucket.get("cost_usd", 0.0) + float(record.extra["cost_usd"])
+    return totals or None
+
+
 def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: dict[str, Any],
                        model_fp_hash: str, task: Any, task_fp: dict[str, Any], split: str, mode: str,
                        records: Sequence[SampleRecord], metrics: dict[str, Any], n_available: int,
@@ -116,6 +133,7 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                    "n_cached": sum(1 for r in records if r.cached), "n_available": n_available, "limit": limit,
                    "n_calibration": n_calibration},
         "seen_generators": seen,
+        "usage": usage_totals(records),
         "audit": {"format_shortcut": audit},
         "failures": failures[:MAX_LISTED_FAILURES],
         "seconds": round(seconds, 3),

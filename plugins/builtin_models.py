@@ -27,3 +27,7 @@ def register_models(register):
     register("mplug-owl2", "harness.plugins.lmm:Owl2Adapter", tags=("lmm", "baseline"),
              path="MAGAer13/mplug-owl2-llama2-7b",
              description="mPLUG-Owl2 baseline (upstream code in a worker environment).")
+    register("openai-api", "harness.plugins.openai_api:OpenAIApiModel", aliases=["api", "vllm"],
+             tags=("lmm", "api"),
+             description="Any OpenAI-compatible endpoint (model=NAME, base_url=URL; key from HARNESS_API_KEY): "
+                         "answers, and soft scores from top_logprobs when the endpoint returns them.")

@@ -21,11 +21,20 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def _text_of(content) -> str:
+    """The text of a message's content (a string, or a list of typed parts)."""
+    if isinstance(content, str):
+        return content
+    return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
 class FakeOpenAI:
     """Start with ``with FakeOpenAI() as server: server.base_url``; inspect ``server.requests``."""
 
-    def __init__(self, default_reply: str = "Score: 2", slow_seconds: float = 2.0):
+    def __init__(self, default_reply: str = "Score: 2", slow_seconds: float = 2.0,
+                 top_logprobs: list[tuple[str, float]] | None = None):
         self.default_reply, self.slow_seconds = default_reply, slow_seconds
+        self.top_logprobs = top_logprobs  # returned when a request asks for logprobs; None: never
         self.requests: list[dict] = []
         self.seen = Counter()
         self.auth_headers: list[str] = []
@@ -39,7 +48,7 @@ class FakeOpenAI:
             def do_POST(self):  # noqa: N802 - http.server API
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                text = body["messages"][-1]["content"] if body.get("messages") else ""
+                text = _text_of(body["messages"][-1]["content"]) if body.get("messages") else ""
                 with outer._lock:
                     outer.requests.append(body)
                     outer.auth_headers.append(self.headers.get("authorization", ""))
@@ -62,10 +71,16 @@ class FakeOpenAI:
                     return None
                 match = re.search(r"REPLY=(.*?)\|", text, re.S)
                 reply = match.group(1) if match else outer.default_reply
+                choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                if body.get("logprobs") and outer.top_logprobs is not None:
+                    top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in outer.top_logprobs]
+                    choice["message"]["content"] = top[0]["token"] if top else reply
+                    choice["logprobs"] = {"content": [{"token": top[0]["token"] if top else "", "logprob":
+                                                       top[0]["logprob"] if top else 0.0, "bytes": None,
+                                                       "top_logprobs": top[: body.get("top_logprobs") or 0]}]}
                 return self._send(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                 "finish_reason": "stop"}],
+                    "choices": [choice],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}})
 
             def _send(self, status, payload, headers=None):
