@@ -63,6 +63,9 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
                      help="bootstrap resamples for 95%% confidence intervals of overall metrics (0 = off)")
     run.add_argument("--seen", default=None, metavar="GEN,...",
                      help="generators seen in training, for Seen/Unseen averages (default: from the checkpoint)")
+    run.add_argument("--verdict-judge", default=None, metavar="JUDGE",
+                     help="ask this LLM judge (see `harness ls judges`) for verdicts the rule-based parser "
+                          "leaves unknown; off by default")
     run.add_argument("--no-audit", action="store_true",
                      help="skip the format-shortcut audit (storage-only classifier accuracy per task)")
     run.add_argument("--strict", action="store_true", help="exit non-zero if any sample or task failed")
@@ -116,7 +119,7 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
                        num_workers=args.num_workers or default_workers(), use_cache=not args.no_cache,
                        progress=not args.quiet, bootstrap=args.bootstrap,
                        seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
-                       audit=not args.no_audit)
+                       audit=not args.no_audit, verdict_judge=args.verdict_judge)
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
     print(format_run_summary(evaluator.model_name, outcomes))

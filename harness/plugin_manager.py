@@ -30,6 +30,7 @@ from harness.registry import Manifest, Registry
 BUILTIN_PLUGINS = (
     "harness.plugins.builtin_models",
     "harness.plugins.builtin_metrics",
+    "harness.plugins.builtin_commands",
     "harness.tasks.builtin",
     "harness.trainers.builtin",
 )

@@ -55,6 +55,7 @@ class RunConfig:
     bootstrap: int = 1000
     seen: list[str] | None = None
     audit: bool = True
+    verdict_judge: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -192,6 +193,8 @@ class Evaluator:
             samples = samples[: self.config.limit]
         task_fp = self._task_fingerprint(task, split, mode)
         records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
+        if self.config.verdict_judge and mode == "generate":
+            self._judge_unknown_verdicts(records)
         metrics_list = build_metrics(self.plugins, list(task.default_metrics))
         calibration = self._calibration_records(task, split, mode, metrics_list, task_name)
         context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
@@ -213,6 +216,23 @@ class Evaluator:
                            metrics=metrics["all"], n_samples=len(records), n_failed=n_failed,
                            n_cached=sum(1 for r in records if r.cached), seconds=seconds,
                            audit=audit["cv_accuracy"] if audit else None)
+
+    def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> None:
+        """LLM-judge fallback for answers the rule-based parser left unknown (and only those)."""
+        from harness.plugins.judge_metrics import build_judge
+        from harness.verdicts import judge_verdicts
+
+        unknown = [r for r in records if r.error is None and r.text is not None and r.verdict is None]
+        if not unknown:
+            return
+        judge = build_judge(self.config.verdict_judge)
+        answers = judge_verdicts(judge, [(r.prompt, r.text) for r in unknown],
+                                 self.config.output_dir / ".cache" / "judge.sqlite")
+        for record, (verdict, error) in zip(unknown, answers):
+            record.extra["verdict_source"] = "judge" if verdict is not None else "unknown"
+            if error:
+                record.extra["verdict_judge_error"] = error
+            record.verdict = verdict
 
     @staticmethod
     def _task_fingerprint(task: Task, split: str, mode: str) -> dict[str, Any]:

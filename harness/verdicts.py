@@ -95,3 +95,46 @@ def parse_verdict(text: str | None, question: str | None = None) -> int | None:
         if after:
             return after[0]
     return mentions[-1][1]
+
+
+JUDGE_PROMPT = ("A model was asked about an image: {question}\nIts answer: {answer}\n\n"
+                "Does the answer say the image is fake (AI-generated) or real? Reply with exactly one word: "
+                "fake, real or unknown.")
+
+
+def judge_verdicts(judge: object, items: list[tuple[str | None, str]], cache_path: object = None,
+                   concurrency: int = 4) -> list[tuple[int | None, str | None]]:
+    """Ask an LLM judge for the verdict of answers the rules could not parse (unknowns only).
+
+    ``items`` are (question, answer) pairs; returns (verdict, error) per item. Replies
+    are cached by judge identity and prompt; a judge failure leaves the verdict unknown.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.cache import ResponseCache
+    from harness.fingerprint import hash_obj
+    from harness.interfaces import JudgeError
+
+    identity = hash_obj({"judge": judge.fingerprint(), "prompt": JUDGE_PROMPT})
+    cache = ResponseCache(cache_path)
+    prompts = [JUDGE_PROMPT.format(question=q or "(none)", answer=a) for q, a in items]
+    keys = [hash_obj({"judge": identity, "prompt": p}) for p in prompts]
+    cached = cache.get_many(keys)
+
+    def ask(index: int) -> tuple[int | None, str | None]:
+        if keys[index] in cached:
+            reply = cached[keys[index]]["reply"]
+        else:
+            try:
+                reply = judge.complete(prompts[index])
+            except JudgeError as exc:
+                return None, str(exc)
+            cache.put_many([(keys[index], {"reply": reply})])
+        word = reply.strip().lower().strip(".!*\"' ")
+        return {"fake": FAKE, "real": REAL}.get(word.split()[0] if word else "", None), None
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            return list(pool.map(ask, range(len(items))))
+    finally:
+        cache.close()

@@ -91,3 +91,12 @@ def test_tasks_all_reports_skips_and_runs_the_rest(tmp_path: Path, fredect_check
                      "--tasks", "all", "--limit", "20", "--output-dir", str(tmp_path / "out"), "--quiet")
     assert result.returncode == 0, result.stderr
     assert "aigi-mini" in result.stdout and "done" in result.stdout
+
+
+def test_env_create_dry_run_and_unknown_recipe(tmp_path: Path):
+    result = run_cli("env", "create", "mplug-owl2", "--dir", str(tmp_path / "owl2"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "-m venv" in result.stdout and "mplug-owl2.txt" in result.stdout
+    assert f"python={tmp_path / 'owl2' / 'bin' / 'python'}" in result.stdout
+    bad = run_cli("env", "create", "nope", "--dry-run")
+    assert bad.returncode == 2 and "available: mplug-owl2" in bad.stderr

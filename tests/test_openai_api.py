@@ -124,3 +124,20 @@ def test_missing_configuration_is_a_clear_error(monkeypatch):
         OpenAIApiModel()
     with pytest.raises(ValueError, match="HARNESS_API_KEY"):
         OpenAIApiModel(model="gpt-4o").setup()
+
+
+def test_judge_fallback_resolves_only_unknown_verdicts(api_env, data, tmp_path, monkeypatch):
+    """Answers the rules cannot read go to the judge; parsed ones never do."""
+    plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
+    monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "judge-key")
+    with FakeOpenAI(default_reply="The picture shows an astronaut.") as model_server, \
+            FakeOpenAI(default_reply="Fake.") as judge_server:
+        monkeypatch.setenv("HARNESS_JUDGE_ARGS", f"model=judge,base_url={judge_server.base_url}")
+        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": model_server.base_url},
+                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=False,
+                           bootstrap=0, verdict_judge="openai")
+        [outcome] = Evaluator(config, plugins, log=lambda _m: None).run()
+        assert len(judge_server.requests) == 6
+        assert "The picture shows an astronaut." in judge_server.requests[0]["messages"][-1]["content"]
+    records = read_samples(outcome.results_path)
+    assert all(r.verdict == 1 and r.extra["verdict_source"] == "judge" for r in records)
