@@ -55,6 +55,8 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument("--mode", default=None, choices=["score", "generate"],
                      help="request kind (default: the task's first mode the model serves)")
     run.add_argument("--data-root", default=None, help="root folder of the task's data")
+    run.add_argument("--task-args", default="", metavar="K=V,...",
+                     help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--num-workers", type=int, default=None,
                      help="threads for image decoding and preprocessing (default: CPUs, at most 8)")
@@ -91,6 +93,7 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     train.add_argument("--args", default="", metavar="K=V,...", help="trainer arguments")
     train.add_argument("--data-root", default=None, help="root folder of the task's data")
+    train.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
 
@@ -119,7 +122,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
                        num_workers=args.num_workers or default_workers(), use_cache=not args.no_cache,
                        progress=not args.quiet, bootstrap=args.bootstrap,
                        seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
-                       audit=not args.no_audit, verdict_judge=args.verdict_judge)
+                       audit=not args.no_audit, verdict_judge=args.verdict_judge,
+                       task_args=parse_kv(args.task_args))
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
     print(format_run_summary(evaluator.model_name, outcomes))
@@ -176,7 +180,7 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
     trainer = manifest.load()(**trainer_args)
-    task = build_task(plugins, args.task, args.data_root)
+    task = build_task(plugins, args.task, args.data_root, parse_kv(args.task_args))
     ok, reason = task.available()
     if not ok:
         print(f"error: task {task.name!r} has no data: {reason}", file=sys.stderr)

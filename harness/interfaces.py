@@ -82,6 +82,8 @@ class Task(ABC):
     default_split: ClassVar[str] = "test"
     #: Split used to choose thresholds (``acc_val_threshold``); ``None`` when the task has none.
     calibration_split: ClassVar[str | None] = None
+    #: Metadata fields to break metrics down by, besides the subset (e.g. ``("question_type",)``).
+    breakdown_keys: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:
@@ -103,6 +105,22 @@ class Task(ABC):
     def parse_verdict(self, sample: Sample, text: str) -> int | None:
         """Map generated text to 1 (fake), 0 (real) or ``None`` (unknown)."""
         return None
+
+    def metrics_for(self, mode: str) -> tuple[str, ...]:
+        """The metrics of a run in ``mode`` (default: :attr:`default_metrics`)."""
+        return self.default_metrics
+
+    def postprocess(self, sample: Sample, text: str) -> str:
+        """The generated text as the task scores it (e.g. FakeQA's sentence filter); default unchanged."""
+        return text
+
+    def data_notes(self) -> dict[str, Any]:
+        """Facts about the data found (e.g. listed-but-missing images), recorded in results."""
+        return {}
+
+    def export(self, records: Sequence[SampleRecord]) -> dict[str, Any]:
+        """Files to write beside the results (name -> JSON-ready content), e.g. an upstream submission."""
+        return {}
 
     def config(self) -> dict[str, Any]:
         """Everything that changes the samples or prompts (part of the task fingerprint)."""

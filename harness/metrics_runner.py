@@ -5,8 +5,10 @@ Output of :func:`compute_metrics`::
     {"all":      {metric: value-dict},           # with "ci" when bootstrapped
      "subsets":  {subset: {metric: value-dict}},
      "pairing":  {subset: "how a fake-only subset was paired with reals"},
-     "groups":   {"mean_over_generators": {metric: value-dict},
-                  "seen": {...}, "unseen": {...}}}  # when seen generators are declared
+     "groups":   {"mean_over_subsets": {...},     # every subset, e.g. AntiFakePrompt's "Average Acc."
+                  "mean_over_generators": {metric: value-dict},
+                  "seen": {...}, "unseen": {...}},  # when seen generators are declared
+     "breakdowns": {metadata key: {value: {metric: value-dict}}}  # e.g. FakeClass question types
 
 A value-dict is :meth:`MetricValue.as_dict`. Group values are the unweighted mean
 of the per-generator values (paper Table VI "Average" / "Unseen" columns); the
@@ -83,7 +85,7 @@ def bootstrap_interval(metric: Metric, records: Sequence[SampleRecord], context:
 
 def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], *,
                     context: MetricContext | None = None, pair_real_pool: bool = True, bootstrap: int = 0,
-                    seen: Iterable[str] | None = None) -> dict[str, Any]:
+                    seen: Iterable[str] | None = None, breakdowns: Iterable[str] = ()) -> dict[str, Any]:
     """Per-sample values (written into ``record.metrics``), then the aggregates described above.
 
     A subset that holds only fake images (one generator of a benchmark whose reals
@@ -131,6 +133,8 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
 
     names = [m.name for m in metrics if m.bootstrap or m.depends_on]
     groups: dict[str, Any] = {}
+    if len(subset_values) > 1:
+        groups["mean_over_subsets"] = _group_mean(subset_values, sorted(subset_values), names)
     if generators:
         groups["mean_over_generators"] = _group_mean(subset_values, generators, names)
     if seen is not None:
@@ -141,4 +145,11 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
                 groups[label] = _group_mean(subset_values, chosen, names)
         groups["seen_generators"] = sorted(seen)
     result["groups"] = groups
+    for key in breakdowns:
+        by_value: dict[str, list[SampleRecord]] = defaultdict(list)
+        for record in records:
+            by_value[str(record.metadata.get(key))].append(record)
+        result.setdefault("breakdowns", {})[key] = {
+            value: {k: v.as_dict() for k, v in _evaluate(metrics, members, context).items()}
+            for value, members in sorted(by_value.items())}
     return result

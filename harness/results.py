@@ -111,7 +111,8 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                        records: Sequence[SampleRecord], metrics: dict[str, Any], n_available: int,
                        limit: int | None, seconds: float, provenance: dict[str, Any],
                        audit: dict[str, Any] | None = None, seen: list[str] | None = None,
-                       n_calibration: int | None = None) -> Path:
+                       n_calibration: int | None = None, data_notes: dict[str, Any] | None = None,
+                       exports: dict[str, Any] | None = None) -> Path:
     """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path."""
     from harness.fingerprint import hash_obj
 
@@ -134,11 +135,15 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                    "n_calibration": n_calibration},
         "seen_generators": seen,
         "usage": usage_totals(records),
+        "data": data_notes or {},
+        "exports": sorted(exports or {}),
         "audit": {"format_shortcut": audit},
         "failures": failures[:MAX_LISTED_FAILURES],
         "seconds": round(seconds, 3),
         "provenance": provenance,
     }
+    for name, content in (exports or {}).items():
+        _atomic_write(out_dir / name, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
     path = out_dir / "results.json"
     _atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     return path

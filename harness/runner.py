@@ -56,6 +56,7 @@ class RunConfig:
     seen: list[str] | None = None
     audit: bool = True
     verdict_judge: str | None = None
+    task_args: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -119,11 +120,12 @@ def build_model(plugins: HarnessPlugins, name: str, args: dict[str, Any]) -> tup
     return model, manifest.name
 
 
-def build_task(plugins: HarnessPlugins, name: str, data_root: str | None) -> Task:
-    """Construct the task registered as ``name`` with its manifest options."""
+def build_task(plugins: HarnessPlugins, name: str, data_root: str | None,
+               task_args: dict[str, Any] | None = None) -> Task:
+    """Construct the task registered as ``name`` with its manifest options and the user's ``--task-args``."""
     manifest = plugins.get("task", name)
     cls = manifest.load()
-    kwargs = dict(manifest.options)
+    kwargs = {**manifest.options, **(task_args or {})}
     if data_root:
         kwargs["data_root"] = data_root
     return cls(**kwargs)
@@ -171,7 +173,7 @@ class Evaluator:
     # -- one task ----------------------------------------------------------------------------
     def _run_task(self, task_name: str, explicit: bool) -> TaskOutcome:
         try:
-            task = build_task(self.plugins, task_name, self.config.data_root)
+            task = build_task(self.plugins, task_name, self.config.data_root, self.config.task_args)
             ok, reason = task.available()
         except Exception as exc:  # noqa: BLE001 - a broken task must not stop the others
             return TaskOutcome(task_name, "failed", f"{type(exc).__name__}: {exc}")
@@ -195,13 +197,13 @@ class Evaluator:
         records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
         if self.config.verdict_judge and mode == "generate":
             self._judge_unknown_verdicts(records)
-        metrics_list = build_metrics(self.plugins, list(task.default_metrics))
+        metrics_list = build_metrics(self.plugins, list(task.metrics_for(mode)))
         calibration = self._calibration_records(task, split, mode, metrics_list, task_name)
         context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
                                 seed=self.config.seed)
         seen = self._seen_generators()
         metrics = compute_metrics(metrics_list, records, context=context, bootstrap=self.config.bootstrap,
-                                  seen=seen)
+                                  seen=seen, breakdowns=task.breakdown_keys)
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
@@ -210,7 +212,8 @@ class Evaluator:
             model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
             records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
             seconds=seconds, provenance=prov, audit=audit, seen=seen,
-            n_calibration=len(calibration) if calibration is not None else None)
+            n_calibration=len(calibration) if calibration is not None else None, data_notes=task.data_notes(),
+            exports=task.export(records))
         n_failed = sum(1 for r in records if r.error)
         return TaskOutcome(task_name, "done", results_path=path, main_metric=task.main_metric,
                            metrics=metrics["all"], n_samples=len(records), n_failed=n_failed,
@@ -381,13 +384,16 @@ class Evaluator:
     def _record(self, task: Task, request: Request, mode: str, prediction: Prediction, key: str,
                 seconds: float, cached: bool = False) -> SampleRecord:
         sample = request.sample
-        verdict = None
+        verdict, text, extra = None, prediction.text, prediction.extra
         if prediction.ok and prediction.text is not None and mode != "score":
-            verdict = task.parse_verdict(sample, prediction.text)
+            text = task.postprocess(sample, prediction.text)
+            if text != prediction.text:
+                extra = {**extra, "raw_text": prediction.text}
+            verdict = task.parse_verdict(sample, text)
         return SampleRecord(sample_id=sample.id, subset=sample.subset, split=sample.split, label=sample.label,
-                            mode=mode, score=prediction.score, text=prediction.text, verdict=verdict,
+                            mode=mode, score=prediction.score, text=text, verdict=verdict,
                             error=prediction.error, seconds=round(seconds, 6), cached=cached, key=key,
-                            prompt=request.prompt, metadata=sample.metadata, extra=prediction.extra)
+                            prompt=request.prompt, metadata=sample.metadata, extra=dict(extra))
 
 
 def _describe_error(exc: BaseException, request: Request) -> str:

@@ -24,8 +24,16 @@ class NoopModel(ModelAdapter):
 
     request_kinds = frozenset({"score", "generate"})
 
+    def __init__(self, decode: bool = False, **args: Any) -> None:
+        super().__init__(decode=decode, **args)
+        self.decode = bool(decode)
+
     def prepare(self, request: Request) -> str:
-        """The sample id (nothing is decoded)."""
+        """The sample id; with ``decode=true`` the image is decoded first (so unreadable files fail)."""
+        if self.decode:
+            from harness.images import load_image
+
+            load_image(request.sample)
         return request.sample.id
 
     def score_batch(self, inputs: Sequence[str]) -> list[float]:

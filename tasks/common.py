@@ -1,0 +1,186 @@
+"""Shared pieces of the benchmark tasks: data roots, folder scanning, header metadata, data reports."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from harness.interfaces import Task
+from harness.records import FAKE, REAL, Sample
+
+#: Image extensions, compared case-insensitively (upstream AntifakePrompt's case-sensitive
+#: filter silently skips ``.JPEG`` files; we do not).
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".jfif", ".ppm", ".pgm", ".gif"}
+CLASS_DIRS = {"0_real": REAL, "1_fake": FAKE}
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether a file name has an image extension (any case)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+@dataclass
+class DataReport:
+    """What ``harness data check`` prints: counts against expectations, and every defect found."""
+
+    task: str
+    root: str | None
+    counts: Counter = field(default_factory=Counter)  # (subset, label) -> n
+    expected: dict[tuple[str, int], int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No missing, unreadable or unexpected item and every expected count met."""
+        counts_ok = all(self.counts.get(key, 0) == n for key, n in self.expected.items())
+        return counts_ok and not (self.missing or self.unreadable or self.unexpected)
+
+
+def data_root(task: Task, env_var: str, default_name: str) -> Path | None:
+    """``--data-root``, else ``$<env_var>``, else ``$HARNESS_DATA_ROOT/<default_name>``."""
+    if task.data_root is not None:
+        return task.data_root
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var]).expanduser()
+    if os.environ.get("HARNESS_DATA_ROOT"):
+        return Path(os.environ["HARNESS_DATA_ROOT"]).expanduser() / default_name
+    return None
+
+
+def scan_class_folders(folder: Path, report: DataReport | None = None) -> Iterator[tuple[Path, int, str]]:
+    """(path, label, class-subfolder) for images under ``folder/{0_real,1_fake}/...`` (recursive).
+
+    Non-image files are reported as unexpected; the class folder's own subfolder
+    (if any) is returned as the third element ("" when the image sits directly in it).
+    """
+    for class_dir, label in CLASS_DIRS.items():
+        base = folder / class_dir
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            if path.is_dir():
+                continue
+            if not is_image_name(path):
+                if report is not None:
+                    report.unexpected.append(str(path))
+                continue
+            relative = path.relative_to(base)
+            yield path, label, relative.parts[0] if len(relative.parts) > 1 else ""
+
+
+def _non_images(folder: Path) -> list[Path]:
+    return [p for class_dir in CLASS_DIRS if (folder / class_dir).is_dir()
+            for p in sorted((folder / class_dir).rglob("*")) if p.is_file() and not is_image_name(p)]
+
+
+def header_metadata(paths: Iterable[str], workers: int = 8) -> dict[str, dict[str, Any]]:
+    """Format, size and JPEG quality of many files, read from their headers in threads.
+
+    Unreadable files map to ``{"error": message}``.
+    """
+    from harness.images import ImageLoadError, file_metadata
+
+    def read(path: str) -> tuple[str, dict[str, Any]]:
+        try:
+            return path, file_metadata(path)
+        except (ImageLoadError, OSError) as exc:
+            return path, {"error": str(exc)}
+
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(read, paths))
+
+
+def make_sample(sample_id: str, path: Path, label: int | None, subset: str, split: str, source: str,
+                meta: dict[str, Any] | None, **extra: Any) -> Sample:
+    """A sample with the standard metadata fields (format, width, height, jpeg_quality, source)."""
+    meta = meta or {}
+    metadata = {"format": meta.get("format"), "width": meta.get("width"), "height": meta.get("height"),
+                "jpeg_quality": meta.get("jpeg_quality"), "source": source, **extra}
+    if "error" in meta:
+        metadata["header_error"] = meta["error"]
+    return Sample(id=sample_id, image=str(path), label=label, subset=subset, split=split, metadata=metadata)
+
+
+def report_from_samples(report: DataReport, samples: Iterable[Sample]) -> DataReport:
+    """Fill counts and unreadable files from listed samples."""
+    for sample in samples:
+        report.counts[(sample.subset, sample.label)] += 1
+        if sample.metadata.get("header_error"):
+            report.unreadable.append(sample.metadata["header_error"])
+    return report
+
+
+class BenchmarkTask(Task):
+    """A published benchmark read from a local root (``--data-root`` or an environment variable)."""
+
+    env_var: str = ""
+    default_name: str = ""
+    splits: tuple[str, ...] = ("test",)
+
+    def __init__(self, data_root: str | None = None, **options: Any) -> None:
+        super().__init__(data_root=data_root, **options)
+        self.root = data_root_for(self)
+        self.stray: list[str] = []  # non-image files met while scanning (data check lists them)
+
+    def available(self) -> tuple[bool, str]:
+        """Present when the root exists and holds the expected layout."""
+        if self.root is None:
+            return False, f"no data: pass --data-root or set {self.env_var} (or HARNESS_DATA_ROOT)"
+        if not self.root.exists():
+            return False, f"{self.root} not found (--data-root / {self.env_var})"
+        return self.layout_ok()
+
+    def layout_ok(self) -> tuple[bool, str]:
+        """Override: check the root holds this benchmark's layout."""
+        return True, ""
+
+    def config(self) -> dict[str, Any]:
+        """Options only: where the data lives is not part of the task's identity."""
+        return {"options": self.options}
+
+    def check(self) -> DataReport:
+        """Counts per subset and label for every split, plus defects."""
+        report = DataReport(self.name, str(self.root) if self.root else None)
+        ok, reason = self.available()
+        if not ok:
+            report.missing.append(reason)
+            return report
+        for split in self.splits:
+            report_from_samples(report, self.samples(split))
+        report.unexpected.extend(sorted(set(self.stray)))
+        return report
+
+    def _check_split(self, split: str | None) -> str:
+        split = split or self.default_split
+        if split not in self.splits:
+            raise ValueError(f"{self.name} has splits {', '.join(self.splits)}, not {split!r}")
+        return split
+
+
+def data_root_for(task: BenchmarkTask) -> Path | None:
+    """The task's root (see :func:`data_root`)."""
+    return data_root(task, task.env_var, task.default_name)
+
+
+def folder_samples(task: BenchmarkTask, folder: Path, split: str, subset_of: Any, report: DataReport | None = None,
+                   id_base: Path | None = None) -> list[Sample]:
+    """Samples of a ``{0_real,1_fake}`` folder; ``subset_of(label, class_subfolder)`` names each subset."""
+    found = list(scan_class_folders(folder, report))
+    if report is None:
+        task.stray.extend(str(p) for p in _non_images(folder))
+    metas = header_metadata(str(p) for p, _, _ in found)
+    base = id_base or task.root
+    samples = []
+    for path, label, sub in found:
+        subset = subset_of(label, sub)
+        samples.append(make_sample(path.relative_to(base).as_posix(), path, label, subset, split,
+                                   source=f"{task.name}/{subset}", meta=metas[str(path)]))
+    return samples

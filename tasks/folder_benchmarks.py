@@ -1,0 +1,186 @@
+"""Benchmarks published as ``{0_real,1_fake}`` folder trees: AIGCDetectBenchmark, WildRF, AntifakePrompt.
+
+Layouts and protocols: ``../shared/reference/benchmarks.md`` sections 2-4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.records import REAL, Sample
+from harness.tasks.common import BenchmarkTask, DataReport, folder_samples
+
+AIGC_GENERATORS = ("progan", "stylegan", "biggan", "cyclegan", "stargan", "gaugan", "stylegan2", "whichfaceisreal",
+                   "ADM", "Glide", "Midjourney", "stable_diffusion_v_1_4", "stable_diffusion_v_1_5", "VQDM",
+                   "wukong", "DALLE2")
+"""The 16 generator folders of upstream ``eval_config.py:vals`` (SDXL is read too when present)."""
+
+
+class AIGCDetectBenchmark(BenchmarkTask):
+    """AIGCDetectBenchmark test set (Ekko-zn/AIGCDetectBenchmark).
+
+    ``<root>/<generator>/{0_real,1_fake}`` or the nested ForenSynths layout
+    ``<root>/<generator>/<class>/{0_real,1_fake}`` (upstream ``loadpathslist``); the
+    root may also be the folder above ``test/``. Subsets are generators; metrics as
+    upstream ``validate.py`` (acc, AP, r_acc, f_acc at 0.5) plus AUC. Upstream's
+    corrupt ``DALLE2/0_real/000000097792.jpg`` (issue #8) is a per-sample error, not
+    a crash. A local Hugging Face mirror (parquet with ``image``, ``label``,
+    ``generator``, e.g. TheKernel01/AIGC-Detection-Benchmark) is read with
+    ``--data-root hf:<dataset folder or cached id>``.
+    """
+
+    name = "aigcdetect"
+    version = "1"
+    env_var = "HARNESS_DATA_AIGCDETECT"
+    default_name = "AIGCDetectBenchmark"
+    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc", "eer")
+    main_metric = "ap"
+    description = "AIGCDetectBenchmark: 16 generators (+SDXL), flat or nested 0_real/1_fake."
+
+    def __init__(self, data_root: str | None = None, **options: Any) -> None:
+        self.hf_source = data_root[3:] if data_root and data_root.startswith("hf:") else None
+        super().__init__(data_root=None if self.hf_source else data_root, **options)
+
+    def available(self) -> tuple[bool, str]:
+        """A folder with generator subfolders, or a loadable local dataset."""
+        if self.hf_source:
+            return True, ""
+        return super().available()
+
+    def test_root(self) -> Path:
+        """The folder holding the generator folders (``<root>/test`` when present)."""
+        assert self.root is not None
+        return self.root / "test" if (self.root / "test").is_dir() and not (self.root / "progan").is_dir() \
+            else self.root
+
+    def layout_ok(self) -> tuple[bool, str]:
+        """At least one generator folder."""
+        generators = [d for d in self.test_root().iterdir() if d.is_dir()]
+        return (True, "") if generators else (False, f"{self.test_root()}: no generator folders")
+
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        """Every image of every generator folder, generator by generator."""
+        split = self._check_split(split)
+        if self.hf_source:
+            yield from self._hf_samples(split)
+            return
+        root = self.test_root()
+        for generator in sorted(d.name for d in root.iterdir() if d.is_dir()):
+            folder = root / generator
+            if (folder / "0_real").is_dir() or (folder / "1_fake").is_dir():
+                yield from folder_samples(self, folder, split, lambda label, sub, g=generator: g, id_base=root)
+                continue
+            for object_class in sorted(d.name for d in folder.iterdir() if d.is_dir()):  # nested layout
+                for sample in folder_samples(self, folder / object_class, split,
+                                             lambda label, sub, g=generator: g, id_base=root):
+                    sample.metadata["object_class"] = object_class
+                    yield sample
+
+    def _hf_samples(self, split: str) -> Iterator[Sample]:
+        import datasets
+
+        dataset = datasets.load_dataset(self.hf_source, split=split)
+        for index, row in enumerate(dataset.cast_column("image", datasets.Image(decode=False))):
+            image = row["image"]
+            raw = image.get("bytes") if isinstance(image, dict) else None
+            if raw is None:
+                raw = Path(image["path"]).read_bytes()
+            generator = str(row.get("generator", "all"))
+            label = int(row["label"])
+            yield Sample(id=f"{generator}/{index:07d}", image=raw, label=label,
+                         subset=generator if generator.lower() != "real" else "real", split=split,
+                         metadata={"source": f"hf:{self.hf_source}", "hf_index": index})
+
+    def check(self) -> DataReport:
+        """Counts per generator; lists the upstream generators that are missing."""
+        report = super().check()
+        if self.root is not None and self.root.exists() and not self.hf_source:
+            present = {d.name for d in self.test_root().iterdir() if d.is_dir()}
+            report.missing.extend(f"generator folder {g}" for g in AIGC_GENERATORS if g not in present)
+            extra = sorted(present - set(AIGC_GENERATORS) - {"SDXL", "sdxl"})
+            if extra:
+                report.notes.append(f"folders not in upstream's list, read as generators: {', '.join(extra)}")
+        return report
+
+
+class WildRF(BenchmarkTask):
+    """WildRF (barcavia/RealTime-DeepfakeDetection-in-the-RealWorld): real and fake images from social media.
+
+    ``<root>/{train,val}/{0_real,1_fake}`` and ``<root>/test/{reddit,twitter,facebook}/{0_real,1_fake}``;
+    test subsets are the platforms (paper Table V). Upstream's test script resizes
+    to a 256x256 square warp; here preprocessing belongs to the model adapter.
+    """
+
+    name = "wildrf"
+    version = "1"
+    env_var = "HARNESS_DATA_WILDRF"
+    default_name = "WildRF"
+    splits = ("train", "val", "test")
+    calibration_split = "val"
+    platforms = ("reddit", "twitter", "facebook")
+    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc", "eer", "acc_val_threshold")
+    main_metric = "auc"
+    description = "WildRF: in-the-wild test platforms reddit / twitter / facebook."
+
+    def layout_ok(self) -> tuple[bool, str]:
+        """A ``test`` folder with at least one platform."""
+        test = self.root / "test"
+        if not test.is_dir() or not any((test / p).is_dir() for p in self.platforms):
+            return False, f"{self.root}: expected test/{{{','.join(self.platforms)}}}/{{0_real,1_fake}}"
+        return True, ""
+
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        """Test: platform by platform; train / val: one pool."""
+        split = self._check_split(split)
+        if split != "test":
+            yield from folder_samples(self, self.root / split, split, lambda label, sub: split)
+            return
+        for platform in self.platforms:
+            folder = self.root / "test" / platform
+            if folder.is_dir():
+                yield from folder_samples(self, folder, split, lambda label, sub, p=platform: p)
+
+    def check(self) -> DataReport:
+        """Counts per platform; lists missing platforms."""
+        report = super().check()
+        if self.root is not None and (self.root / "test").is_dir():
+            report.missing.extend(f"test/{p}" for p in self.platforms if not (self.root / "test" / p).is_dir())
+        return report
+
+
+class AntiFakePrompt(BenchmarkTask):
+    """AntifakePrompt test set (nctu-eva-lab/AntifakePrompt): one class per subset.
+
+    ``<root>/test/{0_real,1_fake}/<subset>/...`` (e.g. 0_real/COCO, 1_fake/SDXL). Each
+    subset holds a single class, so its accuracy is a recall, and upstream's headline
+    is the mean of the per-subset accuracies (``groups.mean_over_subsets``). AP and
+    AUC per fake subset are computed against the shared pool of *all* real subsets
+    (stated in ``metrics.pairing``). Extensions match in any case (upstream skips ``.JPEG``).
+    """
+
+    name = "antifakeprompt"
+    version = "1"
+    env_var = "HARNESS_DATA_ANTIFAKEPROMPT"
+    default_name = "AntifakePrompt"
+    splits = ("train", "val", "test")
+    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc")
+    main_metric = "acc"
+    description = "AntifakePrompt: single-class subsets; per-subset accuracy, AP/AUC against the real pool."
+
+    def layout_ok(self) -> tuple[bool, str]:
+        """``test/0_real`` or ``test/1_fake`` present."""
+        test = self.root / "test"
+        if not ((test / "0_real").is_dir() or (test / "1_fake").is_dir()):
+            return False, f"{self.root}: expected test/{{0_real,1_fake}}/<subset>/"
+        return True, ""
+
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        """Subset = the folder under the class folder (or ``real``/``fake`` for loose files)."""
+        split = self._check_split(split)
+        folder = self.root / split
+        if not folder.is_dir():
+            return
+        yield from folder_samples(self, folder, split,
+                                  lambda label, sub: sub or ("real" if label == REAL else "fake"))
+
