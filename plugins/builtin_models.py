@@ -31,3 +31,15 @@ def register_models(register):
              tags=("lmm", "api"),
              description="Any OpenAI-compatible endpoint (model=NAME, base_url=URL; key from HARNESS_API_KEY): "
                          "answers, and soft scores from top_logprobs when the endpoint returns them.")
+    d = "harness.plugins.detectors"
+    register("cnnspot", f"{d}:CNNSpot", tags=("detector",),
+             description="CNNSpot (Wang et al. 2020): ResNet-50 + 1 logit; checkpoint=CNNDetection .pth or a "
+                         "`harness train cnnspot` folder. Centre crop 224, no resize (resize=256 optional).")
+    register("univfd", f"{d}:UnivFD", tags=("detector",),
+             description="UnivFD (Ojha et al. 2023): CLIP ViT-L/14 embedding + linear head; checkpoint=fc_weights.pth "
+                         "or a `harness train univfd` folder, clip=HF folder or OpenAI .pt.")
+    register("fredect-resnet", f"{d}:FreDectResNet", tags=("detector",),
+             description="AIGCDetectBenchmark FreDect: ResNet-50 on a normalised 224 log-DCT (netC checkpoint, "
+                         "dct_mean=, dct_var=).")
+    register("clip-zeroshot", f"{d}:ClipZeroShot", tags=("detector", "zero-shot"),
+             description="CLIP ViT-L/14 zero-shot with real / AI-generated prompt ensembles (clip=HF folder).")

@@ -10,3 +10,7 @@ def register_trainers(register):
              description="Fit FreDect's standardisation and logistic regression on a task's training split.")
     register("format-shortcut", "harness.trainers.format_shortcut:FormatShortcutTrainer",
              description="Fit the storage-only auditor on a task's training split.")
+    register("cnnspot", "harness.trainers.torch_detectors:CNNSpotTrainer",
+             description="Retrain CNNSpot without augmentation (Adam 1e-4, batch 64, early stopping on val acc).")
+    register("univfd", "harness.trainers.torch_detectors:UnivFDTrainer",
+             description="UnivFD linear probe on frozen CLIP features (--args clip=PATH).")
