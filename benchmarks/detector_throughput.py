@@ -1,0 +1,114 @@
+"""Throughput of the binary detectors: preprocessing and forward pass, random weights, no download.
+
+For each detector: images/s of the model's forward pass on a batch (224 px, batch 32
+by default) and of its per-image CPU preprocessing (decode + transforms of a 1024x768
+JPEG), measured separately, so the bottleneck is visible. Full-size backbones by
+default (ResNet-50, CLIP ViT-L/14); ``--tiny`` uses small configurations so the test
+suite can exercise the script quickly.
+
+    python benchmarks/detector_throughput.py --output benchmarks/results/detectors-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tiny", action="store_true", help="small backbones (CI)")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from harness.plugins.detectors import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePipeline, build_resnet
+
+    torch.set_grad_enabled(False)
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    jpeg = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (768, 1024, 3), dtype=np.uint8)).save(jpeg, format="JPEG", quality=90)
+    with tempfile.NamedTemporaryFile(suffix=".jpg", delete=False) as handle:
+        handle.write(jpeg.getvalue())
+        jpeg_path = handle.name
+    size = 64 if args.tiny else args.size
+    batch = torch.randn(args.batch_size, 3, size, size, device=device)
+
+    resnet = build_resnet("resnet18" if args.tiny else "resnet50").to(device).eval()
+    vit_config = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
+                      patch_size=16, image_size=size, projection_dim=32) if args.tiny else dict(
+        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
+        image_size=224, projection_dim=768, hidden_act="quick_gelu")
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**vit_config)).to(device).eval()
+    head = torch.nn.Linear(clip.config.projection_dim, 1).to(device)
+
+    forward = {
+        "cnnspot (ResNet-50)" if not args.tiny else "cnnspot (ResNet-18, tiny)": lambda: resnet(batch),
+        "fredect-resnet (ResNet-50 on log-DCT)" if not args.tiny else "fredect-resnet (tiny)": lambda: resnet(batch),
+        "univfd (CLIP ViT-L/14 + linear)" if not args.tiny else "univfd (tiny ViT)":
+            lambda: head(clip(pixel_values=batch).image_embeds),
+    }
+    pipelines = {
+        "cnnspot": ImagePipeline(size, IMAGENET_MEAN, IMAGENET_STD),
+        "univfd": ImagePipeline(size, CLIP_MEAN, CLIP_STD),
+    }
+    from harness.plugins.detectors import FreDectResNet
+
+    dct = FreDectResNet.__new__(FreDectResNet)
+    dct.size, dct.resize = size, 256 if not args.tiny else 80
+    dct.dct_mean, dct.dct_std = np.zeros((size, size, 3)), np.ones((size, size, 3))
+
+    rows = []
+    for name, fn in forward.items():
+        seconds = _time(fn, args.repeats)
+        rows.append({"detector": name, "stage": f"forward, batch {args.batch_size}, {size} px",
+                     "images_per_s": round(args.batch_size / seconds, 1)})
+    decode = lambda: Image.open(jpeg_path).convert("RGB")  # noqa: E731
+    for name, pipeline in pipelines.items():
+        seconds = _time(lambda p=pipeline: p(decode()), args.repeats * 4)
+        rows.append({"detector": name, "stage": "decode 1024x768 JPEG + transforms, 1 thread",
+                     "images_per_s": round(1.0 / seconds, 1)})
+    seconds = _time(lambda: dct.dct_input(decode()), args.repeats * 4)
+    rows.append({"detector": "fredect-resnet", "stage": "decode + resize + crop + 3-channel DCT, 1 thread",
+                 "images_per_s": round(1.0 / seconds, 1)})
+    os.unlink(jpeg_path)
+
+    width = max(len(r["detector"]) for r in rows)
+    for row in rows:
+        print(f"{row['detector']:<{width}}  {row['stage']:<48}  {row['images_per_s']:>9.1f} img/s")
+    result = {"benchmark": "detector_throughput", "device": str(device),
+              "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
+              or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "tiny": args.tiny,
+              "threads": torch.get_num_threads(), "rows": rows, "date": time.strftime("%Y-%m-%d")}
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
