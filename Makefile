@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev benchmark clean
+.PHONY: demo test install install-dev benchmark leaderboards clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,20 @@ demo: install
 ## test: install everything the tests need, run the suite
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## leaderboards: the published aigi-mini boards (leaderboards/*.md, *.png) from a fresh real run
+RUNS := leaderboards/runs
+leaderboards: install-dev
+	$(BIN)/harness train fredect --task aigi-mini --out $(RUNS)/checkpoints/fredect --quiet
+	$(BIN)/harness train format-shortcut --task aigi-mini --out $(RUNS)/checkpoints/format-shortcut --quiet
+	$(BIN)/harness train cnnspot --task aigi-mini --out $(RUNS)/checkpoints/cnnspot --quiet \
+		--args arch=resnet18,crop=64,resize=none,lr=0.001,max_epochs=8,batch_size=32
+	for m in fredect format-shortcut cnnspot; do \
+		$(BIN)/harness run --model $$m --model-args checkpoint=$(RUNS)/checkpoints/$$m --tasks aigi-mini \
+			--output-dir $(RUNS)/results --quiet || exit 1; done
+	for b in aigi-mini-detection aigi-mini-generators; do \
+		$(BIN)/harness leaderboard --board leaderboards/$$b.yaml --results $(RUNS)/results -o leaderboards/$$b.md \
+			|| exit 1; done
 
 ## benchmark: runner throughput on this machine, recorded in benchmarks/results/
 benchmark: install

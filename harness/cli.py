@@ -97,10 +97,18 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
 
-    board = sub.add_parser("leaderboard", help="render results as a markdown table (models x tasks)")
-    board.add_argument("results", nargs="+", help="results.json files or folders holding them")
+    board = sub.add_parser("leaderboard", help="render results as markdown leaderboards",
+                           description="Without --board: one table, models x tasks, each task's main metric. "
+                                       "With --board SPEC.yaml: a paper-style board (see leaderboards/README.md).")
+    board.add_argument("results", nargs="*", help="results.json files or folders holding them")
+    board.add_argument("--results", dest="results_dirs", action="append", default=[], metavar="DIR",
+                       help="results folder (repeatable; same as the positional form)")
+    board.add_argument("--board", type=Path, default=None, help="a board spec (YAML)")
     board.add_argument("-o", "--output", type=Path, default=None, help="write markdown here (default: stdout)")
     board.add_argument("--metric", default=None, help="metric to show (default: each task's main metric)")
+    board.add_argument("--allow-limit", action="store_true", help="admit --limit runs (marked)")
+    board.add_argument("--allow-failed", action="store_true", help="admit runs with failed samples (marked)")
+    board.add_argument("--no-plots", action="store_true", help="skip the spec's PNG plots")
     board.set_defaults(func=cmd_leaderboard)
 
     plugins.add_cli_commands(sub)
@@ -207,11 +215,31 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     from harness.leaderboard import render_simple_board
     from harness.results import find_results, load_results
 
-    results = [load_results(p) for p in find_results(args.results)]
+    sources = list(args.results) + list(args.results_dirs)
+    if not sources:
+        print("error: give results files or folders (positional or --results DIR)", file=sys.stderr)
+        return 2
+    results = [load_results(p) for p in find_results(sources)]
     if not results:
-        print("error: no results.json found under " + ", ".join(args.results), file=sys.stderr)
+        print("error: no results.json found under " + ", ".join(sources), file=sys.stderr)
         return 1
-    markdown = render_simple_board(results, metric=args.metric)
+    if args.board:
+        from harness.boards import BoardError, BoardSpec, render_board, render_plots
+
+        spec = BoardSpec.load(args.board)
+        spec.allow_limit = spec.allow_limit or args.allow_limit
+        spec.allow_failed = spec.allow_failed or args.allow_failed
+        try:
+            markdown = render_board(spec, results)
+            plots = [] if args.no_plots or not spec.plots else render_plots(
+                spec, results, (args.output or Path("x")).parent, (args.output or args.board).stem)
+        except BoardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if plots:
+            markdown += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
+    else:
+        markdown = render_simple_board(results, metric=args.metric)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(markdown, encoding="utf-8")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tqdm.auto import tqdm
+from harness.progress import progress_bar
 
 from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache
@@ -289,8 +289,8 @@ class Evaluator:
             else:
                 pending.append(i)
         n_done = len(requests) - len(pending)
-        bar = tqdm(total=len(requests), initial=n_done, desc=f"{task_name} [{self.model_name}]", unit="img",
-                   disable=not self.config.progress, dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=len(requests), initial=n_done, desc=f"{task_name} [{self.model_name}]", unit="img",
+                           enabled=self.config.progress, dynamic_ncols=True, leave=False)
         try:
             size = max(1, self.config.batch_size)
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:

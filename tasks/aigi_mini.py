@@ -124,8 +124,7 @@ def build(root: Path, progress: bool = True) -> Path:
     source photo, scale, offset) and ``BUILD_INFO.json``. Deterministic: the
     random generator is seeded per split and per image.
     """
-    from tqdm.auto import tqdm
-
+    from harness.progress import progress_bar
     from harness.tasks.aigi_mini_generators import GENERATORS
 
     root = Path(root)
@@ -135,7 +134,7 @@ def build(root: Path, progress: bool = True) -> Path:
     entries: list[dict[str, Any]] = []
     generators = sorted(GENERATORS)
     total = sum(SPLIT_SIZES.values())
-    bar = tqdm(total=total, desc="building aigi-mini", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc="building aigi-mini", unit="img", enabled=progress, leave=False)
     try:
         for split_index, (split, photos) in enumerate(SPLITS.items()):
             pool = [p for photo in photos for p in _patches(photo, loaders[photo]())]

@@ -177,7 +177,7 @@ class FakeClass(_FakeBench):
     query_file = "FakeClass.json"
     modes = ("generate", "score")
     main_metric = "qual_acc"
-    breakdown_keys = ("question_type", "authenticity")
+    breakdown_keys = ("question_type", "authenticity", "generator")
     description = "FakeBench FakeClass: qualitative accuracy by question type / generator; soft-score AUC."
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:
@@ -204,7 +204,7 @@ class FakeClass(_FakeBench):
             yield make_sample(image_id, found[image_id], label, subset, split, source=source,
                               meta=metas[str(found[image_id])], question=entry["question"],
                               question_type=question_type(entry["question"]), reference_answer=entry["answer"],
-                              authenticity="fake" if label == FAKE else "real")
+                              authenticity="fake" if label == FAKE else "real", generator=subset)
 
     def request(self, sample: Sample, mode: str) -> Request:
         """Generate: the sample's question, greedy; score: the soft-scoring prompt."""

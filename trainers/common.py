@@ -25,7 +25,7 @@ class Extracted:
 def extract(samples: Sequence[Sample], featurize: Callable[[Sample], np.ndarray], desc: str,
             progress: bool = True, workers: int | None = None) -> Extracted:
     """Apply ``featurize`` to every labelled sample in worker threads; failures are collected, not raised."""
-    from tqdm.auto import tqdm
+    from harness.progress import progress_bar
 
     labelled = [s for s in samples if s.label is not None]
     results: list[np.ndarray | None] = [None] * len(labelled)
@@ -39,7 +39,7 @@ def extract(samples: Sequence[Sample], featurize: Callable[[Sample], np.ndarray]
 
     workers = workers or max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(labelled), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+            progress_bar(total=len(labelled), desc=desc, unit="img", enabled=progress, leave=False) as bar:
         for _ in pool.map(work, range(len(labelled))):
             bar.update(1)
     kept = [i for i, r in enumerate(results) if r is not None]

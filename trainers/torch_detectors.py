@@ -43,11 +43,12 @@ RESUME = "resume.pt"
 def _tensors(samples: Sequence[Sample], pipeline: Any, desc: str, progress: bool) -> tuple[Any, Any, list[str]]:
     """Stack pipeline outputs of every readable labelled sample; unreadable ones are reported."""
     import torch
-    from tqdm.auto import tqdm
+
+    from harness.progress import progress_bar
 
     xs, ys, errors = [], [], []
-    for sample in tqdm([s for s in samples if s.label is not None], desc=desc, unit="img", disable=not progress,
-                       leave=False):
+    for sample in progress_bar([s for s in samples if s.label is not None], desc=desc, unit="img",
+                               enabled=progress, leave=False):
         try:
             tensor, _ = pipeline(load_image(sample))
         except Exception as exc:  # noqa: BLE001
@@ -109,7 +110,8 @@ def fit(module: Any, parameters: Callable[[], Any], forward: Callable[[Any], Any
         resume: bool, progress: bool, flip: bool = False) -> dict[str, Any]:
     """Train ``module`` (only ``parameters()``) on tensors with early stopping; returns the history."""
     import torch
-    from tqdm.auto import tqdm
+
+    from harness.progress import progress_bar
 
     torch.manual_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,8 +136,8 @@ def fit(module: Any, parameters: Callable[[], Any], forward: Callable[[Any], Any
         module.train()
         order = torch.randperm(len(x_train))
         losses = []
-        for start in tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}", leave=False,
-                          disable=not progress):
+        for start in progress_bar(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}", leave=False,
+                                  enabled=progress):
             index = order[start:start + batch_size]
             batch = x_train[index]
             if flip:

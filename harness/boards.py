@@ -1,0 +1,372 @@
+"""Paper-style leaderboards from results files, driven by board specs (YAML files in ``leaderboards/``).
+
+A spec::
+
+    title: "aigi-mini: detection (paper Fig. 6 style)"
+    layout: metrics              # metrics | per_subset | qualitative | transparency
+    tasks: [aigi-mini]
+    metrics: [acc, ap, auc]      # per_subset: the one metric shown per generator
+    models: [fredect, cnnspot]   # optional: model names to include (default: all found)
+    labels: {fredect: FreDect}   # optional display names
+    improvement: {model: fredect, over: format-shortcut}   # optional "Improvement" row
+    allow_limit: false           # refuse runs made with --limit unless true (then marked L)
+    allow_failed: false          # refuse runs with failed samples unless true (then marked F)
+    plots: [acc_curve, subset_bars]
+
+Layouts mirror the paper: ``metrics`` (Fig. 6: Acc / AP / AUC per task), ``per_subset``
+(Tables V / VI: one metric per generator or platform, plus Average and, from the
+declared seen generators, Seen / Unseen), ``qualitative`` (Table III: Fake = mean of
+the generator columns, Real, question types, generators, Overall) and
+``transparency`` (Table IV: BLEU-1/2, ROUGE-L, BERTScore, alpha / rho / kappa and Avr.
+per ability, Overall = mean of the abilities' Avr.). In every column the best value
+is **bold** and the second best underlined (ties share the mark); values carry
+``± half-width`` of their 95% bootstrap interval when the results have one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tabulate import tabulate
+
+LOWER_IS_BETTER = {"eer", "unknown_rate"}
+LAYOUTS = ("metrics", "per_subset", "qualitative", "transparency")
+METRIC_LABELS = {"acc": "Acc", "ap": "AP", "auc": "AUC", "eer": "EER", "balanced_acc": "B.Acc",
+                 "real_acc": "Real", "fake_acc": "Fake", "qual_acc": "Acc", "bleu1": "B.-1", "bleu2": "B.-2",
+                 "rouge_l": "R.-L", "bertscore": "Sim.", "judge_completeness": "α", "judge_preciseness": "ρ",
+                 "judge_relevance": "κ", "avr": "Avr.", "acc_val_threshold": "Acc@val-thr"}
+
+
+class BoardError(ValueError):
+    """A spec that cannot be rendered, or results refused by the board's rules."""
+
+
+@dataclass
+class BoardSpec:
+    """A parsed board spec (see the module docstring)."""
+
+    title: str
+    layout: str
+    tasks: list[str]
+    metrics: list[str] = field(default_factory=lambda: ["acc", "ap", "auc"])
+    models: list[str] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    improvement: dict[str, str] | None = None
+    allow_limit: bool = False
+    allow_failed: bool = False
+    plots: list[str] = field(default_factory=list)
+    percent: bool = True
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BoardSpec":
+        """Read and validate a YAML spec."""
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise BoardError(f"{path}: unknown board keys {sorted(unknown)}")
+        if data.get("layout") not in LAYOUTS:
+            raise BoardError(f"{path}: layout must be one of {LAYOUTS}, not {data.get('layout')!r}")
+        if not data.get("tasks"):
+            raise BoardError(f"{path}: 'tasks' is required")
+        data.setdefault("title", Path(path).stem)
+        return cls(**data)
+
+
+@dataclass
+class Cell:
+    """One table cell: a value (fraction), its CI half-width and marks."""
+
+    value: float | None
+    half_ci: float | None = None
+    marks: list[str] = field(default_factory=list)
+
+
+def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
+    name = result["model"]["name"]
+    key = f"{name}-{result['model']['fingerprint_hash'][:8]}"
+    if key in spec.labels:
+        return spec.labels[key]
+    if name in spec.labels and name not in ambiguous:
+        return spec.labels[name]
+    return f"{name} ({result['model']['fingerprint_hash'][:8]})" if name in ambiguous else name
+
+
+def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model label, task) -> newest result, after the board's refusal rules (raises :class:`BoardError`)."""
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    relevant = [r for r in results if r["task"]["name"] in spec.tasks
+                and (spec.models is None or r["model"]["name"] in spec.models)]
+    by_name: dict[str, set[str]] = {}
+    for r in relevant:
+        by_name.setdefault(r["model"]["name"], set()).add(r["model"]["fingerprint_hash"])
+    ambiguous = {n for n, hashes in by_name.items() if len(hashes) > 1}
+    problems = []
+    for result in relevant:
+        counts = result["counts"]
+        where = f"{result['model']['name']} on {result['task']['name']} ({result.get('_path', '?')})"
+        if counts.get("limit") is not None and not spec.allow_limit:
+            problems.append(f"{where}: run with --limit {counts['limit']} (set allow_limit: true to show it, marked)")
+        if counts.get("n_failed") and not spec.allow_failed:
+            problems.append(f"{where}: {counts['n_failed']} failed samples (set allow_failed: true to show it)")
+        key = (_label(result, spec, ambiguous), result["task"]["name"])
+        if key not in chosen or result["provenance"]["date"] > chosen[key]["provenance"]["date"]:
+            chosen[key] = result
+    versions: dict[str, set[str]] = {}
+    for (_, task), result in chosen.items():
+        versions.setdefault(task, set()).add(str(result["task"]["version"]))
+    for task, found in versions.items():
+        if len(found) > 1:
+            problems.append(f"{task}: results from different task versions {sorted(found)} cannot share a board")
+    if problems:
+        raise BoardError("refused:\n  " + "\n  ".join(problems))
+    if not chosen:
+        raise BoardError(f"no results for tasks {spec.tasks}" + (f" and models {spec.models}" if spec.models else ""))
+    return chosen
+
+
+def _cell(entry: dict[str, Any] | None) -> Cell:
+    if not entry or entry.get("value") is None:
+        return Cell(None)
+    ci = entry.get("ci")
+    return Cell(entry["value"], (ci[1] - ci[0]) / 2 if ci else None)
+
+
+def _marks(result: dict[str, Any]) -> list[str]:
+    marks = []
+    if result["counts"].get("limit") is not None:
+        marks.append("L")
+    if result["counts"].get("n_failed"):
+        marks.append("F")
+    return marks
+
+
+def _weighted(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    present = [e for e in entries if e and e.get("value") is not None and e.get("n")]
+    if not present:
+        return None
+    n = sum(e["n"] for e in present)
+    return {"value": sum(e["value"] * e["n"] for e in present) / n, "n": n}
+
+
+def _mean(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    values = [e["value"] for e in entries if e and e.get("value") is not None]
+    return {"value": sum(values) / len(values), "n": len(values)} if values else None
+
+
+Column = tuple[str, str, Callable[[dict[str, Any]], dict[str, Any] | None]]  # (header, metric, getter)
+
+
+def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, list[Column]]]:
+    """Per task: the columns of the board's layout."""
+    out = []
+    for task in spec.tasks:
+        results = [r for (m, t), r in chosen.items() if t == task]
+        if not results:
+            continue
+        any_result = results[0]
+        cols: list[Column] = []
+        if spec.layout == "metrics":
+            for metric in spec.metrics:
+                cols.append((METRIC_LABELS.get(metric, metric), metric,
+                             lambda r, m=metric: r["metrics"]["all"].get(m)))
+        elif spec.layout == "per_subset":
+            metric = spec.metrics[0]
+            generators = any_result["metrics"].get("groups", {}).get("mean_over_generators", {}).get(
+                metric, {}).get("data", {}).get("generators") or sorted(any_result["metrics"]["subsets"])
+            for subset in generators:
+                cols.append((subset, metric, lambda r, s=subset, m=metric: r["metrics"]["subsets"].get(s, {}).get(m)))
+            groups = any_result["metrics"].get("groups", {})
+            if "unseen" in groups:
+                cols.append(("Unseen", metric, lambda r, m=metric: r["metrics"]["groups"].get("unseen", {}).get(m)))
+            cols.append(("Average", metric,
+                         lambda r, m=metric: r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(m)))
+        elif spec.layout == "qualitative":
+            # generator columns are accuracy on that generator's fakes alone (the unpaired "generator"
+            # breakdown), and "Fake" is their mean, as the paper's caption defines it
+            metric = "qual_acc"
+            breakdown = lambda r, key: r["metrics"].get("breakdowns", {}).get(key, {})  # noqa: E731
+            generators = [g for g in sorted(breakdown(any_result, "generator")) if g != "real"]
+            cols.append(("Fake", metric, lambda r: _mean([breakdown(r, "generator").get(g, {}).get(metric)
+                                                          for g in generators])))
+            cols.append(("Real", metric, lambda r: breakdown(r, "authenticity").get("real", {}).get(metric)))
+            cols.append(("What", metric, lambda r: breakdown(r, "question_type").get("what", {}).get(metric)))
+            cols.append(("Yes/No", metric, lambda r: _weighted(
+                [breakdown(r, "question_type").get(k, {}).get(metric) for k in ("yes/no (fake)", "yes/no (real)")])))
+            for g in generators:
+                cols.append((g, metric, lambda r, g=g: breakdown(r, "generator").get(g, {}).get(metric)))
+            cols.append(("Overall", metric, lambda r: r["metrics"]["all"].get(metric)))
+        elif spec.layout == "transparency":
+            measures = ("bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
+                        "judge_relevance", "avr")
+            abilities = sorted(any_result["metrics"].get("breakdowns", {}).get("ability", {})) or [task]
+            for ability in abilities:
+                for metric in measures:
+                    header = f"{ability}: {METRIC_LABELS[metric]}" if len(abilities) > 1 or ability != task \
+                        else METRIC_LABELS[metric]
+                    cols.append((header, metric, lambda r, a=ability, m=metric: (
+                        r["metrics"].get("breakdowns", {}).get("ability", {}).get(a, {}).get(m)
+                        if a != task else r["metrics"]["all"].get(m))))
+        out.append((task, cols))
+    if spec.layout == "transparency":
+        out.append(("", [("Overall", "avr", lambda r: None)]))  # filled per model below
+    return out
+
+
+def _format(cell: Cell, percent: bool) -> str:
+    if cell.value is None:
+        return "–"
+    value = cell.value * 100 if percent else cell.value
+    text = f"{value:.2f}" if percent else f"{value:.3f}"
+    if cell.half_ci is not None:
+        half = cell.half_ci * 100 if percent else cell.half_ci
+        text += f" ± {half:.2f}" if percent else f" ± {half:.3f}"
+    return text
+
+
+def rank_marks(values: Sequence[float | None], lower_is_better: bool) -> list[str]:
+    """"best" / "second" / "" per value (ties share a mark; ``None`` gets none)."""
+    present = sorted({v for v in values if v is not None}, reverse=not lower_is_better)
+    best = present[0] if present else None
+    second = present[1] if len(present) > 1 else None
+    return ["best" if v is not None and v == best else "second" if v is not None and v == second else ""
+            for v in values]
+
+
+def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
+    """The board as markdown (title, table, improvement row, footnotes)."""
+    chosen = select_results(results, spec)
+    models = sorted({m for m, _ in chosen})
+    layout = columns_for(spec, chosen)
+    headers = ["Model"]
+    grid: dict[str, list[Cell]] = {m: [] for m in models}
+    column_meta: list[str] = []
+    for task, cols in layout:
+        for header, metric, getter in cols:
+            headers.append(f"{header}" if len(spec.tasks) == 1 or not task else f"{task}: {header}")
+            column_meta.append(metric)
+            for model in models:
+                result = chosen.get((model, task))
+                if task == "" and header == "Overall":  # transparency Overall: mean of the abilities' Avr.
+                    avrs = [c.value for c, meta in zip(grid[model], column_meta) if meta == "avr" and c.value is not None]
+                    grid[model].append(Cell(sum(avrs) / len(avrs) if avrs else None))
+                    continue
+                if result is None:
+                    grid[model].append(Cell(None))
+                    continue
+                cell = _cell(getter(result))
+                cell.marks = _marks(result)
+                grid[model].append(cell)
+    percent = spec.percent and spec.layout != "transparency"
+    rows = []
+    for index, metric in enumerate(column_meta):
+        marks = rank_marks([grid[m][index].value for m in models], metric in LOWER_IS_BETTER)
+        for model, mark in zip(models, marks):
+            grid[model][index].marks = [mark] + grid[model][index].marks
+    for model in models:
+        row = [model]
+        for cell in grid[model]:
+            text = _format(cell, percent)
+            if "best" in cell.marks:
+                text = f"**{text}**"
+            elif "second" in cell.marks:
+                text = f"<u>{text}</u>"
+            flags = [m for m in cell.marks if m in ("L", "F")]
+            if flags and cell.value is not None:
+                text += "<sup>" + ",".join(flags) + "</sup>"
+            row.append(text)
+        rows.append(row)
+    if spec.improvement:
+        target, base = spec.improvement.get("model"), spec.improvement.get("over")
+        label = {m.split(" (")[0]: m for m in models}
+        if target in label and base in label:
+            row = [f"Improvement ({target} − {base})"]
+            for index, metric in enumerate(column_meta):
+                a, b = grid[label[target]][index].value, grid[label[base]][index].value
+                if a is None or b is None:
+                    row.append("–")
+                else:
+                    diff = (a - b) * (100 if percent else 1)
+                    row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
+            rows.append(row)
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return f"## {spec.title}\n\n" + (f"{spec.description}\n\n" if spec.description else "") + table + "\n\n" + \
+        _footnotes(spec, chosen, percent) + "\n"
+
+
+def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool) -> str:
+    lines = []
+    for task in spec.tasks:
+        results = [r for (m, t), r in chosen.items() if t == task]
+        if not results:
+            continue
+        r = results[0]
+        n = sorted({x["counts"]["n_samples"] for x in results})
+        failed = sum(x["counts"].get("n_failed", 0) for x in results)
+        lines.append(f"- `{task}` v{r['task']['version']}, split {r['task']['split']}, mode {r['task']['mode']}: "
+                     f"{'/'.join(map(str, n))} samples per model, {failed} failed in all.")
+    harness_versions = sorted({r["provenance"]["harness_version"] for r in chosen.values()})
+    dates = sorted(r["provenance"]["date"][:10] for r in chosen.values())
+    unit = "percent" if percent else "raw values"
+    lines.append(f"- Values in {unit}; **best** and <u>second</u> per column; ± is half the 95% bootstrap "
+                 "interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
+                 "failed (shown only when the board allows them).")
+    lines.append(f"- aigi-harness {', '.join(harness_versions)}; runs from {dates[0]} to {dates[-1]}; "
+                 f"rendered {_dt.date.today().isoformat()} from {len(chosen)} results files.")
+    return "\n".join(lines)
+
+
+def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
+    """PNG plots named in the spec: ``acc_curve`` (Fig. 7) and ``subset_bars`` (per-generator bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = select_results(results, spec)
+    written = []
+    for task in spec.tasks:
+        task_results = {m: r for (m, t), r in chosen.items() if t == task}
+        if not task_results:
+            continue
+        if "acc_curve" in spec.plots:
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            for model, result in sorted(task_results.items()):
+                curve = (result["metrics"]["all"].get("acc_curve") or {}).get("data")
+                if curve:
+                    ax.plot(curve["threshold"], [100 * a for a in curve["acc"]], label=model)
+            ax.set_xlabel("threshold on P(fake)")
+            ax.set_ylabel("accuracy (%)")
+            ax.set_title(f"{task}: accuracy vs threshold")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out_dir / f"{stem}-{task}-acc-curve.png"
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            written.append(path)
+        if "subset_bars" in spec.plots:
+            metric = spec.metrics[0]
+            subsets = sorted({s for r in task_results.values() for s in r["metrics"]["subsets"]})
+            fig, ax = plt.subplots(figsize=(max(5, len(subsets) * 1.2), 3.5))
+            width = 0.8 / max(1, len(task_results))
+            for i, (model, result) in enumerate(sorted(task_results.items())):
+                values = [100 * ((result["metrics"]["subsets"].get(s, {}).get(metric) or {}).get("value") or 0)
+                          for s in subsets]
+                ax.bar([x + i * width for x in range(len(subsets))], values, width=width, label=model)
+            ax.set_xticks([x + 0.4 - width / 2 for x in range(len(subsets))])
+            ax.set_xticklabels(subsets, rotation=20, fontsize=8)
+            ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
+            ax.set_title(f"{task}: {metric} per subset")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out_dir / f"{stem}-{task}-subsets.png"
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            written.append(path)
+    return written

@@ -1,0 +1,130 @@
+"""Paper-style boards from hand-made results: marks, ties, missing cells, improvement, refusal, aggregates."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from harness.boards import BoardError, BoardSpec, rank_marks, render_board, render_plots
+
+
+def result(model, fp, task="t", metrics=None, subsets=None, groups=None, breakdowns=None, limit=None, failed=0,
+           version="1", date="2026-11-26T00:00:00"):
+    wrap = lambda d: {k: {"value": v, "n": 10} for k, v in (d or {}).items()}  # noqa: E731
+    return {"model": {"name": model, "fingerprint_hash": fp * 8},
+            "task": {"name": task, "version": version, "split": "test", "mode": "score", "main_metric": "auc"},
+            "metrics": {"all": wrap(metrics), "subsets": {s: wrap(v) for s, v in (subsets or {}).items()},
+                        "groups": groups or {}, "breakdowns": breakdowns or {}},
+            "counts": {"n_samples": 10, "n_failed": failed, "limit": limit},
+            "provenance": {"date": date, "harness_version": "0.1.0"}, "_path": f"{model}.json"}
+
+
+def spec(**kwargs):
+    base = dict(title="T", layout="metrics", tasks=["t"], metrics=["acc", "auc", "eer"])
+    base.update(kwargs)
+    return BoardSpec(**base)
+
+
+def row(markdown, name):
+    return next(line for line in markdown.splitlines() if line.startswith(f"| {name} "))
+
+
+def test_best_bold_second_underlined_and_lower_is_better():
+    board = render_board(spec(), [result("a", "1", metrics={"acc": 0.9, "auc": 0.7, "eer": 0.1}),
+                                  result("b", "2", metrics={"acc": 0.8, "auc": 0.9, "eer": 0.3}),
+                                  result("c", "3", metrics={"acc": 0.7, "auc": 0.8, "eer": 0.2})])
+    assert "**90.00**" in row(board, "a") and "<u>70.00</u>" not in row(board, "a")
+    assert "<u>80.00</u>" in row(board, "b") and "**90.00**" in row(board, "b")
+    assert "**10.00**" in row(board, "a") and "<u>20.00</u>" in row(board, "c")  # EER: lower is better
+
+
+def test_ties_share_marks_and_missing_cells():
+    assert rank_marks([0.9, 0.9, 0.8, None], False) == ["best", "best", "second", ""]
+    board = render_board(spec(metrics=["acc", "auc"]), [result("a", "1", metrics={"acc": 0.5}),
+                                                        result("b", "2", metrics={"acc": 0.5, "auc": 0.6})])
+    assert row(board, "a").count("**50.00**") == 1 and "–" in row(board, "a")
+
+
+def test_improvement_row_and_confidence_intervals():
+    a = result("fakescope", "1", metrics={"acc": 0.95, "auc": 0.99})
+    a["metrics"]["all"]["auc"]["ci"] = [0.98, 1.0]
+    b = result("llava", "2", metrics={"acc": 0.60, "auc": 0.70})
+    board = render_board(spec(metrics=["acc", "auc"], improvement={"model": "fakescope", "over": "llava"}), [a, b])
+    assert "99.00 ± 1.00" in board
+    assert [c.strip() for c in row(board, "Improvement (fakescope − llava)").split("|")[2:4]] == ["+35.00", "+29.00"]
+
+
+def test_refusal_rules_and_allowances():
+    limited = result("a", "1", metrics={"acc": 0.9}, limit=5)
+    failed = result("b", "2", metrics={"acc": 0.8}, failed=3)
+    with pytest.raises(BoardError, match="--limit 5"):
+        render_board(spec(metrics=["acc"]), [limited])
+    with pytest.raises(BoardError, match="3 failed samples"):
+        render_board(spec(metrics=["acc"]), [failed])
+    board = render_board(spec(metrics=["acc"], allow_limit=True, allow_failed=True), [limited, failed])
+    assert "<sup>L</sup>" in row(board, "a") and "<sup>F</sup>" in row(board, "b")
+    with pytest.raises(BoardError, match="different task versions"):
+        render_board(spec(metrics=["acc"]), [result("a", "1", metrics={"acc": 0.9}),
+                                             result("b", "2", metrics={"acc": 0.8}, version="2")])
+
+
+def test_per_subset_average_and_unseen_equal_the_mean_of_their_columns():
+    gens = ["g1", "g2", "g3"]
+    subsets = {"g1": {"ap": 0.9}, "g2": {"ap": 0.6}, "g3": {"ap": 0.3}}
+    groups = {"mean_over_generators": {"ap": {"value": 0.6, "n": 3, "data": {"generators": gens}}},
+              "unseen": {"ap": {"value": 0.45, "n": 2, "data": {"generators": ["g2", "g3"]}}}}
+    board = render_board(spec(layout="per_subset", metrics=["ap"]),
+                         [result("a", "1", subsets=subsets, groups=groups)])
+    cells = [c.strip().strip("*") for c in row(board, "a").split("|")[2:-1]]
+    assert cells == ["90.00", "60.00", "30.00", "45.00", "60.00"]
+    assert float(cells[-1]) == pytest.approx(sum(map(float, cells[:3])) / 3)
+    assert float(cells[-2]) == pytest.approx(sum(map(float, cells[1:3])) / 2)
+    header = next(line for line in board.splitlines() if line.startswith("| Model"))
+    assert [h.strip() for h in header.split("|")[1:-1]] == ["Model", "g1", "g2", "g3", "Unseen", "Average"]
+
+
+def test_qualitative_layout_fake_is_the_mean_of_generator_columns():
+    breakdowns = {"generator": {"sd": {"qual_acc": {"value": 1.0, "n": 5}}, "glide": {"qual_acc": {"value": 0.5, "n": 5}},
+                                "real": {"qual_acc": {"value": 0.9, "n": 10}}},
+                  "authenticity": {"real": {"qual_acc": {"value": 0.9, "n": 10}}},
+                  "question_type": {"what": {"qual_acc": {"value": 0.8, "n": 10}},
+                                    "yes/no (fake)": {"qual_acc": {"value": 1.0, "n": 2}},
+                                    "yes/no (real)": {"qual_acc": {"value": 0.5, "n": 8}}}}
+    r = result("m", "1", metrics={"qual_acc": 0.8}, breakdowns=breakdowns)
+    board = render_board(spec(layout="qualitative"), [r, copy.deepcopy(r) | {"model": {"name": "n",
+                                                                                       "fingerprint_hash": "2" * 8}}])
+    header = next(line for line in board.splitlines() if line.startswith("| Model"))
+    assert [h.strip() for h in header.split("|")[1:-1]] == ["Model", "Fake", "Real", "What", "Yes/No", "glide", "sd",
+                                                              "Overall"]
+    cells = [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]]
+    assert cells[0] == "75.00"  # mean of glide 50 and sd 100
+    assert cells[3] == "60.00"  # yes/no weighted by n: (1.0 * 2 + 0.5 * 8) / 10
+
+
+def test_transparency_overall_is_the_mean_of_ability_averages():
+    measures = {"bleu1": 0.2, "bleu2": 0.1, "rouge_l": 0.2, "bertscore": 0.6, "judge_completeness": 1.8,
+                "judge_preciseness": 1.4, "judge_relevance": 1.9}
+    breakdowns = {"ability": {"interpreting": {k: {"value": v, "n": 5} for k, v in {**measures, "avr": 0.57}.items()},
+                              "reasoning": {k: {"value": v, "n": 5} for k, v in {**measures, "avr": 0.45}.items()}}}
+    board = render_board(spec(layout="transparency", tasks=["fakeclue"]),
+                         [result("m", "1", task="fakeclue", breakdowns=breakdowns)])
+    cells = [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]]
+    assert cells[-1] == "0.510" and "interpreting: Avr." in board and "reasoning: κ" in board
+
+
+def test_spec_validation_and_plots(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("layout: pie\ntasks: [t]\n")
+    with pytest.raises(BoardError, match="layout must be one of"):
+        BoardSpec.load(bad)
+    bad.write_text("layout: metrics\ntasks: [t]\ncolour: red\n")
+    with pytest.raises(BoardError, match="unknown board keys"):
+        BoardSpec.load(bad)
+    r = result("a", "1", metrics={"acc": 0.9}, subsets={"g": {"acc": 0.9}})
+    r["metrics"]["all"]["acc_curve"] = {"value": None, "n": 10,
+                                        "data": {"threshold": [0.0, 0.5, 1.0], "acc": [0.5, 0.9, 0.5]}}
+    paths = render_plots(spec(metrics=["acc"], plots=["acc_curve", "subset_bars"]), [r], tmp_path, "board")
+    assert [p.name for p in paths] == ["board-t-acc-curve.png", "board-t-subsets.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
