@@ -99,6 +99,13 @@ def fakeqa_dimension(question: str, index: int) -> str:
     return FAKEQA_DIMENSIONS[index - 1] if 1 <= index <= len(FAKEQA_DIMENSIONS) else "unknown"
 
 
+def with_judge(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """Add the LLM-judge measures and Avr. when a judge is configured (``HARNESS_JUDGE[_MODEL]``)."""
+    if os.environ.get("HARNESS_JUDGE_MODEL") or os.environ.get("HARNESS_JUDGE"):
+        return metrics + ("judge_completeness", "judge_preciseness", "judge_relevance", "avr")
+    return metrics
+
+
 class _FakeBench(BenchmarkTask):
     env_var = "HARNESS_DATA_FAKEBENCH"
     default_name = "FakeBench"
@@ -239,10 +246,7 @@ class FakeClue(_FakeBench):
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:
         """Word-level metrics, the verdict of the reasoning answers, and the judge when one is configured."""
-        metrics = ("bleu1", "bleu2", "rouge_l", "bertscore", "qual_acc", "unknown_rate")
-        if os.environ.get("HARNESS_JUDGE_MODEL") or os.environ.get("HARNESS_JUDGE"):
-            metrics += ("judge_completeness", "judge_preciseness", "judge_relevance", "avr")
-        return metrics
+        return with_judge(("bleu1", "bleu2", "rouge_l", "bertscore", "qual_acc", "unknown_rate"))
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """Two samples per image: ``<id>#faultfinding_mode`` and ``<id>#inference_mode``."""
@@ -294,10 +298,7 @@ class FakeQA(_FakeBench):
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:
         """Word-level metrics, and the judge when one is configured."""
-        metrics = ("bleu1", "bleu2", "rouge_l", "bertscore")
-        if os.environ.get("HARNESS_JUDGE_MODEL") or os.environ.get("HARNESS_JUDGE"):
-            metrics += ("judge_completeness", "judge_preciseness", "judge_relevance", "avr")
-        return metrics
+        return with_judge(("bleu1", "bleu2", "rouge_l", "bertscore"))
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """One sample per (image, question): ``<id>#Q<i>``; Q13/Q14 absent in some entries upstream."""
