@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev benchmark leaderboards clean
+.PHONY: demo test install install-dev benchmark leaderboards fakescope-demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ leaderboards: install-dev
 	for b in aigi-mini-detection aigi-mini-generators; do \
 		$(BIN)/harness leaderboard --board leaderboards/$$b.yaml --results $(RUNS)/results -o leaderboards/$$b.md \
 			|| exit 1; done
+
+## fakescope-demo: tiny FakeScope instruction-tuned with DeepSpeed ZeRO-2 on the CPU, evaluated (about 1 min)
+fakescope-demo: install-dev
+	$(BIN)/python -m harness.trainers.fakescope_demo --out $(DEMO)/fakescope
 
 ## benchmark: runner throughput on this machine, recorded in benchmarks/results/
 benchmark: install

@@ -87,7 +87,10 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
                            description="Train a detector and write a checkpoint folder that the model "
                                        "adapter of the same name loads with --model-args checkpoint=DIR.")
     train.add_argument("trainer", help="trainer name (see `harness ls trainers`)")
-    train.add_argument("--task", required=True, help="task whose splits to train on")
+    train.add_argument("--task", default=None, help="task whose splits to train on (detectors)")
+    train.add_argument("--data", default=None, help="instruction data JSON (fakescope)")
+    train.add_argument("--base", default=None, help="base checkpoint folder (fakescope)")
+    train.add_argument("--deepspeed", default=None, help="DeepSpeed config JSON, e.g. trainers/deepspeed/zero2.json")
     train.add_argument("--split", default="train", help="training split (default: train)")
     train.add_argument("--val-split", default="val", help="validation split, '' for none (default: val)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
@@ -185,9 +188,22 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 
     manifest = plugins.get("trainer", args.trainer)
     trainer_args = parse_kv(args.args)
+    for key in ("data", "base", "deepspeed"):
+        if getattr(args, key):
+            trainer_args[key] = getattr(args, key)
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
-    trainer = manifest.load()(**trainer_args)
+    trainer_cls = manifest.load()
+    trainer = trainer_cls(**trainer_args)
+    if not getattr(trainer_cls, "requires_task", True):
+        summary = trainer.train([], [], args.out, task_name=args.task or "")
+        (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        print(f"model written to {args.out}  (evaluate with: harness run --model {trainer.model_name} "
+              f"--model-args path={args.out} --tasks aigi-mini)")
+        return 0
+    if not args.task:
+        print(f"error: trainer {manifest.name!r} needs --task", file=sys.stderr)
+        return 2
     task = build_task(plugins, args.task, args.data_root, parse_kv(args.task_args))
     ok, reason = task.available()
     if not ok:

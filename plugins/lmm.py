@@ -71,6 +71,13 @@ class LmmAdapter(ModelAdapter):
             self._weights_sha256 = hash_path_memo(local) if local.exists() else f"hub:{self.path}"
         return self._weights_sha256
 
+    def trained_on(self) -> dict[str, Any] | None:
+        """From ``harness_training.json`` when the checkpoint was made by ``harness train fakescope``."""
+        import json
+
+        meta = Path(self.path).expanduser() / "harness_training.json"
+        return json.loads(meta.read_text()).get("trained_on") if meta.is_file() else None
+
     def preprocessing(self) -> dict[str, Any]:
         """The backend's anchors, prompts and image pipeline (known once loaded)."""
         return self.info or {"note": "model not loaded in this run (all answers came from the cache)",

@@ -32,8 +32,9 @@ class FakeOpenAI:
     """Start with ``with FakeOpenAI() as server: server.base_url``; inspect ``server.requests``."""
 
     def __init__(self, default_reply: str = "Score: 2", slow_seconds: float = 2.0,
-                 top_logprobs: list[tuple[str, float]] | None = None):
+                 top_logprobs: list[tuple[str, float]] | None = None, responder=None):
         self.default_reply, self.slow_seconds = default_reply, slow_seconds
+        self.responder = responder  # optional callable(text) -> reply, for scripted conversations
         self.top_logprobs = top_logprobs  # returned when a request asks for logprobs; None: never
         self.requests: list[dict] = []
         self.seen = Counter()
@@ -70,7 +71,8 @@ class FakeOpenAI:
                     self.wfile.write(raw)
                     return None
                 match = re.search(r"REPLY=(.*?)\|", text, re.S)
-                reply = match.group(1) if match else outer.default_reply
+                reply = match.group(1) if match else outer.responder(text) if outer.responder else \
+                    outer.default_reply
                 choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
                 if body.get("logprobs") and outer.top_logprobs is not None:
                     top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in outer.top_logprobs]

@@ -14,3 +14,6 @@ def register_trainers(register):
              description="Retrain CNNSpot without augmentation (Adam 1e-4, batch 64, early stopping on val acc).")
     register("univfd", "harness.trainers.torch_detectors:UnivFDTrainer",
              description="UnivFD linear probe on frozen CLIP features (--args clip=PATH).")
+    register("fakescope", "harness.trainers.fakescope:FakeScopeTrainer",
+             description="Instruction-tune a LLaVA checkpoint on FakeInstruct (--data, --base, [--deepspeed]); "
+                         "vision tower frozen.")

@@ -1,0 +1,206 @@
+"""FakeScope supervised instruction tuning on FakeInstruct (paper Sec. V-A), LLaVA-1.5 backbone.
+
+``harness train fakescope --data FakeInstruct.json --base LLAVA_DIR --out DIR [--deepspeed CONFIG]``
+
+- Data: LLaVA conversation JSON (``{"image", "conversations": [{"from": "human", "value":
+  "<image>\\n..."}, {"from": "gpt", "value": "..."}]}``, as written by
+  :mod:`harness.trainers.fakeinstruct`); the loss covers the answer tokens only.
+- The vision encoder is frozen; the projector and the language model are trained (Sec. V-A).
+  The tower is verified bit-identical after training.
+- Hugging Face ``Trainer`` with DeepSpeed (``trainers/deepspeed/zero2.json`` /
+  ``zero3.json``), bf16 on GPUs, optional gradient checkpointing, resume from the last
+  checkpoint in ``DIR/trainer``. Multi-GPU / multi-node: start the same command under
+  ``deepspeed`` or ``torchrun`` (``python -m harness.cli train fakescope ...``).
+- Output: a LLaVA folder that ``harness run --model fakescope-llava --model-args path=DIR``
+  evaluates as it is, plus ``harness_training.json`` (data, base, losses, the generators
+  seen in training for Seen / Unseen reporting).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.interfaces import Trainer
+from harness.records import Sample
+
+CHAT = "USER: <image> {question} ASSISTANT:"
+META = "harness_training.json"
+
+
+def vision_tower(model: Any) -> Any:
+    """The LLaVA vision encoder, across transformers versions."""
+    inner = getattr(model, "model", model)
+    return getattr(inner, "vision_tower", None) or getattr(model, "vision_tower")
+
+
+class InstructionDataset:
+    """LLaVA conversations -> input ids, labels masked on the prompt, pixel values."""
+
+    def __init__(self, records: Sequence[dict[str, Any]], processor: Any, base_dir: Path, max_length: int = 1024):
+        self.records, self.processor, self.base_dir, self.max_length = list(records), processor, base_dir, max_length
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from harness.images import load_image
+
+        record = self.records[index]
+        human, gpt = record["conversations"][0]["value"], record["conversations"][1]["value"]
+        question = human.replace("<image>", "").strip()
+        image_path = Path(record["image"])
+        image = load_image(str(image_path if image_path.is_absolute() else self.base_dir / image_path))
+        prompt = CHAT.format(question=question)
+        eos = self.processor.tokenizer.eos_token or ""
+        prompt_ids = self.processor(images=image, text=prompt, return_tensors="pt")["input_ids"][0]
+        full = self.processor(images=image, text=f"{prompt} {gpt}{eos}", return_tensors="pt")
+        input_ids = full["input_ids"][0][: self.max_length]
+        labels = input_ids.clone()
+        labels[: len(prompt_ids)] = -100
+        return {"input_ids": input_ids, "labels": labels, "pixel_values": full["pixel_values"][0]}
+
+
+def collate(batch: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-pad ids and labels; stack pixel values."""
+    import torch
+
+    width = max(len(b["input_ids"]) for b in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, item in enumerate(batch):
+        n = len(item["input_ids"])
+        ids[i, :n], labels[i, :n], mask[i, :n] = item["input_ids"], item["labels"], 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask,
+            "pixel_values": torch.stack([b["pixel_values"] for b in batch])}
+
+
+def single_process_env() -> dict[str, str | None]:
+    """Set the rendezvous variables DeepSpeed needs when no launcher started us (one process, a free
+    loopback port); returns the previous values for :func:`restore_env`."""
+    import socket
+
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return {}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    values = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    return previous
+
+
+def restore_env(previous: dict[str, str | None]) -> None:
+    """Undo :func:`single_process_env` and tear down the process group it led to."""
+    import torch.distributed as dist
+
+    if not previous:
+        return
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+class FakeScopeTrainer(Trainer):
+    """Instruction tuning of a LLaVA checkpoint on FakeInstruct (see the module docstring)."""
+
+    name = "fakescope"
+    model_name = "fakescope-llava"
+    requires_task = False
+
+    def __init__(self, data: str | None = None, base: str | None = None, deepspeed: str | None = None,
+                 epochs: float = 1.0, max_steps: int = -1, lr: float = 2e-5, batch_size: int = 4,
+                 grad_accum: int = 1, bf16: Any = "auto", gradient_checkpointing: bool = False, seed: int = 0,
+                 max_length: int = 1024, weight_decay: float = 0.0, warmup_ratio: float = 0.03,
+                 progress: bool = True, **args: Any) -> None:
+        super().__init__(data=data, base=base, deepspeed=deepspeed, epochs=epochs, max_steps=max_steps, lr=lr,
+                         batch_size=batch_size, grad_accum=grad_accum, bf16=bf16,
+                         gradient_checkpointing=gradient_checkpointing, seed=seed, max_length=max_length, **args)
+        if not data or not base:
+            raise ValueError("fakescope training needs --data FakeInstruct.json and --base LLAVA_DIR")
+        self.data, self.base, self.deepspeed = Path(data), base, deepspeed
+        self.epochs, self.max_steps, self.lr = float(epochs), int(max_steps), float(lr)
+        self.batch_size, self.grad_accum, self.bf16 = int(batch_size), int(grad_accum), bf16
+        self.gradient_checkpointing, self.seed, self.max_length = bool(gradient_checkpointing), int(seed), \
+            int(max_length)
+        self.weight_decay, self.warmup_ratio, self.progress = float(weight_decay), float(warmup_ratio), progress
+
+    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str,
+              resume: bool = True) -> dict[str, Any]:
+        """Fine-tune, verify the frozen tower, save a folder the ``fakescope-llava`` adapter loads."""
+        import torch
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        records = json.loads(self.data.read_text(encoding="utf-8"))
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model = LlavaForConditionalGeneration.from_pretrained(self.base, local_files_only=True)
+        processor = AutoProcessor.from_pretrained(self.base, local_files_only=True)
+        tower = vision_tower(model)
+        tower.requires_grad_(False)
+        before = {k: v.detach().clone() for k, v in tower.state_dict().items()}
+        cuda = torch.cuda.is_available()
+        bf16 = cuda if self.bf16 == "auto" else bool(self.bf16)
+        saved_env = dict(os.environ)  # HF / accelerate set ACCELERATE_USE_DEEPSPEED etc.: do not leak them
+        previous = single_process_env() if self.deepspeed else {}
+        try:
+            return self._train(model, processor, before, bf16, records, out_dir, task_name, resume)
+        finally:
+            restore_env(previous)
+            os.environ.clear()
+            os.environ.update(saved_env)
+
+    def _train(self, model: Any, processor: Any, before: dict[str, Any], bf16: bool, records: list[dict[str, Any]],
+               out_dir: Path, task_name: str, resume: bool) -> dict[str, Any]:
+        import inspect
+
+        import torch
+        from transformers import TrainingArguments
+        from transformers import Trainer as HFTrainer
+        from transformers.trainer_utils import get_last_checkpoint
+
+        cuda = torch.cuda.is_available()
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+        dataset = InstructionDataset(records, processor, self.data.parent, self.max_length)
+        pad_id = processor.tokenizer.pad_token_id or 0
+        # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
+        warmup = ({"warmup_ratio": self.warmup_ratio}
+                  if "warmup_ratio" in inspect.signature(TrainingArguments.__init__).parameters
+                  else {"warmup_steps": self.warmup_ratio})
+        args = TrainingArguments(
+            output_dir=str(out_dir / "trainer"), per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.grad_accum, learning_rate=self.lr, num_train_epochs=self.epochs,
+            max_steps=self.max_steps, weight_decay=self.weight_decay, **warmup,
+            lr_scheduler_type="cosine", logging_steps=1, save_strategy="epoch", save_total_limit=1, report_to=[],
+            bf16=bf16, use_cpu=not cuda, deepspeed=self.deepspeed, remove_unused_columns=False, seed=self.seed,
+            dataloader_num_workers=0, disable_tqdm=not self.progress)
+        trainer = HFTrainer(model=model, args=args, train_dataset=dataset,
+                            data_collator=lambda batch: collate(batch, pad_id))
+        last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).is_dir() else None
+        trainer.train(resume_from_checkpoint=last)
+        trainer.save_model(str(out_dir))
+        processor.save_pretrained(str(out_dir))
+        after = vision_tower(trainer.model if not self.deepspeed else model).state_dict()
+        identical = all(torch.equal(before[k], after[k].detach().cpu().to(before[k].dtype)) for k in before)
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        seen = sorted({r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")})
+        meta = {"trainer": "fakescope", "base": str(self.base), "data": str(self.data), "n_instructions": len(records),
+                "parts": sorted({r.get("part") for r in records if r.get("part") is not None}),
+                "deepspeed": self.deepspeed, "bf16": bf16, "lr": self.lr, "epochs": self.epochs,
+                "max_steps": self.max_steps, "losses": losses, "vision_tower_bit_identical": identical,
+                "trained_on": {"task": task_name or str(self.data), "seen_generators": seen}}
+        (out_dir / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if not identical:
+            raise RuntimeError("the frozen vision tower changed during training")
+        return {"losses": losses, "first_loss": losses[0] if losses else None,
+                "last_loss": losses[-1] if losses else None, "vision_tower_bit_identical": identical}
