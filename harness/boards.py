@@ -57,6 +57,7 @@ class BoardSpec:
     improvement: dict[str, str] | None = None
     allow_limit: bool = False
     allow_failed: bool = False
+    allow_mixed_versions: bool = False
     plots: list[str] = field(default_factory=list)
     percent: bool = True
     description: str = ""
@@ -121,8 +122,9 @@ def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[t
     for (_, task), result in chosen.items():
         versions.setdefault(task, set()).add(str(result["task"]["version"]))
     for task, found in versions.items():
-        if len(found) > 1:
-            problems.append(f"{task}: results from different task versions {sorted(found)} cannot share a board")
+        if len(found) > 1 and not spec.allow_mixed_versions:
+            problems.append(f"{task}: results from different task versions {sorted(found)} cannot share a board "
+                            "(set allow_mixed_versions: true to show them, marked V)")
     if problems:
         raise BoardError("refused:\n  " + "\n  ".join(problems))
     if not chosen:
@@ -137,8 +139,8 @@ def _cell(entry: dict[str, Any] | None) -> Cell:
     return Cell(entry["value"], (ci[1] - ci[0]) / 2 if ci else None)
 
 
-def _marks(result: dict[str, Any]) -> list[str]:
-    marks = []
+def _marks(result: dict[str, Any], mixed: bool = False) -> list[str]:
+    marks = ["V"] if mixed else []
     if result["counts"].get("limit") is not None:
         marks.append("L")
     if result["counts"].get("n_failed"):
@@ -243,6 +245,8 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     chosen = select_results(results, spec)
     models = sorted({m for m, _ in chosen})
     layout = columns_for(spec, chosen)
+    mixed_tasks = {t for t in spec.tasks if len({str(r["task"]["version"]) for (m, tt), r in chosen.items()
+                                                 if tt == t}) > 1}
     headers = ["Model"]
     grid: dict[str, list[Cell]] = {m: [] for m in models}
     column_meta: list[str] = []
@@ -260,7 +264,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                     grid[model].append(Cell(None))
                     continue
                 cell = _cell(getter(result))
-                cell.marks = _marks(result)
+                cell.marks = _marks(result, mixed=task in mixed_tasks)
                 grid[model].append(cell)
     percent = spec.percent and spec.layout != "transparency"
     rows = []
@@ -276,7 +280,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                 text = f"**{text}**"
             elif "second" in cell.marks:
                 text = f"<u>{text}</u>"
-            flags = [m for m in cell.marks if m in ("L", "F")]
+            flags = [m for m in cell.marks if m in ("L", "F", "V")]
             if flags and cell.value is not None:
                 text += "<sup>" + ",".join(flags) + "</sup>"
             row.append(text)
@@ -315,7 +319,8 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
     unit = "percent" if percent else "raw values"
     lines.append(f"- Values in {unit}; **best** and <u>second</u> per column; ± is half the 95% bootstrap "
                  "interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
-                 "failed (shown only when the board allows them).")
+                 "failed, <sup>V</sup> task versions differ within the column (shown only when the board allows "
+                 "them).")
     lines.append(f"- aigi-harness {', '.join(harness_versions)}; runs from {dates[0]} to {dates[-1]}; "
                  f"rendered {_dt.date.today().isoformat()} from {len(chosen)} results files.")
     return "\n".join(lines)

@@ -65,9 +65,10 @@ def test_refusal_rules_and_allowances():
         render_board(spec(metrics=["acc"]), [failed])
     board = render_board(spec(metrics=["acc"], allow_limit=True, allow_failed=True), [limited, failed])
     assert "<sup>L</sup>" in row(board, "a") and "<sup>F</sup>" in row(board, "b")
+    mixed = [result("a", "1", metrics={"acc": 0.9}), result("b", "2", metrics={"acc": 0.8}, version="2")]
     with pytest.raises(BoardError, match="different task versions"):
-        render_board(spec(metrics=["acc"]), [result("a", "1", metrics={"acc": 0.9}),
-                                             result("b", "2", metrics={"acc": 0.8}, version="2")])
+        render_board(spec(metrics=["acc"]), mixed)
+    assert "<sup>V</sup>" in row(render_board(spec(metrics=["acc"], allow_mixed_versions=True), mixed), "b")
 
 
 def test_per_subset_average_and_unseen_equal_the_mean_of_their_columns():

@@ -156,11 +156,17 @@ def test_tiny_fakescope_deepspeed_zero2_end_to_end(tmp_path: Path, aigi_mini: Pa
     assert meta["trained_on"]["seen_generators"] == ["diffusion-resynth", "gan-upsample", "latent-decoder"]
     results = json.loads(Path(summary["results"]).read_text())
     assert results["seen_generators"] == meta["trained_on"]["seen_generators"]  # Seen/Unseen from the checkpoint
-    # the CLI path, without DeepSpeed, resuming from nothing: two steps on a few instructions
+    # the CLI path with the shipped ZeRO-3 config: two steps on a few instructions
     data = tmp_path / "demo" / "fakeinstruct-part1.json"
     small = tmp_path / "small.json"
     small.write_text(json.dumps(json.loads(data.read_text())[:8]))
+    from importlib import resources
+
+    zero3 = str(resources.files("harness.trainers") / "deepspeed" / "zero3.json")
     cli = run_cli("train", "fakescope", "--data", str(small), "--base", str(tmp_path / "demo" / "base"),
-                  "--out", str(tmp_path / "cli"), "--args", "max_steps=2,batch_size=4", "--quiet")
+                  "--out", str(tmp_path / "cli"), "--deepspeed", zero3, "--args", "max_steps=2,batch_size=4",
+                  "--quiet")
     assert cli.returncode == 0, cli.stderr
-    assert (tmp_path / "cli" / "harness_training.json").exists() and "fakescope-llava" in cli.stdout
+    meta3 = json.loads((tmp_path / "cli" / "harness_training.json").read_text())
+    assert meta3["vision_tower_bit_identical"] and meta3["deepspeed"].endswith("zero3.json")
+    assert "fakescope-llava" in cli.stdout

@@ -36,6 +36,25 @@ def vision_tower(model: Any) -> Any:
     return getattr(inner, "vision_tower", None) or getattr(model, "vision_tower")
 
 
+def tower_unchanged(before: dict[str, Any], out_dir: Path) -> bool:
+    """Whether the saved checkpoint's vision tower equals ``before`` bit for bit.
+
+    Read from the saved files rather than the live model: under ZeRO-3 the live
+    parameters are partitioned placeholders.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    saved: dict[str, Any] = {}
+    for shard in sorted(out_dir.glob("*.safetensors")):
+        saved.update(load_file(str(shard)))
+    for key, tensor in before.items():
+        match = [k for k in saved if k.endswith("vision_tower." + key)]
+        if len(match) != 1 or not torch.equal(tensor, saved[match[0]].to(tensor.dtype)):
+            return False
+    return True
+
+
 class InstructionDataset:
     """LLaVA conversations -> input ids, labels masked on the prompt, pixel values."""
 
@@ -190,8 +209,7 @@ class FakeScopeTrainer(Trainer):
         trainer.train(resume_from_checkpoint=last)
         trainer.save_model(str(out_dir))
         processor.save_pretrained(str(out_dir))
-        after = vision_tower(trainer.model if not self.deepspeed else model).state_dict()
-        identical = all(torch.equal(before[k], after[k].detach().cpu().to(before[k].dtype)) for k in before)
+        identical = tower_unchanged(before, out_dir)
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         seen = sorted({r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")})
         meta = {"trainer": "fakescope", "base": str(self.base), "data": str(self.data), "n_instructions": len(records),
