@@ -11,7 +11,11 @@ def resolve_device(device: str = "auto") -> str:
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        from harness.distributed import local_device
+
+        return local_device() or "cuda"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device} requested, but torch sees no CUDA device (use --device cpu)")
     return device

@@ -21,6 +21,7 @@ from harness.progress import progress_bar
 
 from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache
+from harness.distributed import rank_world
 from harness.fingerprint import hash_obj
 from harness.interfaces import Metric, MetricContext, ModelAdapter, Task
 from harness.metrics_runner import compute_metrics
@@ -158,7 +159,15 @@ class Evaluator:
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> list[TaskOutcome]:
-        """Evaluate every selected task; tasks without data are skipped with a reason."""
+        """Evaluate every selected task; tasks without data are skipped with a reason.
+
+        Under ``torchrun`` (``WORLD_SIZE`` > 1) samples are sharded by rank and rank 0 writes
+        the results (:mod:`harness.distributed`).
+        """
+        if rank_world()[1] > 1:
+            from harness.distributed import init
+
+            init()
         manifests = self.plugins.registry.select_tasks(self.config.tasks)
         explicit = len(manifests) == 1 and self.config.tasks.strip() != "all"
         outcomes = []
@@ -194,11 +203,14 @@ class Evaluator:
         if self.config.limit is not None:
             samples = samples[: self.config.limit]
         task_fp = self._task_fingerprint(task, split, mode)
+        metrics_list = build_metrics(self.plugins, list(task.metrics_for(mode)))
         records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
+        calibration = self._calibration_records(task, split, mode, metrics_list, task_name)  # every rank joins
+        if records is None:  # a rank other than 0 under torchrun: its shards are done
+            return TaskOutcome(task_name, "shard", f"rank {rank_world()[0]} answered its shard",
+                               n_samples=len(samples))
         if self.config.verdict_judge and mode == "generate":
             self._judge_unknown_verdicts(records)
-        metrics_list = build_metrics(self.plugins, list(task.metrics_for(mode)))
-        calibration = self._calibration_records(task, split, mode, metrics_list, task_name)
         context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
                                 seed=self.config.seed)
         seen = self._seen_generators()
@@ -252,6 +264,8 @@ class Evaluator:
         samples = list(task.samples(cal_split))
         fingerprint = self._task_fingerprint(task, cal_split, mode)
         records = self._evaluate(task, samples, mode, hash_obj(fingerprint), f"{task_name}/{cal_split}")
+        if records is None:
+            return None
         return [r for r in records if r.error is None and r.score is not None and r.label is not None]
 
     def _seen_generators(self) -> list[str] | None:
@@ -276,8 +290,11 @@ class Evaluator:
                 continue
             keys[i] = self.cache.request_key(self.model_fp_hash, task_fp_hash, request, sample_hash)
         self.cache.flush()
+        rank, world = rank_world()
+        if world > 1 and not self.config.use_cache:
+            raise RunError("data-parallel runs merge through the response cache: drop --no-cache")
         cached = self.cache.get_many(k for k in keys if k) if self.config.use_cache else {}
-        pending = []
+        pending, others = [], []
         for i, key in enumerate(keys):
             if key is None:
                 continue
@@ -286,11 +303,14 @@ class Evaluator:
                 records[i] = self._record(task, requests[i], mode, Prediction(
                     score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
                     key, payload.get("seconds", 0.0), cached=True)
-            else:
+            elif i % world == rank:
                 pending.append(i)
-        n_done = len(requests) - len(pending)
-        bar = progress_bar(total=len(requests), initial=n_done, desc=f"{task_name} [{self.model_name}]", unit="img",
-                           enabled=self.config.progress, dynamic_ncols=True, leave=False)
+            else:
+                others.append(i)  # another rank's sample
+        n_done = len(requests) - len(pending) - len(others)
+        label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
+        bar = progress_bar(total=len(pending) + n_done if world > 1 else len(requests), initial=n_done, desc=label,
+                           unit="img", enabled=self.config.progress, dynamic_ncols=True, leave=False)
         try:
             size = max(1, self.config.batch_size)
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
@@ -309,6 +329,34 @@ class Evaluator:
                     bar.update(len(batch))
         finally:
             bar.close()
+        if world > 1:
+            return self._merge_shards(task, requests, mode, keys, records, pending, others)
+        return [r for r in records if r is not None]
+
+    def _merge_shards(self, task: Task, requests: list[Request], mode: str, keys: list[str | None],
+                      records: list[SampleRecord | None], pending: list[int],
+                      others: list[int]) -> list[SampleRecord] | None:
+        """Gather the other ranks' failures on rank 0 and read their answers from the cache."""
+        from harness.distributed import gather_to_rank0
+
+        failures = [(i, records[i].error, records[i].seconds) for i in pending if records[i] and records[i].error]
+        gathered = gather_to_rank0(failures)
+        if gathered is None:
+            return None  # not rank 0: this rank's shard is committed to the cache
+        failed = {i: (error, seconds) for part in gathered for i, error, seconds in part}
+        answers = self.cache.get_many(keys[i] for i in others if keys[i])
+        for i in others:
+            if i in failed:
+                error, seconds = failed[i]
+                records[i] = self._record(task, requests[i], mode, Prediction(error=error), keys[i] or "", seconds)
+            elif keys[i] in answers:
+                payload = answers[keys[i]]
+                records[i] = self._record(task, requests[i], mode, Prediction(
+                    score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
+                    keys[i] or "", payload.get("seconds", 0.0))
+            else:
+                records[i] = self._record(task, requests[i], mode, Prediction(
+                    error="no answer from the rank that owned this sample"), keys[i] or "", 0.0)
         return [r for r in records if r is not None]
 
     def _ensure_model(self) -> None:
