@@ -161,6 +161,11 @@ def _mean(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
     return {"value": sum(values) / len(values), "n": len(values)} if values else None
 
 
+def task_results(chosen: dict[tuple[str, str], dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """The chosen results of one task, in model order."""
+    return [r for (_, t), r in sorted(chosen.items()) if t == task]
+
+
 Column = tuple[str, str, Callable[[dict[str, Any]], dict[str, Any] | None]]  # (header, metric, getter)
 
 
@@ -168,7 +173,7 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
     """Per task: the columns of the board's layout."""
     out = []
     for task in spec.tasks:
-        results = [r for (m, t), r in chosen.items() if t == task]
+        results = task_results(chosen, task)
         if not results:
             continue
         any_result = results[0]
@@ -194,8 +199,8 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
             metric = "qual_acc"
             breakdown = lambda r, key: r["metrics"].get("breakdowns", {}).get(key, {})  # noqa: E731
             generators = [g for g in sorted(breakdown(any_result, "generator")) if g != "real"]
-            cols.append(("Fake", metric, lambda r: _mean([breakdown(r, "generator").get(g, {}).get(metric)
-                                                          for g in generators])))
+            cols.append(("Fake", metric, lambda r, gs=tuple(generators): _mean(
+                [breakdown(r, "generator").get(g, {}).get(metric) for g in gs])))
             cols.append(("Real", metric, lambda r: breakdown(r, "authenticity").get("real", {}).get(metric)))
             cols.append(("What", metric, lambda r: breakdown(r, "question_type").get("what", {}).get(metric)))
             cols.append(("Yes/No", metric, lambda r: _weighted(
@@ -211,9 +216,9 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
                 for metric in measures:
                     header = f"{ability}: {METRIC_LABELS[metric]}" if len(abilities) > 1 or ability != task \
                         else METRIC_LABELS[metric]
-                    cols.append((header, metric, lambda r, a=ability, m=metric: (
+                    cols.append((header, metric, lambda r, a=ability, m=metric, t=task: (
                         r["metrics"].get("breakdowns", {}).get("ability", {}).get(a, {}).get(m)
-                        if a != task else r["metrics"]["all"].get(m))))
+                        if a != t else r["metrics"]["all"].get(m))))
         out.append((task, cols))
     if spec.layout == "transparency":
         out.append(("", [("Overall", "avr", lambda r: None)]))  # filled per model below
@@ -306,7 +311,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
 def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool) -> str:
     lines = []
     for task in spec.tasks:
-        results = [r for (m, t), r in chosen.items() if t == task]
+        results = task_results(chosen, task)
         if not results:
             continue
         r = results[0]
@@ -336,12 +341,12 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
     chosen = select_results(results, spec)
     written = []
     for task in spec.tasks:
-        task_results = {m: r for (m, t), r in chosen.items() if t == task}
-        if not task_results:
+        by_model = {m: r for (m, t), r in chosen.items() if t == task}
+        if not by_model:
             continue
         if "acc_curve" in spec.plots:
             fig, ax = plt.subplots(figsize=(5, 3.5))
-            for model, result in sorted(task_results.items()):
+            for model, result in sorted(by_model.items()):
                 curve = (result["metrics"]["all"].get("acc_curve") or {}).get("data")
                 if curve:
                     ax.plot(curve["threshold"], [100 * a for a in curve["acc"]], label=model)
@@ -357,10 +362,10 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
             written.append(path)
         if "subset_bars" in spec.plots:
             metric = spec.metrics[0]
-            subsets = sorted({s for r in task_results.values() for s in r["metrics"]["subsets"]})
+            subsets = sorted({s for r in by_model.values() for s in r["metrics"]["subsets"]})
             fig, ax = plt.subplots(figsize=(max(5, len(subsets) * 1.2), 3.5))
-            width = 0.8 / max(1, len(task_results))
-            for i, (model, result) in enumerate(sorted(task_results.items())):
+            width = 0.8 / max(1, len(by_model))
+            for i, (model, result) in enumerate(sorted(by_model.items())):
                 values = [100 * ((result["metrics"]["subsets"].get(s, {}).get(metric) or {}).get("value") or 0)
                           for s in subsets]
                 ax.bar([x + i * width for x in range(len(subsets))], values, width=width, label=model)

@@ -17,7 +17,7 @@ def format_run_summary(model_name: str, outcomes: Sequence[object]) -> str:
     for o in outcomes:
         metrics = getattr(o, "metrics", {}) or {}
 
-        def value(name: str | None) -> str:
+        def value(name: str | None, metrics: dict = metrics) -> str:
             return _fmt((metrics.get(name) or {}).get("value")) if name else "-"
 
         main = f"{o.main_metric}={value(o.main_metric)}" if o.status == "done" else "-"

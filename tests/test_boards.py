@@ -129,3 +129,17 @@ def test_spec_validation_and_plots(tmp_path: Path):
     paths = render_plots(spec(metrics=["acc"], plots=["acc_curve", "subset_bars"]), [r], tmp_path, "board")
     assert [p.name for p in paths] == ["board-t-acc-curve.png", "board-t-subsets.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_multi_task_columns_read_their_own_task():
+    """Two tasks on one transparency board: each column reads its own task's values (no late binding)."""
+    measures = {"bleu1": 0.2, "bleu2": 0.1, "rouge_l": 0.2, "bertscore": 0.6, "judge_completeness": 1.8,
+                "judge_preciseness": 1.4, "judge_relevance": 1.9, "avr": 0.5}
+    clue = result("m", "1", task="fakeclue", breakdowns={"ability": {
+        "interpreting": {k: {"value": v, "n": 5} for k, v in measures.items()}}})
+    qa = result("m", "1", task="fakeqa", metrics={**measures, "bleu1": 0.33, "avr": 0.4})
+    board = render_board(spec(layout="transparency", tasks=["fakeqa", "fakeclue"]), [clue, qa])
+    header = [h.strip() for h in next(l for l in board.splitlines() if l.startswith("| Model")).split("|")[1:-1]]
+    cells = dict(zip(header, [c.strip().strip("*") for c in row(board, "m").split("|")[1:-1]]))
+    assert cells["fakeqa: B.-1"] == "0.330" and cells["fakeclue: interpreting: B.-1"] == "0.200"
+    assert cells["Overall"] == "0.450"  # mean of the two abilities' Avr. (0.5 and 0.4)
