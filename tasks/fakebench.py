@@ -164,6 +164,13 @@ class _FakeBench(BenchmarkTask):
         self.absent = sorted(set(image_ids) - set(found))
         return found
 
+    def listing(self, split: str | None) -> tuple[str, list[dict[str, Any]], dict[str, Path], dict[str, Any]]:
+        """(split, query entries, image id -> path of the present images, header metadata by path)."""
+        split = self._check_split(split)
+        entries = self.entries()
+        found = self.present([e["image_id"] for e in entries if e.get("image_id")])
+        return split, entries, found, header_metadata(str(p) for p in found.values())
+
     def data_notes(self) -> dict[str, Any]:
         """Listed and absent images."""
         return {"listed_images": self.n_listed, "absent_images": len(self.absent),
@@ -195,10 +202,7 @@ class FakeClass(_FakeBench):
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """One sample per query; subset = generator (fakes) or ``real``."""
-        split = self._check_split(split)
-        entries = self.entries()
-        found = self.present([e["image_id"] for e in entries])
-        metas = header_metadata(str(p) for p in found.values())
+        split, entries, found, metas = self.listing(split)
         for entry in entries:
             image_id = entry["image_id"]
             if image_id not in found:
@@ -250,10 +254,7 @@ class FakeClue(_FakeBench):
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """Two samples per image: ``<id>#faultfinding_mode`` and ``<id>#inference_mode``."""
-        split = self._check_split(split)
-        entries = self.entries()
-        found = self.present([e["image_id"] for e in entries])
-        metas = header_metadata(str(p) for p in found.values())
+        split, entries, found, metas = self.listing(split)
         references = self.references()
         for entry in entries:
             image_id = entry["image_id"]
@@ -302,11 +303,7 @@ class FakeQA(_FakeBench):
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """One sample per (image, question): ``<id>#Q<i>``; Q13/Q14 absent in some entries upstream."""
-        split = self._check_split(split)
-        entries = self.entries()
-        image_ids = [e.get("image_id") for e in entries]
-        found = self.present([i for i in image_ids if i])
-        metas = header_metadata(str(p) for p in found.values())
+        split, entries, found, metas = self.listing(split)
         references = self.references()
         for entry in entries:
             image_id = entry.get("image_id")
