@@ -45,7 +45,7 @@ def timed_run(plugins: HarnessPlugins, out: Path, batch_size: int, workers: int)
     config = RunConfig(model="noop", tasks="bench-list", output_dir=out, batch_size=batch_size,
                        num_workers=workers, progress=False, bootstrap=0, audit=False)
     start = time.perf_counter()
-    [outcome] = Evaluator(config, plugins, log=lambda _m: None).run()
+    [outcome] = Evaluator(config, plugins).run()
     return time.perf_counter() - start, outcome.n_samples, outcome.n_cached
 
 

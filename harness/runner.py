@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from harness.progress import progress_bar
 
@@ -144,12 +144,10 @@ def build_metrics(plugins: HarnessPlugins, names: Sequence[str]) -> list[Metric]
 class Evaluator:
     """Runs one model over several tasks with caching, batching and error isolation."""
 
-    def __init__(self, config: RunConfig, plugins: HarnessPlugins, command: list[str] | None = None,
-                 log: Callable[[str], None] = print):
+    def __init__(self, config: RunConfig, plugins: HarnessPlugins, command: list[str] | None = None):
         self.config = config
         self.plugins = plugins
         self.command = command or []
-        self.log = log
         self.model, self.model_name = build_model(plugins, config.model, config.model_args)
         self.model_fp = self.model.fingerprint()
         self.model_fp_hash = hash_obj(self.model_fp)

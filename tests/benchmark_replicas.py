@@ -14,7 +14,6 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 def photo_bytes(index: int, fmt: str, size: int = 16) -> bytes:
     """A small crop of a real photograph (scikit-image), encoded as ``fmt`` (JPEG or PNG)."""
-    import skimage.data
     from PIL import Image
 
     photo = _photo()

@@ -63,7 +63,7 @@ def _evaluate(model: str, checkpoint: Path, out: Path) -> dict:
     plugins = HarnessPlugins(load_entrypoints=False)
     config = RunConfig(model=model, model_args={"checkpoint": str(checkpoint)}, tasks="aigi-mini",
                        output_dir=out, progress=False)
-    [outcome] = Evaluator(config, plugins, log=lambda _m: None).run()
+    [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done" and outcome.n_failed == 0
     return json.loads(outcome.results_path.read_text())
 

@@ -53,7 +53,7 @@ def test_results_carry_the_audit_ci_and_groups(fredect_checkpoint: Path, tmp_pat
 
     config = RunConfig(model="fredect", model_args={"checkpoint": str(fredect_checkpoint)}, tasks="aigi-mini",
                        output_dir=tmp_path, progress=False, bootstrap=200)
-    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False), log=lambda _m: None).run()
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     results = json.loads(outcome.results_path.read_text())
     assert abs(results["audit"]["format_shortcut"]["cv_accuracy"] - 0.5) < 0.02
     auc = results["metrics"]["all"]["auc"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,7 +20,7 @@ from tiny_models import hf_vision_to_openai, tiny_clip
 def evaluate(model: str, args: dict, out: Path, limit: int | None = 60):
     config = RunConfig(model=model, model_args=args, tasks="aigi-mini", output_dir=out, progress=False,
                        bootstrap=0, audit=False, limit=limit, device="cpu", batch_size=16)
-    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False), log=lambda _m: None).run()
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     assert outcome.status == "done", outcome.reason
     return outcome, json.loads(outcome.results_path.read_text())
 

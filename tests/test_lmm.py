@@ -79,7 +79,7 @@ def run(model: str, args: dict, data: Path, out: Path, tasks="toy-task", batch_s
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     config = RunConfig(model=model, model_args=args, tasks=tasks, data_root=str(data), output_dir=out,
                        batch_size=batch_size, progress=False, bootstrap=0, audit=False, device="cpu", **kwargs)
-    [outcome] = Evaluator(config, plugins, log=lambda _m: None).run()
+    [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done", outcome.reason
     return outcome
 

@@ -101,10 +101,10 @@ def test_run_records_usage_cost_and_never_the_key(api_env, data, tmp_path):
                                                            "price_in": 2.5, "price_out": 10.0},
                            tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=False,
                            bootstrap=0)
-        [outcome] = Evaluator(config, plugins, log=lambda _m: None).run()
+        [outcome] = Evaluator(config, plugins).run()
         n_requests = len(server.requests)
         # a rerun pays nothing twice
-        [again] = Evaluator(config, plugins, log=lambda _m: None).run()
+        [again] = Evaluator(config, plugins).run()
         assert len(server.requests) == n_requests and again.n_cached == 6
     results = json.loads(outcome.results_path.read_text())
     usage = results["usage"]["all"]
@@ -136,7 +136,7 @@ def test_judge_fallback_resolves_only_unknown_verdicts(api_env, data, tmp_path, 
         config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": model_server.base_url},
                            tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=False,
                            bootstrap=0, verdict_judge="openai")
-        [outcome] = Evaluator(config, plugins, log=lambda _m: None).run()
+        [outcome] = Evaluator(config, plugins).run()
         assert len(judge_server.requests) == 6
         assert "The picture shows an astronaut." in judge_server.requests[0]["messages"][-1]["content"]
     records = read_samples(outcome.results_path)

@@ -26,7 +26,7 @@ def toy_plugins() -> HarnessPlugins:
 def evaluate(toy_plugins, data: Path, out: Path, **kwargs):
     config = RunConfig(model="mean-model", tasks="toy-task", data_root=str(data), output_dir=out,
                        batch_size=kwargs.pop("batch_size", 5), progress=False, **kwargs)
-    evaluator = Evaluator(config, toy_plugins, command=["pytest"], log=lambda _m: None)
+    evaluator = Evaluator(config, toy_plugins, command=["pytest"])
     [outcome] = evaluator.run()
     return outcome
 

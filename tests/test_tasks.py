@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark_replicas import SHARED, fakebench_root, folder_tree, synthwildx_root, write_image
+from benchmark_replicas import SHARED, fakebench_root, folder_tree, synthwildx_root
 from conftest import run_cli
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
@@ -24,7 +24,7 @@ needs_shared = pytest.mark.skipif(not (SHARED / "fakebench" / "FakeClass.json").
 def evaluate(task: str, root: Path, out: Path, mode: str | None = None, model_args=None, **kwargs):
     config = RunConfig(model="noop", model_args=model_args or {}, tasks=task, data_root=str(root), output_dir=out, progress=False, bootstrap=0,
                        mode=mode, **kwargs)
-    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False), log=lambda _m: None).run()
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     assert outcome.status == "done", outcome.reason
     return outcome, json.loads(outcome.results_path.read_text())
 

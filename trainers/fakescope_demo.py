@@ -130,7 +130,7 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True) -> di
     training = trainer.train([], [], out / "fakescope-tiny", "aigi-mini (Part 1)", resume=False)
     config = RunConfig(model="fakescope-llava", model_args={"path": str(out / "fakescope-tiny")}, tasks="aigi-mini",
                        output_dir=out / "results", progress=not quiet, bootstrap=200, device="cpu")
-    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False), log=lambda _m: None).run()
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     results = json.loads(outcome.results_path.read_text())
     summary = {"tower_probe_val_auc": tower_auc, "first_loss": training["first_loss"],
                "last_loss": training["last_loss"], "n_losses": len(training["losses"]),
