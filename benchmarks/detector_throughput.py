@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ def main() -> int:
     from PIL import Image
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from harness.results import write_benchmark
     from harness.plugins.detectors import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePipeline, build_resnet
 
     torch.set_grad_enabled(False)
@@ -100,13 +99,9 @@ def main() -> int:
     width = max(len(r["detector"]) for r in rows)
     for row in rows:
         print(f"{row['detector']:<{width}}  {row['stage']:<48}  {row['images_per_s']:>9.1f} img/s")
-    result = {"benchmark": "detector_throughput", "device": str(device),
-              "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
-              or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "tiny": args.tiny,
-              "threads": torch.get_num_threads(), "rows": rows, "date": time.strftime("%Y-%m-%d")}
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_benchmark(args.output, {"benchmark": "detector_throughput", "device": str(device),
+                                  "torch": torch.__version__, "tiny": args.tiny, "threads": torch.get_num_threads(),
+                                  "rows": rows, "date": time.strftime("%Y-%m-%d")})
     return 0
 
 

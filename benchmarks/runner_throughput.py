@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from harness import hookimpl
 from harness.plugin_manager import HarnessPlugins
+from harness.results import write_benchmark
 from harness.runner import Evaluator, RunConfig
 
 PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
@@ -80,18 +79,13 @@ def main() -> int:
         "benchmark": "runner_throughput", "n_samples": n, "batch_size": args.batch_size, "workers": args.workers,
         "fresh_seconds": round(fresh_s, 3), "fresh_samples_per_s": round(n / fresh_s, 1),
         "cached_seconds": round(cached_s, 3), "cached_samples_per_s": round(n / cached_s, 1),
-        "target_samples_per_s": 5000, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                                  "python": platform.python_version(),
-                                                  "processor": platform.processor() or platform.machine()},
-        "date": time.strftime("%Y-%m-%d"),
+        "target_samples_per_s": 5000, "date": time.strftime("%Y-%m-%d"),
     }
     print(f"runner throughput over {n} samples (noop model, no decoding):")
     print(f"  fresh run : {result['fresh_samples_per_s']:>9.1f} samples/s ({fresh_s:.2f} s)")
     print(f"  cached run: {result['cached_samples_per_s']:>9.1f} samples/s ({cached_s:.2f} s)")
     print(f"  target    : {result['target_samples_per_s']:>9} samples/s")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_benchmark(args.output, result)
     return 0
 
 

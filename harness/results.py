@@ -48,6 +48,29 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
     return versions
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine a measurement ran on: CPU count, processor, platform, Python, and the GPU if torch sees one."""
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                            "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def write_benchmark(path: str | Path | None, result: dict[str, Any]) -> None:
+    """Write a benchmark's result JSON (with ``machine_info()``) when a path is given."""
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**result, "machine": machine_info()}, indent=2) + "\n", encoding="utf-8")
+
+
 def git_hash() -> str | None:
     """The harness checkout's git commit (with ``-dirty`` when modified), if it is a checkout."""
     root = Path(__file__).resolve().parent.parent

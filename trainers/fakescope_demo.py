@@ -110,6 +110,7 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True) -> di
     from importlib import resources
 
     from harness.plugin_manager import HarnessPlugins
+    from harness.results import write_benchmark
     from harness.runner import Evaluator, RunConfig
     from harness.tasks.aigi_mini import AigiMini
     from harness.trainers.fakescope import FakeScopeTrainer
@@ -138,7 +139,7 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True) -> di
                "test_auc": results["metrics"]["all"]["auc"]["value"], "test_auc_ci": results["metrics"]["all"]["auc"].get("ci"),
                "test_acc": results["metrics"]["all"]["acc"]["value"], "deepspeed": "ZeRO-2, CPU, one process (gloo)",
                "seconds": round(time.time() - start, 1), "results": str(outcome.results_path)}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_benchmark(out / "demo_summary.json", summary)
     return summary
 
 
