@@ -57,7 +57,8 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument("--data-root", default=None, help="root folder of the task's data")
     run.add_argument("--task-args", default="", metavar="K=V,...",
                      help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed for Python, NumPy, torch and the bootstrap resampling (default 0)")
     run.add_argument("--num-workers", type=int, default=None,
                      help="threads for image decoding and preprocessing (default: CPUs, at most 8)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
@@ -75,12 +76,13 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("ls", help="list registered models, tasks, metrics or trainers")
-    ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"])
+    ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"],
+                    help="which registry to list")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=cmd_ls)
 
     plug = sub.add_parser("plugins", help="show loaded plugins, their versions, hooks and errors")
-    plug.add_argument("--json", action="store_true")
+    plug.add_argument("--json", action="store_true", help="machine-readable output")
     plug.set_defaults(func=cmd_plugins)
 
     train = sub.add_parser("train", help="train a detector on a task's training split",
