@@ -39,13 +39,28 @@ class ResponseCache:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, payload TEXT NOT NULL, "
-                         "created REAL NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER, "
-                         "mtime_ns INTEGER, sha256 TEXT)")
-        self._db.commit()
+        self._setup_schema()
+
+    def _setup_schema(self, deadline_s: float = 60.0) -> None:
+        """WAL mode and tables. Processes opening a *new* file together (ranks under torchrun) can get
+        "database is locked" here without SQLite's busy handler being called, so retry with backoff."""
+        statements = ([] if self.path is None else ["PRAGMA journal_mode=WAL"]) + [
+            "PRAGMA synchronous=NORMAL",
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, payload TEXT NOT NULL, created REAL NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+            "sha256 TEXT)"]
+        deadline, delay = time.monotonic() + deadline_s, 0.01
+        while True:
+            try:
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     # -- keys --------------------------------------------------------------------------------
     def sample_hash(self, sample: Sample) -> str:
