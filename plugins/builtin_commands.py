@@ -35,7 +35,8 @@ def env_create(args: argparse.Namespace, plugins: object) -> int:
             if result.returncode != 0:
                 print(f"error: step failed with exit code {result.returncode}", file=sys.stderr)
                 return result.returncode
-    print(f"\nuse it with:  --model-args path=CHECKPOINT,python={python}")
+    remote = "remote code" in available[args.name].read_text().splitlines()[0]
+    print(f"\nuse it with:  --model-args path=CHECKPOINT,python={python}" + (",trust_remote_code=true" if remote else ""))
     return 0
 
 

@@ -27,6 +27,21 @@ def register_models(register):
     register("mplug-owl2", "harness.plugins.lmm:Owl2Adapter", tags=("lmm", "baseline"),
              path="MAGAer13/mplug-owl2-llama2-7b",
              description="mPLUG-Owl2 baseline (upstream code in a worker environment).")
+    register("instructblip-vicuna-7b", "harness.plugins.lmm:InstructBlipAdapter", aliases=["instructblip"],
+             tags=("lmm", "baseline"), path="Salesforce/instructblip-vicuna-7b",
+             description="InstructBLIP (Vicuna-7B) baseline through transformers (default path from the local "
+                         "HF cache); plain-instruction prompts as upstream LAVIS.")
+    register("idefics-instruct", "harness.plugins.lmm:IdeficsAdapter", aliases=["idefics-9b-instruct"],
+             tags=("lmm", "baseline"), path="HuggingFaceM4/idefics-9b-instruct",
+             description="IDEFICS-Instruct baseline through transformers, in its User:/Assistant: dialogue format.")
+    register("qwen-vl-chat", "harness.plugins.lmm:QwenVlAdapter", aliases=["qwen-vl"], tags=("lmm", "baseline"),
+             path="Qwen/Qwen-VL-Chat",
+             description="Qwen-VL-Chat baseline through its repository's code: needs trust_remote_code=true, "
+                         "normally python=... of `harness env create qwen-vl-chat`.")
+    register("internlm-xcomposer2-vl", "harness.plugins.lmm:XComposer2Adapter", aliases=["xcomposer2-vl"],
+             tags=("lmm", "baseline"), path="internlm/internlm-xcomposer2-vl-7b",
+             description="InternLM-XComposer2-VL baseline through its repository's code: needs "
+                         "trust_remote_code=true, normally python=... of `harness env create internlm-xcomposer2-vl`.")
     register("openai-api", "harness.plugins.openai_api:OpenAIApiModel", aliases=["api", "vllm"],
              tags=("lmm", "api"),
              description="Any OpenAI-compatible endpoint (model=NAME, base_url=URL; key from HARNESS_API_KEY): "

@@ -1,20 +1,34 @@
-"""LMM adapters: FakeScope and baseline LMMs, in-process or in an isolated worker environment.
+"""LMM adapters: FakeScope and the paper's baseline LMMs, in-process or in an isolated worker environment.
 
-``fakescope-llava`` / ``llava-1.5``: a LLaVA-1.5 checkpoint in Hugging Face format
-(``--model-args path=DIR``). ``fakescope-owl2`` / ``mplug-owl2``: the mPLUG-Owl2
-backbone through its upstream ``mplug_owl2`` code, which pins torch 2.0.1 and
-transformers 4.31 and so runs in its own environment (``python=ENV/bin/python``).
+=====================  ================================  ===========================================
+model                  backend (:mod:`harness.backends`)  weights
+=====================  ================================  ===========================================
+fakescope-llava        llava (transformers)               ``path=DIR`` of a FakeScope-LLaVA checkpoint
+llava-1.5              llava (transformers)               llava-hf/llava-1.5-7b-hf
+instructblip-vicuna-7b instructblip (transformers)        Salesforce/instructblip-vicuna-7b
+idefics-instruct       idefics (transformers)             HuggingFaceM4/idefics-9b-instruct
+fakescope-owl2         owl2 (upstream ``mplug_owl2``)      ``path=DIR``; worker env ``mplug-owl2``
+mplug-owl2             owl2 (upstream ``mplug_owl2``)      MAGAer13/mplug-owl2-llama2-7b
+qwen-vl-chat           qwen_vl (remote code, opt-in)      Qwen/Qwen-VL-Chat; worker env ``qwen-vl-chat``
+internlm-xcomposer2-vl xcomposer2 (remote code, opt-in)   internlm/internlm-xcomposer2-vl-7b; worker env
+=====================  ================================  ===========================================
 
-Both serve ``score`` requests (P(fake) by token soft-scoring, paper Eq. 2; see
-:mod:`harness.backends.soft_scoring`) and ``generate`` requests (greedy answers
-to the task's prompt). With ``python=PATH`` any of them runs as a worker process
-of that interpreter (:mod:`harness.worker_client`) behind the same adapter
-contract, so caching and resume do not change.
+Every one serves ``score`` requests (P(fake) by token soft-scoring, paper Eq. 2;
+see :mod:`harness.backends.soft_scoring`) and ``generate`` requests (greedy
+answers to the task's prompt), with the same question and answer prefix for all
+models (paper Sec. VI-A3), each in its own chat format. With ``python=PATH`` any
+of them runs as a worker process of that interpreter (:mod:`harness.worker_client`)
+behind the same adapter contract, so caching and resume do not change.
 
-Model arguments: ``path`` (required), ``python`` (worker interpreter), ``dtype``
-(auto|bf16|fp16|fp32), ``method`` (eq2|logsumexp), ``fake``/``real`` (variant
-lists, e.g. ``fake=["fake","Fake"]``), ``multi_token`` (skip|first),
-``score_prompt``, ``chat_template``, ``pad_to_square``, ``max_new_tokens``.
+Model arguments: ``path`` (a local folder or a hub id already in the local
+Hugging Face cache), ``python`` (worker interpreter), ``max_new_tokens``,
+``request_timeout``, and per backend: ``dtype`` (auto|bf16|fp16|fp32),
+``method`` (eq2|logsumexp), ``fake``/``real`` (variant lists, e.g.
+``fake=["fake","Fake"]``), ``multi_token`` (skip|first); transformers-native and
+Owl2 models also ``score_prompt``, ``chat_template``, ``pad_to_square``
+(and ``attn_implementation``); remote-code models ``trust_remote_code``
+(required), ``question``, ``answer_prefix`` and ``system`` (Qwen-VL) or
+``meta_instruction`` (XComposer2).
 """
 
 from __future__ import annotations
@@ -27,8 +41,9 @@ from harness.images import load_image
 from harness.interfaces import ModelAdapter
 from harness.records import Prediction, Request
 
-_BACKEND_ARGS = ("dtype", "score_prompt", "chat_template", "fake", "real", "multi_token", "method", "pad_to_square",
-                 "attn_implementation", "trust_remote_code", "family")
+_SCORING_ARGS = ("dtype", "fake", "real", "multi_token", "method")
+_HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation")
+_REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
 
 
 class LmmAdapter(ModelAdapter):
@@ -37,6 +52,8 @@ class LmmAdapter(ModelAdapter):
     request_kinds = frozenset({"score", "generate"})
     backend_spec = "llava:LlavaBackend"
     display = "LLaVA-1.5"
+    backend_args: tuple[str, ...] = _HF_ARGS
+    requires_remote_code = False
 
     def __init__(self, path: str | None = None, python: str | None = None, max_new_tokens: int = 256,
                  request_timeout: float | None = None, **args: Any) -> None:
@@ -44,13 +61,17 @@ class LmmAdapter(ModelAdapter):
         if not path:
             raise ValueError(f"{self.display} needs --model-args path=DIR (a local checkpoint folder or a hub id "
                              "already in the local Hugging Face cache)")
-        unknown = set(args) - set(_BACKEND_ARGS)
+        unknown = set(args) - set(self.backend_args)
         if unknown:
             raise ValueError(f"unknown model arguments {sorted(unknown)}; known: path, python, max_new_tokens, "
-                             f"request_timeout, {', '.join(_BACKEND_ARGS)}")
+                             f"request_timeout, {', '.join(self.backend_args)}")
+        if self.requires_remote_code:
+            from harness.backends.hf_vlm import require_remote_code
+
+            require_remote_code(args.get("trust_remote_code"), self.display)
         self.path, self.python, self.max_new_tokens = path, python, int(max_new_tokens)
         self.request_timeout = request_timeout
-        self.backend_args = {k: v for k, v in args.items() if k in _BACKEND_ARGS}
+        self.backend_kwargs = {k: v for k, v in args.items() if k in self.backend_args}
         self.backend: Any = None
         self.worker: Any = None
         self.info: dict[str, Any] = {}
@@ -81,7 +102,7 @@ class LmmAdapter(ModelAdapter):
     def preprocessing(self) -> dict[str, Any]:
         """The backend's anchors, prompts and image pipeline (known once loaded)."""
         return self.info or {"note": "model not loaded in this run (all answers came from the cache)",
-                             "declared": self.backend_args}
+                             "declared": self.backend_kwargs}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def setup(self, device: str = "cpu") -> None:
@@ -89,7 +110,7 @@ class LmmAdapter(ModelAdapter):
         from harness.devices import resolve_device
 
         self.device = resolve_device(device) if not self.python else (device if device != "auto" else "cuda")
-        args = {"path": str(self.path), "device": self.device, **self.backend_args}
+        args = {"path": str(self.path), "device": self.device, **self.backend_kwargs}
         if self.python:
             from harness.worker_client import WorkerClient
 
@@ -165,3 +186,35 @@ class Owl2Adapter(LmmAdapter):
 
     backend_spec = "owl2:Owl2Backend"
     display = "fakescope-owl2 / mplug-owl2"
+
+
+class InstructBlipAdapter(LmmAdapter):
+    """``instructblip-vicuna-7b``: InstructBLIP (Vicuna-7B) through transformers."""
+
+    backend_spec = "instructblip:InstructBlipBackend"
+    display = "instructblip-vicuna-7b"
+
+
+class IdeficsAdapter(LmmAdapter):
+    """``idefics-instruct``: IDEFICS-Instruct through transformers."""
+
+    backend_spec = "idefics:IdeficsBackend"
+    display = "idefics-instruct"
+
+
+class QwenVlAdapter(LmmAdapter):
+    """``qwen-vl-chat``: Qwen-VL-Chat through its repository's code (``trust_remote_code=true``)."""
+
+    backend_spec = "qwen_vl:QwenVlBackend"
+    display = "qwen-vl-chat"
+    backend_args = _REMOTE_ARGS + ("system",)
+    requires_remote_code = True
+
+
+class XComposer2Adapter(LmmAdapter):
+    """``internlm-xcomposer2-vl``: InternLM-XComposer2-VL through its repository's code (``trust_remote_code=true``)."""
+
+    backend_spec = "xcomposer2:XComposer2Backend"
+    display = "internlm-xcomposer2-vl"
+    backend_args = _REMOTE_ARGS + ("meta_instruction",)
+    requires_remote_code = True

@@ -98,5 +98,10 @@ def test_env_create_dry_run_and_unknown_recipe(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "-m venv" in result.stdout and "mplug-owl2.txt" in result.stdout
     assert f"python={tmp_path / 'owl2' / 'bin' / 'python'}" in result.stdout
+    assert "trust_remote_code" not in result.stdout
+    qwen = run_cli("env", "create", "qwen-vl-chat", "--dir", str(tmp_path / "qwen"), "--dry-run")
+    assert qwen.returncode == 0 and "transformers==4.32.0" in (Path(qwen.stdout.split("-r ")[1].split()[0]).read_text())
+    assert qwen.stdout.rstrip().endswith(",trust_remote_code=true")  # remote-code recipes say so
     bad = run_cli("env", "create", "nope", "--dry-run")
-    assert bad.returncode == 2 and "available: mplug-owl2" in bad.stderr
+    assert bad.returncode == 2
+    assert "available: internlm-xcomposer2-vl, mplug-owl2, qwen-vl-chat" in bad.stderr

@@ -110,3 +110,57 @@ def hf_vision_to_openai(model) -> dict:
             out[f"{dst}mlp.c_fc.{kind}"], out[f"{dst}mlp.c_proj.{kind}"] = sd[f"{src}mlp.fc1.{kind}"], sd[f"{src}mlp.fc2.{kind}"]
         i += 1
     return out
+
+
+def _tiny_llama_config(tokenizer, **overrides):
+    from transformers import LlamaConfig
+
+    values = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                  pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                  eos_token_id=tokenizer.eos_token_id)
+    return LlamaConfig(**{**values, **overrides})
+
+
+def tiny_instructblip(path: Path, seed: int = 0) -> Path:
+    """Save a random tiny InstructBLIP (ViT 1 layer at 64 px, Q-Former 1 layer, 4 queries, Llama 2 layers)."""
+    import torch
+    from transformers import (BlipImageProcessor, InstructBlipConfig, InstructBlipForConditionalGeneration,
+                              InstructBlipProcessor, InstructBlipQFormerConfig, InstructBlipVisionConfig)
+
+    tokenizer, qformer_tokenizer = word_tokenizer(), word_tokenizer()
+    vision = InstructBlipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                                      image_size=64, patch_size=16, initializer_range=0.02)  # default 1e-10: ~zero weights
+    qformer = InstructBlipQFormerConfig(vocab_size=len(qformer_tokenizer), hidden_size=32, num_hidden_layers=1,
+                                        num_attention_heads=4, intermediate_size=64, encoder_hidden_size=32,
+                                        pad_token_id=qformer_tokenizer.pad_token_id)
+    config = InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
+                                text_config=_tiny_llama_config(tokenizer).to_dict(), num_query_tokens=4,
+                                image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    InstructBlipForConditionalGeneration(config).eval().save_pretrained(path)
+    InstructBlipProcessor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer,
+                          qformer_tokenizer=qformer_tokenizer, num_query_tokens=4).save_pretrained(path)
+    return path
+
+
+def tiny_idefics(path: Path, seed: int = 0) -> Path:
+    """Save a random tiny IDEFICS (ViT 1 layer at 32 px, cross-attention every layer, Llama-like 2 layers)."""
+    import torch
+    from transformers import IdeficsConfig, IdeficsForVisionText2Text, IdeficsImageProcessor, IdeficsProcessor
+
+    tokenizer = word_tokenizer(CORPUS + ["User : Assistant :"],
+                               {"additional_special_tokens": ["<fake_token_around_image>", "<end_of_utterance>"]})
+    config = IdeficsConfig(
+        vocab_size=len(tokenizer), additional_vocab_size=0, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=256, cross_layer_interval=1,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, use_resampler=False, freeze_text_layers=False,
+        alpha_initializer="ones",  # default "zeros": the gated cross-attention would ignore the image at init
+        freeze_vision_layers=False,
+        vision_config={"embed_dim": 32, "image_size": 32, "patch_size": 16, "num_hidden_layers": 1,
+                       "num_attention_heads": 4, "intermediate_size": 64})
+    torch.manual_seed(seed)
+    IdeficsForVisionText2Text(config).eval().save_pretrained(path)
+    IdeficsProcessor(image_processor=IdeficsImageProcessor(image_size=32), tokenizer=tokenizer).save_pretrained(path)
+    return path

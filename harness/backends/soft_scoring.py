@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 DEFAULT_FAKE = ("fake", "Fake", "FAKE")
 DEFAULT_REAL = ("real", "Real", "REAL")
-DEFAULT_PROMPT = "USER: <image> What is the authenticity of this image? ASSISTANT: This image is"
+QUESTION = "What is the authenticity of this image?"
+ANSWER_PREFIX = "This image is"
+DEFAULT_PROMPT = f"USER: <image> {QUESTION} ASSISTANT: {ANSWER_PREFIX}"
 METHODS = ("eq2", "logsumexp")
 
 

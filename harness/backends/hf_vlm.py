@@ -1,0 +1,179 @@
+"""Shared machinery of the vision-language backends: loading, prompts, soft-scoring and greedy answers.
+
+A *family* subclass says which transformers class loads the checkpoint, how its
+chat turn is written (``chat_template``, where ``{prompt}`` is the question and
+``<image>`` marks where the image goes, for families whose processor places it
+from the text) and how the processor is called. Everything else is shared:
+
+- **Same prompts for every model** (paper Sec. VI-A3: "all tested LMMs are
+  evaluated using same prompting templates as FakeScope"): the soft-scoring text
+  is the family's chat turn around :data:`soft_scoring.QUESTION`, followed by
+  :data:`soft_scoring.ANSWER_PREFIX` (``"This image is"``), so for LLaVA it is
+  exactly the paper's ``USER: <image> What is the authenticity of this image?
+  ASSISTANT: This image is``. Qualitative prompts come from the task.
+- **Eq. 2 soft-scoring** (:mod:`soft_scoring`) on the logits at the last
+  position only (``logits_to_keep=1``), many images per forward pass, left padding.
+- Local files only: a folder, or a hub id already in the user's Hugging Face
+  cache; never a download.
+
+Standalone like the rest of :mod:`harness.backends`: it runs inside worker
+environments that do not have the harness installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+try:
+    from ._sibling import sibling
+except ImportError:  # inside a worker: this folder is on sys.path
+    from _sibling import sibling
+
+soft_scoring = sibling("soft_scoring")
+images_mod = sibling("images")
+
+IMAGE_MARK = "<image>"
+
+
+def torch_dtype(name: str, device: str) -> Any:
+    """``auto`` (bf16 on CUDA, fp32 elsewhere), ``bf16``, ``fp16`` or ``fp32`` as a torch dtype."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "fp32": torch.float32, "float32": torch.float32}
+    if name not in table:
+        raise ValueError(f"dtype must be auto, bf16, fp16 or fp32, not {name!r}")
+    return table[name]
+
+
+def load_kwargs(dtype: str, device: str, attn_implementation: str | None = None) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for the installed transformers (``torch_dtype`` became
+    ``dtype`` in 4.56; worker environments pin older versions)."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    kwargs: dict[str, Any] = {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch_dtype(dtype, device)}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    return kwargs
+
+
+def plain(value: Any) -> Any:
+    """Processor attributes such as ``SizeDict`` as plain JSON values."""
+    if value is None or isinstance(value, (int, float, str, list)):
+        return value
+    try:
+        return {k: v for k, v in dict(value).items() if v is not None}
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def require_remote_code(trust_remote_code: Any, model: str) -> None:
+    """Refuse to run a model repository's own Python code unless the user opted in."""
+    if str(trust_remote_code).lower() not in ("1", "true", "yes"):
+        raise ValueError(f"{model} runs Python code shipped inside its model repository; allow it with "
+                         "--model-args trust_remote_code=true (normally together with python=ENV/bin/python "
+                         "of an environment from `harness env create`)")
+
+
+def score_text(chat_template: str) -> str:
+    """The soft-scoring text for a chat turn: the question in the turn, then the answer prefix."""
+    return f"{chat_template.format(prompt=soft_scoring.QUESTION)} {soft_scoring.ANSWER_PREFIX}"
+
+
+class HfVlmBackend:
+    """A transformers-native vision-language checkpoint serving ``score`` and ``generate``."""
+
+    family = "hf-vlm"
+    model_class = "AutoModelForImageTextToText"
+    default_chat = f"USER: {IMAGE_MARK} {{prompt}} ASSISTANT:"
+    default_pad_to_square = False
+
+    def __init__(self, path: str, device: str = "cpu", dtype: str = "auto", score_prompt: str | None = None,
+                 chat_template: str | None = None, fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
+                 real: Sequence[str] = soft_scoring.DEFAULT_REAL, multi_token: str = "skip", method: str = "eq2",
+                 pad_to_square: bool | None = None, attn_implementation: str | None = None) -> None:
+        import torch
+        import transformers
+
+        self._torch = torch
+        self.device, self.method = device, method
+        self.chat_template = chat_template or self.default_chat
+        self.score_prompt = score_prompt or score_text(self.chat_template)
+        self.pad_to_square = self.default_pad_to_square if pad_to_square is None else bool(pad_to_square)
+        model_class = getattr(transformers, self.model_class)
+        self.model = model_class.from_pretrained(path, local_files_only=True,
+                                                 **load_kwargs(dtype, device, attn_implementation)).to(device).eval()
+        self.processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.fake, self.real = soft_scoring.resolve_anchors(self.tokenizer, self.score_prompt, fake, real,
+                                                            multi_token)
+        improc = self.processor.image_processor
+        mean = getattr(improc, "image_mean", None) or [0.5, 0.5, 0.5]
+        self.fill = [255.0 * m for m in mean]
+
+    # -- description ---------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Anchors, prompts and preprocessing, for results."""
+        improc = self.processor.image_processor
+        return {
+            "backend": self.family, "model_class": self.model_class, "device": self.device,
+            "dtype": str(self.model.dtype), "score_prompt": self.score_prompt, "chat_template": self.chat_template,
+            "method": self.method, "anchors": {"fake": self.fake.as_dict(), "real": self.real.as_dict()},
+            "anchor_counts_equal": len(self.fake.ids) == len(self.real.ids),
+            "preprocessing": {"pad_to_square": self.pad_to_square, "pad_fill": self.fill,
+                              "processor": type(improc).__name__,
+                              "size": plain(getattr(improc, "size", None)),
+                              "crop_size": plain(getattr(improc, "crop_size", None)),
+                              "image_mean": plain(getattr(improc, "image_mean", None)),
+                              "image_std": plain(getattr(improc, "image_std", None))},
+        }
+
+    # -- family hooks --------------------------------------------------------------------------
+    def encode(self, images: list[Any], texts: list[str]) -> dict[str, Any]:
+        """Processor outputs for images and their texts (one image per text)."""
+        return dict(self.processor(images=images, text=texts, return_tensors="pt", padding=True))
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Extra ``generate`` arguments of the family (stop tokens, banned tokens)."""
+        return {}
+
+    # -- shared ----------------------------------------------------------------------------------
+    def _images(self, sources: Sequence[Any]) -> list[Any]:
+        opened = [images_mod.open_image(s) for s in sources]
+        return [images_mod.expand2square(i, self.fill) for i in opened] if self.pad_to_square else opened
+
+    def _inputs(self, images: list[Any], texts: list[str]) -> dict[str, Any]:
+        return {k: (v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device))
+                for k, v in self.encode(images, texts).items()}
+
+    def next_token_logits(self, sources: Sequence[Any], prompt: str | None = None) -> Any:
+        """Logits at the position after the scoring text, shape [batch, vocab]."""
+        images = self._images(sources)
+        with self._torch.inference_mode():
+            output = self.model(**self._inputs(images, [prompt or self.score_prompt] * len(images)),
+                                logits_to_keep=1)
+        return output.logits[:, -1, :].float().cpu()
+
+    def score(self, sources: Sequence[Any]) -> list[float]:
+        """P(fake) per image by Eq. 2 (or the logsumexp variant)."""
+        return soft_scoring.soft_scores(self.next_token_logits(sources), self.fake.ids, self.real.ids, self.method)
+
+    def generate(self, sources: Sequence[Any], prompts: Sequence[str], max_new_tokens: int = 256,
+                 temperature: float = 0.0, top_p: float = 1.0, do_sample: bool = False) -> list[str]:
+        """Answers to ``prompts`` (greedy unless ``do_sample``), new tokens only."""
+        images = self._images(sources)
+        inputs = self._inputs(images, [self.chat_template.format(prompt=p) for p in prompts])
+        kwargs: dict[str, Any] = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
+                                  "pad_token_id": self.tokenizer.pad_token_id, **self.generate_kwargs()}
+        if do_sample:
+            kwargs.update(temperature=float(temperature), top_p=float(top_p))
+        with self._torch.inference_mode():
+            output = self.model.generate(**inputs, **kwargs)
+        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

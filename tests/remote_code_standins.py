@@ -1,0 +1,124 @@
+"""Stand-ins for the remote-code models (Qwen-VL-Chat, InternLM-XComposer2-VL) that cannot run here.
+
+Their real code lives in their model repositories and needs transformers 4.3x
+and 7B weights. These stand-ins expose the same public surface the harness's
+backends call (``from_list_format``, ``chat``, ``encode_img``,
+``interleav_wrap_chat``, ``tok_embeddings``, a forward pass returning
+``.logits``) on top of a tiny random Llama, and record how they were called, so
+the tests check the backends' prompt layout, padding, batching and options.
+They do not claim to reproduce the real models' numbers.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from tiny_models import _tiny_llama_config, word_tokenizer
+
+SPECIAL = ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]",
+           "<ImageHere>"]
+CORPUS = ["system user assistant You are a helpful assistant . Picture 1 : What is the authenticity of this image ?",
+          "This image is fake Fake real Real yes no"]
+
+
+def standin_tokenizer():
+    """A word-level tokenizer knowing the chat markers of both models as special tokens."""
+    tokenizer = word_tokenizer(CORPUS, {"additional_special_tokens": SPECIAL})
+
+    def from_list_format(items: list[dict[str, str]]) -> str:
+        text, pictures = "", 0
+        for item in items:
+            if "image" in item:
+                pictures += 1
+                text += f"Picture {pictures}: <img>{item['image']}</img>\n"
+            else:
+                text += item["text"]
+        return text
+
+    tokenizer.from_list_format = from_list_format
+    return tokenizer
+
+
+def _tiny_lm(tokenizer, seed: int = 0):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(_tiny_llama_config(tokenizer)).eval()
+
+
+class QwenVlStandin(torch.nn.Module):
+    """Qwen-VL-Chat's surface: a causal LM over ChatML ids, and ``chat``."""
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.lm = _tiny_lm(tokenizer)
+        self.generation_config = SimpleNamespace(max_window_size=512)
+        self.forward_calls: list[dict[str, Any]] = []
+        self.chat_calls: list[dict[str, Any]] = []
+
+    @property
+    def dtype(self):
+        return self.lm.dtype
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None):
+        self.forward_calls.append({"input_ids": input_ids.clone(), "attention_mask": attention_mask,
+                                   "position_ids": position_ids})
+        return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+
+    def chat(self, tokenizer, query, history=None, system="You are a helpful assistant.", **kwargs):
+        self.chat_calls.append({"query": query, "system": system, **kwargs})
+        return "This image is fake .", [(query, "This image is fake .")]
+
+
+class XComposer2Standin(torch.nn.Module):
+    """InternLM-XComposer2-VL's surface: image embeddings from pixels, the interleaved wrap, ``chat``."""
+
+    IMAGE_TOKENS = 4
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.lm = _tiny_lm(tokenizer)
+        self.model = SimpleNamespace(tok_embeddings=self.lm.get_input_embeddings())
+        torch.manual_seed(1)
+        self.vision = torch.nn.Linear(3, self.lm.config.hidden_size)
+        self.forward_calls: list[dict[str, Any]] = []
+        self.chat_calls: list[dict[str, Any]] = []
+
+    @property
+    def dtype(self):
+        return self.lm.dtype
+
+    def encode_img(self, path: str):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            pixels = torch.from_numpy(np.asarray(image.convert("RGB").resize((2, 2)), dtype=np.float32)) / 255
+        return self.vision(pixels.reshape(4, 3)).unsqueeze(0)  # [1, 4 image tokens, hidden]
+
+    def interleav_wrap_chat(self, tokenizer, query, image, history, meta_instruction):
+        prompt = f"[UNUSED_TOKEN_146]system\n{meta_instruction}[UNUSED_TOKEN_145]\n" if meta_instruction else ""
+        prompt += f"[UNUSED_TOKEN_146]user\n{query}[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]assistant\n"
+        parts = prompt.split("<ImageHere>")
+        embeds, mask = [], []
+        for index, part in enumerate(parts):
+            if part:
+                ids = tokenizer(part, return_tensors="pt")["input_ids"]
+                embeds.append(self.model.tok_embeddings(ids))
+                mask.append(torch.zeros(ids.shape))
+            if index < len(image):
+                embeds.append(image[index].unsqueeze(0))
+                mask.append(torch.ones(1, image[index].shape[0]))
+        self.last_prompt = prompt
+        return {"inputs_embeds": torch.cat(embeds, dim=1)}, torch.cat(mask, dim=1).bool()
+
+    def forward(self, inputs_embeds, im_mask=None):
+        self.forward_calls.append({"shape": tuple(inputs_embeds.shape), "im_mask": im_mask.clone()})
+        return self.lm(inputs_embeds=inputs_embeds)
+
+    def chat(self, tokenizer, query, image=None, history=(), **kwargs):
+        self.chat_calls.append({"query": query, "image": image, **kwargs})
+        return "The image is real .", []

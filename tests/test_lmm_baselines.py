@@ -1,0 +1,180 @@
+"""The paper's baseline LMMs (Sec. VI-A3): same question and answer prefix for all, each in its chat format.
+
+InstructBLIP and IDEFICS run for real on tiny random checkpoints; Qwen-VL-Chat and
+InternLM-XComposer2-VL (remote code, transformers 4.3x) run against stand-ins
+exposing their repositories' interface (:mod:`remote_code_standins`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import toy_components
+from harness.backends import hf_vlm, idefics, instructblip, llava, soft_scoring
+from harness.plugin_manager import HarnessPlugins
+from harness.results import read_samples
+from harness.runner import Evaluator, RunConfig
+from tiny_models import tiny_idefics, tiny_instructblip
+from toy_components import write_toy_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_toy_data(tmp_path_factory.mktemp("toy") / "data", n_good=6, bad=False)
+
+
+def run(model: str, args: dict, data: Path, out: Path, tasks="toy-task", batch_size=3):
+    plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
+    config = RunConfig(model=model, model_args=args, tasks=tasks, data_root=str(data), output_dir=out,
+                       batch_size=batch_size, progress=False, bootstrap=0, audit=False, device="cpu")
+    [outcome] = Evaluator(config, plugins).run()
+    assert outcome.status == "done", outcome.reason
+    return outcome
+
+
+def test_every_family_asks_the_same_question_with_the_same_answer_prefix():
+    texts = {cls.family: hf_vlm.score_text(cls.default_chat)
+             for cls in (llava.LlavaBackend, instructblip.InstructBlipBackend, idefics.IdeficsBackend)}
+    assert texts["llava"] == soft_scoring.DEFAULT_PROMPT  # the paper's prompt, Sec. V-B
+    assert texts["instructblip"] == "What is the authenticity of this image? This image is"
+    assert texts["idefics"] == "User: What is the authenticity of this image?<image><end_of_utterance>\nAssistant: " \
+                               "This image is"
+    assert all(soft_scoring.QUESTION in t and t.endswith(" " + soft_scoring.ANSWER_PREFIX) for t in texts.values())
+
+
+@pytest.mark.parametrize("model,builder,family", [("instructblip-vicuna-7b", tiny_instructblip, "instructblip"),
+                                                  ("idefics-instruct", tiny_idefics, "idefics")])
+def test_native_baseline_scores_batched_equal_single_and_answers(model, builder, family, data, tmp_path):
+    path = builder(tmp_path / "model")
+    batched = run(model, {"path": str(path)}, data, tmp_path / "a", batch_size=3)
+    single = run(model, {"path": str(path)}, data, tmp_path / "b", batch_size=1)
+    scores = [r.score for r in read_samples(batched.results_path)]
+    assert len(scores) == 6 and all(0 < s < 1 for s in scores) and len(set(scores)) > 1  # the image matters
+    np.testing.assert_allclose(scores, [r.score for r in read_samples(single.results_path)], atol=1e-5)
+    info = json.loads(batched.results_path.read_text())["model"]["preprocessing"]
+    assert info["backend"] == family and soft_scoring.QUESTION in info["score_prompt"]
+    assert info["anchors"]["fake"]["tokens"] == ["fake", "Fake"]
+
+    answers = run(model, {"path": str(path), "max_new_tokens": 4}, data, tmp_path / "c", tasks="toy-questions")
+    records = read_samples(answers.results_path)
+    assert all(r.mode == "generate" and isinstance(r.text, str) for r in records)
+
+
+def test_idefics_generation_stops_at_end_of_utterance_and_never_emits_image_tokens(tmp_path):
+    from PIL import Image
+
+    backend = idefics.IdeficsBackend(str(tiny_idefics(tmp_path / "m")))
+    kwargs = backend.generate_kwargs()
+    tok = backend.tokenizer
+    assert tok.convert_tokens_to_ids("<end_of_utterance>") in kwargs["eos_token_id"]
+    assert [tok.convert_tokens_to_ids("<image>")] in kwargs["bad_words_ids"]
+    inputs = backend.encode([Image.new("RGB", (40, 30), "red")], ["User: hi<image><end_of_utterance>\nAssistant:"])
+    tokens = tok.convert_ids_to_tokens(inputs["input_ids"][0])
+    assert tokens.count("<end_of_utterance>") == 1 and "<image>" in tokens  # the processor added none of its own
+    with pytest.raises(ValueError, match="must contain <image>"):
+        backend.encode([Image.new("RGB", (4, 4))], ["no image marker"])
+
+
+# -- remote-code models --------------------------------------------------------------------------
+def test_remote_code_models_refuse_without_opt_in():
+    from harness.plugins.lmm import QwenVlAdapter, XComposer2Adapter
+
+    for adapter in (QwenVlAdapter, XComposer2Adapter):
+        with pytest.raises(ValueError, match="trust_remote_code=true"):
+            adapter(path="x")
+        adapter(path="x", trust_remote_code="true")  # accepted: nothing loads before setup
+    with pytest.raises(ValueError, match="unknown model arguments"):
+        QwenVlAdapter(path="x", trust_remote_code=True, chat_template="{prompt}")
+
+
+@pytest.fixture
+def standins(monkeypatch):
+    """Route the transformers auto classes to the stand-ins and record how they were called."""
+    import transformers
+
+    import remote_code_standins as s
+
+    calls: list[dict] = []
+    tokenizer = s.standin_tokenizer()
+    made: dict = {}
+
+    def fake_loader(kind):
+        def load(path, **kwargs):
+            calls.append({"kind": kind, "path": path, **kwargs})
+            if kind == "tokenizer":
+                return tokenizer
+            made["model"] = (s.QwenVlStandin if kind == "causal" else s.XComposer2Standin)(tokenizer)
+            return made["model"]
+        return load
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_loader("tokenizer"))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_loader("causal"))
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", fake_loader("auto"))
+    return calls, made
+
+
+def images(tmp_path: Path) -> list[str]:
+    """Three images at paths of different lengths (so Qwen-VL's prompts differ in length)."""
+    from PIL import Image
+
+    paths = [tmp_path / "a.png", tmp_path / "deeper" / "folder" / "b.png", tmp_path / "c.png"]
+    for i, path in enumerate(paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 12), (40 * i, 200 - 60 * i, 90)).save(path)
+    return [str(p) for p in paths]
+
+
+def test_qwen_vl_chatml_scoring_left_pads_with_positions_and_chats_greedily(standins, tmp_path):
+    from harness.backends.qwen_vl import QwenVlBackend
+
+    calls, made = standins
+    backend = QwenVlBackend("Qwen/Qwen-VL-Chat", device="cpu", trust_remote_code=True)
+    assert all(c["trust_remote_code"] is True and c["local_files_only"] is True for c in calls)
+    paths = images(tmp_path)
+    batched = backend.score(paths)
+    single = [backend.score([p])[0] for p in paths]
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    model = made["model"]
+    first = model.forward_calls[0]
+    text = backend.tokenizer.decode(first["input_ids"][0][first["attention_mask"][0].bool()])
+    assert text.startswith("<|im_start|> system You are a helpful assistant")
+    assert "<img>" in text and text.endswith("<|im_start|> assistant This image is")
+    assert first["attention_mask"][0, 0] == 0  # left padding: the first path is the shortest
+    assert backend.info()["context"] == "harness chatml_context"
+
+    answers = backend.generate(paths[:1], ["Is this a real image?"], max_new_tokens=7)
+    call = model.chat_calls[0]
+    assert answers == ["This image is fake ."] and call["do_sample"] is False and call["max_new_tokens"] == 7
+    assert call["query"] == f"Picture 1: <img>{paths[0]}</img>\nIs this a real image?"
+
+
+def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengths(standins, tmp_path):
+    from PIL import Image
+
+    from harness.backends.xcomposer2 import XComposer2Backend
+
+    calls, made = standins
+    backend = XComposer2Backend("internlm/internlm-xcomposer2-vl-7b", device="cpu", trust_remote_code="yes")
+    assert [c["kind"] for c in calls] == ["tokenizer", "auto"]
+    paths = images(tmp_path)
+    batched = backend.score(paths)
+    assert len(set(batched)) == 3  # the image embeddings reach the logits
+    np.testing.assert_allclose(batched, [backend.score([p])[0] for p in paths], atol=1e-5)
+    model = made["model"]
+    call = model.forward_calls[0]
+    prefix = len(backend.tokenizer(soft_scoring.ANSWER_PREFIX, add_special_tokens=False)["input_ids"])
+    assert call["shape"][0] == 3  # one forward pass for the equal-length conversations
+    assert call["im_mask"][0].sum() == model.IMAGE_TOKENS and not call["im_mask"][0, -prefix:].any()
+    assert model.last_prompt.endswith("[UNUSED_TOKEN_146]assistant\n")
+    assert "<ImageHere>" + soft_scoring.QUESTION in model.last_prompt
+
+    in_memory = Image.open(paths[0])
+    [answer] = backend.generate([in_memory], ["Describe the artifacts."], max_new_tokens=5)
+    chat = model.chat_calls[0]
+    assert answer == "The image is real ." and chat["do_sample"] is False
+    assert chat["query"] == "<ImageHere>Describe the artifacts." and chat["image"].endswith(".png")
+    assert not Path(chat["image"]).exists()  # the temporary file is removed after the call
