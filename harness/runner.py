@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -311,11 +311,17 @@ class Evaluator:
                            unit="img", enabled=self.config.progress, dynamic_ncols=True, leave=False)
         try:
             size = max(1, self.config.batch_size)
+            batches = [pending[start:start + size] for start in range(0, len(pending), size)]
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
-                for start in range(0, len(pending), size):
-                    batch = pending[start:start + size]
-                    self._ensure_model()
-                    answers = self._answer_batch([requests[i] for i in batch], mode, pool)
+                if batches:
+                    self._ensure_model()  # before any prepare: some adapters preprocess with the loaded model
+                upcoming = self._start_preparing([requests[i] for i in batches[0]], pool) if batches else None
+                for number, batch in enumerate(batches):
+                    preparing = upcoming
+                    # the next batch decodes in the worker threads while the model runs on this one
+                    upcoming = (self._start_preparing([requests[i] for i in batches[number + 1]], pool)
+                                if number + 1 < len(batches) else None)
+                    answers = self._answer_batch([requests[i] for i in batch], mode, preparing)
                     to_cache = []
                     for i, (prediction, seconds) in zip(batch, answers):
                         records[i] = self._record(task, requests[i], mode, prediction, keys[i] or "", seconds)
@@ -362,28 +368,28 @@ class Evaluator:
             self.model.setup(self.config.device)
             self.model_ready = True
 
-    def _answer_batch(self, requests: list[Request], mode: str,
-                      pool: ThreadPoolExecutor) -> list[tuple[Prediction, float]]:
-        """Prepare each request (errors stay per sample), then run the model on the prepared ones."""
-        start = time.perf_counter()
-        prepared: list[Any] = [None] * len(requests)
-        errors: list[str | None] = [None] * len(requests)
+    def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> "PreparedBatch":
+        """Submit each request's ``prepare`` to the worker threads (inline when there is one worker)."""
+        started = time.perf_counter()
 
-        def prepare(index: int) -> None:
+        def prepare(request: Request) -> tuple[Any, str | None]:
             try:
-                prepared[index] = self.model.prepare(requests[index])
-            except Exception as exc:  # noqa: BLE001
-                errors[index] = _describe_error(exc, requests[index])
+                return self.model.prepare(request), None
+            except Exception as exc:  # noqa: BLE001 - the error stays with its sample
+                return None, _describe_error(exc, request)
 
         if len(requests) > 1 and self.config.num_workers > 1:
-            list(pool.map(prepare, range(len(requests))))
-        else:
-            for index in range(len(requests)):
-                prepare(index)
-        good = [i for i in range(len(requests)) if errors[i] is None]
-        outputs = self._call_model([prepared[i] for i in good], mode, [requests[i] for i in good])
-        per_item = (time.perf_counter() - start) / max(1, len(requests))
-        results: list[tuple[Prediction, float]] = [(Prediction(error=e), per_item) for e in errors]
+            return PreparedBatch(started, [pool.submit(prepare, r) for r in requests])
+        return PreparedBatch(started, [_done(prepare(r)) for r in requests])
+
+    def _answer_batch(self, requests: list[Request], mode: str,
+                      preparing: "PreparedBatch") -> list[tuple[Prediction, float]]:
+        """Wait for the prepared inputs (errors stay per sample), then run the model on the good ones."""
+        outcomes = [future.result() for future in preparing.futures]
+        good = [i for i, (_, error) in enumerate(outcomes) if error is None]
+        outputs = self._call_model([outcomes[i][0] for i in good], mode, [requests[i] for i in good])
+        per_item = (time.perf_counter() - preparing.started) / max(1, len(requests))
+        results: list[tuple[Prediction, float]] = [(Prediction(error=error), per_item) for _, error in outcomes]
         for i, prediction in zip(good, outputs):
             results[i] = (prediction, per_item)
         return results
@@ -440,6 +446,20 @@ class Evaluator:
                             mode=mode, score=prediction.score, text=text, verdict=verdict,
                             error=prediction.error, seconds=round(seconds, 6), cached=cached, key=key,
                             prompt=request.prompt, metadata=sample.metadata, extra=dict(extra))
+
+
+@dataclass
+class PreparedBatch:
+    """A batch whose inputs are being prepared: when it started and one future per request."""
+
+    started: float
+    futures: list[Future]
+
+
+def _done(value: Any) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 def _describe_error(exc: BaseException, request: Request) -> str:

@@ -103,3 +103,14 @@ def test_limit_and_results_provenance(toy_plugins, tmp_path):
 def test_missing_data_skips_with_reason(toy_plugins, tmp_path):
     outcome = evaluate(toy_plugins, tmp_path / "nowhere", tmp_path / "out")
     assert outcome.status == "skipped" and "no labels.txt" in outcome.reason
+
+
+def test_next_batch_is_prepared_while_the_model_runs(toy_plugins, tmp_path):
+    """Decoding overlaps the model (issue #9): the probe's first call blocks until batch 2 is preparing."""
+    data = write_toy_data(tmp_path / "data", n_good=12, bad=False)
+    config = RunConfig(model="overlap-probe", tasks="toy-task", data_root=str(data), output_dir=tmp_path / "out",
+                       batch_size=4, num_workers=2, progress=False, bootstrap=0, audit=False)
+    toy_components.OverlapProbe.ran_serially = False
+    [outcome] = Evaluator(config, toy_plugins).run()
+    assert outcome.status == "done" and outcome.n_samples == 12
+    assert not toy_components.OverlapProbe.ran_serially and outcome.n_failed == 0

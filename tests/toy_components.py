@@ -63,6 +63,34 @@ class MeanModel(ModelAdapter):
         return [v for _, v in inputs]
 
 
+class OverlapProbe(MeanModel):
+    """MeanModel whose first model call waits until a sample of the *next* batch has started preparing:
+    it returns only if the runner prepares batch k+1 while the model runs on batch k."""
+
+    ran_serially = False  # set when the wait timed out (class-level: the runner builds the instance)
+
+    def __init__(self, **args: Any):
+        super().__init__(**args)
+        import threading
+
+        self.next_batch_started = threading.Event()
+        self.calls = 0
+        self.batch_ids: set[str] = set()
+
+    def prepare(self, request: Request) -> tuple[str, float]:
+        if self.calls and request.sample.id not in self.batch_ids:
+            self.next_batch_started.set()
+        return super().prepare(request)
+
+    def score_batch(self, inputs: Sequence[tuple[str, float]]) -> list[float]:
+        self.calls += 1
+        self.batch_ids = {i for i, _ in inputs}
+        if self.calls == 1 and not self.next_batch_started.wait(timeout=10):
+            OverlapProbe.ran_serially = True
+            raise RuntimeError("the next batch did not start preparing while the model ran")
+        return super().score_batch(inputs)
+
+
 class ToyPlugin:
     """Registers the toy task and model."""
 
@@ -75,6 +103,7 @@ class ToyPlugin:
     @hookimpl
     def register_models(register):
         register("mean-model", "toy_components:MeanModel")
+        register("overlap-probe", "toy_components:OverlapProbe")
 
 
 register_tasks = ToyPlugin.register_tasks
