@@ -26,7 +26,8 @@ Hugging Face cache), ``python`` (worker interpreter), ``max_new_tokens``,
 ``method`` (eq2|logsumexp), ``fake``/``real`` (variant lists, e.g.
 ``fake=["fake","Fake"]``), ``multi_token`` (skip|first); transformers-native and
 Owl2 models also ``score_prompt``, ``chat_template``, ``pad_to_square``
-(and ``attn_implementation``); remote-code models ``trust_remote_code``
+(transformers-native ones also ``attn_implementation`` and ``compile`` = true|BACKEND,
+``torch.compile`` of the forward pass); remote-code models ``trust_remote_code``
 (required), ``question``, ``answer_prefix`` and ``system`` (Qwen-VL) or
 ``meta_instruction`` (XComposer2).
 """
@@ -42,7 +43,7 @@ from harness.interfaces import ModelAdapter
 from harness.records import Prediction, Request
 
 _SCORING_ARGS = ("dtype", "fake", "real", "multi_token", "method")
-_HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation")
+_HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation", "compile")
 _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
 
 
@@ -133,13 +134,17 @@ class LmmAdapter(ModelAdapter):
 
     # -- requests ----------------------------------------------------------------------------
     def prepare(self, request: Request) -> tuple[Any, str | None]:
-        """Decode the image here (so bad files fail as that sample); ship a path or bytes to a worker."""
+        """Decode the image here (so bad files fail as that sample); ship a path or bytes to a worker;
+        for scoring with a fixed-size image encoding, also run the image processor here."""
         image = load_image(request.sample)
         if self.python:
             source = request.sample.image
             payload = {"b64": base64.b64encode(source).decode("ascii")} if isinstance(source, bytes) else \
                 str(Path(source).resolve())
             return payload, request.prompt
+        if request.kind == "score" and getattr(self.backend, "fixed_image_tokens", False):
+            # pixels made here, in the runner's worker threads, while the model runs on the previous batch
+            return self.backend.prepare_pixels(image), request.prompt
         return image, request.prompt
 
     def score_batch(self, inputs: Sequence[tuple[Any, str | None]]) -> list[Any]:
@@ -186,6 +191,7 @@ class Owl2Adapter(LmmAdapter):
 
     backend_spec = "owl2:Owl2Backend"
     display = "fakescope-owl2 / mplug-owl2"
+    backend_args = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square")
 
 
 class InstructBlipAdapter(LmmAdapter):

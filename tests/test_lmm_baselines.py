@@ -178,3 +178,31 @@ def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengt
     assert answer == "The image is real ." and chat["do_sample"] is False
     assert chat["query"] == "<ImageHere>Describe the artifacts." and chat["image"].endswith(".png")
     assert not Path(chat["image"]).exists()  # the temporary file is removed after the call
+
+
+@pytest.mark.parametrize("builder,backend_class", [(tiny_instructblip, instructblip.InstructBlipBackend),
+                                                   ("llava", llava.LlavaBackend)])
+def test_fast_scoring_path_equals_the_full_processor_path(builder, backend_class, data, tmp_path):
+    """Pixels prepared off the model thread + cached token ids give the processor's own inputs' logits."""
+    import torch
+
+    from tiny_models import tiny_llava
+
+    path = (tiny_llava if builder == "llava" else builder)(tmp_path / "m")
+    backend = backend_class(str(path))
+    images = sorted(str(p) for p in data.glob("*.png"))[:3]
+    fast = backend.next_token_logits([backend.prepare_pixels(p) for p in images])
+    full = backend.next_token_logits(images, prompt=backend.score_prompt)  # processor(images, text) path
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    assert backend.score(images) == pytest.approx(backend.score([backend.prepare_pixels(p) for p in images]))
+
+
+def test_compile_option_compiles_the_forward_pass_and_keeps_scores(data, tmp_path):
+    from tiny_models import tiny_llava
+
+    path = tiny_llava(tmp_path / "m")
+    images = sorted(str(p) for p in data.glob("*.png"))[:2]
+    plain = llava.LlavaBackend(str(path))
+    compiled = llava.LlavaBackend(str(path), compile="eager")  # the inductor backend needs a compiler toolchain
+    assert compiled.info()["torch_compile"] == "eager" and plain.info()["torch_compile"] is False
+    assert compiled.score(images) == pytest.approx(plain.score(images), abs=1e-6)

@@ -78,6 +78,14 @@ def require_remote_code(trust_remote_code: Any, model: str) -> None:
                          "of an environment from `harness env create`)")
 
 
+def _compile_backend(value: Any) -> str | None:
+    """``compile=true`` -> inductor; ``compile=NAME`` -> that torch.compile backend; false -> None."""
+    text = str(value).lower()
+    if text in ("", "0", "false", "no", "none"):
+        return None
+    return "inductor" if text in ("1", "true", "yes") else str(value)
+
+
 def score_text(chat_template: str) -> str:
     """The soft-scoring text for a chat turn: the question in the turn, then the answer prefix."""
     return f"{chat_template.format(prompt=soft_scoring.QUESTION)} {soft_scoring.ANSWER_PREFIX}"
@@ -90,11 +98,15 @@ class HfVlmBackend:
     model_class = "AutoModelForImageTextToText"
     default_chat = f"USER: {IMAGE_MARK} {{prompt}} ASSISTANT:"
     default_pad_to_square = False
+    #: every image becomes the same number of tokens (a fixed-size image processor), so a scoring batch is
+    #: one cached token sequence repeated plus stacked pixels, and pixels can be made off the model thread
+    fixed_image_tokens = False
 
     def __init__(self, path: str, device: str = "cpu", dtype: str = "auto", score_prompt: str | None = None,
                  chat_template: str | None = None, fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
                  real: Sequence[str] = soft_scoring.DEFAULT_REAL, multi_token: str = "skip", method: str = "eq2",
-                 pad_to_square: bool | None = None, attn_implementation: str | None = None) -> None:
+                 pad_to_square: bool | None = None, attn_implementation: str | None = None,
+                 compile: Any = False) -> None:
         import torch
         import transformers
 
@@ -106,6 +118,10 @@ class HfVlmBackend:
         model_class = getattr(transformers, self.model_class)
         self.model = model_class.from_pretrained(path, local_files_only=True,
                                                  **load_kwargs(dtype, device, attn_implementation)).to(device).eval()
+        self.compiled = _compile_backend(compile)
+        if self.compiled:
+            # the forward pass only: generate() keeps working; a new batch shape compiles once more
+            self.model.forward = torch.compile(self.model.forward, backend=self.compiled, dynamic=False)
         self.processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
@@ -116,6 +132,8 @@ class HfVlmBackend:
         improc = self.processor.image_processor
         mean = getattr(improc, "image_mean", None) or [0.5, 0.5, 0.5]
         self.fill = [255.0 * m for m in mean]
+        self._score_text_inputs: dict[str, Any] | None = None
+        self.pin_memory = str(device).startswith("cuda") and torch.cuda.is_available()
 
     # -- description ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -123,7 +141,7 @@ class HfVlmBackend:
         improc = self.processor.image_processor
         return {
             "backend": self.family, "model_class": self.model_class, "device": self.device,
-            "dtype": str(self.model.dtype), "score_prompt": self.score_prompt, "chat_template": self.chat_template,
+            "dtype": str(self.model.dtype), "torch_compile": self.compiled or False, "score_prompt": self.score_prompt, "chat_template": self.chat_template,
             "method": self.method, "anchors": {"fake": self.fake.as_dict(), "real": self.real.as_dict()},
             "anchor_counts_equal": len(self.fake.ids) == len(self.real.ids),
             "preprocessing": {"pad_to_square": self.pad_to_square, "pad_fill": self.fill,
@@ -149,15 +167,53 @@ class HfVlmBackend:
         return [images_mod.expand2square(i, self.fill) for i in opened] if self.pad_to_square else opened
 
     def _inputs(self, images: list[Any], texts: list[str]) -> dict[str, Any]:
-        return {k: (v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device))
-                for k, v in self.encode(images, texts).items()}
+        return self._to_device(self.encode(images, texts))
+
+    def _to_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        moved = {}
+        for key, value in inputs.items():
+            if self.pin_memory and value.device.type == "cpu":
+                value = value.pin_memory()
+            dtype = self.model.dtype if value.is_floating_point() else value.dtype
+            moved[key] = value.to(self.device, dtype, non_blocking=self.pin_memory)
+        return moved
+
+    def prepare_pixels(self, source: Any) -> Any:
+        """Decode, pad and run the image processor for one image: a [3, H, W] float tensor.
+
+        Thread-safe and model-free, so the adapter calls it in the runner's worker threads while
+        the model runs on the previous batch. Only for ``fixed_image_tokens`` families.
+        """
+        [image] = self._images([source])
+        return self.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
+
+    def _scoring_inputs(self, pixels: Any) -> dict[str, Any]:
+        """The cached token inputs of the scoring text, repeated for the batch, plus the stacked pixels."""
+        if self._score_text_inputs is None:
+            from PIL import Image
+
+            blank = Image.new("RGB", (32, 32), tuple(int(c) for c in self.fill))
+            encoded = self.encode([blank], [self.score_prompt])
+            self._score_text_inputs = {k: v for k, v in encoded.items() if k != "pixel_values"}
+        n = pixels.shape[0]
+        inputs = {k: v.expand(n, *v.shape[1:]).contiguous() for k, v in self._score_text_inputs.items()}
+        return self._to_device({**inputs, "pixel_values": pixels})
 
     def next_token_logits(self, sources: Sequence[Any], prompt: str | None = None) -> Any:
-        """Logits at the position after the scoring text, shape [batch, vocab]."""
-        images = self._images(sources)
-        with self._torch.inference_mode():
-            output = self.model(**self._inputs(images, [prompt or self.score_prompt] * len(images)),
-                                logits_to_keep=1)
+        """Logits at the position after the scoring text, shape [batch, vocab].
+
+        ``sources`` are images (paths, bytes, PIL) or, for ``fixed_image_tokens`` families, tensors
+        from :meth:`prepare_pixels`.
+        """
+        torch = self._torch
+        if self.fixed_image_tokens and prompt is None:
+            pixels = torch.stack([s if torch.is_tensor(s) else self.prepare_pixels(s) for s in sources])
+            inputs = self._scoring_inputs(pixels)
+        else:
+            images = self._images(sources)
+            inputs = self._inputs(images, [prompt or self.score_prompt] * len(images))
+        with torch.inference_mode():
+            output = self.model(**inputs, logits_to_keep=1)
         return output.logits[:, -1, :].float().cpu()
 
     def score(self, sources: Sequence[Any]) -> list[float]:

@@ -24,3 +24,4 @@ class InstructBlipBackend(hf_vlm.HfVlmBackend):
     family = "instructblip"
     model_class = "InstructBlipForConditionalGeneration"
     default_chat = "{prompt}"
+    fixed_image_tokens = True

@@ -25,3 +25,4 @@ class LlavaBackend(hf_vlm.HfVlmBackend):
     model_class = "LlavaForConditionalGeneration"
     default_chat = DEFAULT_CHAT
     default_pad_to_square = True
+    fixed_image_tokens = True
