@@ -36,6 +36,19 @@ def _open(source: str | bytes | Path) -> Image.Image:
     return Image.open(path)
 
 
+def read_image_bytes(sample_or_source: Sample | str | bytes | Path) -> bytes:
+    """The file's raw bytes (for decoders other than PIL), with the same errors as :func:`load_image`
+    for missing, empty and directory paths."""
+    source = sample_or_source.image if isinstance(sample_or_source, Sample) else sample_or_source
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageLoadError("in-memory image: empty (0 bytes)")
+        return bytes(source)
+    with _open(source):  # the checks; PIL only reads the header here
+        pass
+    return Path(source).read_bytes()
+
+
 def load_image(sample_or_source: Sample | str | bytes | Path, mode: str = "RGB") -> Image.Image:
     """Decode an image fully (so truncation is caught here) and convert it to ``mode``.
 

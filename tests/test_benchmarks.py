@@ -20,8 +20,28 @@ def test_runner_throughput_script_runs(tmp_path: Path):
 def test_detector_throughput_script_runs_tiny(tmp_path: Path):
     out = tmp_path / "detectors.json"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "detector_throughput.py"), "--tiny",
-                             "--repeats", "1", "--batch-size", "4", "--output", str(out)],
+                             "--repeats", "1", "--batch-size", "4", "--e2e", "8", "--workers", "2",
+                             "--output", str(out)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 6 and all(r["images_per_s"] > 0 for r in rows)
+    assert len(rows) == 8 and all(r["images_per_s"] > 0 for r in rows)
+    assert [r["stage"].split("decode=")[1].split(",")[0] for r in rows[6:]] == ["pil", "torchvision"]
+
+
+def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
+    """Every mode runs on the CPU at the tiny shape: ceiling, forward, end to end through the runner, generation,
+    continuous batching."""
+    out = tmp_path / "lmm.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "lmm_throughput.py"), "--shape", "tiny",
+                             "--device", "cpu", "--e2e-images", "8", "--output", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    modes = [r["mode"] for r in data["rows"]]
+    assert modes == ["score", "score", "score-e2e", "generate", "generate", "generate-padded-text",
+                     "generate-batch-text (continuous)"]
+    assert data["ceiling_images_per_s"] > 0 and data["tokens_per_image"] > 50
+    assert all(r.get("images_per_s", r.get("answers_per_s", 0)) > 0 for r in data["rows"])
+    assert data["rows"][2]["images"] == 8 and 0 < data["rows"][0]["ratio_to_ceiling"] < 1
+    assert "x ceiling" in result.stdout

@@ -176,3 +176,71 @@ def test_early_stopping_schedule_matches_upstream_and_keeps_the_best():
     stopper.step(0.70), stopper.step(0.70)  # plateau again -> 1e-6
     stopper.step(0.70)
     assert stopper.step(0.70)[1] or stopper.lr < 1e-6 or stopper.step(0.70)[1]
+
+
+# -- decoding on the model's device ------------------------------------------------------------------
+def jpeg_folder(root: Path) -> Path:
+    """JPEGs of a real photograph at several sizes, a PNG, a truncated JPEG, and a ListTask manifest."""
+    import io
+
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    photo = skimage.data.astronaut()
+    entries = []
+    for i, (h, w) in enumerate([(300, 400), (256, 256), (480, 260), (120, 90)]):
+        Image.fromarray(np.ascontiguousarray(photo[i * 20:i * 20 + h, :w])).save(root / f"{i}.jpg", quality=88)
+        entries.append(f"{i}.jpg")
+    Image.fromarray(photo[:240, :240]).save(root / "p.png")
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="JPEG")
+    (root / "cut.jpg").write_bytes(buffer.getvalue()[:5000])
+    entries += ["p.png", "cut.jpg"]
+    with open(root / "manifest.jsonl", "w") as handle:
+        for n, name in enumerate(entries):
+            handle.write(json.dumps({"id": name, "image": name, "label": n % 2}) + "\n")
+    return root / "manifest.jsonl"
+
+
+@pytest.mark.parametrize("resize", [None, 256])
+def test_torchvision_decoding_matches_pil_and_fails_bad_jpegs_per_sample(tmp_path, resize):
+    from harness import hookimpl
+
+    manifest = jpeg_folder(tmp_path / "data")
+
+    class ListPlugin:
+        @staticmethod
+        @hookimpl
+        def register_tasks(register):
+            register("jpeg-list", "harness.testing:ListTask", manifest=str(manifest))
+
+    torch.manual_seed(0)
+    torch.save({"model": build_resnet("resnet18").state_dict()}, tmp_path / "c.pth")
+    runs = {}
+    for decode in ("pil", "torchvision"):
+        config = RunConfig(model="cnnspot", model_args={"checkpoint": str(tmp_path / "c.pth"), "arch": "resnet18",
+                                                        "decode": decode, "resize": resize},
+                           tasks="jpeg-list", output_dir=tmp_path / decode, progress=False, bootstrap=0,
+                           audit=False, device="cpu", batch_size=8)
+        [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False, extra_plugins=(ListPlugin,))).run()
+        assert outcome.status == "done", outcome.reason
+        runs[decode] = {r.sample_id: r for r in read_samples(outcome.results_path)}
+        pre = json.loads(outcome.results_path.read_text())["model"]["preprocessing"]
+        assert pre["decoder"] == decode
+    pil, tv = runs["pil"], runs["torchvision"]
+    assert "cut.jpg" in tv["cut.jpg"].error and "corrupt or truncated" in tv["cut.jpg"].error
+    assert pil["cut.jpg"].error
+    for name in ("0.jpg", "1.jpg", "2.jpg", "3.jpg", "p.png"):
+        assert tv[name].error is None
+        # identical decoders on the CPU; where an image is resized, tensor vs PIL antialiasing differ slightly
+        exact = resize is None and not pil[name].extra.get("upscaled")
+        assert tv[name].score == pytest.approx(pil[name].score, abs=1e-6 if exact else 2e-3)
+        assert tv[name].extra == pil[name].extra  # the small image is upscaled on both paths
+    assert bool(tv["3.jpg"].extra.get("upscaled")) == (resize is None) and not tv["0.jpg"].extra
+
+
+def test_decode_option_is_checked():
+    with pytest.raises(ValueError, match="decode must be one of"):
+        CNNSpot(checkpoint="x.pth", decode="nvjpeg")

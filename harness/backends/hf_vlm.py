@@ -107,22 +107,38 @@ class HfVlmBackend:
                  real: Sequence[str] = soft_scoring.DEFAULT_REAL, multi_token: str = "skip", method: str = "eq2",
                  pad_to_square: bool | None = None, attn_implementation: str | None = None,
                  compile: Any = False) -> None:
-        import torch
         import transformers
 
+        model_class = getattr(transformers, self.model_class)
+        model = model_class.from_pretrained(path, local_files_only=True,
+                                            **load_kwargs(dtype, device, attn_implementation)).to(device).eval()
+        processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
+        self._configure(model, processor, device, score_prompt, chat_template, fake, real, multi_token, method,
+                        pad_to_square, compile)
+
+    @classmethod
+    def from_components(cls, model: Any, processor: Any, device: str = "cpu", **options: Any) -> "HfVlmBackend":
+        """A backend over a model and processor already in memory (benchmarks with random weights, tests);
+        ``options`` as for the constructor, minus the loading ones."""
+        backend = cls.__new__(cls)
+        backend._configure(model.to(device).eval(), processor, device, **options)
+        return backend
+
+    def _configure(self, model: Any, processor: Any, device: str, score_prompt: str | None = None,
+                   chat_template: str | None = None, fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
+                   real: Sequence[str] = soft_scoring.DEFAULT_REAL, multi_token: str = "skip", method: str = "eq2",
+                   pad_to_square: bool | None = None, compile: Any = False) -> None:
+        import torch
+
         self._torch = torch
-        self.device, self.method = device, method
+        self.model, self.processor, self.device, self.method = model, processor, device, method
         self.chat_template = chat_template or self.default_chat
         self.score_prompt = score_prompt or score_text(self.chat_template)
         self.pad_to_square = self.default_pad_to_square if pad_to_square is None else bool(pad_to_square)
-        model_class = getattr(transformers, self.model_class)
-        self.model = model_class.from_pretrained(path, local_files_only=True,
-                                                 **load_kwargs(dtype, device, attn_implementation)).to(device).eval()
         self.compiled = _compile_backend(compile)
         if self.compiled:
             # the forward pass only: generate() keeps working; a new batch shape compiles once more
             self.model.forward = torch.compile(self.model.forward, backend=self.compiled, dynamic=False)
-        self.processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
