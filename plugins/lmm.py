@@ -111,6 +111,8 @@ class LmmAdapter(ModelAdapter):
         from harness.devices import resolve_device
 
         self.device = resolve_device(device) if not self.python else (device if device != "auto" else "cuda")
+        if not self.python:
+            self.check_weights_present()
         args = {"path": str(self.path), "device": self.device, **self.backend_kwargs}
         if self.python:
             from harness.worker_client import WorkerClient
@@ -120,6 +122,21 @@ class LmmAdapter(ModelAdapter):
         else:
             self.backend = self._backend_class()(**args)
             self.info = self.backend.info()
+
+    def check_weights_present(self) -> None:
+        """A local folder, or a hub id whose files are in the local Hugging Face cache; else a clear error
+        (nothing is ever downloaded)."""
+        if Path(self.path).expanduser().exists():
+            return
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if self.path.count("/") == 1 and not self.path.startswith((".", "/", "~")):
+            if isinstance(try_to_load_from_cache(self.path, "config.json"), str):
+                return
+        raise FileNotFoundError(
+            f"{self.display}: no weights at {self.path!r}: not a local folder and not in the local Hugging Face "
+            f"cache ({constants.HF_HUB_CACHE}). Fetch them on a machine with network access "
+            f"(`huggingface-cli download {self.path}`) or pass --model-args path=DIR.")
 
     def _backend_class(self) -> Any:
         import importlib

@@ -206,3 +206,26 @@ def test_compile_option_compiles_the_forward_pass_and_keeps_scores(data, tmp_pat
     compiled = llava.LlavaBackend(str(path), compile="eager")  # the inductor backend needs a compiler toolchain
     assert compiled.info()["torch_compile"] == "eager" and plain.info()["torch_compile"] is False
     assert compiled.score(images) == pytest.approx(plain.score(images), abs=1e-6)
+
+
+def test_a_baseline_runs_in_a_worker_with_the_same_scores(data, tmp_path):
+    """Any backend runs behind the worker protocol (python=...), not only LLaVA's."""
+    import sys
+
+    path = tiny_instructblip(tmp_path / "m")
+    local = run("instructblip-vicuna-7b", {"path": str(path)}, data, tmp_path / "local")
+    worker = run("instructblip-vicuna-7b", {"path": str(path), "python": sys.executable}, data, tmp_path / "w")
+    np.testing.assert_allclose([r.score for r in read_samples(worker.results_path)],
+                               [r.score for r in read_samples(local.results_path)], atol=1e-6)
+    info = json.loads(worker.results_path.read_text())["model"]["preprocessing"]
+    assert info["isolated_worker"] is True and info["backend"] == "instructblip"
+
+
+def test_missing_weights_are_a_clear_error_not_a_download(tmp_path):
+    from harness.plugins.lmm import InstructBlipAdapter
+
+    adapter = InstructBlipAdapter(path="nobody/no-such-model")
+    with pytest.raises(FileNotFoundError, match="not a local folder and not in the local Hugging Face cache"):
+        adapter.setup("cpu")
+    with pytest.raises(FileNotFoundError, match="no weights at"):
+        InstructBlipAdapter(path=str(tmp_path / "missing")).setup("cpu")
