@@ -64,8 +64,9 @@ class MeanModel(ModelAdapter):
 
 
 class OverlapProbe(MeanModel):
-    """MeanModel whose first model call waits until a sample of the *next* batch has started preparing:
-    it returns only if the runner prepares batch k+1 while the model runs on batch k."""
+    """MeanModel whose first model call waits until more samples than its batch have started preparing:
+    it returns only if the runner prepares batch k+1 while the model runs on batch k (whether the
+    worker threads get there before or after the call starts)."""
 
     ran_serially = False  # set when the wait timed out (class-level: the runner builds the instance)
 
@@ -73,21 +74,23 @@ class OverlapProbe(MeanModel):
         super().__init__(**args)
         import threading
 
-        self.next_batch_started = threading.Event()
+        self.prepared = 0
+        self.changed = threading.Condition()
         self.calls = 0
-        self.batch_ids: set[str] = set()
 
     def prepare(self, request: Request) -> tuple[str, float]:
-        if self.calls and request.sample.id not in self.batch_ids:
-            self.next_batch_started.set()
+        with self.changed:
+            self.prepared += 1
+            self.changed.notify_all()
         return super().prepare(request)
 
     def score_batch(self, inputs: Sequence[tuple[str, float]]) -> list[float]:
         self.calls += 1
-        self.batch_ids = {i for i, _ in inputs}
-        if self.calls == 1 and not self.next_batch_started.wait(timeout=10):
-            OverlapProbe.ran_serially = True
-            raise RuntimeError("the next batch did not start preparing while the model ran")
+        if self.calls == 1:
+            with self.changed:
+                if not self.changed.wait_for(lambda: self.prepared > len(inputs), timeout=10):
+                    OverlapProbe.ran_serially = True
+                    raise RuntimeError("the next batch did not start preparing while the model ran")
         return super().score_batch(inputs)
 
 
