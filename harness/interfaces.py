@@ -50,6 +50,12 @@ class ModelAdapter(ABC):
         """Per-request CPU work (image decoding, transforms). Raise to fail this sample."""
         return request
 
+    def cost(self, request: Request) -> float | None:
+        """Relative cost of a request (e.g. its prompt length). When a model gives one, the runner sends
+        the costliest requests first and batches requests of similar cost together, so padded batches
+        waste less and an out-of-memory batch shows up at once. ``None`` (default): task order."""
+        return None
+
     def score_batch(self, inputs: Sequence[Any]) -> Sequence[float]:
         """P(fake) for each prepared input, in order."""
         raise NotImplementedError(f"{type(self).__name__} does not serve score requests")

@@ -305,6 +305,7 @@ class Evaluator:
                 pending.append(i)
             else:
                 others.append(i)  # another rank's sample
+        pending = self._costliest_first(requests, pending)
         n_done = len(requests) - len(pending) - len(others)
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
         bar = progress_bar(total=len(pending) + n_done if world > 1 else len(requests), initial=n_done, desc=label,
@@ -362,6 +363,14 @@ class Evaluator:
                 records[i] = self._record(task, requests[i], mode, Prediction(
                     error="no answer from the rank that owned this sample"), keys[i] or "", 0.0)
         return [r for r in records if r is not None]
+
+    def _costliest_first(self, requests: list[Request], pending: list[int]) -> list[int]:
+        """Pending indices by the model's cost, costliest first (stable); task order if it gives none.
+        Records keep task order whatever the processing order."""
+        costs = {i: self.model.cost(requests[i]) for i in pending}
+        if all(c is None for c in costs.values()):
+            return pending
+        return sorted(pending, key=lambda i: -(costs[i] or 0.0))
 
     def _ensure_model(self) -> None:
         if not self.model_ready:

@@ -164,6 +164,10 @@ class LmmAdapter(ModelAdapter):
             return self.backend.prepare_pixels(image), request.prompt
         return image, request.prompt
 
+    def cost(self, request: Request) -> float | None:
+        """Answers: the prompt's length (similar lengths share a padded batch); scores: all alike."""
+        return float(len(request.prompt or "")) if request.kind == "generate" else None
+
     def score_batch(self, inputs: Sequence[tuple[Any, str | None]]) -> list[Any]:
         """P(fake) per image by soft-scoring."""
         if self.worker is not None:

@@ -229,3 +229,12 @@ def test_missing_weights_are_a_clear_error_not_a_download(tmp_path):
         adapter.setup("cpu")
     with pytest.raises(FileNotFoundError, match="no weights at"):
         InstructBlipAdapter(path=str(tmp_path / "missing")).setup("cpu")
+
+
+def test_answers_are_ordered_by_prompt_length_scores_keep_task_order():
+    from harness.plugins.lmm import IdeficsAdapter
+    from harness.records import Request, Sample
+
+    adapter, sample = IdeficsAdapter(path="x"), Sample(id="a", image="a.png", label=1)
+    assert adapter.cost(Request(sample, kind="generate", prompt="Describe the artifacts.")) == 23.0
+    assert adapter.cost(Request(sample, kind="score")) is None

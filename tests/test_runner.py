@@ -114,3 +114,14 @@ def test_next_batch_is_prepared_while_the_model_runs(toy_plugins, tmp_path):
     [outcome] = Evaluator(config, toy_plugins).run()
     assert outcome.status == "done" and outcome.n_samples == 12
     assert not toy_components.OverlapProbe.ran_serially and outcome.n_failed == 0
+
+
+def test_costliest_requests_run_first_and_records_keep_task_order(toy_plugins, tmp_path):
+    data = write_toy_data(tmp_path / "data", n_good=9, bad=False)
+    log = tmp_path / "calls.log"
+    config = RunConfig(model="costly-mean-model", model_args={"log": str(log)}, tasks="toy-task",
+                       data_root=str(data), output_dir=tmp_path / "out", batch_size=4, progress=False,
+                       bootstrap=0, audit=False)
+    [outcome] = Evaluator(config, toy_plugins).run()
+    assert log.read_text().split() == [f"img{i:03d}.png" for i in range(8, -1, -1)]
+    assert [r.sample_id for r in read_samples(outcome.results_path)] == [f"img{i:03d}.png" for i in range(9)]

@@ -94,6 +94,13 @@ class OverlapProbe(MeanModel):
         return super().score_batch(inputs)
 
 
+class CostlyMeanModel(MeanModel):
+    """MeanModel whose requests cost their sample number (img007.png costs 7)."""
+
+    def cost(self, request: Request) -> float:
+        return float(request.sample.id[3:6])
+
+
 class ToyPlugin:
     """Registers the toy task and model."""
 
@@ -107,6 +114,7 @@ class ToyPlugin:
     def register_models(register):
         register("mean-model", "toy_components:MeanModel")
         register("overlap-probe", "toy_components:OverlapProbe")
+        register("costly-mean-model", "toy_components:CostlyMeanModel")
 
 
 register_tasks = ToyPlugin.register_tasks
