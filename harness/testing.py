@@ -5,7 +5,8 @@
   end, or to measure the runner's own overhead.
 - :class:`ListTask`: a task whose samples come from a JSON-lines file
   (``{"id", "image", "label", "subset"}`` per line); register it from a test or
-  a benchmark with any name.
+  a benchmark with any name. Scores by default; with ``--mode generate`` each
+  image is asked the ``question`` option.
 """
 
 from __future__ import annotations
@@ -46,14 +47,27 @@ class NoopModel(ModelAdapter):
 
 
 class ListTask(Task):
-    """Samples from a JSON-lines manifest given as the ``manifest`` option."""
+    """Samples from a JSON-lines manifest given as the ``manifest`` option; ``question`` for generate mode."""
 
     name = "list"
     version = "1"
+    modes = ("score", "generate")
 
-    def __init__(self, manifest: str | None = None, data_root: str | None = None, **options: Any) -> None:
-        super().__init__(data_root=data_root, manifest=manifest, **options)
+    def __init__(self, manifest: str | None = None, data_root: str | None = None,
+                 question: str = "Is this image real or AI-generated? Explain why.", **options: Any) -> None:
+        super().__init__(data_root=data_root, manifest=manifest, question=question, **options)
         self.manifest = Path(manifest) if manifest else None
+        self.question = question
+
+    def request(self, sample: Sample, mode: str) -> Request:
+        """A score request, or the question about the image."""
+        if mode == "score":
+            return Request(sample=sample, kind="score")
+        return Request(sample=sample, kind="generate", prompt=self.question)
+
+    def metrics_for(self, mode: str) -> tuple[str, ...]:
+        """Detection metrics when scoring; none for free answers (timing and plumbing runs)."""
+        return self.default_metrics if mode == "score" else ()
 
     def available(self) -> tuple[bool, str]:
         """Present when the manifest file exists."""

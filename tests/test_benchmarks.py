@@ -45,3 +45,21 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
     assert all(r.get("images_per_s", r.get("answers_per_s", 0)) > 0 for r in data["rows"])
     assert data["rows"][2]["images"] == 8 and 0 < data["rows"][0]["ratio_to_ceiling"] < 1
     assert "x ceiling" in result.stdout
+
+
+def test_api_throughput_script_runs_against_a_local_server(tmp_path: Path):
+    """The vLLM route's benchmark, against the test suite's OpenAI-compatible server on 127.0.0.1."""
+    from fake_openai_server import FakeOpenAI
+
+    out = tmp_path / "api.json"
+    with FakeOpenAI(default_reply="This image is fake: the hands are malformed.") as server:
+        result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "api_throughput.py"), "--base-url",
+                                 server.base_url, "--model", "fakescope-llava", "--images", "6", "--concurrency",
+                                 "3", "--question", "Explain this image.", "--output", str(out)],
+                                capture_output=True, text=True, timeout=300)
+        asked = [m for body in server.requests for m in body["messages"]]
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["run"] for r in rows] == ["warm-up", "main"] and rows[1]["images"] == 6 and rows[1]["failed"] == 0
+    assert rows[1]["answers_per_s"] > 0 and rows[1]["completion_tokens"] > 0
+    assert len(server.requests) == 9 and "Explain this image." in json.dumps(asked)
