@@ -307,6 +307,8 @@ class Evaluator:
                 others.append(i)  # another rank's sample
         pending = self._costliest_first(requests, pending)
         n_done = len(requests) - len(pending) - len(others)
+        if pending:
+            self._ensure_model()  # before the progress bar: a model that cannot load says so on a clean line
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
         bar = progress_bar(total=len(pending) + n_done if world > 1 else len(requests), initial=n_done, desc=label,
                            unit="img", enabled=self.config.progress, dynamic_ncols=True, leave=False)
@@ -314,8 +316,6 @@ class Evaluator:
             size = max(1, self.config.batch_size)
             batches = [pending[start:start + size] for start in range(0, len(pending), size)]
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
-                if batches:
-                    self._ensure_model()  # before any prepare: some adapters preprocess with the loaded model
                 upcoming = self._start_preparing([requests[i] for i in batches[0]], pool) if batches else None
                 for number, batch in enumerate(batches):
                     preparing = upcoming
