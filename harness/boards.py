@@ -3,7 +3,7 @@
 A spec::
 
     title: "aigi-mini: detection (paper Fig. 6 style)"
-    layout: metrics              # metrics | per_subset | qualitative | transparency
+    layout: metrics              # metrics | per_subset | qualitative | transparency | main_metric
     tasks: [aigi-mini]
     metrics: [acc, ap, auc]      # per_subset: the one metric shown per generator
     models: [fredect, cnnspot]   # optional: model names to include (default: all found)
@@ -18,7 +18,9 @@ Layouts mirror the paper: ``metrics`` (Fig. 6: Acc / AP / AUC per task), ``per_s
 declared seen generators, Seen / Unseen), ``qualitative`` (Table III: Fake = mean of
 the generator columns, Real, question types, generators, Overall) and
 ``transparency`` (Table IV: BLEU-1/2, ROUGE-L, BERTScore, alpha / rho / kappa and Avr.
-per ability, Overall = mean of the abilities' Avr.). In every column the best value
+per ability, Overall = mean of the abilities' Avr.); ``main_metric`` (the quick board of
+``harness leaderboard`` without ``--board``: one column per task, its main metric or
+``metrics[0]``; see :func:`quick_spec`). In every column the best value
 is **bold** and the second best underlined (ties share the mark); values carry
 ``± half-width`` of their 95% bootstrap interval when the results have one.
 """
@@ -33,7 +35,7 @@ from typing import Any, Callable, Sequence
 from tabulate import tabulate
 
 LOWER_IS_BETTER = {"eer", "unknown_rate"}
-LAYOUTS = ("metrics", "per_subset", "qualitative", "transparency")
+LAYOUTS = ("metrics", "per_subset", "qualitative", "transparency", "main_metric")
 METRIC_LABELS = {"acc": "Acc", "ap": "AP", "auc": "AUC", "eer": "EER", "balanced_acc": "B.Acc",
                  "real_acc": "Real", "fake_acc": "Fake", "qual_acc": "Acc", "bleu1": "B.-1", "bleu2": "B.-2",
                  "rouge_l": "R.-L", "bertscore": "Sim.", "judge_completeness": "α", "judge_preciseness": "ρ",
@@ -77,6 +79,14 @@ class BoardSpec:
             raise BoardError(f"{path}: 'tasks' is required")
         data.setdefault("title", Path(path).stem)
         return cls(**data)
+
+
+def quick_spec(results: Sequence[dict[str, Any]], metric: str | None = None) -> BoardSpec:
+    """The board of ``harness leaderboard`` without ``--board``: every task found, one column each (its main
+    metric, or ``metric``); runs with ``--limit``, failed samples or other task versions are shown, marked."""
+    tasks = sorted({r["task"]["name"] for r in results})
+    return BoardSpec(title="Leaderboard", layout="main_metric", tasks=tasks, metrics=[metric] if metric else [],
+                     allow_limit=True, allow_failed=True, allow_mixed_versions=True)
 
 
 @dataclass
@@ -178,7 +188,11 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
             continue
         any_result = results[0]
         cols: list[Column] = []
-        if spec.layout == "metrics":
+        if spec.layout == "main_metric":
+            metric = spec.metrics[0] if spec.metrics else any_result["task"]["main_metric"]
+            cols.append((f"{task} ({METRIC_LABELS.get(metric, metric)})", metric,
+                         lambda r, m=metric: r["metrics"]["all"].get(m)))
+        elif spec.layout == "metrics":
             for metric in spec.metrics:
                 cols.append((METRIC_LABELS.get(metric, metric), metric,
                              lambda r, m=metric: r["metrics"]["all"].get(m)))
@@ -257,7 +271,8 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     column_meta: list[str] = []
     for task, cols in layout:
         for header, metric, getter in cols:
-            headers.append(f"{header}" if len(spec.tasks) == 1 or not task else f"{task}: {header}")
+            named = len(spec.tasks) == 1 or not task or spec.layout == "main_metric"  # header names the task
+            headers.append(header if named else f"{task}: {header}")
             column_meta.append(metric)
             for model in models:
                 result = chosen.get((model, task))

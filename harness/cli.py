@@ -234,7 +234,7 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     """``harness leaderboard``."""
-    from harness.leaderboard import render_simple_board
+    from harness.boards import BoardError, BoardSpec, quick_spec, render_board, render_plots
     from harness.results import find_results, load_results
 
     sources = list(args.results) + list(args.results_dirs)
@@ -245,23 +245,18 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     if not results:
         print("error: no results.json found under " + ", ".join(sources), file=sys.stderr)
         return 1
-    if args.board:
-        from harness.boards import BoardError, BoardSpec, render_board, render_plots
-
-        spec = BoardSpec.load(args.board)
-        spec.allow_limit = spec.allow_limit or args.allow_limit
-        spec.allow_failed = spec.allow_failed or args.allow_failed
-        try:
-            markdown = render_board(spec, results)
-            plots = [] if args.no_plots or not spec.plots else render_plots(
-                spec, results, (args.output or Path("x")).parent, (args.output or args.board).stem)
-        except BoardError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        if plots:
-            markdown += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
-    else:
-        markdown = render_simple_board(results, metric=args.metric)
+    spec = BoardSpec.load(args.board) if args.board else quick_spec(results, args.metric)
+    spec.allow_limit = spec.allow_limit or args.allow_limit
+    spec.allow_failed = spec.allow_failed or args.allow_failed
+    try:
+        markdown = render_board(spec, results)
+        plots = [] if args.no_plots or not spec.plots else render_plots(
+            spec, results, (args.output or Path("x")).parent, (args.output or args.board).stem)
+    except BoardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if plots:
+        markdown += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(markdown, encoding="utf-8")
