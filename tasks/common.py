@@ -100,10 +100,11 @@ def header_metadata(paths: Iterable[str], workers: int = 8) -> dict[str, dict[st
 
 def make_sample(sample_id: str, path: Path, label: int | None, subset: str, split: str, source: str,
                 meta: dict[str, Any] | None, **extra: Any) -> Sample:
-    """A sample with the standard metadata fields (format, width, height, jpeg_quality, source)."""
+    """A sample with the standard metadata fields (format, width, height, mode, jpeg_quality, source);
+    the format-shortcut audit reuses them instead of reading the header again."""
     meta = meta or {}
     metadata = {"format": meta.get("format"), "width": meta.get("width"), "height": meta.get("height"),
-                "jpeg_quality": meta.get("jpeg_quality"), "source": source, **extra}
+                "mode": meta.get("mode"), "jpeg_quality": meta.get("jpeg_quality"), "source": source, **extra}
     if "error" in meta:
         metadata["header_error"] = meta["error"]
     return Sample(id=sample_id, image=str(path), label=label, subset=subset, split=split, metadata=metadata)

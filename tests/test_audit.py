@@ -63,3 +63,17 @@ def test_results_carry_the_audit_ci_and_groups(fredect_checkpoint: Path, tmp_pat
     assert results["seen_generators"] == ["diffusion-resynth", "gan-upsample", "latent-decoder"]
     assert set(results["metrics"]["groups"]) >= {"mean_over_generators", "seen", "seen_generators"}
     assert np.isfinite(results["metrics"]["all"]["eer"]["value"])
+
+
+def test_audit_reuses_headers_the_listing_already_read(tmp_path):
+    """Samples whose metadata carries every storage field are audited without opening their files."""
+    from harness.audit import format_shortcut_audit
+    from harness.records import Sample
+
+    samples = [Sample(id=f"s{i}", image=str(tmp_path / f"absent{i}.png"), label=i % 2,
+                      metadata={"format": "PNG" if i % 2 else "JPEG", "width": 64, "height": 64, "mode": "RGB",
+                                "jpeg_quality": None if i % 2 else 90}) for i in range(20)]
+    audit = format_shortcut_audit(samples)
+    assert audit["n"] == 20 and audit["n_unreadable"] == 0 and audit["cv_accuracy"] == 1.0
+    broken = Sample(id="b", image="x.png", label=1, metadata={"header_error": "x.png: empty file (0 bytes)"})
+    assert format_shortcut_audit(samples + [broken])["n_unreadable"] == 1
