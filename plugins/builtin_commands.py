@@ -36,7 +36,8 @@ def env_create(args: argparse.Namespace, plugins: object) -> int:
                 print(f"error: step failed with exit code {result.returncode}", file=sys.stderr)
                 return result.returncode
     remote = "remote code" in available[args.name].read_text().splitlines()[0]
-    print(f"\nuse it with:  --model-args path=CHECKPOINT,python={python}" + (",trust_remote_code=true" if remote else ""))
+    hint = ",trust_remote_code=true" if remote else ""
+    print(f"\nuse it with:  --model-args path=CHECKPOINT,python={python}{hint}")
     return 0
 
 

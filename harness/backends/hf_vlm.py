@@ -157,8 +157,9 @@ class HfVlmBackend:
         improc = self.processor.image_processor
         return {
             "backend": self.family, "model_class": self.model_class, "device": self.device,
-            "dtype": str(self.model.dtype), "torch_compile": self.compiled or False, "score_prompt": self.score_prompt, "chat_template": self.chat_template,
-            "method": self.method, "anchors": {"fake": self.fake.as_dict(), "real": self.real.as_dict()},
+            "dtype": str(self.model.dtype), "torch_compile": self.compiled or False,
+            "score_prompt": self.score_prompt, "chat_template": self.chat_template, "method": self.method,
+            "anchors": {"fake": self.fake.as_dict(), "real": self.real.as_dict()},
             "anchor_counts_equal": len(self.fake.ids) == len(self.real.ids),
             "preprocessing": {"pad_to_square": self.pad_to_square, "pad_fill": self.fill,
                               "processor": type(improc).__name__,
