@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-benchmarks/results}"
 mkdir -p "$out"
-py="${PYTHON:-python}"
+py="${PYTHON:-python3}"
+# the lent machine's image has torch, transformers, torchvision, pluggy, tabulate, scikit-learn and
+# scikit-image but no network: install the harness itself from this checkout, nothing else
+"$py" -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu-info.csv"
 card=$("$py" -c "import torch; print(torch.cuda.get_device_name(0).split()[-1].lower())")
 "$py" benchmarks/lmm_throughput.py --device cuda --compile --output "$out/lmm-$card.json" 2>&1 | tail -20

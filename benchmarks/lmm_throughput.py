@@ -258,7 +258,6 @@ def bench_generate_cb(shape: str, device: str, dtype: Any, prompt_tokens: int, n
     """Text side alone: padded generate() vs continuous batching (generate_batch)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
 
     spec = SHAPES[shape]["text"]
     torch.manual_seed(0)
@@ -291,9 +290,12 @@ def bench_generate_cb(shape: str, device: str, dtype: Any, prompt_tokens: int, n
     with torch.inference_mode():
         start = time.perf_counter()
         # the paged KV cache sizes itself from free GPU memory; on the CPU it is given a small block count
-        paging = ContinuousBatchingConfig(num_blocks=num_blocks) if num_blocks else None
-        out = model.generate_batch(prompts, generation_config=config, continuous_batching_config=paging,
-                                   progress_bar=False)
+        paging = {}
+        if num_blocks:
+            from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+            paging = {"continuous_batching_config": ContinuousBatchingConfig(num_blocks=num_blocks)}
+        out = model.generate_batch(prompts, generation_config=config, progress_bar=False, **paging)
         sync(device)
     seconds = time.perf_counter() - start
     generated = sum(len(o.generated_tokens) for o in out.values())
