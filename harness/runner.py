@@ -377,9 +377,9 @@ class Evaluator:
             self.model.setup(self.config.device)
             self.model_ready = True
 
-    def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> "PreparedBatch":
-        """Submit each request's ``prepare`` to the worker threads (inline when there is one worker)."""
-        started = time.perf_counter()
+    def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> list[Future | _Inline]:
+        """Submit each request's ``prepare`` to the worker threads; with one worker, prepare inline when the
+        batch's turn comes."""
 
         def prepare(request: Request) -> tuple[Any, str | None]:
             try:
@@ -388,16 +388,20 @@ class Evaluator:
                 return None, _describe_error(exc, request)
 
         if len(requests) > 1 and self.config.num_workers > 1:
-            return PreparedBatch(started, [pool.submit(prepare, r) for r in requests])
-        return PreparedBatch(started, [_done(prepare(r)) for r in requests])
+            return [pool.submit(prepare, r) for r in requests]
+        return [_Inline(prepare, r) for r in requests]
 
     def _answer_batch(self, requests: list[Request], mode: str,
-                      preparing: "PreparedBatch") -> list[tuple[Prediction, float]]:
-        """Wait for the prepared inputs (errors stay per sample), then run the model on the good ones."""
-        outcomes = [future.result() for future in preparing.futures]
+                      preparing: list[Future | _Inline]) -> list[tuple[Prediction, float]]:
+        """Wait for the prepared inputs (errors stay per sample), then run the model on the good ones.
+
+        A sample's ``seconds`` is its share of the batch's turn: from the end of the previous batch (what
+        preparation had not finished by then, plus the model call), so they sum to the run's wall time."""
+        start = time.perf_counter()
+        outcomes = [future.result() for future in preparing]
         good = [i for i, (_, error) in enumerate(outcomes) if error is None]
         outputs = self._call_model([outcomes[i][0] for i in good], mode, [requests[i] for i in good])
-        per_item = (time.perf_counter() - preparing.started) / max(1, len(requests))
+        per_item = (time.perf_counter() - start) / max(1, len(requests))
         results: list[tuple[Prediction, float]] = [(Prediction(error=error), per_item) for _, error in outcomes]
         for i, prediction in zip(good, outputs):
             results[i] = (prediction, per_item)
@@ -457,18 +461,15 @@ class Evaluator:
                             prompt=request.prompt, metadata=sample.metadata, extra=dict(extra))
 
 
-@dataclass
-class PreparedBatch:
-    """A batch whose inputs are being prepared: when it started and one future per request."""
+class _Inline:
+    """A preparation run on the main thread when its result is asked for (one worker: no overlap)."""
 
-    started: float
-    futures: list[Future]
+    def __init__(self, prepare: Any, request: Request) -> None:
+        self.prepare, self.request = prepare, request
 
-
-def _done(value: Any) -> Future:
-    future: Future = Future()
-    future.set_result(value)
-    return future
+    def result(self) -> Any:
+        """Prepare now."""
+        return self.prepare(self.request)
 
 
 def _describe_error(exc: BaseException, request: Request) -> str:
