@@ -23,9 +23,8 @@ class ImageLoadError(Exception):
     """An image that cannot be read: the message names the file and the reason."""
 
 
-def _open(source: str | bytes | Path) -> Image.Image:
-    if isinstance(source, (bytes, bytearray)):
-        return Image.open(io.BytesIO(source))
+def _checked_path(source: str | Path) -> Path:
+    """The path, after the checks every reader shares: missing, a directory, empty."""
     path = Path(source)
     if not path.exists():
         raise ImageLoadError(f"{path}: file not found")
@@ -33,7 +32,13 @@ def _open(source: str | bytes | Path) -> Image.Image:
         raise ImageLoadError(f"{path}: is a directory, not an image")
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    return Image.open(path)
+    return path
+
+
+def _open(source: str | bytes | Path) -> Image.Image:
+    if isinstance(source, (bytes, bytearray)):
+        return Image.open(io.BytesIO(source))
+    return Image.open(_checked_path(source))
 
 
 def read_image_bytes(sample_or_source: Sample | str | bytes | Path) -> bytes:
@@ -44,9 +49,7 @@ def read_image_bytes(sample_or_source: Sample | str | bytes | Path) -> bytes:
         if not source:
             raise ImageLoadError("in-memory image: empty (0 bytes)")
         return bytes(source)
-    with _open(source):  # the checks; PIL only reads the header here
-        pass
-    return Path(source).read_bytes()
+    return _checked_path(source).read_bytes()
 
 
 def load_image(sample_or_source: Sample | str | bytes | Path, mode: str = "RGB") -> Image.Image:

@@ -51,3 +51,17 @@ def test_load_image_converts_mode_and_accepts_bytes():
     Image.fromarray(np.full((4, 4), 200, dtype=np.uint8)).save(buffer, "PNG")
     image = load_image(buffer.getvalue())
     assert image.mode == "RGB" and image.size == (4, 4)
+
+
+def test_read_image_bytes_has_the_same_errors_as_decoding(tmp_path):
+    from harness.images import ImageLoadError, read_image_bytes
+
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "dir.jpg").mkdir()
+    (tmp_path / "ok.jpg").write_bytes(b"\xff\xd8\xff data")
+    assert read_image_bytes(tmp_path / "ok.jpg") == b"\xff\xd8\xff data"
+    for name, reason in (("missing.jpg", "file not found"), ("empty.jpg", "empty file"), ("dir.jpg", "directory")):
+        with pytest.raises(ImageLoadError, match=f"{name}: .*{reason}"):
+            read_image_bytes(tmp_path / name)
+    with pytest.raises(ImageLoadError, match="empty"):
+        read_image_bytes(b"")
