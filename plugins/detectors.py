@@ -22,6 +22,7 @@ CNNDetection authors advise (issue #2), and the sample records ``upscaled``;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -86,6 +87,14 @@ class ImagePipeline:
         return TF.normalize(tensor, self.mean, self.std), upscaled
 
 
+@dataclass
+class EncodedJpeg:
+    """A JPEG read but not decoded (``decode=torchvision``): its bytes and where it came from."""
+
+    data: Any  # 1-D uint8 tensor
+    where: str
+
+
 class TorchDetector(ModelAdapter):
     """Shared lifecycle: the network is built and loaded in ``__init__``, moved to the device in ``setup``."""
 
@@ -127,7 +136,7 @@ class TorchDetector(ModelAdapter):
         self.device = resolve_device(device)
         self.network = self.network.to(self.device).eval()
 
-    def prepare(self, request: Request) -> tuple[Any, ...]:
+    def prepare(self, request: Request) -> tuple[Any, bool] | EncodedJpeg:
         """Decode and transform one image (worker threads); with ``decode=torchvision``, JPEGs are only read
         here and decoded on the model's device in :meth:`score_batch`."""
         if self.decode == "torchvision":
@@ -135,7 +144,7 @@ class TorchDetector(ModelAdapter):
             if data[:3] == JPEG_MAGIC:
                 import torch
 
-                return "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8), request.sample.describe()
+                return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), request.sample.describe())
         return self.pipeline(load_image(request.sample))
 
     def logits(self, batch: Any) -> Any:
@@ -148,26 +157,28 @@ class TorchDetector(ModelAdapter):
 
         return torch.sigmoid(self.logits(batch).float()).cpu().tolist()
 
-    def pixels(self, inputs: Sequence[tuple[Any, ...]]) -> tuple[list[Any], list[bool], list[str | None]]:
+    def pixels(self, inputs: Sequence[tuple[Any, bool] | EncodedJpeg]
+               ) -> tuple[list[Any], list[bool], list[str | None]]:
         """Pixel tensors, upscaled flags and per-item errors; JPEG bytes are decoded here, one batched call."""
         tensors: list[Any] = [None] * len(inputs)
         upscaled: list[bool] = [False] * len(inputs)
         errors: list[str | None] = [None] * len(inputs)
-        jpegs = [i for i, item in enumerate(inputs) if item[0] == "jpeg"]
+        jpegs = [i for i, item in enumerate(inputs) if isinstance(item, EncodedJpeg)]
         for i, item in enumerate(inputs):
-            if item[0] != "jpeg":
+            if not isinstance(item, EncodedJpeg):
                 tensors[i], upscaled[i] = item
-        for i, decoded in zip(jpegs, decode_jpegs([inputs[i][1] for i in jpegs], self.device)):
+        for i, decoded in zip(jpegs, decode_jpegs([inputs[i].data for i in jpegs], self.device)):
+            where = inputs[i].where
             if isinstance(decoded, Exception):
-                errors[i] = f"{inputs[i][2]}: corrupt or truncated JPEG ({str(decoded).splitlines()[-1][:200]})"
+                errors[i] = f"{where}: corrupt or truncated JPEG ({str(decoded).splitlines()[-1][:200]})"
                 continue
             try:
                 tensors[i], upscaled[i] = self.pipeline(decoded)
             except ValueError as exc:
-                errors[i] = f"{inputs[i][2]}: {exc}"
+                errors[i] = f"{where}: {exc}"
         return tensors, upscaled, errors
 
-    def score_batch(self, inputs: Sequence[tuple[Any, ...]]) -> list[Prediction]:
+    def score_batch(self, inputs: Sequence[tuple[Any, bool] | EncodedJpeg]) -> list[Prediction]:
         """sigmoid(logit) = P(fake), with ``upscaled`` recorded on small images."""
         import torch
 
