@@ -238,3 +238,13 @@ def test_answers_are_ordered_by_prompt_length_scores_keep_task_order():
     adapter, sample = IdeficsAdapter(path="x"), Sample(id="a", image="a.png", label=1)
     assert adapter.cost(Request(sample, kind="generate", prompt="Describe the artifacts.")) == 23.0
     assert adapter.cost(Request(sample, kind="score")) is None
+
+
+def test_open_image_keeps_an_rgb_image_and_converts_others():
+    from PIL import Image
+
+    from harness.backends.images import open_image
+
+    rgb, grey = Image.new("RGB", (4, 3)), Image.new("L", (4, 3))
+    assert open_image(rgb) is rgb
+    assert open_image(grey).mode == "RGB" and open_image(grey) is not grey

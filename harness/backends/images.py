@@ -22,11 +22,12 @@ def expand2square(image: Any, fill: Sequence[float]) -> Any:
 
 
 def open_image(source: Any) -> Any:
-    """A PIL RGB image from a PIL image, a path, raw bytes or ``{"b64": ...}``."""
+    """A PIL RGB image from a PIL image (as it is when already RGB: no copy on the scoring path), a path,
+    raw bytes or ``{"b64": ...}``."""
     from PIL import Image
 
     if hasattr(source, "convert"):
-        return source.convert("RGB")
+        return source if source.mode == "RGB" else source.convert("RGB")
     if isinstance(source, dict) and "b64" in source:
         source = base64.b64decode(source["b64"])
     if isinstance(source, (bytes, bytearray)):
