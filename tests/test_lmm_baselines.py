@@ -57,7 +57,7 @@ def test_native_baseline_scores_batched_equal_single_and_answers(model, builder,
     np.testing.assert_allclose(scores, [r.score for r in read_samples(single.results_path)], atol=1e-5)
     info = json.loads(batched.results_path.read_text())["model"]["preprocessing"]
     assert info["backend"] == family and soft_scoring.QUESTION in info["score_prompt"]
-    assert info["anchors"]["fake"]["tokens"] == ["fake", "Fake"]
+    assert info["anchors"]["fake"]["tokens"] == ["fake", "Fake"] and info["anchor_counts_equal"] is True
 
     answers = run(model, {"path": str(path), "max_new_tokens": 4}, data, tmp_path / "c", tasks="toy-questions")
     records = read_samples(answers.results_path)

@@ -59,7 +59,7 @@ class Owl2Backend:
         """Anchors, prompts and preprocessing, for results."""
         return {"backend": "mplug-owl2 (upstream mplug_owl2)", "device": self.device, "half": self.half,
                 "score_prompt": self.score_prompt, "chat_template": self.chat_template, "method": self.method,
-                "anchors": {"fake": self.fake.as_dict(), "real": self.real.as_dict()},
+                **soft_scoring.anchors_record(self.fake, self.real),
                 "preprocessing": {"pad_to_square": self.pad_to_square, "pad_fill": self.fill,
                                   "image_mean": list(self.image_processor.image_mean),
                                   "image_std": list(self.image_processor.image_std)}}

@@ -76,8 +76,7 @@ class RemoteCodeBackend:
         return {"backend": self.display, "remote_code": type(self.model).__module__, "device": self.device,
                 "dtype": str(getattr(self.model, "dtype", "")), "method": self.method,
                 "question": self.question, "answer_prefix": self.answer_prefix,
-                "anchors": {"fake": self.fake.as_dict(), "real": self.real.as_dict()},
-                "anchor_counts_equal": len(self.fake.ids) == len(self.real.ids)}
+                **soft_scoring.anchors_record(self.fake, self.real)}
 
     def score_logits(self, sequences: list[Any]) -> list[float]:
         """Eq. 2 on a list of [vocab] logit rows."""

@@ -95,6 +95,12 @@ def resolve_anchors(tokenizer: Any, prompt: str, fake: Sequence[str] = DEFAULT_F
     return fake_set, real_set
 
 
+def anchors_record(fake: AnchorSet, real: AnchorSet) -> dict[str, Any]:
+    """The resolved anchors as results record them, with whether the classes have equal variant counts."""
+    return {"anchors": {"fake": fake.as_dict(), "real": real.as_dict()},
+            "anchor_counts_equal": len(fake.ids) == len(real.ids)}
+
+
 def soft_scores(logits: Any, fake_ids: Sequence[int], real_ids: Sequence[int], method: str = "eq2") -> list[float]:
     """P(fake) per row of ``logits`` (a torch tensor or array of shape [batch, vocab])."""
     import torch
