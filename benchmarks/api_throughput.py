@@ -16,32 +16,21 @@ local vLLM server expects).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_data import list_task_plugins, write_jpegs
+from bench_data import list_task_plugins, timed_evaluation, write_jpegs
 
 
 def timed_run(manifest: Path, args: argparse.Namespace, n_label: str) -> dict:
     """One run of the openai-api adapter over the manifest's images; the numbers of that run."""
-    from harness.runner import Evaluator, RunConfig
-
     model_args = {"model": args.model, "base_url": args.base_url, "concurrency": args.concurrency,
                   "max_tokens": args.max_tokens, "timeout": args.timeout}
-    plugins = list_task_plugins(manifest)
-    with tempfile.TemporaryDirectory() as out:
-        config = RunConfig(model="openai-api", model_args=model_args, tasks="bench-jpegs", mode="generate",
-                           output_dir=Path(out), batch_size=args.batch_size, num_workers=args.workers,
-                           progress=False, bootstrap=0, audit=False, use_cache=False,
-                           task_args={"question": args.question})
-        start = time.perf_counter()
-        [outcome] = Evaluator(config, plugins).run()
-        seconds = time.perf_counter() - start
-        results = json.loads(outcome.results_path.read_text()) if outcome.results_path else {}
+    outcome, seconds, results = timed_evaluation(list_task_plugins(manifest), "openai-api", model_args,
+                                                 allow_failed=True, mode="generate", batch_size=args.batch_size,
+                                                 num_workers=args.workers, task_args={"question": args.question})
     usage = (results.get("usage") or {}).get("this_run") or (results.get("usage") or {}).get("all") or {}
     completion = int(usage.get("completion_tokens", 0))
     return {"run": n_label, "images": outcome.n_samples, "failed": outcome.n_failed, "seconds": seconds,

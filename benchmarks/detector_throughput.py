@@ -35,27 +35,16 @@ def _time(fn, repeats: int) -> float:
 def end_to_end(checkpoint: Path, arch: str, manifest: Path, decode: str, device: str, batch: int,
                workers: int) -> dict:
     """CNNSpot from JPEG files through the runner: images/s of the whole run (after a warm-up run)."""
-    import tempfile
-
-    from bench_data import list_task_plugins
-    from harness.runner import Evaluator, RunConfig
+    from bench_data import list_task_plugins, timed_evaluation
 
     plugins = list_task_plugins(manifest)
     args = {"checkpoint": str(checkpoint), "arch": arch, "decode": decode}
-    timings = []
-    for _ in range(2):  # the first run pays one-time imports and cuDNN autotuning
-        with tempfile.TemporaryDirectory() as out:
-            config = RunConfig(model="cnnspot", model_args=args, tasks="bench-jpegs", output_dir=Path(out),
-                               batch_size=batch, num_workers=workers, device=device, progress=False, bootstrap=0,
-                               audit=False, use_cache=False)
-            start = time.perf_counter()
-            [outcome] = Evaluator(config, plugins).run()
-            timings.append(time.perf_counter() - start)
-        if outcome.status != "done" or outcome.n_failed:
-            raise RuntimeError(f"end-to-end run failed: {outcome.reason} ({outcome.n_failed} failed)")
+    for _ in range(2):  # the first run pays one-time imports and cuDNN autotuning; the second is kept
+        outcome, seconds, _ = timed_evaluation(plugins, "cnnspot", args, batch_size=batch, num_workers=workers,
+                                               device=device)
     return {"detector": f"cnnspot ({arch})", "stage": f"end to end, {outcome.n_samples} JPEGs, decode={decode}, "
                                                       f"batch {batch}, {workers} threads",
-            "images_per_s": round(outcome.n_samples / timings[-1], 1)}
+            "images_per_s": round(outcome.n_samples / seconds, 1)}
 
 
 def main() -> int:

@@ -34,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_data import list_task_plugins, write_jpegs
+from bench_data import list_task_plugins, timed_evaluation, write_jpegs
+from harness.plugins.lmm import LlavaAdapter
 
 # LLaVA-1.5's conversation preamble (conv_vicuna_v1): with it the scoring prompt is as long as
 # the real one (576 image tokens + ~47 text tokens = 623 per image on the real tokenizer)
@@ -162,26 +163,18 @@ def peak_gib(device: str) -> float:
 
 
 # -- the adapter the runner drives (the real fakescope-llava adapter over an in-memory backend) -----
-def _bench_adapter_class():
-    from harness.plugins.lmm import LlavaAdapter
+class InMemoryLlava(LlavaAdapter):
+    """``fakescope-llava`` over :data:`BENCH_BACKEND` (random weights built by this script)."""
 
-    class InMemoryLlava(LlavaAdapter):
-        """``fakescope-llava`` over :data:`BENCH_BACKEND` (random weights built by this script)."""
+    def __init__(self, **args: Any) -> None:
+        super().__init__(path="in-memory", **args)
 
-        def __init__(self, **args: Any) -> None:
-            super().__init__(path="in-memory", **args)
+    def fingerprint(self) -> dict[str, Any]:
+        return {"class": "bench-llava", "args": self.args}
 
-        def fingerprint(self) -> dict[str, Any]:
-            return {"class": "bench-llava", "args": self.args}
-
-        def setup(self, device: str = "cpu") -> None:
-            self.device, self.backend = device, BENCH_BACKEND
-            self.info = self.backend.info()
-
-    return InMemoryLlava
-
-
-InMemoryLlava = None  # filled in by main() (the registry imports this module's attribute)
+    def setup(self, device: str = "cpu") -> None:
+        self.device, self.backend = device, BENCH_BACKEND
+        self.info = self.backend.info()
 
 
 # -- modes -------------------------------------------------------------------------------------------
@@ -211,19 +204,10 @@ def bench_score(backend: Any, batch_sizes: list[int], repeats: int | None, devic
 
 def bench_score_e2e(manifest: Path, batch: int, workers: int, device: str, label: str) -> dict[str, Any]:
     """From JPEG files through the runner and the adapter's fast path."""
-    from harness.runner import Evaluator, RunConfig
-
     plugins = list_task_plugins(manifest, models={"bench-llava": f"{__name__}:InMemoryLlava"})
-    with tempfile.TemporaryDirectory() as out:
-        config = RunConfig(model="bench-llava", tasks="bench-jpegs", output_dir=Path(out), batch_size=batch,
-                           num_workers=workers, device=device, progress=False, bootstrap=0, audit=False,
-                           use_cache=False)
-        reset_peak(device)
-        start = time.perf_counter()
-        [outcome] = Evaluator(config, plugins).run()
-        seconds = time.perf_counter() - start
-    if outcome.status != "done" or outcome.n_failed:
-        raise RuntimeError(f"end-to-end run failed: {outcome.status} {outcome.reason} ({outcome.n_failed} failed)")
+    reset_peak(device)
+    outcome, seconds, _ = timed_evaluation(plugins, "bench-llava", batch_size=batch, num_workers=workers,
+                                           device=device)
     return {"mode": label, "batch": batch, "workers": workers, "images": outcome.n_samples,
             "images_per_s": outcome.n_samples / seconds, "peak_gib": peak_gib(device)}
 
@@ -329,9 +313,7 @@ def main() -> int:
     from harness.backends.llava import LlavaBackend
     from harness.results import write_benchmark
 
-    global BENCH_BACKEND, InMemoryLlava
-    InMemoryLlava = _bench_adapter_class()
-    sys.modules[__name__].InMemoryLlava = InMemoryLlava
+    global BENCH_BACKEND
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.startswith("cuda")
     dtype = torch.bfloat16 if gpu else torch.float32
