@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from harness.interfaces import Judge, JudgeError
+from harness.plugins.api_errors import api_error_message
 
 
 class OpenAICompatibleJudge(Judge):
@@ -40,8 +41,9 @@ class OpenAICompatibleJudge(Judge):
         from openai import OpenAI
 
         self.model, self.max_tokens = model, int(max_tokens)
-        self.client = OpenAI(api_key=key or "EMPTY", base_url=base_url, timeout=float(timeout),
-                             max_retries=int(max_retries))
+        self.timeout, self.max_retries = float(timeout), int(max_retries)
+        self.client = OpenAI(api_key=key or "EMPTY", base_url=base_url, timeout=self.timeout,
+                             max_retries=self.max_retries)
 
     def fingerprint(self) -> dict[str, Any]:
         """Model, endpoint and decoding (no key)."""
@@ -57,14 +59,8 @@ class OpenAICompatibleJudge(Judge):
             response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
                                                            max_tokens=self.max_tokens)
             content = response.choices[0].message.content
-        except openai.APIStatusError as exc:
-            raise JudgeError(f"judge endpoint answered HTTP {exc.status_code}") from None
-        except openai.APITimeoutError:
-            raise JudgeError("judge request timed out (after retries)") from None
-        except openai.APIConnectionError as exc:
-            raise JudgeError(f"cannot reach the judge endpoint: {type(exc).__name__}") from None
         except (openai.APIError, ValueError, AttributeError, IndexError, TypeError) as exc:
-            raise JudgeError(f"malformed judge response ({type(exc).__name__})") from None
+            raise JudgeError(api_error_message(exc, "judge", self.timeout, self.max_retries)) from None
         if not isinstance(content, str) or not content.strip():
             raise JudgeError("empty judge response")
         return content

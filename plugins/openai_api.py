@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL
+from harness.plugins.api_errors import api_error_message
 from harness.images import load_image
 from harness.interfaces import ModelAdapter
 from harness.records import Prediction, Request
@@ -156,14 +157,8 @@ class OpenAIApiModel(ModelAdapter):
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         try:
             return self.client.chat.completions.create(model=self.model, temperature=0, **kwargs), None
-        except openai.APIStatusError as exc:
-            return None, f"API answered HTTP {exc.status_code} (after {self.max_retries} retries)"
-        except openai.APITimeoutError:
-            return None, f"API request timed out after {self.timeout} s (after {self.max_retries} retries)"
-        except openai.APIConnectionError as exc:
-            return None, f"cannot reach the API endpoint: {type(exc).__name__}"
         except (openai.APIError, ValueError, TypeError) as exc:
-            return None, f"malformed API response ({type(exc).__name__})"
+            return None, api_error_message(exc, "API", self.timeout, self.max_retries)
 
     def _usage(self, response: Any) -> dict[str, Any]:
         usage = getattr(response, "usage", None)
