@@ -172,6 +172,9 @@ class InMemoryLlava(LlavaAdapter):
     def fingerprint(self) -> dict[str, Any]:
         return {"class": "bench-llava", "args": self.args}
 
+    def check(self) -> None:
+        """Nothing on disk to check: the weights are built in memory."""
+
     def setup(self, device: str = "cpu") -> None:
         self.device, self.backend = device, BENCH_BACKEND
         self.info = self.backend.info()

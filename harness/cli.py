@@ -16,6 +16,7 @@ from typing import Sequence
 from harness import __version__
 from harness.cli_args import parse_kv
 from harness.plugin_manager import HarnessPlugins, get_plugins
+from harness.interfaces import ModelLoadError
 from harness.registry import RegistryError, UnknownNameError
 
 EPILOG = """examples:
@@ -281,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownNameError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (RegistryError, ValueError, FileNotFoundError) as exc:
+    except (RegistryError, ValueError, FileNotFoundError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if os.environ.get("HARNESS_DEBUG"):
             raise

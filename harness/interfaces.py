@@ -13,11 +13,17 @@ from typing import Any, ClassVar, Iterator, Sequence
 from harness.records import Request, Sample, SampleRecord
 
 
+class ModelLoadError(RuntimeError):
+    """A model that cannot be made ready (weights, environment or worker missing or broken). The message
+    says what is missing and how to fix it; the CLI prints it without a traceback."""
+
+
 class ModelAdapter(ABC):
     """A model the harness can evaluate.
 
     Lifecycle: constructed with the user's ``--model-args`` (strings already
-    parsed to int/float/bool where they look like one), then :meth:`setup` once,
+    parsed to int/float/bool where they look like one), then :meth:`check` before
+    any data is read (cheap: are the weights and environment there?), then :meth:`setup` once,
     then for each batch :meth:`prepare` per request (CPU work such as decoding;
     may run in worker threads; raising fails that sample only) followed by
     :meth:`score_batch` or :meth:`generate_batch` on the prepared inputs.
@@ -29,6 +35,10 @@ class ModelAdapter(ABC):
     def __init__(self, **args: Any) -> None:
         self.args = dict(args)
         self.device = "cpu"
+
+    def check(self) -> None:
+        """Fail fast, before any data work, when what :meth:`setup` needs is absent: raise
+        :class:`ModelLoadError` saying what is missing and how to get it. Must not load weights."""
 
     def setup(self, device: str = "cpu") -> None:
         """Load weights and move them to ``device``; called once before the first batch."""

@@ -23,7 +23,7 @@ from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache
 from harness.distributed import rank_world
 from harness.fingerprint import hash_obj
-from harness.interfaces import Metric, MetricContext, ModelAdapter, Task
+from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
 from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
 from harness.records import Prediction, Request, Sample, SampleRecord
@@ -81,6 +81,13 @@ class TaskOutcome:
     n_cached: int = 0
     seconds: float = 0.0
     audit: float | None = None
+
+
+def task_output_name(task: Task, mode: str) -> str:
+    """The results folder of a task under the model's folder: the task's name, with the mode appended
+    for tasks that have several (``fakeclass-score``, ``fakeclass-generate``), so runs of different
+    modes into one ``--output-dir`` never overwrite each other."""
+    return f"{task.name}-{mode}" if len(task.modes) > 1 else task.name
 
 
 def seed_everything(seed: int) -> None:
@@ -170,6 +177,7 @@ class Evaluator:
         explicit = len(manifests) == 1 and self.config.tasks.strip() != "all"
         outcomes = []
         try:
+            self.model.check()  # weights and environment, before any data is built or listed
             for manifest in manifests:
                 outcomes.append(self._run_task(manifest.name, explicit))
         finally:
@@ -218,14 +226,18 @@ class Evaluator:
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
         path = write_task_results(
-            self.model_dir / task_name, model_name=self.model_name, model=self.model, model_fp=self.model_fp,
+            self.model_dir / task_output_name(task, mode), model_name=self.model_name, model=self.model, model_fp=self.model_fp,
             model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
             records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
             seconds=seconds, provenance=prov, audit=audit, seen=seen,
             n_calibration=len(calibration) if calibration is not None else None, data_notes=task.data_notes(),
             exports=task.export(records))
         n_failed = sum(1 for r in records if r.error)
-        return TaskOutcome(task_name, "done", results_path=path, main_metric=task.main_metric,
+        status, reason = "done", ""
+        if records and n_failed == len(records):
+            first = next(r.error for r in records if r.error)
+            status, reason = "failed", f"all {len(records)} samples failed; the first: {first}"
+        return TaskOutcome(task_name, status, reason, results_path=path, main_metric=task.main_metric,
                            metrics=metrics["all"], n_samples=len(records), n_failed=n_failed,
                            n_cached=sum(1 for r in records if r.cached), seconds=seconds,
                            audit=audit["cv_accuracy"] if audit else None)
@@ -374,7 +386,13 @@ class Evaluator:
 
     def _ensure_model(self) -> None:
         if not self.model_ready:
-            self.model.setup(self.config.device)
+            try:
+                self.model.setup(self.config.device)
+            except ModelLoadError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one clear message instead of a library traceback
+                raise ModelLoadError(f"model {self.model_name!r} could not be loaded: "
+                                     f"{type(exc).__name__}: {exc}") from exc
             self.model_ready = True
 
     def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> list[Future | _Inline]:

@@ -20,13 +20,14 @@ def format_run_summary(model_name: str, outcomes: Sequence[object]) -> str:
         def value(name: str | None, metrics: dict = metrics) -> str:
             return _fmt((metrics.get(name) or {}).get("value")) if name else "-"
 
+        ran = o.results_path is not None  # done, or failed after every sample failed (results still written)
         main = f"{o.main_metric}={value(o.main_metric)}" if o.status == "done" else "-"
-        rows.append((o.task, o.status, o.n_samples or "-", o.n_failed if o.status == "done" else "-",
-                     o.n_cached if o.status == "done" else "-", main, value("acc"), value("ap"), value("auc"),
-                     _fmt(getattr(o, "audit", None)), f"{o.seconds:.1f}s" if o.status == "done" else "-"))
+        rows.append((o.task, o.status, o.n_samples or "-", o.n_failed if ran else "-",
+                     o.n_cached if ran else "-", main, value("acc"), value("ap"), value("auc"),
+                     _fmt(getattr(o, "audit", None)), f"{o.seconds:.1f}s" if ran else "-"))
         if o.status != "done":
             notes.append(f"  {o.task}: {o.status}: {o.reason}")
-        elif o.results_path:
+        if o.results_path:
             notes.append(f"  {o.task}: {o.results_path}")
     table = tabulate(rows, headers=["task", "status", "n", "failed", "cached", "main", "acc", "ap", "auc",
                                     "fmt-audit", "time"])

@@ -17,11 +17,11 @@ from harness.runner import Evaluator, RunConfig
 from tiny_models import hf_vision_to_openai, tiny_clip
 
 
-def evaluate(model: str, args: dict, out: Path, limit: int | None = 60):
+def evaluate(model: str, args: dict, out: Path, limit: int | None = 60, status: str = "done"):
     config = RunConfig(model=model, model_args=args, tasks="aigi-mini", output_dir=out, progress=False,
                        bootstrap=0, audit=False, limit=limit, device="cpu", batch_size=16)
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
-    assert outcome.status == "done", outcome.reason
+    assert outcome.status == status, outcome.reason
     return outcome, json.loads(outcome.results_path.read_text())
 
 
@@ -61,8 +61,9 @@ def test_cnnspot_missing_key_fails_loudly_with_the_key_named(tmp_path):
 def test_small_images_can_be_refused(tmp_path, aigi_mini):
     torch.save({"model": build_resnet("resnet18").state_dict()}, tmp_path / "c.pth")
     outcome, results = evaluate("cnnspot", {"checkpoint": str(tmp_path / "c.pth"), "arch": "resnet18",
-                                            "small_images": "error"}, tmp_path / "out", 4)
-    assert outcome.n_failed == 4
+                                            "small_images": "error"}, tmp_path / "out", 4, status="failed")
+    assert outcome.n_failed == 4 and outcome.reason.startswith("all 4 samples failed; the first: ")
+    assert outcome.results_path.exists()  # the failures are still recorded
     assert "smaller than the 224 crop" in read_samples(outcome.results_path)[0].error
 
 
