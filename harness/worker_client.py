@@ -44,18 +44,20 @@ class WorkerClient:
         self._next_id = 0
         self._lines: queue.Queue = queue.Queue()
         self._stderr_path: str | None = None
+        self._stderr_handle: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
         """Start the process and load the backend; returns the backend's info."""
         if not Path(self.python).exists():
             raise FileNotFoundError(f"worker interpreter {self.python} not found (--model-args python=...)")
+        self._drop_log()  # a restarted worker gets a fresh log; the old one's tail was already reported
         handle, self._stderr_path = tempfile.mkstemp(prefix="harness-worker-", suffix=".log")
-        os.close(handle)
+        self._stderr_handle = os.fdopen(handle, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.update(self.env or {})
         self.proc = subprocess.Popen([self.python, str(WORKER_SCRIPT)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=open(self._stderr_path, "w"), text=True,
+                                     stdout=subprocess.PIPE, stderr=self._stderr_handle, text=True,
                                      bufsize=1, env=env)
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, args=(self.proc, self._lines), daemon=True).start()
@@ -71,17 +73,25 @@ class WorkerClient:
         lines.put(None)  # end of output: the process is gone
 
     def close(self) -> None:
-        """Ask the worker to exit; kill it if it does not."""
-        if self.proc is None:
-            return
+        """Ask the worker to exit (kill it if it does not); close and remove its stderr log."""
         try:
-            if self.proc.poll() is None:
+            if self.proc is not None and self.proc.poll() is None:
                 self._call({"op": "shutdown"}, timeout=30)
                 self.proc.wait(timeout=30)
         except (WorkerCrashed, WorkerError, subprocess.TimeoutExpired, OSError):
-            self.proc.kill()
+            if self.proc is not None:
+                self.proc.kill()
         finally:
             self.proc = None
+            self._drop_log()
+
+    def _drop_log(self) -> None:
+        if self._stderr_handle is not None:
+            self._stderr_handle.close()
+            self._stderr_handle = None
+        if self._stderr_path:
+            Path(self._stderr_path).unlink(missing_ok=True)
+            self._stderr_path = None
 
     # -- requests ----------------------------------------------------------------------------
     def request(self, op: str, items: list[dict[str, Any]], options: dict[str, Any] | None = None) -> list[dict]:

@@ -25,8 +25,9 @@ Hugging Face cache), ``python`` (worker interpreter), ``max_new_tokens``,
 ``request_timeout``, and per backend: ``dtype`` (auto|bf16|fp16|fp32),
 ``method`` (eq2|logsumexp), ``fake``/``real`` (variant lists, e.g.
 ``fake=["fake","Fake"]``), ``multi_token`` (skip|first); transformers-native and
-Owl2 models also ``score_prompt``, ``chat_template``, ``pad_to_square``
-(transformers-native ones also ``attn_implementation`` and ``compile`` = true|BACKEND,
+Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio``
+(config|pad|resize|none; default: the checkpoint's own), transformers-native ones ``pad_to_square``
+(and ``attn_implementation`` and ``compile`` = true|BACKEND,
 ``torch.compile`` of the forward pass); remote-code models ``trust_remote_code``
 (required), ``question``, ``answer_prefix`` and ``system`` (Qwen-VL) or
 ``meta_instruction`` (XComposer2).
@@ -39,12 +40,27 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.images import load_image
-from harness.interfaces import ModelAdapter
+from harness.interfaces import ModelAdapter, ModelLoadError
 from harness.records import Prediction, Request
 
 _SCORING_ARGS = ("dtype", "fake", "real", "multi_token", "method")
 _HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation", "compile")
 _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
+
+
+def looks_like_hub_id(path: str) -> bool:
+    """``owner/name`` (not a filesystem path such as ``/models/x``, ``./x`` or ``~/x``)."""
+    return path.count("/") == 1 and not path.startswith((".", "/", "~")) and not path.endswith("/")
+
+
+def hub_snapshot(repo_id: str) -> Path | None:
+    """The local snapshot folder (named by its commit) of a hub id in the Hugging Face cache, if any."""
+    if not looks_like_hub_id(repo_id):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
 
 
 class LmmAdapter(ModelAdapter):
@@ -55,6 +71,10 @@ class LmmAdapter(ModelAdapter):
     display = "LLaVA-1.5"
     backend_args: tuple[str, ...] = _HF_ARGS
     requires_remote_code = False
+    #: the ``harness env create`` recipe of its worker environment, for hints
+    env_recipe: str | None = None
+    #: a package the backend imports that the harness's own environment normally lacks
+    upstream_module: str | None = None
 
     def __init__(self, path: str | None = None, python: str | None = None, max_new_tokens: int = 256,
                  request_timeout: float | None = None, **args: Any) -> None:
@@ -85,12 +105,19 @@ class LmmAdapter(ModelAdapter):
                 "args": {k: v for k, v in self.args.items() if k not in ("path", "python", "request_timeout")}}
 
     def weights_hash(self) -> str:
-        """SHA-256 over the checkpoint folder's files (memoised by path, size and mtime)."""
+        """SHA-256 over the checkpoint folder's files (memoised by path, size and mtime); for a hub id, over
+        the files of the cached snapshot, so two revisions of one id never share cached answers."""
         if self._weights_sha256 is None:
             from harness.fingerprint import hash_path_memo
 
             local = Path(self.path).expanduser()
-            self._weights_sha256 = hash_path_memo(local) if local.exists() else f"hub:{self.path}"
+            snapshot = None if local.exists() else hub_snapshot(self.path)
+            if local.exists():
+                self._weights_sha256 = hash_path_memo(local)
+            elif snapshot is not None:
+                self._weights_sha256 = f"hub:{self.path}@{snapshot.name}:{hash_path_memo(snapshot)}"
+            else:
+                self._weights_sha256 = f"hub:{self.path}"  # not cached: check() stops the run before any answer
         return self._weights_sha256
 
     def trained_on(self) -> dict[str, Any] | None:
@@ -106,19 +133,64 @@ class LmmAdapter(ModelAdapter):
                              "declared": self.backend_kwargs}
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def check(self) -> None:
+        """Before any data work: the weights, the worker interpreter and its packages, or the upstream package
+        in-process."""
+        self.check_weights_present()
+        if self.python:
+            if not Path(self.python).expanduser().exists():
+                raise ModelLoadError(f"{self.display}: worker interpreter {self.python} not found. "
+                                     + self._env_hint())
+            missing = self._missing_in_worker_env()
+            if missing:
+                raise ModelLoadError(f"{self.display}: the worker environment of {self.python} lacks "
+                                     f"{', '.join(missing)}. " + self._env_hint())
+        elif self.upstream_module:
+            import importlib.util
+
+            if importlib.util.find_spec(self.upstream_module) is None:
+                raise ModelLoadError(f"{self.display} runs upstream's {self.upstream_module!r} package, which this "
+                                     f"Python lacks. " + self._env_hint())
+
+    def _missing_in_worker_env(self) -> list[str]:
+        """Packages the backend needs that the worker's interpreter cannot import (a quick probe, no import)."""
+        import subprocess
+
+        needed = ["torch", "transformers"] + ([self.upstream_module] if self.upstream_module else [])
+        probe = ("import importlib.util, sys; "
+                 "print(','.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))")
+        result = subprocess.run([str(Path(self.python).expanduser()), "-c", probe, *needed], capture_output=True,
+                                text=True, timeout=120)
+        if result.returncode != 0:
+            raise ModelLoadError(f"{self.display}: the worker interpreter {self.python} does not run: "
+                                 f"{result.stderr.strip()[-500:]}")
+        return [m for m in result.stdout.strip().split(",") if m]
+
+    def _env_hint(self) -> str:
+        recipe = self.env_recipe or "NAME"
+        source = " --source UPSTREAM_DIR" if recipe == "mplug-owl2" else ""
+        return (f"Build a worker environment with `harness env create {recipe} --dir envs/{recipe}{source}`, "
+                f"then pass --model-args python=envs/{recipe}/bin/python")
+
     def setup(self, device: str = "cpu") -> None:
-        """Load the backend in-process, or start the worker."""
+        """Load the backend in-process, or start the worker (which resolves ``auto`` with its own torch)."""
         from harness.devices import resolve_device
 
-        self.device = resolve_device(device) if not self.python else (device if device != "auto" else "cuda")
-        if not self.python:
-            self.check_weights_present()
+        self.check()
+        self.device = device if self.python else resolve_device(device)
         args = {"path": str(self.path), "device": self.device, **self.backend_kwargs}
         if self.python:
-            from harness.worker_client import WorkerClient
+            from harness.worker_client import WorkerClient, WorkerCrashed, WorkerError
 
             self.worker = WorkerClient(self.python, self.backend_spec, args, request_timeout=self.request_timeout)
-            self.info = {**self.worker.start(), "isolated_worker": True}
+            try:
+                self.info = {**self.worker.start(), "isolated_worker": True}
+            except (WorkerError, WorkerCrashed) as exc:
+                self.worker.close()
+                hint = f" {self._env_hint()}" if "ModuleNotFoundError" in str(exc) else ""
+                raise ModelLoadError(f"{self.display}: the worker ({self.python}) could not load {self.path}: "
+                                     f"{exc}.{hint}") from exc
+            self.device = self.info.get("device", self.device)
         else:
             self.backend = self._backend_class()(**args)
             self.info = self.backend.info()
@@ -126,17 +198,20 @@ class LmmAdapter(ModelAdapter):
     def check_weights_present(self) -> None:
         """A local folder, or a hub id whose files are in the local Hugging Face cache; else a clear error
         (nothing is ever downloaded)."""
-        if Path(self.path).expanduser().exists():
+        local = Path(self.path).expanduser()
+        if local.exists():
             return
-        from huggingface_hub import constants, try_to_load_from_cache
+        if looks_like_hub_id(self.path):
+            from huggingface_hub import constants
 
-        if self.path.count("/") == 1 and not self.path.startswith((".", "/", "~")):
-            if isinstance(try_to_load_from_cache(self.path, "config.json"), str):
+            if hub_snapshot(self.path) is not None:
                 return
-        raise FileNotFoundError(
-            f"{self.display}: no weights at {self.path!r}: not a local folder and not in the local Hugging Face "
-            f"cache ({constants.HF_HUB_CACHE}). Fetch them on a machine with network access "
-            f"(`huggingface-cli download {self.path}`) or pass --model-args path=DIR.")
+            raise ModelLoadError(
+                f"{self.display}: {self.path!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                f"and nothing is downloaded during a run. Fetch it on a machine with network access "
+                f"(`hf download {self.path}`, with HF_HOME pointing at the cache this machine reads) or pass "
+                f"--model-args path=DIR of a local copy.")
+        raise ModelLoadError(f"{self.display}: no checkpoint folder at {str(local)!r} (--model-args path=...)")
 
     def _backend_class(self) -> Any:
         import importlib
@@ -212,7 +287,9 @@ class Owl2Adapter(LmmAdapter):
 
     backend_spec = "owl2:Owl2Backend"
     display = "fakescope-owl2 / mplug-owl2"
-    backend_args = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square")
+    backend_args = _SCORING_ARGS + ("score_prompt", "chat_template", "image_aspect_ratio")
+    env_recipe = "mplug-owl2"
+    upstream_module = "mplug_owl2"
 
 
 class InstructBlipAdapter(LmmAdapter):
@@ -236,6 +313,7 @@ class QwenVlAdapter(LmmAdapter):
     display = "qwen-vl-chat"
     backend_args = _REMOTE_ARGS + ("system",)
     requires_remote_code = True
+    env_recipe = "qwen-vl-chat"
 
 
 class XComposer2Adapter(LmmAdapter):
@@ -245,3 +323,4 @@ class XComposer2Adapter(LmmAdapter):
     display = "internlm-xcomposer2-vl"
     backend_args = _REMOTE_ARGS + ("meta_instruction",)
     requires_remote_code = True
+    env_recipe = "internlm-xcomposer2-vl"

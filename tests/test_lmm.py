@@ -155,3 +155,20 @@ def test_worker_crash_mid_batch_is_reported_restarted_and_loses_nothing(llava_pa
     # a rerun recomputes only the crashed sample
     again = run("fakescope-llava", {"path": str(llava_path), "python": sys.executable}, crash_data, tmp_path / "out")
     assert again.n_cached == 10 and again.n_failed == 1
+
+
+def test_worker_stderr_log_is_closed_and_removed(tmp_path, monkeypatch):
+    """The worker's stderr goes to a temporary log (its tail explains crashes); closing the client removes it."""
+    from harness.worker_client import WorkerClient
+
+    (tmp_path / "quiet_backend.py").write_text(
+        "import sys\nclass Quiet:\n    def __init__(self, **args):\n        print('loading', file=sys.stderr)\n"
+        "    def score(self, sources):\n        return [0.25 for _ in sources]\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    client = WorkerClient(sys.executable, "quiet_backend:Quiet", {"path": "x"})
+    client.start()
+    log = Path(client._stderr_path)
+    assert log.exists()
+    assert client.request("score", [{"image": "a"}]) == [{"score": 0.25}]
+    client.close()
+    assert not log.exists() and client._stderr_handle is None

@@ -147,7 +147,7 @@ class HfVlmBackend:
                                                             multi_token)
         improc = self.processor.image_processor
         mean = getattr(improc, "image_mean", None) or [0.5, 0.5, 0.5]
-        self.fill = [255.0 * m for m in mean]
+        self.fill = [int(255 * m) for m in mean]  # truncated, as upstream LLaVA
         self._score_text_inputs: dict[str, Any] | None = None
         self.pin_memory = str(device).startswith("cuda") and torch.cuda.is_available()
 

@@ -9,14 +9,16 @@ from typing import Any, Sequence
 
 def expand2square(image: Any, fill: Sequence[float]) -> Any:
     """Pad a PIL image to a square, centred, with ``fill`` (0-255 RGB): LLaVA-1.5's ``pad`` aspect
-    ratio and mPLUG-Owl2's preprocessing (fill = the image processor's mean x 255)."""
+    ratio (fill = the image processor's mean x 255). Each fill value is *truncated* to an integer, as
+    upstream LLaVA and mPLUG-Owl2 do (``tuple(int(x * 255) for x in image_mean)``: CLIP's mean gives
+    (122, 116, 104), not the rounded (123, 117, 104))."""
     from PIL import Image
 
     width, height = image.size
     if width == height:
         return image
     side = max(width, height)
-    canvas = Image.new(image.mode, (side, side), tuple(int(round(c)) for c in fill))
+    canvas = Image.new(image.mode, (side, side), tuple(int(c) for c in fill))
     canvas.paste(image, ((side - width) // 2, (side - height) // 2))
     return canvas
 

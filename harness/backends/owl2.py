@@ -2,21 +2,35 @@
 
 Upstream pins torch 2.0.1, transformers 4.31 and tokenizers < 0.14, so this
 module normally runs inside a worker of its own environment (``harness env
-create mplug-owl2``). It follows upstream's own inference path, the one Q-Align's
-scorer (same group, same backbone) uses for soft-scoring:
+create mplug-owl2``). It follows upstream's own inference path (its serving
+worker, and Q-Align's scorer from the same group on the same backbone):
 
-- ``load_pretrained_model(path, None, model_name, device=...)``;
-- images padded to a square filled with the processor mean x 255 (``expand2square``), then
-  ``image_processor.preprocess``, in half precision on GPU;
+- ``load_pretrained_model(path, None, "mplug_owl2", device_map={"": device})``. Upstream's loader
+  **forces float16** whatever it is asked (``kwargs['torch_dtype'] = torch.float16`` in
+  ``model/builder.py``), which cannot run on a CPU; the loaded model is therefore cast to the
+  dtype asked for here (``auto``: fp16 on CUDA as upstream, fp32 on the CPU) and the pixels
+  follow the model's dtype. The dtype actually used is recorded.
+- images through upstream's ``process_images`` with the checkpoint's ``image_aspect_ratio``
+  (``config.json``; upstream's trainer writes its ``--image_aspect_ratio`` there, ``pad`` in its
+  fine-tuning scripts): ``pad`` = pad to a square filled with ``int(mean x 255)`` (truncated, as
+  upstream), ``resize`` = stretch to a square (what upstream's benchmark scripts do, calling it
+  without a config), anything else = the plain CLIP processor (resize + centre crop). The
+  ``image_aspect_ratio`` model argument overrides the checkpoint's value; the choice and where it
+  came from are recorded. The FakeScope paper does not state its preprocessing.
 - the prompt tokenised with ``tokenizer_image_token`` (``<|image|>`` -> ``IMAGE_TOKEN_INDEX``);
-- logits at the last position for the anchor ids; generation with ``model.generate(input_ids, images=...)``.
+- logits at the last position for the anchor ids (Eq. 2); answers with
+  ``model.generate(input_ids, images=...)``, greedy.
 
-This path needs the upstream package and weights, which the development
-machines do not have: it is exercised by its authors' recipe, not by the test suite.
+The test suite runs this module against a stand-in package that reproduces upstream's
+loader and preprocessing behaviour; ``conformance/mplug_owl2.py`` runs it against the real
+upstream code on a tiny random checkpoint (results in ``conformance/results/``).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 try:
@@ -29,6 +43,32 @@ images_mod = sibling("images")
 
 OWL2_SCORE_PROMPT = "USER: <|image|>What is the authenticity of this image? ASSISTANT: This image is"
 OWL2_CHAT = "USER: <|image|>{prompt} ASSISTANT:"
+ASPECT_CHOICES = ("config", "pad", "resize", "none")
+
+
+def owl2_dtype(name: str, device: str) -> Any:
+    """``auto`` = fp16 on CUDA (upstream's choice), fp32 elsewhere; or ``bf16``/``fp16``/``fp32``."""
+    import torch
+
+    if name == "auto":
+        return torch.float16 if str(device).startswith("cuda") else torch.float32
+    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "fp32": torch.float32, "float32": torch.float32}
+    if name not in table:
+        raise ValueError(f"dtype must be auto, bf16, fp16 or fp32, not {name!r}")
+    return table[name]
+
+
+def upstream_model_name(path: str) -> str:
+    """The name upstream's loader branches on: ``mplug_owl2_1`` for Qwen-based checkpoints, else
+    ``mplug_owl2`` (upstream derives it from the folder name, so a folder called ``fakescope`` would
+    silently take its generic ``AutoModelForCausalLM`` branch)."""
+    config = os.path.join(os.path.expanduser(path), "config.json")
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as handle:
+            if json.load(handle).get("model_type") == "mplug_owl2_1":
+                return "mplug_owl2_1"
+    return "mplug_owl2"
 
 
 class Owl2Backend:
@@ -37,39 +77,48 @@ class Owl2Backend:
     def __init__(self, path: str, device: str = "cuda", dtype: str = "auto",
                  score_prompt: str = OWL2_SCORE_PROMPT, chat_template: str = OWL2_CHAT,
                  fake: Sequence[str] = soft_scoring.DEFAULT_FAKE, real: Sequence[str] = soft_scoring.DEFAULT_REAL,
-                 multi_token: str = "skip", method: str = "eq2", pad_to_square: bool = True, **_: Any) -> None:
+                 multi_token: str = "skip", method: str = "eq2", image_aspect_ratio: str = "config",
+                 **_: Any) -> None:
         import torch
         from mplug_owl2.constants import IMAGE_TOKEN_INDEX
-        from mplug_owl2.mm_utils import get_model_name_from_path, tokenizer_image_token
+        from mplug_owl2.mm_utils import process_images, tokenizer_image_token
         from mplug_owl2.model.builder import load_pretrained_model
 
+        if image_aspect_ratio not in ASPECT_CHOICES:
+            raise ValueError(f"image_aspect_ratio must be one of {ASPECT_CHOICES}, not {image_aspect_ratio!r}")
         self.torch, self.device, self.method = torch, device, method
-        self.score_prompt, self.chat_template, self.pad_to_square = score_prompt, chat_template, pad_to_square
-        self.tokenizer, self.model, self.image_processor, _ = load_pretrained_model(
-            path, None, get_model_name_from_path(path), device=device)
-        self.model.eval()
-        self.half = device.startswith("cuda") if dtype == "auto" else dtype in ("fp16", "float16")
+        self.score_prompt, self.chat_template = score_prompt, chat_template
+        self.tokenizer, model, self.image_processor, _ = load_pretrained_model(
+            path, None, upstream_model_name(path), device_map={"": device}, device=device)
+        self.loaded_dtype = str(model.dtype)
+        self.model = model.to(device=device, dtype=owl2_dtype(dtype, device)).eval()
+        configured = getattr(self.model.config, "image_aspect_ratio", None)
+        self.aspect = configured if image_aspect_ratio == "config" else image_aspect_ratio
+        self.aspect_source = "checkpoint config" if image_aspect_ratio == "config" else "model argument"
+        self._process = lambda opened: process_images(opened, self.image_processor,
+                                                      SimpleNamespace(image_aspect_ratio=self.aspect))
         self._tokenize = lambda text: tokenizer_image_token(text, self.tokenizer, IMAGE_TOKEN_INDEX,
                                                             return_tensors="pt")
-        self.fill = [255.0 * m for m in self.image_processor.image_mean]
         text_prompt = score_prompt.replace("<|image|>", "")
         self.fake, self.real = soft_scoring.resolve_anchors(self.tokenizer, text_prompt, fake, real, multi_token)
 
     def info(self) -> dict[str, Any]:
-        """Anchors, prompts and preprocessing, for results."""
-        return {"backend": "mplug-owl2 (upstream mplug_owl2)", "device": self.device, "half": self.half,
+        """Anchors, prompts, dtype and preprocessing, for results."""
+        mean = list(self.image_processor.image_mean)
+        return {"backend": "mplug-owl2 (upstream mplug_owl2)", "device": self.device,
+                "dtype": str(self.model.dtype).replace("torch.", ""),
+                "upstream_loader_dtype": self.loaded_dtype.replace("torch.", ""),
                 "score_prompt": self.score_prompt, "chat_template": self.chat_template, "method": self.method,
                 **soft_scoring.anchors_record(self.fake, self.real),
-                "preprocessing": {"pad_to_square": self.pad_to_square, "pad_fill": self.fill,
-                                  "image_mean": list(self.image_processor.image_mean),
-                                  "image_std": list(self.image_processor.image_std)}}
+                "preprocessing": {"image_aspect_ratio": self.aspect, "image_aspect_ratio_source": self.aspect_source,
+                                  "pad_fill": [int(m * 255) for m in mean] if self.aspect == "pad" else None,
+                                  "image_mean": mean, "image_std": list(self.image_processor.image_std)}}
 
     def _pixels(self, sources: Sequence[Any]) -> Any:
-        opened = [images_mod.open_image(s) for s in sources]
-        if self.pad_to_square:
-            opened = [images_mod.expand2square(i, self.fill) for i in opened]
-        pixels = self.image_processor.preprocess(opened, return_tensors="pt")["pixel_values"]
-        return (pixels.half() if self.half else pixels.float()).to(self.device)
+        pixels = self._process([images_mod.open_image(s) for s in sources])
+        if isinstance(pixels, list):  # upstream returns a list when shapes differ (never for a fixed-size CLIP)
+            pixels = self.torch.stack(pixels)
+        return pixels.to(device=self.device, dtype=self.model.dtype)
 
     def score(self, sources: Sequence[Any]) -> list[float]:
         """P(fake) per image (Eq. 2 or logsumexp)."""
@@ -81,14 +130,14 @@ class Owl2Backend:
 
     def generate(self, sources: Sequence[Any], prompts: Sequence[str], max_new_tokens: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, do_sample: bool = False) -> list[str]:
-        """Greedy answers, one image at a time (prompts differ in length)."""
+        """Greedy answers (sampled with ``do_sample``), one image at a time (prompts differ in length)."""
         answers = []
+        sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
         for source, prompt in zip(sources, prompts):
             pixels = self._pixels([source])
             input_ids = self._tokenize(self.chat_template.format(prompt=prompt)).unsqueeze(0).to(self.device)
             with self.torch.inference_mode():
                 output = self.model.generate(input_ids, images=pixels, max_new_tokens=int(max_new_tokens),
-                                             do_sample=bool(do_sample), temperature=float(temperature) or None,
-                                             top_p=float(top_p), use_cache=True)
+                                             do_sample=bool(do_sample), use_cache=True, **sampling)
             answers.append(self.tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True).strip())
         return answers

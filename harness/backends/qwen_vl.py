@@ -27,6 +27,7 @@ except ImportError:  # inside a worker: this folder is on sys.path
     from _sibling import sibling
 
 remote_code = sibling("remote_code")
+hf_vlm = sibling("hf_vlm")
 
 SYSTEM = "You are a helpful assistant."
 
@@ -44,6 +45,23 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
     """Qwen-VL-Chat: ChatML soft-scoring and ``model.chat`` answers."""
 
     display = "qwen-vl-chat"
+    max_path_bytes = 256  # IMG_TOKEN_SPAN of the repository's tokenizer
+
+    def precision_kwargs(self, dtype: str, device: str) -> dict[str, Any]:
+        """The repository's own precision flags, exactly one of them true."""
+        name = str(hf_vlm.torch_dtype(dtype, device)).replace("torch.", "")
+        chosen = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[name]
+        return {flag: flag == chosen for flag in ("bf16", "fp16", "fp32")}
+
+    def explain_load_error(self, exc: Exception, folder: str) -> Exception:
+        """Name the font the tokenizer code fetches when it is missing offline."""
+        text = f"{type(exc).__name__}: {exc}"
+        if "SimSun" in text or any(word in type(exc).__name__ for word in ("Connection", "Timeout", "HTTP")):
+            return RuntimeError(
+                f"loading Qwen-VL-Chat's tokenizer failed ({text}). Its code looks for SimSun.ttf in the Hugging "
+                f"Face cache and in the current folder, and otherwise downloads it: put SimSun.ttf (shipped in the "
+                f"Qwen/Qwen-VL-Chat repository) into {folder}")
+        return exc
 
     def __init__(self, path: str, system: str = SYSTEM, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
@@ -66,7 +84,7 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
         """P(fake) per image (Eq. 2) from one left-padded forward pass."""
         torch = self.torch
         prefix = list(self.tokenizer(self.answer_prefix, add_special_tokens=False)["input_ids"])
-        with remote_code.image_paths(sources) as paths:
+        with remote_code.image_paths(sources, self.max_path_bytes) as paths:
             rows = []
             for path in paths:
                 _, tokens = self.make_context(self.tokenizer, self._query(path, self.question), history=[],
@@ -87,7 +105,7 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
         """Answers through the repository's ``chat`` (one image at a time), greedy unless ``do_sample``."""
         answers = []
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
-        with remote_code.image_paths(sources) as paths:
+        with remote_code.image_paths(sources, self.max_path_bytes) as paths:
             for path, prompt in zip(paths, prompts):
                 with self.torch.inference_mode():
                     response, _ = self.model.chat(self.tokenizer, query=self._query(path, prompt), history=None,

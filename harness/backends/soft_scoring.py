@@ -48,6 +48,13 @@ class AnchorSet:
         return {"word": self.word, "ids": self.ids, "tokens": self.tokens, "skipped": self.skipped}
 
 
+def token_text(token: Any) -> str:
+    """A token as readable text: byte-level tokenizers (tiktoken-based Qwen) return ``bytes``."""
+    if isinstance(token, (bytes, bytearray)):
+        return bytes(token).decode("utf-8", errors="replace")
+    return str(token)
+
+
 def resolve_anchor(tokenizer: Any, prompt: str, variants: Sequence[str], multi_token: str = "skip",
                    word: str = "") -> AnchorSet:
     """Resolve variant words to next-token ids after ``prompt`` (see the module docstring)."""
@@ -77,7 +84,7 @@ def resolve_anchor(tokenizer: Any, prompt: str, variants: Sequence[str], multi_t
             anchor.skipped[variant] = "same token as another variant"
             continue
         anchor.ids.append(token_id)
-        anchor.tokens.append(tokenizer.convert_ids_to_tokens(token_id))
+        anchor.tokens.append(token_text(tokenizer.convert_ids_to_tokens(token_id)))
     return anchor
 
 

@@ -11,8 +11,9 @@ Protocol: one JSON object per line in each direction (UTF-8). Every request has
 an ``id`` echoed in its response; responses carry ``ok`` and either a result or
 ``error``.
 
-    {"id": 1, "op": "load", "backend": "llava:LlavaBackend", "args": {...}}
+    {"id": 1, "op": "load", "backend": "llava:LlavaBackend", "args": {"device": "auto", ...}}
         -> {"id": 1, "ok": true, "info": {...}}            # backend.info()
+    (``device`` ``auto`` is resolved here, by the worker environment's torch: see :func:`resolve_device`)
     {"id": 2, "op": "score", "items": [{"image": "/path.png"}, {"image": {"b64": "..."}}]}
         -> {"id": 2, "ok": true, "results": [{"score": 0.93}, {"error": "..."}]}
     {"id": 3, "op": "generate", "items": [{"image": ..., "prompt": "..."}], "options": {"max_new_tokens": 64}}
@@ -37,12 +38,39 @@ import traceback
 PROTOCOL_VERSION = 1
 
 
+def resolve_device(device: str | None) -> str:
+    """The device a worker's backend runs on, decided here, by the torch of the worker's environment.
+
+    ``auto`` (or nothing) is ``cpu`` where that torch sees no GPU; with a GPU it is
+    ``cuda:<LOCAL_RANK>`` under a launcher (each rank's worker on its own GPU), else ``cuda``.
+    A plain ``cuda`` under a launcher is pinned the same way; anything else is kept as given.
+    """
+    local = os.environ.get("LOCAL_RANK")
+    if device not in (None, "", "auto", "cuda"):
+        return str(device)
+    try:
+        import torch
+    except ImportError:
+        return "cpu" if device != "cuda" else "cuda"
+    if not torch.cuda.is_available():
+        if device == "cuda":
+            raise RuntimeError("--device cuda requested, but the worker's torch sees no CUDA device "
+                               "(use --device auto or cpu)")
+        return "cpu"
+    if local is not None and torch.cuda.device_count() > 0:
+        return f"cuda:{int(local) % torch.cuda.device_count()}"
+    return "cuda"
+
+
 def _load_backend(spec: str, args: dict):
     module_name, _, class_name = spec.partition(":")
     here = os.path.dirname(os.path.abspath(__file__))
     if here not in sys.path:
         sys.path.insert(0, here)
     module = importlib.import_module(module_name)
+    args = dict(args)
+    if "device" in args:
+        args["device"] = resolve_device(args["device"])
     return getattr(module, class_name)(**args)
 
 
