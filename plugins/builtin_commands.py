@@ -17,28 +17,94 @@ def recipes() -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.txt"))}
 
 
+def split_recipe(text: str, source: str | None) -> tuple[list[str], list[str]]:
+    """A recipe's requirement lines and the local sources to install with ``--no-deps``.
+
+    A line ``NAME @ git+URL#subdirectory=SUB`` (upstream code that is not on PyPI) is replaced by
+    ``source/SUB`` (or ``source`` itself when it is that folder already) when ``source`` is given, so the
+    environment builds offline from a local copy of the upstream repository; its dependencies are the
+    recipe's other, pinned lines."""
+    requirements, local = [], []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if " @ git+" in stripped and source:
+            sub = stripped.partition("#subdirectory=")[2]
+            root = Path(source).expanduser().resolve()
+            candidate = root / sub if sub and (root / sub).is_dir() else root
+            if not ((candidate / "pyproject.toml").is_file() or (candidate / "setup.py").is_file()):
+                raise FileNotFoundError(f"--source {source}: no Python project at {candidate} "
+                                        f"(expected the upstream repository or its {sub or 'package'} folder)")
+            local.append(str(candidate))
+            continue
+        requirements.append(stripped)
+    return requirements, local
+
+
 def env_create(args: argparse.Namespace, plugins: object) -> int:
-    """``harness env create NAME --dir DIR``: build a worker environment from its recipe."""
+    """``harness env create NAME --dir DIR [--source DIR]``: build a worker environment from its recipe.
+
+    A failed build removes what it created and prints the manual recipe."""
+    import shutil
+    import tempfile
+
     available = recipes()
     if args.name not in available:
         print(f"error: no environment recipe {args.name!r}; available: {', '.join(available)}", file=sys.stderr)
         return 2
+    recipe = available[args.name].read_text()
+    requirements, local = split_recipe(recipe, args.source)
+    if any(" @ git+" in r for r in requirements):
+        print(f"note: {args.name} installs upstream code from a git repository, which needs network access; "
+              "offline, pass --source DIR (a local copy of that repository)", file=sys.stderr)
     target = Path(args.dir or f"envs/{args.name}").resolve()
+    existed = target.exists()
     python = target / "bin" / "python"
-    steps = [[args.python, "-m", "venv", str(target)],
-             [str(python), "-m", "pip", "install", "--upgrade", "pip"],
-             [str(python), "-m", "pip", "install", "-r", str(available[args.name])]]
-    for step in steps:
-        print("+ " + " ".join(step))
-        if not args.dry_run:
+    print(f"# {args.name}: requirements of {available[args.name]}" + (f", upstream code from {', '.join(local)}"
+                                                                      if local else ""))
+    for line in requirements:
+        print(f"#   {line}")
+    handle, req_file = tempfile.mkstemp(prefix=f"harness-env-{args.name}-", suffix=".txt")
+    with open(handle, "w") as out:
+        out.write("\n".join(requirements) + "\n")
+    steps = [([args.python, "-m", "venv", str(target)], True),
+             ([str(python), "-m", "pip", "install", "--upgrade", "pip"], False),
+             ([str(python), "-m", "pip", "install", "-r", req_file], True)]
+    steps += [([str(python), "-m", "pip", "install", "--no-deps", path], True) for path in local]
+    try:
+        for step, required in steps:
+            print("+ " + " ".join(step))
+            if args.dry_run:
+                continue
             result = subprocess.run(step)
-            if result.returncode != 0:
-                print(f"error: step failed with exit code {result.returncode}", file=sys.stderr)
+            if result.returncode != 0 and required:
+                print(f"error: step failed with exit code {result.returncode}: {' '.join(step)}", file=sys.stderr)
+                if not existed and target.exists():
+                    shutil.rmtree(target, ignore_errors=True)
+                    print(f"removed the half-built environment {target}", file=sys.stderr)
+                print(manual_recipe(args.name, available[args.name], target, args.source), file=sys.stderr)
                 return result.returncode
-    remote = "remote code" in available[args.name].read_text().splitlines()[0]
+            if result.returncode != 0:
+                print(f"warning: optional step failed (exit {result.returncode}); continuing", file=sys.stderr)
+    finally:
+        Path(req_file).unlink(missing_ok=True)
+    remote = "remote code" in recipe.splitlines()[0]
     hint = ",trust_remote_code=true" if remote else ""
     print(f"\nuse it with:  --model-args path=CHECKPOINT,python={python}{hint}")
     return 0
+
+
+def manual_recipe(name: str, recipe: Path, target: Path, source: str | None) -> str:
+    """The steps to build the environment by hand (printed when a build fails)."""
+    lines = [f"to build the {name} environment by hand:",
+             f"  python3 -m venv {target}",
+             f"  {target}/bin/pip install -r {recipe}" + ("   # minus the 'git+' line" if " @ git+" in
+                                                            recipe.read_text() else "")]
+    if " @ git+" in recipe.read_text():
+        lines.append(f"  {target}/bin/pip install --no-deps {source or 'UPSTREAM_REPOSITORY/SUBFOLDER'}")
+    lines.append("(offline: point pip at a wheelhouse with --no-index --find-links DIR)")
+    return "\n".join(lines)
 
 
 def env_list(args: argparse.Namespace, plugins: object) -> int:
@@ -88,6 +154,9 @@ def register_commands(subparsers):
     create.add_argument("name", help="recipe name (see `harness env list`)")
     create.add_argument("--dir", default=None, help="where to create it (default: envs/NAME)")
     create.add_argument("--python", default=sys.executable, help="interpreter for `-m venv` (default: this one)")
+    create.add_argument("--source", default=None, metavar="DIR",
+                        help="local copy of the upstream repository for recipes that install upstream code from git "
+                             "(mplug-owl2: a checkout of X-PLUG/mPLUG-Owl); builds without reaching a git server")
     create.add_argument("--dry-run", action="store_true", help="print the steps without running them")
     create.set_defaults(func=env_create)
     listing = sub.add_parser("list", help="list the recipes")
