@@ -6,7 +6,12 @@ backends call (``from_list_format``, ``chat``, ``encode_img``,
 ``interleav_wrap_chat``, ``tok_embeddings``, a forward pass returning
 ``.logits``) on top of a tiny random Llama, and record how they were called, so
 the tests check the backends' prompt layout, padding, batching and options.
-They do not claim to reproduce the real models' numbers.
+They do not claim to reproduce the real models' numbers, but they do reproduce the
+repository behaviours the harness must cope with (Qwen-VL: the tokenizer looks for
+``SimSun.ttf`` in the current folder and would otherwise download it; precision comes
+from the ``bf16``/``fp16``/``fp32`` flags, not ``torch_dtype``; an image path longer
+than 256 bytes inside ``<img>`` is refused). The real code is checked by
+``conformance/check_qwen_vl.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ def standin_tokenizer():
         text, pictures = "", 0
         for item in items:
             if "image" in item:
+                if len(item["image"].encode("utf-8")) > 256:  # the repository's IMG_TOKEN_SPAN
+                    raise ValueError("The content in <img>..</img> is too long")
                 pictures += 1
                 text += f"Picture {pictures}: <img>{item['image']}</img>\n"
             else:
@@ -48,6 +55,24 @@ def _tiny_lm(tokenizer, seed: int = 0):
 
     torch.manual_seed(seed)
     return LlamaForCausalLM(_tiny_llama_config(tokenizer)).eval()
+
+
+def qwen_font_lookup(path: str) -> None:
+    """Newer ``tokenization_qwen.py``: SimSun.ttf from the HF cache, else the current folder, else a download
+    (which fails offline)."""
+    import os
+
+    if os.path.isfile(os.path.join(path, "qwen.tiktoken")) and not os.path.exists("SimSun.ttf"):
+        raise ConnectionError("Couldn't reach https://qianwen-res.oss-cn-beijing.aliyuncs.com/Qwen-VL/SimSun.ttf")
+
+
+def qwen_precision(model: torch.nn.Module, flags: dict[str, Any]) -> torch.nn.Module:
+    """The repository's precision rule: at most one of bf16/fp16/fp32; none = automatic (fp32 without CUDA);
+    ``torch_dtype`` plays no part."""
+    chosen = [k for k in ("bf16", "fp16", "fp32") if flags.get(k)]
+    assert len(chosen) <= 1, 'Only one of "bf16", "fp16", "fp32" can be true'
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(chosen[0] if chosen else "fp32", torch.float32)
+    return model.to(dtype)
 
 
 class QwenVlStandin(torch.nn.Module):

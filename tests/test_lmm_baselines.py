@@ -8,6 +8,7 @@ exposing their repositories' interface (:mod:`remote_code_standins`).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +107,12 @@ def standins(monkeypatch):
         def load(path, **kwargs):
             calls.append({"kind": kind, "path": path, **kwargs})
             if kind == "tokenizer":
+                s.qwen_font_lookup(path)
                 return tokenizer
-            made["model"] = (s.QwenVlStandin if kind == "causal" else s.XComposer2Standin)(tokenizer)
+            if kind == "causal":
+                made["model"] = s.qwen_precision(s.QwenVlStandin(tokenizer), kwargs)
+            else:
+                made["model"] = s.XComposer2Standin(tokenizer)
             return made["model"]
         return load
 
@@ -115,6 +120,15 @@ def standins(monkeypatch):
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_loader("causal"))
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", fake_loader("auto"))
     return calls, made
+
+
+def qwen_checkpoint(tmp_path: Path) -> Path:
+    """A folder laid out like the Qwen-VL-Chat repository as far as loading cares (tokenizer file, font)."""
+    folder = tmp_path / "qwen-vl-chat"
+    folder.mkdir(exist_ok=True)
+    (folder / "qwen.tiktoken").write_text("")
+    (folder / "SimSun.ttf").write_bytes(b"font")
+    return folder
 
 
 def images(tmp_path: Path) -> list[str]:
@@ -132,7 +146,7 @@ def test_qwen_vl_chatml_scoring_left_pads_with_positions_and_chats_greedily(stan
     from harness.backends.qwen_vl import QwenVlBackend
 
     calls, made = standins
-    backend = QwenVlBackend("Qwen/Qwen-VL-Chat", device="cpu", trust_remote_code=True)
+    backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True)
     assert all(c["trust_remote_code"] is True and c["local_files_only"] is True for c in calls)
     paths = images(tmp_path)
     batched = backend.score(paths)
@@ -150,6 +164,79 @@ def test_qwen_vl_chatml_scoring_left_pads_with_positions_and_chats_greedily(stan
     call = model.chat_calls[0]
     assert answers == ["This image is fake ."] and call["do_sample"] is False and call["max_new_tokens"] == 7
     assert call["query"] == f"Picture 1: <img>{paths[0]}</img>\nIs this a real image?"
+
+
+def test_qwen_vl_loads_offline_from_its_folder_and_restores_the_working_directory(standins, tmp_path, monkeypatch):
+    """The tokenizer code looks for SimSun.ttf in the current folder (else downloads it): the harness loads with
+    the checkpoint folder as the working directory; without the font the error names the file."""
+    import os
+
+    from harness.backends.qwen_vl import QwenVlBackend
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    folder = qwen_checkpoint(tmp_path)
+    QwenVlBackend(str(folder), device="cpu", trust_remote_code=True)
+    assert os.getcwd() == str(elsewhere) and not (elsewhere / "SimSun.ttf").exists()
+    (folder / "SimSun.ttf").unlink()
+    with pytest.raises(RuntimeError, match=r"SimSun\.ttf .*into " + str(folder)):
+        QwenVlBackend(str(folder), device="cpu", trust_remote_code=True)
+    assert os.getcwd() == str(elsewhere)
+
+
+@pytest.mark.parametrize("dtype, expected", [("bf16", "bfloat16"), ("fp32", "float32"), ("auto", "float32")])
+def test_qwen_vl_precision_follows_its_own_flags(standins, tmp_path, dtype, expected):
+    """Qwen-VL ignores torch_dtype and reads bf16/fp16/fp32 flags: exactly one is passed, the real dtype recorded."""
+    from harness.backends.qwen_vl import QwenVlBackend
+
+    calls, made = standins
+    backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True, dtype=dtype)
+    [load] = [c for c in calls if c["kind"] == "causal"]
+    assert sum(bool(load[f]) for f in ("bf16", "fp16", "fp32")) == 1
+    assert str(next(made["model"].parameters()).dtype) == f"torch.{expected}"
+    assert backend.info()["dtype"] == expected and backend.info()["requested_dtype"] == dtype
+    scores = backend.score(images(tmp_path)[:2])
+    assert all(0.0 < s < 1.0 for s in scores)
+
+
+def test_qwen_vl_image_paths_over_256_bytes_are_scored_under_a_short_alias(standins, tmp_path):
+    from harness.backends.qwen_vl import QwenVlBackend
+
+    calls, made = standins
+    backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True)
+    [short] = images(tmp_path)[:1]
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name-for-testing"] * 8) / "image.png"
+    deep.parent.mkdir(parents=True)
+    deep.write_bytes(Path(short).read_bytes())
+    assert len(str(deep).encode()) > 256
+    with pytest.raises(ValueError, match="too long"):  # what the repository's code does with the path itself
+        backend.tokenizer.from_list_format([{"image": str(deep)}, {"text": "x"}])
+    [long_score] = backend.score([str(deep)])  # the stand-in's prompt spells the path out, so only validity here;
+    assert 0.0 < long_score < 1.0  # equality with the real code on long paths: conformance/check_qwen_vl.py
+    [answer] = backend.generate([str(deep)], ["Real?"], max_new_tokens=3)
+    query = made["model"].chat_calls[-1]["query"]
+    alias = query.split("<img>")[1].split("</img>")[0]
+    assert len(alias.encode()) <= 256 and not Path(alias).exists()  # linked for the call, removed after
+
+
+def test_byte_level_anchor_tokens_are_recorded_as_text():
+    """tiktoken-based tokenizers (Qwen) return bytes from convert_ids_to_tokens; results record text."""
+    assert soft_scoring.token_text(b" fake") == " fake"
+    assert soft_scoring.token_text("\u2581fake") == "\u2581fake"
+
+    class BytesTokenizer:
+        unk_token_id = None
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [{"This": 1, "image": 2, "is": 3, "fake": 4, "real": 5}[w] for w in text.split()]}
+
+        def convert_ids_to_tokens(self, token_id):
+            return {4: b" fake", 5: b" real"}[token_id]
+
+    fake, real = soft_scoring.resolve_anchors(BytesTokenizer(), "This image is", ["fake"], ["real"])
+    assert fake.tokens == [" fake"] and real.tokens == [" real"]
+    json.dumps(soft_scoring.anchors_record(fake, real))
 
 
 def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengths(standins, tmp_path):
@@ -222,13 +309,39 @@ def test_a_baseline_runs_in_a_worker_with_the_same_scores(data, tmp_path):
 
 
 def test_missing_weights_are_a_clear_error_not_a_download(tmp_path):
+    from harness.interfaces import ModelLoadError
     from harness.plugins.lmm import InstructBlipAdapter
 
     adapter = InstructBlipAdapter(path="nobody/no-such-model")
-    with pytest.raises(FileNotFoundError, match="not a local folder and not in the local Hugging Face cache"):
+    with pytest.raises(ModelLoadError, match=r"not in the local Hugging Face cache .*`hf download nobody/no-such-model`"):
         adapter.setup("cpu")
-    with pytest.raises(FileNotFoundError, match="no weights at"):
-        InstructBlipAdapter(path=str(tmp_path / "missing")).setup("cpu")
+    with pytest.raises(ModelLoadError, match="no checkpoint folder at") as missing:
+        InstructBlipAdapter(path=str(tmp_path / "missing")).check()
+    assert "download" not in str(missing.value)  # a filesystem path is never offered as a hub id
+    with pytest.raises(ModelLoadError, match="no checkpoint folder at"):  # also when a worker would load it
+        InstructBlipAdapter(path="/models/x", python=sys.executable).check()
+
+
+def test_hub_ids_are_fingerprinted_by_their_cached_revision(tmp_path, monkeypatch):
+    """Two revisions of one hub id (different files, different prompts) never share cached answers."""
+    import huggingface_hub.constants
+
+    from harness.plugins.lmm import QwenVlAdapter
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--Qwen--Qwen-VL-Chat"
+    hashes = []
+    for revision, code in (("a" * 40, "old"), ("b" * 40, "new")):
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text("{}")
+        (snapshot / "modeling_qwen.py").write_text(code)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(revision)
+        adapter = QwenVlAdapter(path="Qwen/Qwen-VL-Chat", trust_remote_code=True)
+        adapter.check()  # present in the cache: no error
+        hashes.append(adapter.weights_hash())
+    assert hashes[0] != hashes[1] and all(h.startswith("hub:Qwen/Qwen-VL-Chat@") for h in hashes)
 
 
 def test_answers_are_ordered_by_prompt_length_scores_keep_task_order():
