@@ -100,6 +100,10 @@ class Task(ABC):
     calibration_split: ClassVar[str | None] = None
     #: Metadata fields to break metrics down by, besides the subset (e.g. ``("question_type",)``).
     breakdown_keys: ClassVar[tuple[str, ...]] = ()
+    #: What the benchmark's own "average" is over: ``"generators"`` (the subsets that hold fake images:
+    #: the generator columns of CNNDetection / AIGCDetectBenchmark / SynthWildX / FakeBench) or
+    #: ``"subsets"`` (every subset, real ones included: AntifakePrompt's per-folder accuracies).
+    average_over: ClassVar[str] = "generators"
     description: ClassVar[str] = ""
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:
@@ -198,6 +202,11 @@ class Metric(ABC):
     needs_calibration: ClassVar[bool] = False
     #: Names of metrics this one is derived from (computed after them, see :meth:`derive`).
     depends_on: ClassVar[tuple[str, ...]] = ()
+    #: Whether a single-class (fake-only) subset is scored together with the run's shared pool of reals.
+    #: True for metrics that need both classes by definition (AP, AUC, EER, balanced accuracy); False for
+    #: the rest, so a fake-only subset's accuracy is its fake recall, as each upstream script computes
+    #: it per folder.
+    pairs_with_real_pool: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)

@@ -5,8 +5,10 @@ Output of :func:`compute_metrics`::
     {"all":      {metric: value-dict},           # with "ci" when bootstrapped
      "subsets":  {subset: {metric: value-dict}},
      "pairing":  {subset: "how a fake-only subset was paired with reals"},
-     "groups":   {"mean_over_subsets": {...},     # every subset, e.g. AntiFakePrompt's "Average Acc."
+     "groups":   {"mean_over_subsets": {...},     # every subset: only where the task averages so
+                                                   # (AntifakePrompt's "Avg"), see Task.average_over
                   "mean_over_generators": {metric: value-dict},
+                  "average": {"group": ..., "over": [...]},  # which group is the benchmark's own average
                   "seen": {...}, "unseen": {...}},  # when seen generators are declared
      "breakdowns": {metadata key: {value: {metric: value-dict}}}  # e.g. FakeClass question types
 
@@ -42,11 +44,13 @@ def usable(records: Sequence[SampleRecord], requires: str) -> list[SampleRecord]
 
 
 def _evaluate(metrics: Sequence[Metric], records: Sequence[SampleRecord],
-              context: MetricContext | None) -> dict[str, MetricValue]:
+              context: MetricContext | None, pool: Sequence[SampleRecord] = ()) -> dict[str, MetricValue]:
+    """Every metric over ``records``; metrics that pair with the real pool also over ``pool``."""
     values: dict[str, MetricValue] = {}
     for metric in metrics:
         if not metric.depends_on:
-            values[metric.name] = metric.aggregate(usable(records, metric.requires), context)
+            members = list(records) + list(pool) if metric.pairs_with_real_pool else records
+            values[metric.name] = metric.aggregate(usable(members, metric.requires), context)
     for metric in metrics:
         if metric.depends_on:
             values[metric.name] = metric.derive(values)
@@ -85,14 +89,21 @@ def bootstrap_interval(metric: Metric, records: Sequence[SampleRecord], context:
 
 def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], *,
                     context: MetricContext | None = None, pair_real_pool: bool = True, bootstrap: int = 0,
-                    seen: Iterable[str] | None = None, breakdowns: Iterable[str] = ()) -> dict[str, Any]:
+                    seen: Iterable[str] | None = None, breakdowns: Iterable[str] = (),
+                    average_over: str = "generators") -> dict[str, Any]:
     """Per-sample values (written into ``record.metrics``), then the aggregates described above.
 
     A subset that holds only fake images (one generator of a benchmark whose reals
     sit in a shared pool) is scored together with every real image of the run when
-    ``pair_real_pool`` is true, as AntiFakePrompt / SynthWildX / Cozzolino et al.
-    pair each generator with all reals; the pairing is stated in ``pairing``.
-    ``bootstrap`` > 0 adds label-stratified 95% intervals to the overall values.
+    ``pair_real_pool`` is true, for the metrics that need both classes
+    (``Metric.pairs_with_real_pool``: AP, AUC, EER, balanced accuracy), as
+    AntiFakePrompt / SynthWildX / Cozzolino et al. pair each generator with all reals;
+    accuracies stay the subset's own (its fake recall), as upstream computes them per
+    folder. The pairing is stated in ``pairing``. ``average_over`` (the task's
+    :attr:`Task.average_over`) says whether ``groups.mean_over_subsets`` exists (every
+    subset, AntifakePrompt's "Avg") besides ``mean_over_generators``; ``groups.average``
+    names the benchmark's own average. ``bootstrap`` > 0 adds label-stratified 95%
+    intervals to the overall values.
     """
     context = context or MetricContext()
     for metric in metrics:
@@ -123,20 +134,27 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
         labels = {r.label for r in members if r.error is None and r.label is not None}
         if FAKE in labels:
             generators.append(subset)
+        pool: list[SampleRecord] = []
         if pair_real_pool and labels == {FAKE} and reals:
             pool_subsets = sorted({r.subset for r in reals})
+            paired = [m.name for m in metrics if m.pairs_with_real_pool] or ["none"]
             result["pairing"][subset] = (f"{len(members)} fakes of {subset} + the shared real pool: "
-                                         f"{len(reals)} reals from {', '.join(pool_subsets)}")
-            members = members + reals
-        subset_values[subset] = _evaluate(metrics, members, context)
+                                         f"{len(reals)} reals from {', '.join(pool_subsets)} (for "
+                                         f"{', '.join(paired)}; the other metrics on the subset alone)")
+            pool = reals
+        subset_values[subset] = _evaluate(metrics, members, context, pool)
         result["subsets"][subset] = {k: v.as_dict() for k, v in subset_values[subset].items()}
 
     names = [m.name for m in metrics if m.bootstrap or m.depends_on]
     groups: dict[str, Any] = {}
-    if len(subset_values) > 1:
+    if average_over not in ("generators", "subsets"):
+        raise ValueError(f"average_over must be 'generators' or 'subsets', not {average_over!r}")
+    if average_over == "subsets" and len(subset_values) > 1:
         groups["mean_over_subsets"] = _group_mean(subset_values, sorted(subset_values), names)
+        groups["average"] = {"group": "mean_over_subsets", "over": sorted(subset_values)}
     if generators:
         groups["mean_over_generators"] = _group_mean(subset_values, generators, names)
+        groups.setdefault("average", {"group": "mean_over_generators", "over": generators})
     if seen is not None:
         seen = set(seen)
         for label, chosen in (("seen", [g for g in generators if g in seen]),

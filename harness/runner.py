@@ -221,7 +221,8 @@ class Evaluator:
                                 seed=self.config.seed)
         seen = self._seen_generators()
         metrics = compute_metrics(metrics_list, records, context=context, bootstrap=self.config.bootstrap,
-                                  seen=seen, breakdowns=task.breakdown_keys)
+                                  seen=seen, breakdowns=task.breakdown_keys,
+                                  average_over=task.average_over)
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)

@@ -123,6 +123,7 @@ class BalancedAccuracy(ScoreMetric):
     """Mean of real and fake accuracy (as sklearn ``balanced_accuracy_score``)."""
 
     name = "balanced_acc"
+    pairs_with_real_pool = True
     needs_classes = "both"
 
     def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
@@ -163,6 +164,7 @@ class AveragePrecision(ScoreMetric):
     """Average precision with fake as the positive class (sklearn ``average_precision_score``)."""
 
     name = "ap"
+    pairs_with_real_pool = True
     needs_classes = "both"
 
     def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
@@ -181,6 +183,7 @@ class RocAuc(ScoreMetric):
     """Area under the ROC curve (sklearn ``roc_auc_score``)."""
 
     name = "auc"
+    pairs_with_real_pool = True
     needs_classes = "both"
 
     def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
@@ -216,6 +219,7 @@ class EqualErrorRate(ScoreMetric):
     """Equal error rate (lower is better), from sklearn's ROC curve."""
 
     name = "eer"
+    pairs_with_real_pool = True
     higher_is_better = False
     needs_classes = "both"
 

@@ -152,11 +152,13 @@ class WildRF(BenchmarkTask):
 class AntiFakePrompt(BenchmarkTask):
     """AntifakePrompt test set (nctu-eva-lab/AntifakePrompt): one class per subset.
 
-    ``<root>/test/{0_real,1_fake}/<subset>/...`` (e.g. 0_real/COCO, 1_fake/SDXL). Each
-    subset holds a single class, so its accuracy is a recall, and upstream's headline
-    is the mean of the per-subset accuracies (``groups.mean_over_subsets``). AP and
-    AUC per fake subset are computed against the shared pool of *all* real subsets
-    (stated in ``metrics.pairing``). Extensions match in any case (upstream skips ``.JPEG``).
+    ``<root>/test/{0_real,1_fake}/<subset>/...`` (e.g. 0_real/COCO, 1_fake/SDXL). Upstream's test
+    script runs once per folder, so each subset's accuracy is the recall of its one class
+    (``subsets[<subset>].acc`` = its ``fake_acc`` or ``real_acc``), and the paper's "Avg" is the
+    mean of those per-folder accuracies over every subset, real ones included
+    (``groups.mean_over_subsets``). AP and AUC of a fake subset are computed against the shared
+    pool of *all* real subsets (stated in ``metrics.pairing``); accuracy never is. Extensions
+    match in any case (upstream skips ``.JPEG``).
     """
 
     name = "antifakeprompt"
@@ -166,6 +168,7 @@ class AntiFakePrompt(BenchmarkTask):
     splits = ("train", "val", "test")
     default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc")
     main_metric = "acc"
+    average_over = "subsets"
     description = "AntifakePrompt: single-class subsets; per-subset accuracy, AP/AUC against the real pool."
 
     def layout_ok(self) -> tuple[bool, str]:

@@ -166,8 +166,13 @@ def test_groups_average_generators_and_split_seen_unseen():
                    subsets=["real", "real", "g1", "g1", "g2", "g2"])
     result = compute_metrics([Accuracy(), RocAuc()], recs, seen=["g1"])
     groups = result["groups"]
-    assert groups["mean_over_generators"]["acc"]["value"] == pytest.approx((1.0 + 0.5) / 2)
+    # a fake-only generator's accuracy is its fake recall (g2: 0 of 2), not a pooled accuracy with the reals
+    assert groups["mean_over_generators"]["acc"]["value"] == pytest.approx((1.0 + 0.0) / 2)
     assert groups["mean_over_generators"]["acc"]["data"]["generators"] == ["g1", "g2"]
-    assert groups["seen"]["acc"]["value"] == 1.0 and groups["unseen"]["acc"]["value"] == 0.5
+    assert groups["seen"]["acc"]["value"] == 1.0 and groups["unseen"]["acc"]["value"] == 0.0
+    # AUC needs both classes: g2's fakes ranked against the shared real pool (0.1 ties a real, 0.3 beats both)
+    assert result["subsets"]["g2"]["auc"]["value"] == pytest.approx((0.5 + 0 + 1 + 1) / 4)
+    assert groups["average"] == {"group": "mean_over_generators", "over": ["g1", "g2"]}
+    assert "mean_over_subsets" not in groups  # the real subset is no generator: averages never mix it in
     assert groups["seen_generators"] == ["g1"]
     assert "seen" not in compute_metrics([Accuracy()], recs)["groups"]

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmark_replicas import SHARED, fakebench_root, folder_tree, synthwildx_root
@@ -209,6 +210,15 @@ def test_antifakeprompt_single_class_subsets(tmp_path):
     assert results["metrics"]["subsets"]["COCO"]["auc"]["value"] is None
     assert results["metrics"]["groups"]["mean_over_subsets"]["acc"]["data"]["generators"] == [
         "COCO", "Flickr", "SDXL", "lama"]
+    assert results["metrics"]["groups"]["average"]["group"] == "mean_over_subsets"
+    subsets = results["metrics"]["subsets"]
+    for name in ("SDXL", "lama"):  # upstream runs once per folder: a fake folder's accuracy is its fake recall
+        assert subsets[name]["acc"]["value"] == subsets[name]["fake_acc"]["value"]
+        assert subsets[name]["acc"]["n"] == subsets[name]["fake_acc"]["n"] < subsets[name]["auc"]["n"]
+    for name in ("COCO", "Flickr"):
+        assert subsets[name]["acc"]["value"] == subsets[name]["real_acc"]["value"]
+    per_folder = [subsets[s]["acc"]["value"] for s in ("COCO", "Flickr", "SDXL", "lama")]
+    assert results["metrics"]["groups"]["mean_over_subsets"]["acc"]["value"] == pytest.approx(np.mean(per_folder))
 
 
 def test_tasks_all_runs_what_is_present_and_says_why_others_are_skipped(tmp_path, aigi_mini):
