@@ -35,7 +35,11 @@ def register_metrics(register):
     register("judge_preciseness", f"{_J}:Preciseness", description="LLM judge: preciseness rho (0-2).")
     register("judge_relevance", f"{_J}:Relevance", description="LLM judge: relevance kappa (0-2).")
     register("avr", f"{_J}:TransparencyAverage",
-             description="Paper's normalised average: 1/2 word-level mean + 1/2 mean of judge scores / 2.")
+             description="Paper's Avr. as its text defines it: mean of the 7 normalised measures (judge / 2); "
+                         "matches the published FakeScope rows.")
+    register("avr_halves", f"{_J}:TransparencyAverageHalves",
+             description="1/2 word-level mean + 1/2 mean of judge scores / 2: the formula of the paper's "
+                         "published baseline rows.")
 
 
 @hookimpl

@@ -188,13 +188,29 @@ SEMANTIC_LEVEL = ("judge_completeness", "judge_preciseness", "judge_relevance")
 
 
 def transparency_average(values: dict[str, float]) -> float:
-    """The paper's "Avr." for one ability (Table IV): the mean of the word-level mean and the semantic mean.
+    """The paper's "Avr." for one ability (Table IV), as its text defines it: "the measures are then
+    normalized and averaged", i.e. the plain mean of the seven normalised measures
 
-    ``Avr = 1/2 * mean(BLEU-1, BLEU-2, ROUGE-L, BERTScore) + 1/2 * mean(alpha/2, rho/2, kappa/2)``:
-    judge scores are first scaled from 0-2 to [0, 1]. This reproduces every published
-    row (e.g. GPT-4V Interpreting: 1/2 * 0.2815 + 1/2 * 0.8643 = 0.573), whereas a flat
-    mean of the seven scaled measures would give 0.531. "Overall" is the mean of the
-    three abilities' Avr. (0.573, 0.460, 0.477 -> 0.503).
+    ``Avr = mean(BLEU-1, BLEU-2, ROUGE-L, BERTScore, alpha/2, rho/2, kappa/2)``
+
+    (judge scores scaled from 0-2 to [0, 1]). This reproduces all six published FakeScope cells
+    (both variants, three abilities; e.g. FakeScope-M Interpreting 0.638). The published *baseline*
+    rows follow another formula instead, :func:`transparency_average_halves`; both are pinned against
+    every row of ``leaderboards/reported/fakescope-table-iv.yaml`` in the tests. "Overall" is the mean of
+    the three abilities' Avr.
+    """
+    normalised = [values[k] for k in WORD_LEVEL] + [values[k] / MAX_SCORE for k in SEMANTIC_LEVEL]
+    return sum(normalised) / len(normalised)
+
+
+def transparency_average_halves(values: dict[str, float]) -> float:
+    """The formula the paper's *baseline* rows of Table IV follow (not the one its text states):
+    ``1/2 * mean(BLEU-1, BLEU-2, ROUGE-L, BERTScore) + 1/2 * mean(alpha/2, rho/2, kappa/2)``.
+
+    It reproduces 26 of the 27 baseline cells (GPT-4V ... mPLUG-Owl2; e.g. GPT-4V Interpreting
+    1/2 * 0.2815 + 1/2 * 0.8643 = 0.573) and none of the FakeScope cells. Qwen-VL's Interpreting cell
+    (0.432) matches neither formula (0.435 here, 0.391 flat): a typo in the paper, listed in
+    ``docs/protocols.md``. Use this metric (``avr_halves``) to put a run next to the published baselines.
     """
     word = sum(values[k] for k in WORD_LEVEL) / len(WORD_LEVEL)
     semantic = sum(values[k] / MAX_SCORE for k in SEMANTIC_LEVEL) / len(SEMANTIC_LEVEL)
@@ -208,6 +224,7 @@ class TransparencyAverage(Metric):
     requires = "text"
     bootstrap = False
     depends_on = WORD_LEVEL + SEMANTIC_LEVEL
+    formula = staticmethod(transparency_average)
 
     def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
         """Not computed from records; see :meth:`derive`."""
@@ -220,4 +237,11 @@ class TransparencyAverage(Metric):
             return MetricValue(None, 0, f"undefined: missing {', '.join(missing)}")
         components = {k: values[k].value for k in self.depends_on}
         n = min(values[k].n for k in self.depends_on)
-        return MetricValue(transparency_average(components), n, data={"components": components})
+        return MetricValue(self.formula(components), n, data={"components": components})
+
+
+class TransparencyAverageHalves(TransparencyAverage):
+    """``avr_halves``: :func:`transparency_average_halves` (the formula of the paper's baseline rows)."""
+
+    name = "avr_halves"
+    formula = staticmethod(transparency_average_halves)

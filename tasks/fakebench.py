@@ -102,7 +102,7 @@ def fakeqa_dimension(question: str, index: int) -> str:
 def with_judge(metrics: tuple[str, ...]) -> tuple[str, ...]:
     """Add the LLM-judge measures and Avr. when a judge is configured (``HARNESS_JUDGE[_MODEL]``)."""
     if os.environ.get("HARNESS_JUDGE_MODEL") or os.environ.get("HARNESS_JUDGE"):
-        return metrics + ("judge_completeness", "judge_preciseness", "judge_relevance", "avr")
+        return metrics + ("judge_completeness", "judge_preciseness", "judge_relevance", "avr", "avr_halves")
     return metrics
 
 
