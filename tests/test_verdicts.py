@@ -28,6 +28,23 @@ CASES = [
     ("Yes, this appears to be an authentic photograph.", IS_REAL, REAL),
     ("Nope.", IS_REAL, FAKE), ("yes.", IS_REAL, REAL),
     ("The image shows signs of being generated.", IS_REAL, FAKE),  # no yes/no: words decide
+    # hedges: a class word inside a refusal to decide is no verdict
+    ("Neither real nor fake.", WHAT, None), ("I cannot determine if the image is real.", WHAT, None),
+    ("It is impossible to say whether this is fake.", WHAT, None), ("Hard to say if it's fake.", WHAT, None),
+    ("I'm not sure it is real.", WHAT, None), ("It may or may not be AI-generated.", WHAT, None),
+    ("It is unclear whether the photo is authentic.", WHAT, None), ("The evidence is inconclusive as to whether it is fake.", WHAT, None),
+    ("Without more context I can't tell if this is a genuine photograph.", WHAT, None),
+    ("I can't be certain, but it looks fake.", WHAT, FAKE),
+    ("It is hard to say if it is real. However, the fused fingers show it is AI-generated.", WHAT, FAKE),
+    ("Difficult to judge whether it's synthetic; overall it looks like a real photo.", WHAT, REAL),
+    ("No idea if it's fake.", IS_FAKE, None), ("Yes and no.", IS_REAL, None),
+    ("I don't know whether it is real.", WHAT, None),
+    # negations and double negations
+    ("I don't think it's real.", WHAT, FAKE), ("It doesn't look AI-generated.", WHAT, REAL),
+    ("There is nothing fake about this photo.", WHAT, REAL), ("No signs of being generated.", WHAT, REAL),
+    ("It does not appear to be authentic.", WHAT, FAKE),
+    ("It is not not real.", WHAT, REAL), ("I wouldn't say it isn't real.", WHAT, REAL),
+    ("I don't think it's not fake.", WHAT, FAKE),
     # FakeClue inference style
     ("This is a fake image because the fingers are fused.", None, FAKE),
     ("Analyzing the local details... the textures are natural. Therefore, the image is real.", None, REAL),
