@@ -1,0 +1,91 @@
+"""Conformance of ``fakescope-owl2`` / ``mplug-owl2`` with the real upstream mPLUG-Owl2 code.
+
+    python conformance/check_mplug_owl2.py --upstream PATH/TO/mPLUG-Owl [--env envs/mplug-owl2]
+
+1. builds the worker environment from the harness's recipe, offline, from the local upstream copy
+   (``harness env create mplug-owl2 --source PATH``) unless ``--env`` already holds one;
+2. builds a tiny random mPLUG-Owl2 with upstream's own classes, once per ``image_aspect_ratio``
+   (pad, resize, none) since the checkpoint's config decides the preprocessing;
+3. runs ``harness run --model fakescope-owl2 --model-args path=CKPT,python=ENV/bin/python --tasks fakeclass``
+   with ``--device auto`` in score and in generate mode on square and non-square photographs;
+4. computes the same numbers with upstream code alone (``upstream_mplug_owl2.py reference``) and compares:
+   Eq. 2 scores at most ``--tolerance`` apart, greedy answers identical.
+
+Results are appended to ``conformance/results/mplug-owl2.json``. The upstream source is never copied into
+this repository; without it (or without the FakeClass query file) the script prints why and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    """Run the comparison; exit 1 when the harness and upstream disagree."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--upstream", default=os.environ.get("MPLUG_OWL_SRC"),
+                        help="local copy of X-PLUG/mPLUG-Owl (or its mPLUG-Owl2 folder); env MPLUG_OWL_SRC")
+    parser.add_argument("--upstream-commit", default=None, help="the copy's commit, when it is not a git checkout")
+    parser.add_argument("--env", default="envs/mplug-owl2", help="worker environment (built here if absent)")
+    parser.add_argument("--queries", type=Path, default=common.SHARED_QUERIES, help="folder with FakeClass.json")
+    parser.add_argument("--aspects", default="pad,resize,none", help="image_aspect_ratio values to test")
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "mplug-owl2.json")
+    args = parser.parse_args()
+
+    if not args.upstream or not Path(args.upstream).expanduser().is_dir():
+        common.skip("no upstream source: pass --upstream PATH (a copy of X-PLUG/mPLUG-Owl) or set MPLUG_OWL_SRC")
+    if not (args.queries / "FakeClass.json").is_file():
+        common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
+    source = Path(args.upstream).expanduser().resolve()
+    python = Path(args.env).resolve() / "bin" / "python"
+    if not python.exists():
+        built = subprocess.run([sys.executable, "-m", "harness.cli", "env", "create", "mplug-owl2", "--dir",
+                                args.env, "--source", str(source)])
+        if built.returncode != 0:
+            print("error: could not build the worker environment", file=sys.stderr)
+            return 1
+    work = Path(tempfile.mkdtemp(prefix="conformance-owl2-"))
+    root, present = common.fakeclass_root(work / "FakeBench", args.queries)
+    task_args = f"queries={args.queries}"
+    runs, ok = [], True
+    for aspect in args.aspects.split(","):
+        ckpt = work / f"fakescope-owl2-tiny-{aspect}"  # no 'mplug_owl2' in the name: upstream's name check
+        subprocess.run([str(python), str(HERE / "upstream_mplug_owl2.py"), "build", str(ckpt), "--aspect", aspect],
+                       check=True)
+        model_args = {"path": ckpt, "python": python, "max_new_tokens": args.max_new_tokens}
+        got, info = common.harness_answers("fakescope-owl2", model_args, root, task_args, work, aspect)
+        items = common.reference_items(got, args.max_new_tokens, work / "items.json")
+        subprocess.run([str(python), str(HERE / "upstream_mplug_owl2.py"), "reference", str(ckpt), str(items),
+                        str(work / f"ref-{aspect}.json")], check=True)
+        reference = json.loads((work / f"ref-{aspect}.json").read_text())
+        comparison = common.compare(got, {r["image"]: r for r in reference["results"]})
+        ok &= (verdict := common.passed(comparison, args.tolerance))
+        runs.append({"image_aspect_ratio": aspect, "passed": verdict, "harness_info": {
+            k: info.get(k) for k in ("device", "dtype", "upstream_loader_dtype", "preprocessing", "anchors")},
+            "upstream_anchor_ids": reference["anchors"], **comparison})
+        print(f"{aspect}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
+              f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}")
+    common.write_result(args.output, {
+        "family": "mplug-owl2", "models": ["fakescope-owl2", "mplug-owl2"], "passed": ok,
+        "upstream": {"repository": "X-PLUG/mPLUG-Owl (mPLUG-Owl2/)", "commit": common.upstream_commit(source,
+                                                                                                    args.upstream_commit)},
+        "worker_env": common.env_facts(str(python)), "harness": common.harness_facts(),
+        "tolerance": args.tolerance, "images": present, "runs": runs})
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The conformance scripts (conformance/): they skip with a reason without upstream code, and their
+comparison fails on any difference. Their runs against the real code are recorded in conformance/results/."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "conformance"))
+import common  # noqa: E402
+
+
+@pytest.mark.parametrize("script, variable", [("check_mplug_owl2.py", "MPLUG_OWL_SRC"),
+                                              ("check_qwen_vl.py", "QWEN_VL_SRC")])
+def test_scripts_skip_with_a_reason_without_upstream_code(script, variable, tmp_path, monkeypatch):
+    monkeypatch.delenv(variable, raising=False)
+    result = subprocess.run([sys.executable, str(REPO / "conformance" / script), "--output",
+                             str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("SKIPPED: ")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_comparison_fails_on_a_score_or_answer_difference():
+    reference = {"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}}
+    same = common.compare({"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}},
+                          reference)
+    assert common.passed(same, 1e-5) and same["max_abs_score_diff"] == 0.0
+    off = common.compare({"a.png": {"score": 0.50002, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}},
+                         reference)
+    assert not common.passed(off, 1e-5)
+    wrong_answer = common.compare({"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "x"}},
+                                  reference)
+    assert not common.passed(wrong_answer, 1e-5) and wrong_answer["answers_identical"] == 1
+    failed = common.compare({"a.png": {"score": None, "error": "boom", "text": None}}, {"a.png": reference["a.png"]})
+    assert not common.passed(failed, 1e-5)
+
+
+def test_recorded_results_name_their_upstream_and_passed():
+    for family in ("mplug-owl2", "qwen-vl-chat"):
+        [*_, latest] = json.loads((REPO / "conformance" / "results" / f"{family}.json").read_text())
+        assert latest["passed"] is True and latest["upstream"]["commit"]
+        assert all(run["max_abs_score_diff"] <= latest["tolerance"] for run in latest["runs"])
+        assert all(run["answers_identical"] == run["images"] >= 4 for run in latest["runs"])
