@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from harness.backends.images import SIXTEEN_BIT, to_eight_bit
 from harness.records import Sample
 
 # Standard IJG luminance quantisation table (JPEG Annex K, Table K.1), natural order.
@@ -55,14 +56,18 @@ def read_image_bytes(sample_or_source: Sample | str | bytes | Path) -> bytes:
 def load_image(sample_or_source: Sample | str | bytes | Path, mode: str = "RGB") -> Image.Image:
     """Decode an image fully (so truncation is caught here) and convert it to ``mode``.
 
-    Raises :class:`ImageLoadError` naming the file for missing, empty, truncated,
-    corrupt and non-image files.
+    High-bit-depth and float images are scaled, not clipped (:func:`to_eight_bit`). Pixels are
+    returned in stored order: an EXIF orientation tag is not applied, as no upstream benchmark loader
+    applies it (a corrupt EXIF block is ignored the same way). Raises :class:`ImageLoadError` naming
+    the file for missing, empty, truncated, corrupt and non-image files.
     """
     source = sample_or_source.image if isinstance(sample_or_source, Sample) else sample_or_source
     where = sample_or_source.describe() if isinstance(sample_or_source, Sample) else str(source)[:200]
     try:
         with _open(source) as im:
             im.load()
+            if mode and mode not in SIXTEEN_BIT + ("I", "F"):
+                im = to_eight_bit(im)
             return im.convert(mode) if mode and im.mode != mode else im.copy()
     except ImageLoadError:
         raise

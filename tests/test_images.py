@@ -65,3 +65,77 @@ def test_read_image_bytes_has_the_same_errors_as_decoding(tmp_path):
             read_image_bytes(tmp_path / name)
     with pytest.raises(ImageLoadError, match="empty"):
         read_image_bytes(b"")
+
+
+# -- every mode PIL can hand back, against a reference conversion written here --------------------------
+def _roundtrip(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    gradient = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    data = _roundtrip(Image.fromarray(gradient), "PNG")
+    assert Image.open(io.BytesIO(data)).mode.startswith("I;16")
+    loaded = np.asarray(load_image(data))
+    expected = np.round(gradient / 65535 * 255).astype(np.uint8)
+    assert (loaded == expected[..., None]).all()  # grey replicated into R, G, B
+    assert loaded.mean() == pytest.approx(127.5, abs=0.5) and len(np.unique(loaded)) == 256
+
+
+@pytest.mark.parametrize("values, expected", [
+    (np.linspace(0, 65535, 16).astype(np.int32), np.round(np.linspace(0, 65535, 16) / 65535 * 255)),  # 16-bit in I
+    (np.arange(16, dtype=np.int32) * 10, np.arange(16) * 10),                                     # 8-bit in I
+    (np.linspace(0, 1, 16).astype(np.float32), np.round(np.linspace(0, 1, 16) * 255)),            # float 0-1
+    (np.linspace(0, 300, 16).astype(np.float32), np.clip(np.round(np.linspace(0, 300, 16)), 0, 255)),  # float 0-255+
+])
+def test_i_and_f_modes_are_scaled_by_their_range(values, expected):
+    image = Image.fromarray(values.reshape(4, 4))
+    assert image.mode in ("I", "F")
+    assert (np.asarray(load_image(_roundtrip(image, "TIFF")))[..., 0].ravel() == expected.astype(np.uint8)).all()
+
+
+def test_cmyk_ycbcr_and_alpha_modes_follow_the_standard_conversions():
+    rng = np.random.default_rng(0)
+    cmyk = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    rgb = np.asarray(load_image(_roundtrip(Image.fromarray(cmyk, mode="CMYK"), "TIFF"))).astype(float)
+    reference = 255 * (1 - cmyk[..., :3] / 255) * (1 - cmyk[..., 3:] / 255)  # multiplicative CMYK -> RGB
+    assert np.abs(rgb - reference).max() <= 1
+    ycc = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    rgb = np.asarray(load_image(_roundtrip(Image.fromarray(ycc, mode="YCbCr"), "TIFF")))
+    y, cb, cr = (ycc[..., i].astype(float) for i in range(3))  # JFIF full-range BT.601
+    reference = np.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+                          y + 1.772 * (cb - 128)], axis=-1)
+    assert np.abs(rgb.astype(float) - np.clip(np.round(reference), 0, 255)).max() <= 1
+    la = np.stack([rng.integers(0, 256, (8, 8), dtype=np.uint8), np.full((8, 8), 7, np.uint8)], axis=-1)
+    loaded = np.asarray(load_image(_roundtrip(Image.fromarray(la, mode="LA"), "PNG")))
+    assert (loaded == la[..., :1]).all()  # alpha dropped (as upstream loaders' convert("RGB")), grey kept
+    rgba = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    assert (np.asarray(load_image(_roundtrip(Image.fromarray(rgba, mode="RGBA"), "PNG"))) == rgba[..., :3]).all()
+    palette = Image.fromarray(rgba[..., :3]).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    palette.info["transparency"] = 0  # a palette PNG with a transparent entry (PIL: P + tRNS, or PA)
+    assert (np.asarray(load_image(_roundtrip(palette, "PNG"))) == np.asarray(palette.convert("RGB"))).all()
+
+
+def test_exif_orientation_is_not_applied_and_corrupt_exif_is_ignored():
+    """Stored pixel order, as every upstream benchmark loader reads it."""
+    pixels = np.zeros((4, 8, 3), np.uint8)
+    pixels[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", exif=exif.tobytes())
+    loaded = np.asarray(load_image(buffer.getvalue()))
+    assert loaded.shape == (4, 8, 3) and loaded[0, 0, 0] == 255
+    exif_bad = io.BytesIO()
+    Image.fromarray(pixels).save(exif_bad, format="PNG", exif=b"Exif\x00\x00garbage-not-tiff")
+    assert np.asarray(load_image(exif_bad.getvalue())).shape == (4, 8, 3)
+
+
+def test_the_worker_side_opener_scales_sixteen_bit_images_the_same_way():
+    from harness.backends.images import open_image
+
+    gradient = np.linspace(0, 65535, 256).reshape(16, 16).astype(np.uint16)
+    data = _roundtrip(Image.fromarray(gradient), "PNG")
+    assert (np.asarray(open_image(data)) == np.asarray(load_image(data))).all()
