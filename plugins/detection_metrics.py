@@ -314,32 +314,44 @@ class AccuracyCurve(Metric):
         return MetricValue(None, len(records), "curve in data", data=data)
 
 
+def asks_verdict(record: SampleRecord) -> bool:
+    """Whether the sample's question asks for a fake / real verdict (``metadata["asks_verdict"]``, default
+    true). FakeClue's fault-finding prompts presuppose the answer ("This is a fake image ..., explain the
+    reasons"): their answers are explanations, not verdicts, and count in neither accuracy nor unknown rate."""
+    return record.metadata.get("asks_verdict", True) is not False
+
+
 class VerdictAccuracy(Metric):
-    """Accuracy of verdicts parsed from generated text (paper: Acc = N_c / N_t); unknown counts as wrong."""
+    """Accuracy of verdicts parsed from generated text (paper: Acc = N_c / N_t) over the questions that ask
+    for a verdict; an unknown verdict counts as wrong."""
 
     name = "qual_acc"
     requires = "text"
 
-    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float:
-        """1.0 when the parsed verdict equals the label."""
+    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float | None:
+        """1.0 when the parsed verdict equals the label; ``None`` when the question asks for no verdict."""
+        if not asks_verdict(record):
+            return None
         return float(record.verdict is not None and record.verdict == record.label)
 
     def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
-        """Mean correctness over answered samples."""
-        if not records:
-            return MetricValue(None, 0, "no generated answers")
-        return MetricValue(float(np.mean([self.per_sample(r) for r in records])), len(records))
+        """Mean correctness over the answers to verdict questions."""
+        asked = [r for r in records if asks_verdict(r)]
+        if not asked:
+            return MetricValue(None, 0, "no generated answers to a question that asks for a verdict")
+        return MetricValue(float(np.mean([self.per_sample(r) for r in asked])), len(asked))
 
 
 class UnknownRate(Metric):
-    """Share of generated answers whose verdict could not be parsed."""
+    """Share of answers to verdict questions whose verdict could not be parsed."""
 
     name = "unknown_rate"
     requires = "text"
     higher_is_better = False
 
     def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
-        """Fraction of answers with verdict ``None``."""
-        if not records:
-            return MetricValue(None, 0, "no generated answers")
-        return MetricValue(float(np.mean([r.verdict is None for r in records])), len(records))
+        """Fraction of those answers with verdict ``None``."""
+        asked = [r for r in records if asks_verdict(r)]
+        if not asked:
+            return MetricValue(None, 0, "no generated answers to a question that asks for a verdict")
+        return MetricValue(float(np.mean([r.verdict is None for r in asked])), len(asked))

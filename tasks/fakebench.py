@@ -249,7 +249,8 @@ class FakeClue(_FakeBench):
     MODES = {"faultfinding_mode": "interpreting", "inference_mode": "reasoning"}
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:
-        """Word-level metrics, the verdict of the reasoning answers, and the judge when one is configured."""
+        """Word-level metrics, the verdict of the reasoning answers (``qual_acc`` / ``unknown_rate`` count the
+        reasoning questions only: fault-finding prompts presuppose "fake"), and the judge when configured."""
         return with_judge(("bleu1", "bleu2", "rouge_l", "bertscore", "qual_acc", "unknown_rate"))
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
@@ -266,7 +267,8 @@ class FakeClue(_FakeBench):
                 yield make_sample(f"{image_id}#{field}", found[image_id], FAKE, entry["generation_model"], split,
                                   source=entry["generation_model"], meta=metas[str(found[image_id])],
                                   question=entry[field], ability=ability, reference=reference,
-                                  caption=entry.get("image_caption"), image_id=image_id)
+                                  caption=entry.get("image_caption"), image_id=image_id,
+                                  asks_verdict=ability == "reasoning")
 
     def request(self, sample: Sample, mode: str) -> Request:
         """The entry's prompt for this ability, greedy."""

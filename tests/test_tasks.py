@@ -97,6 +97,13 @@ def test_fakeclue_samples_references_and_submission(fakebench, tmp_path):
     submission = json.loads((outcome.results_path.parent / "submission.json").read_text())
     assert set(submission[0]) == {"image_id", "faultfinding_mode", "inference_mode"}
     assert set(results["metrics"]["breakdowns"]["ability"]) == {"interpreting", "reasoning"}
+    # the headline accuracy counts the questions that ask for a verdict (reasoning) only: fault-finding
+    # prompts presuppose "fake" and their explanations are neither right nor unknown verdicts
+    overall, by_ability = results["metrics"]["all"], results["metrics"]["breakdowns"]["ability"]
+    for name in ("qual_acc", "unknown_rate"):
+        assert overall[name]["value"] == by_ability["reasoning"][name]["value"]
+        assert overall[name]["n"] == by_ability["reasoning"][name]["n"] == 20
+        assert by_ability["interpreting"][name]["value"] is None
 
 
 @needs_shared
