@@ -410,8 +410,9 @@ class ClipZeroShot(TorchDetector):
     (class names x templates) are embedded, L2-normalised, averaged and renormalised;
     logits = exp(logit_scale) x cosine similarity; P(fake) = softmax over the two
     classes. No official prompt set exists; the defaults (reference notes, section 4) and
-    any user prompts are recorded. Preprocessing as OpenAI's ``_transform(224)``:
-    resize shorter side to 224 (bicubic), centre crop, CLIP normalisation. The 0.5
+    any user prompts are recorded. Preprocessing as OpenAI's ``_transform(n_px)``:
+    resize shorter side to the tower's input size (``size``; default: the checkpoint's
+    ``vision_config.image_size``, 224 for ViT-L/14) (bicubic), centre crop, CLIP normalisation. The 0.5
     threshold of a two-prompt softmax is uncalibrated: read AP / AUC.
     """
 
@@ -419,7 +420,7 @@ class ClipZeroShot(TorchDetector):
 
     def __init__(self, checkpoint: str | None = None, clip: str | None = None,
                  real: Sequence[str] = DEFAULT_REAL_CLASSES, fake: Sequence[str] = DEFAULT_FAKE_CLASSES,
-                 templates: Sequence[str] = DEFAULT_TEMPLATES, size: int = 224, **args: Any) -> None:
+                 templates: Sequence[str] = DEFAULT_TEMPLATES, size: int | None = None, **args: Any) -> None:
         clip = clip or checkpoint
         super().__init__(checkpoint=clip, real=list(real), fake=list(fake), templates=list(templates), size=size,
                          **args)
@@ -428,6 +429,8 @@ class ClipZeroShot(TorchDetector):
 
         self.model = CLIPModel.from_pretrained(str(self.checkpoint), local_files_only=True).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.checkpoint), local_files_only=True)
+        size = int(size or self.model.config.vision_config.image_size)  # the tower's own input size by default
+        self.args["size"] = size
         self.prompts = {"real": [t.format(c) for c in real for t in templates],
                         "fake": [t.format(c) for c in fake for t in templates]}
         with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -115,16 +116,72 @@ def test_fredect_resnet_netc_checkpoint_and_dct_statistics(tmp_path, aigi_mini):
             "dct_var": str(tmp_path / "dct_var"), "arch": "resnet18", "size": 32, "resize": 40}
     outcome, results = evaluate("fredect-resnet", args, tmp_path / "out", 6)
     assert outcome.n_failed == 0 and results["model"]["preprocessing"]["center_crop"] == 32
+    # the numbers, recomputed: Resize(40) -> CenterCrop(32) -> orthonormal 2-D DCT-II per channel written as
+    # matrices (not scipy) -> log|.| -> standardise -> the checkpoint's ResNet -> sigmoid
+    from PIL import Image
+
+    from harness.images import load_image
+    from harness.tasks.aigi_mini import AigiMini
+
+    n = 32
+    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    dct = np.sqrt(2 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    dct[0] /= np.sqrt(2)
+    network = build_resnet("resnet18")
+    network.load_state_dict(torch.load(tmp_path / "fredect.pth")["netC"])
+    network.eval()
+    by_id = {s.id: s for s in AigiMini().samples("test")}
+    records = read_samples(outcome.results_path)
+    inputs = []
+    for record in records:
+        image = load_image(by_id[record.sample_id]).resize((40, 40), Image.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float64)[4:36, 4:36]
+        spectrum = np.stack([dct @ pixels[..., c] @ dct.T for c in range(3)])
+        inputs.append(np.log(np.abs(spectrum) + 1e-12))
+    with torch.no_grad():
+        expected = torch.sigmoid(network(torch.tensor(np.stack(inputs), dtype=torch.float32)).reshape(-1))
+    np.testing.assert_allclose([r.score for r in records], expected.numpy(), atol=1e-4)
     with pytest.raises(ValueError, match="dct_mean=PATH"):
         FreDectResNet(checkpoint=str(tmp_path / "fredect.pth"), arch="resnet18")
 
 
 # -- CLIP zero-shot ----------------------------------------------------------------------------------------------
-def test_clip_zeroshot_prompt_ensembles(tmp_path, clip_dir, aigi_mini):
-    outcome, results = evaluate("clip-zeroshot", {"clip": str(clip_dir), "size": 64}, tmp_path / "out", 10)
-    prompts = results["model"]["preprocessing"]["prompts"]
-    assert "a photo of a real photo." in prompts["real"] and "a AI-generated image." in prompts["fake"]
-    assert len(prompts["real"]) == 6 and outcome.n_failed == 0
+def clip_zero_shot_reference(clip_dir: Path, images: list, real: str, fake: str) -> list[float]:
+    """CLIP zero-shot as the library computes it (``CLIPModel`` forward, ``logits_per_image``), one prompt per class."""
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+    model = CLIPModel.from_pretrained(clip_dir).eval()
+    tokens = AutoTokenizer.from_pretrained(clip_dir)([real, fake], padding=True, return_tensors="pt")
+    size = model.config.vision_config.image_size
+    processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    with torch.no_grad():
+        out = model(**tokens, pixel_values=processor(images=images, return_tensors="pt")["pixel_values"])
+    return out.logits_per_image.softmax(dim=-1)[:, 1].tolist()
+
+
+def test_clip_zeroshot_equals_the_library_zero_shot_and_scores_vary(tmp_path, clip_dir, aigi_mini):
+    from harness.images import load_image
+    from harness.tasks.aigi_mini import AigiMini
+
+    # size is not given: it comes from the checkpoint (a 64-px tower; the old default 224 failed every sample)
+    args = {"clip": str(clip_dir), "real": ["real photo"], "fake": ["synthetic image"], "templates": ["a {}."]}
+    outcome, results = evaluate("clip-zeroshot", args, tmp_path / "out", 12)
+    assert outcome.n_failed == 0 and results["model"]["preprocessing"]["center_crop"] == 64
+    records = read_samples(outcome.results_path)
+    scores = [r.score for r in records]
+    by_id = {s.id: s for s in AigiMini().samples("test")}
+    images = [load_image(by_id[r.sample_id]) for r in records]
+    np.testing.assert_allclose(scores, clip_zero_shot_reference(clip_dir, images, "a real photo.",
+                                                                "a synthetic image."), atol=1e-5)
+    assert np.std(scores) > 1e-4  # a detector stuck at one value cannot pass
+
+
+def test_clip_zeroshot_prompt_ensembles_are_recorded_and_differ(clip_dir):
+    default = ClipZeroShot(clip=str(clip_dir))
+    assert "a photo of a real photo." in default.prompts["real"] and "a AI-generated image." in default.prompts["fake"]
+    assert len(default.prompts["real"]) == 6
+    real, fake = default.class_embeddings
+    assert float(real @ fake) < 0.999  # the two ensembles are different directions
     custom = ClipZeroShot(clip=str(clip_dir), real=["real"], fake=["fake"], templates=["a {} photo."], size=64)
     assert custom.prompts == {"real": ["a real photo."], "fake": ["a fake photo."]}
 
@@ -162,6 +219,23 @@ def test_univfd_linear_probe_round_trip(tmp_path, clip_dir, aigi_mini):
     assert 1 <= len(summary["history"]) <= 5 and (out / "weights.safetensors").exists()
     outcome, results = evaluate("univfd", {"checkpoint": str(out)}, tmp_path / "eval", 40)
     assert outcome.n_failed == 0 and results["model"]["fingerprint"]["clip_sha256"]
+    # the numbers, recomputed as UnivFD defines them: sigmoid(fc(CLIP projected image embedding)) on a centre
+    # crop with CLIP normalisation, through the library's own CLIP and processor
+    from safetensors.torch import load_file
+    from transformers import CLIPImageProcessor, CLIPModel
+
+    from harness.images import load_image
+
+    records = read_samples(outcome.results_path)
+    by_id = {s.id: s for s in task.samples("test")}
+    processor = CLIPImageProcessor(do_resize=False, crop_size={"height": 64, "width": 64})
+    pixels = processor(images=[load_image(by_id[r.sample_id]) for r in records], return_tensors="pt")["pixel_values"]
+    head = {k.removeprefix("head.").removeprefix("fc."): v for k, v in load_file(out / "weights.safetensors").items()}
+    with torch.no_grad():
+        embeds = CLIPModel.from_pretrained(clip_dir).get_image_features(pixel_values=pixels)
+        embeds = getattr(embeds, "pooler_output", embeds)
+        expected = torch.sigmoid(embeds @ head["weight"].T + head["bias"]).reshape(-1)
+    np.testing.assert_allclose([r.score for r in records], expected.numpy(), atol=1e-5)
 
 
 def test_early_stopping_schedule_matches_upstream_and_keeps_the_best():
