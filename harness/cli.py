@@ -70,6 +70,9 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument("--verdict-judge", default=None, metavar="JUDGE",
                      help="ask this LLM judge (see `harness ls judges`) for verdicts the rule-based parser "
                           "leaves unknown; off by default")
+    run.add_argument("--extra-metrics", default="", metavar="NAME,...",
+                     help="metrics added to each task's own, e.g. acc_oracle_univfd (UnivFD's published accuracy "
+                          "at a threshold searched on the test labels; see `harness ls metrics`)")
     run.add_argument("--no-audit", action="store_true",
                      help="skip the format-shortcut audit (storage-only classifier accuracy per task)")
     run.add_argument("--strict", action="store_true", help="exit non-zero if any sample or task failed")
@@ -137,7 +140,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
                        progress=not args.quiet, bootstrap=args.bootstrap,
                        seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
                        audit=not args.no_audit, verdict_judge=args.verdict_judge,
-                       task_args=parse_kv(args.task_args))
+                       task_args=parse_kv(args.task_args),
+                       extra_metrics=[m for m in args.extra_metrics.split(",") if m])
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
     if outcomes and all(o.status in ("shard", "skipped") for o in outcomes) and any(

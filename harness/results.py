@@ -136,7 +136,8 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                        audit: dict[str, Any] | None = None, seen: list[str] | None = None,
                        n_calibration: int | None = None, data_notes: dict[str, Any] | None = None,
                        exports: dict[str, Any] | None = None) -> Path:
-    """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path."""
+    """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path. ``exports`` are extra
+    files for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
     from harness.fingerprint import hash_obj
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +167,8 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
         "provenance": provenance,
     }
     for name, content in (exports or {}).items():
-        _atomic_write(out_dir / name, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
+        _atomic_write(out_dir / name, content if isinstance(content, str) else
+                      json.dumps(content, indent=2, ensure_ascii=False) + "\n")
     path = out_dir / "results.json"
     _atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     return path

@@ -58,6 +58,8 @@ class RunConfig:
     audit: bool = True
     verdict_judge: str | None = None
     task_args: dict[str, Any] = field(default_factory=dict)
+    #: metrics added to every task's own (e.g. ``acc_oracle_univfd``, off by default)
+    extra_metrics: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -209,7 +211,8 @@ class Evaluator:
         if self.config.limit is not None:
             samples = samples[: self.config.limit]
         task_fp = self._task_fingerprint(task, split, mode)
-        metrics_list = build_metrics(self.plugins, list(task.metrics_for(mode)))
+        own = list(task.metrics_for(mode))
+        metrics_list = build_metrics(self.plugins, own + [m for m in self.config.extra_metrics if m not in own])
         records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
         calibration = self._calibration_records(task, split, mode, metrics_list, task_name)  # every rank joins
         if records is None:  # a rank other than 0 under torchrun: its shards are done

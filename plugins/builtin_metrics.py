@@ -19,6 +19,9 @@ def register_metrics(register):
     register("eer", f"{_M}:EqualErrorRate", description="Equal error rate from the ROC curve (lower is better).")
     register("acc_val_threshold", f"{_M}:ValidationThresholdAccuracy",
              description="Accuracy at the threshold that maximises accuracy on the task's validation split.")
+    register("acc_oracle_univfd", f"{_M}:UnivFDOracleAccuracy",
+             description="UnivFD's published oracle accuracy: threshold searched on the evaluated labels "
+                         "(optimistic; off by default, --extra-metrics).")
     register("acc_curve", f"{_M}:AccuracyCurve",
              description="Accuracy / real / fake accuracy versus threshold (paper Fig. 7), as data.")
     register("qual_acc", f"{_M}:VerdictAccuracy",

@@ -293,6 +293,55 @@ class ValidationThresholdAccuracy(ScoreMetric):
         return value
 
 
+def univfd_best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """UnivFD's ``find_best_threshold`` (``validate.py``), re-implemented from its description: if every real
+    score is <= every fake score, the midpoint of the two; else every score in turn is tried as a threshold
+    with ``score >= t`` meaning fake, and the *last* one reaching the best accuracy wins (scores in upstream's
+    order: reals first, then fakes). Upstream finds the classes by assuming the first half of the scores is
+    real; here the labels say it (the same where upstream's assumption holds, right where it does not)."""
+    order = np.concatenate([np.flatnonzero(labels == REAL), np.flatnonzero(labels == FAKE)])
+    labels, scores = labels[order], scores[order]
+    reals, fakes = scores[labels == REAL], scores[labels == FAKE]
+    if reals.max() <= fakes.min():
+        return float((reals.max() + fakes.min()) / 2)
+    best_acc, best = 0.0, 0.0
+    for threshold in scores:
+        acc = float(np.mean((scores >= threshold).astype(np.int64) == labels))
+        if acc >= best_acc:
+            best_acc, best = acc, float(threshold)
+    return best
+
+
+class UnivFDOracleAccuracy(ScoreMetric):
+    """UnivFD's *oracle* accuracy (Ojha et al., ``validate.py``): accuracy at a threshold searched on the
+    evaluated split's own labels (:func:`univfd_best_threshold`), then counted with ``score > t`` (the
+    search counts ``>=``; the final count ``>``, as upstream). It uses the test labels, so it is optimistic:
+    off by default (``--extra-metrics acc_oracle_univfd``), for putting a run next to a published UnivFD
+    table. The honest figure is ``acc_val_threshold``."""
+
+    name = "acc_oracle_univfd"
+    needs_classes = "both"
+    pairs_with_real_pool = True
+    bootstrap = False  # a threshold search per resample: quadratic, and an oracle has no sampling story
+
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
+        """Accuracy at the oracle threshold."""
+        threshold = univfd_best_threshold(labels, scores)
+        return float(np.mean((scores > threshold).astype(np.int64) == labels))
+
+    def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
+        """As :class:`ScoreMetric`, with the threshold and upstream's r_acc / f_acc at it in ``data``."""
+        value = super().aggregate(records, context)
+        if value.value is not None:
+            labels, scores = arrays(records)
+            threshold = univfd_best_threshold(labels, scores)
+            predicted = (scores > threshold).astype(np.int64)
+            value.data = {"threshold": threshold, "real_acc": float(np.mean(predicted[labels == REAL] == REAL)),
+                          "fake_acc": float(np.mean(predicted[labels == FAKE] == FAKE)),
+                          "note": "threshold chosen on the evaluated labels (optimistic)"}
+        return value
+
+
 class AccuracyCurve(Metric):
     """Accuracy, real and fake accuracy as functions of the threshold (paper Fig. 7), as data."""
 

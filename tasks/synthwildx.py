@@ -7,19 +7,35 @@ number of listed-but-missing images is recorded in ``results.json`` (``data``).
 Protocol (upstream ``compute_metrics.py``): per generator, AUC on that generator
 against the shared real pool (``metrics.pairing``), balanced accuracy at the
 decision threshold, and the mean over generators; AP is added.
+
+Score scale: the harness's scores are P(fake) in [0, 1], thresholded at 0.5.
+Upstream's ``compute_metrics.py`` reads log-likelihood ratios and thresholds them
+at 0, so fed probabilities it reports a balanced accuracy of 0.5 everywhere.
+Every run therefore also writes ``upstream_scores.csv`` (``filename,typ,harness``)
+with the LLR ``log(p / (1 - p))`` (p clipped to [1e-7, 1 - 1e-7]), which upstream's
+script reads as it reads its own detectors' output: same AUC, and its balanced
+accuracy at LLR > 0 equals the harness's at p > 0.5.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
-from harness.records import FAKE, REAL, Sample
+from harness.records import FAKE, REAL, Sample, SampleRecord
 from harness.tasks.common import BenchmarkTask, DataReport, header_metadata, make_sample
 
 EXPECTED = {"real": 500, "dalle3": 500, "firefly": 500, "midjourney_v5": 500}
+EPS = 1e-7
+
+
+def llr(p_fake: float) -> float:
+    """The log-likelihood ratio ``log(p / (1 - p))`` of a P(fake), p clipped to [EPS, 1 - EPS]."""
+    p = min(max(float(p_fake), EPS), 1.0 - EPS)
+    return math.log(p / (1.0 - p))
 
 
 class SynthWildX(BenchmarkTask):
@@ -67,6 +83,19 @@ class SynthWildX(BenchmarkTask):
             typ = row["typ"]
             yield make_sample(row["filename"], path, REAL if typ == "real" else FAKE, typ, split,
                               source=row["url"], meta=metas[str(path)])
+
+    def export(self, records: Sequence[SampleRecord]) -> dict[str, Any]:
+        """``upstream_scores.csv``: each scored image's LLR in the column ``harness``, for upstream's
+        ``compute_metrics.py`` (which thresholds at 0)."""
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["filename", "typ", "harness"])
+        for record in records:
+            if record.score is not None and record.error is None:
+                writer.writerow([record.sample_id, record.subset, repr(llr(record.score))])
+        return {"upstream_scores.csv": buffer.getvalue()}
 
     def data_notes(self) -> dict[str, Any]:
         """Listed, present and missing counts."""
