@@ -12,6 +12,7 @@ A spec::
     allow_limit: false           # refuse runs made with --limit unless true (then marked L)
     allow_failed: false          # refuse runs with failed samples unless true (then marked F)
     plots: [acc_curve, subset_bars]
+    reported: [reported/fakescope-table-vi.yaml]   # optional: a paper's printed rows beside the runs (marked R)
 
 Layouts mirror the paper: ``metrics`` (Fig. 6: Acc / AP / AUC per task), ``per_subset``
 (Tables V / VI: one metric per generator or platform, plus Average and, from the
@@ -23,6 +24,11 @@ per ability, Overall = mean of the abilities' Avr.); ``main_metric`` (the quick 
 ``metrics[0]``; see :func:`quick_spec`). In every column the best value
 is **bold** and the second best underlined (ties share the mark); values carry
 ``± half-width`` of their 95% bootstrap interval when the results have one.
+
+``reported`` files (:mod:`harness.reported`, paths relative to the spec) add a paper's printed rows, labelled
+``<model> [paper]`` and marked <sup>R</sup> in every cell, so a user's runs sit beside the published
+baselines in the paper's own layout; they are exempt from the refusal rules (they are no runs) and never
+count as measured.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class BoardSpec:
     plots: list[str] = field(default_factory=list)
     percent: bool = True
     description: str = ""
+    reported: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | Path) -> "BoardSpec":
@@ -78,6 +85,8 @@ class BoardSpec:
         if not data.get("tasks"):
             raise BoardError(f"{path}: 'tasks' is required")
         data.setdefault("title", Path(path).stem)
+        data["reported"] = [str((Path(path).parent / p).resolve()) if not Path(p).is_absolute() else p
+                            for p in data.get("reported") or []]
         return cls(**data)
 
 
@@ -100,6 +109,8 @@ class Cell:
 
 def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
     name = result["model"]["name"]
+    if result.get("reported"):
+        return f"{name} [paper]"
     key = f"{name}-{result['model']['fingerprint_hash'][:8]}"
     if key in spec.labels:
         return spec.labels[key]
@@ -111,7 +122,7 @@ def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
 def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[tuple[str, str], dict[str, Any]]:
     """(model label, task) -> newest result, after the board's refusal rules (raises :class:`BoardError`)."""
     chosen: dict[tuple[str, str], dict[str, Any]] = {}
-    relevant = [r for r in results if r["task"]["name"] in spec.tasks
+    relevant = [r for r in results if r["task"]["name"] in spec.tasks and not r.get("reported")
                 and (spec.models is None or r["model"]["name"] in spec.models)]
     by_name: dict[str, set[str]] = {}
     for r in relevant:
@@ -130,13 +141,16 @@ def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[t
             chosen[key] = result
     versions: dict[str, set[str]] = {}
     for (_, task), result in chosen.items():
-        versions.setdefault(task, set()).add(str(result["task"]["version"]))
+        versions.setdefault(task, set()).add(str(result["task"]["version"]))  # runs only: printed rows come later
     for task, found in versions.items():
         if len(found) > 1 and not spec.allow_mixed_versions:
             problems.append(f"{task}: results from different task versions {sorted(found)} cannot share a board "
                             "(set allow_mixed_versions: true to show them, marked V)")
     if problems:
         raise BoardError("refused:\n  " + "\n  ".join(problems))
+    for result in results:  # printed rows: no refusal rules, never mixed with a run's task version
+        if result.get("reported") and result["task"]["name"] in spec.tasks:
+            chosen[(_label(result, spec, set()), result["task"]["name"])] = result
     if not chosen:
         raise BoardError(f"no results for tasks {spec.tasks}" + (f" and models {spec.models}" if spec.models else ""))
     return chosen
@@ -150,6 +164,8 @@ def _cell(entry: dict[str, Any] | None) -> Cell:
 
 
 def _marks(result: dict[str, Any], mixed: bool = False) -> list[str]:
+    if result.get("reported"):
+        return ["R"]
     marks = ["V"] if mixed else []
     if result["counts"].get("limit") is not None:
         marks.append("L")
@@ -169,6 +185,18 @@ def _weighted(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None
 def _mean(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
     values = [e["value"] for e in entries if e and e.get("value") is not None]
     return {"value": sum(values) / len(values), "n": len(values)} if values else None
+
+
+def _measured_first(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(results, key=lambda r: bool(r.get("reported")))
+
+
+def _union(lists: Sequence[Sequence[str] | None]) -> list[str]:
+    """Items of every list, in first-seen order."""
+    out: list[str] = []
+    for items in lists:
+        out.extend(i for i in items or [] if i not in out)
+    return out
 
 
 def task_results(chosen: dict[tuple[str, str], dict[str, Any]], task: str) -> list[dict[str, Any]]:
@@ -198,8 +226,8 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
                              lambda r, m=metric: r["metrics"]["all"].get(m)))
         elif spec.layout == "per_subset":
             metric = spec.metrics[0]
-            generators = any_result["metrics"].get("groups", {}).get("mean_over_generators", {}).get(
-                metric, {}).get("data", {}).get("generators") or sorted(any_result["metrics"]["subsets"])
+            generators = _union([r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(metric, {}).get(
+                "data", {}).get("generators") or sorted(r["metrics"]["subsets"]) for r in _measured_first(results)])
             for subset in generators:
                 cols.append((subset, metric, lambda r, s=subset, m=metric: r["metrics"]["subsets"].get(s, {}).get(m)))
             groups = any_result["metrics"].get("groups", {})
@@ -212,12 +240,13 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
             # breakdown), and "Fake" is their mean, as the paper's caption defines it
             metric = "qual_acc"
             breakdown = lambda r, key: r["metrics"].get("breakdowns", {}).get(key, {})  # noqa: E731
-            generators = [g for g in sorted(breakdown(any_result, "generator")) if g != "real"]
+            generators = [g for g in _union([sorted(breakdown(r, "generator")) for r in _measured_first(results)])
+                          if g != "real"]
             cols.append(("Fake", metric, lambda r, gs=tuple(generators): _mean(
                 [breakdown(r, "generator").get(g, {}).get(metric) for g in gs])))
             cols.append(("Real", metric, lambda r: breakdown(r, "authenticity").get("real", {}).get(metric)))
             cols.append(("What", metric, lambda r: breakdown(r, "question_type").get("what", {}).get(metric)))
-            cols.append(("Yes/No", metric, lambda r: _weighted(
+            cols.append(("Yes/No", metric, lambda r: breakdown(r, "question_type").get("yes/no", {}).get(metric) or _weighted(
                 [breakdown(r, "question_type").get(k, {}).get(metric) for k in ("yes/no (fake)", "yes/no (real)")])))
             for g in generators:
                 cols.append((g, metric, lambda r, g=g: breakdown(r, "generator").get(g, {}).get(metric)))
@@ -225,7 +254,8 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
         elif spec.layout == "transparency":
             measures = ("bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
                         "judge_relevance", "avr")
-            abilities = sorted(any_result["metrics"].get("breakdowns", {}).get("ability", {})) or [task]
+            abilities = sorted(_union([list(r["metrics"].get("breakdowns", {}).get("ability", {}))
+                                       for r in results])) or [task]
             for ability in abilities:
                 for metric in measures:
                     header = f"{ability}: {METRIC_LABELS[metric]}" if len(abilities) > 1 or ability != task \
@@ -259,13 +289,26 @@ def rank_marks(values: Sequence[float | None], lower_is_better: bool) -> list[st
             for v in values]
 
 
+def with_reported(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results plus the printed rows of the spec's ``reported`` files."""
+    from harness.reported import ReportedError, load_reported
+
+    out = list(results)
+    for path in spec.reported:
+        try:
+            out.extend(load_reported(path))
+        except (OSError, ReportedError) as exc:
+            raise BoardError(f"reported file {path}: {exc}") from exc
+    return out
+
+
 def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     """The board as markdown (title, table, improvement row, footnotes)."""
-    chosen = select_results(results, spec)
+    chosen = select_results(with_reported(spec, results), spec)
     models = sorted({m for m, _ in chosen})
     layout = columns_for(spec, chosen)
     mixed_tasks = {t for t in spec.tasks if len({str(r["task"]["version"]) for (m, tt), r in chosen.items()
-                                                 if tt == t}) > 1}
+                                                 if tt == t and not r.get("reported")}) > 1}
     headers = ["Model"]
     grid: dict[str, list[Cell]] = {m: [] for m in models}
     column_meta: list[str] = []
@@ -283,7 +326,8 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                 if result is None:
                     grid[model].append(Cell(None))
                     continue
-                cell = _cell(getter(result))
+                printed = result["metrics"].get("reported_columns", {}).get(header, {}).get(metric)
+                cell = _cell(printed if printed is not None else getter(result))
                 cell.marks = _marks(result, mixed=task in mixed_tasks)
                 grid[model].append(cell)
     percent = spec.percent and spec.layout != "transparency"
@@ -300,7 +344,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                 text = f"**{text}**"
             elif "second" in cell.marks:
                 text = f"<u>{text}</u>"
-            flags = [m for m in cell.marks if m in ("L", "F", "V")]
+            flags = [m for m in cell.marks if m in ("L", "F", "V", "R")]
             if flags and cell.value is not None:
                 text += "<sup>" + ",".join(flags) + "</sup>"
             row.append(text)
@@ -325,8 +369,9 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
 
 def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool) -> str:
     lines = []
+    measured = {k: r for k, r in chosen.items() if not r.get("reported")}
     for task in spec.tasks:
-        results = task_results(chosen, task)
+        results = task_results(measured, task)
         if not results:
             continue
         r = results[0]
@@ -334,15 +379,21 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
         failed = sum(x["counts"].get("n_failed", 0) for x in results)
         lines.append(f"- `{task}` v{r['task']['version']}, split {r['task']['split']}, mode {r['task']['mode']}: "
                      f"{'/'.join(map(str, n))} samples per model, {failed} failed in all.")
-    harness_versions = sorted({r["provenance"]["harness_version"] for r in chosen.values()})
-    dates = sorted(r["provenance"]["date"][:10] for r in chosen.values())
+    printed = sorted({(r["reported"]["source"], r["reported"]["file"]) for r in chosen.values() if r.get("reported")})
+    for source, name in printed:
+        derived = sorted({d for r in chosen.values() if r.get("reported") and r["reported"]["file"] == name
+                          for d in r["reported"]["derived"]})
+        lines.append(f"- <sup>R</sup> `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
+                     "measured here" + (f"; {'; '.join(derived)}" if derived else "") + ".")
+    harness_versions = sorted({r["provenance"]["harness_version"] for r in measured.values()}) or ["(none)"]
+    dates = sorted(r["provenance"]["date"][:10] for r in measured.values()) or ["–"]
     unit = "percent" if percent else "raw values"
     lines.append(f"- Values in {unit}; **best** and <u>second</u> per column; ± is half the 95% bootstrap "
                  "interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
                  "failed, <sup>V</sup> task versions differ within the column (shown only when the board allows "
                  "them).")
     lines.append(f"- aigi-harness {', '.join(harness_versions)}; runs from {dates[0]} to {dates[-1]}; "
-                 f"rendered {_dt.date.today().isoformat()} from {len(chosen)} results files.")
+                 f"rendered {_dt.date.today().isoformat()} from {len(measured)} results files.")
     return "\n".join(lines)
 
 
@@ -353,7 +404,7 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    chosen = select_results(results, spec)
+    chosen = select_results(with_reported(spec, results), spec)
     written = []
     for task in spec.tasks:
         by_model = {m: r for (m, t), r in chosen.items() if t == task}

@@ -118,6 +118,9 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     board.add_argument("--allow-limit", action="store_true", help="admit --limit runs (marked)")
     board.add_argument("--allow-failed", action="store_true", help="admit runs with failed samples (marked)")
     board.add_argument("--no-plots", action="store_true", help="skip the spec's PNG plots")
+    board.add_argument("--reported", action="append", default=[], metavar="FILE",
+                       help="a paper's printed rows to show beside the runs, marked R (repeatable; e.g. "
+                            "leaderboards/reported/fakescope-table-vi.yaml)")
     board.set_defaults(func=cmd_leaderboard)
 
     plugins.add_cli_commands(sub)
@@ -247,16 +250,22 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         print("error: give results files or folders (positional or --results DIR)", file=sys.stderr)
         return 2
     results = [load_results(p) for p in find_results(sources)]
-    if not results:
+    spec = BoardSpec.load(args.board) if args.board else quick_spec(results, args.metric)
+    if not results and not (args.reported or spec.reported):
         print("error: no results.json found under " + ", ".join(sources), file=sys.stderr)
         return 1
-    spec = BoardSpec.load(args.board) if args.board else quick_spec(results, args.metric)
     spec.allow_limit = spec.allow_limit or args.allow_limit
     spec.allow_failed = spec.allow_failed or args.allow_failed
+    spec.reported += [str(Path(p).resolve()) for p in args.reported]
+    if spec.plots and not args.no_plots and not args.output:
+        print("note: the spec's plots are written beside the markdown: pass -o FILE.md to get them",
+              file=sys.stderr)
     try:
         markdown = render_board(spec, results)
-        plots = [] if args.no_plots or not spec.plots else render_plots(
-            spec, results, (args.output or Path("x")).parent, (args.output or args.board).stem)
+        plots = []
+        if spec.plots and not args.no_plots and args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)  # the plots go there before the markdown
+            plots = render_plots(spec, results, args.output.parent, args.output.stem)
     except BoardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

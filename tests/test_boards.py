@@ -143,3 +143,53 @@ def test_multi_task_columns_read_their_own_task():
     cells = dict(zip(header, [c.strip().strip("*") for c in row(board, "m").split("|")[1:-1]]))
     assert cells["fakeqa: B.-1"] == "0.330" and cells["fakeclue: interpreting: B.-1"] == "0.200"
     assert cells["Overall"] == "0.450"  # mean of the two abilities' Avr. (0.5 and 0.4)
+
+
+# -- the paper's printed rows beside measured runs ------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cells(markdown: str, name: str) -> list[str]:
+    return [c.strip() for c in row(markdown, name).split("|")[2:-1]]
+
+
+def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apart():
+    board_spec = BoardSpec.load(REPO / "leaderboards" / "paper-table-vi.yaml")
+    gens = ["progan", "stylegan", "stargan", "gaugan", "stylegan2", "whichfaceisreal"]
+    measured = result("my-detector", "9", task="aigcdetect", subsets={g: {"ap": 0.995} for g in gens},
+                      groups={"mean_over_generators": {"ap": {"value": 0.995, "n": 6, "data": {"generators": gens}}}})
+    board = render_board(board_spec, [measured])
+    headers = [h.strip() for h in board.splitlines()[4].split("|")[1:-1]]
+    progan = headers.index("aigcdetect: progan") - 1
+    cnnspot = cells(board, "CNNSpot [paper]")
+    assert cnnspot[progan] == "64.86<sup>R</sup>"  # as printed (Table VI, row 1)
+    assert cells(board, "FakeScope (LLaVA-v1.5) [paper]")[progan].startswith("**99.92**")  # best of the column
+    mine = cells(board, "my-detector")
+    assert mine[progan] == "<u>99.50</u>" and "<sup>R</sup>" not in row(board, "my-detector")  # measured: no mark
+    # the printed SDXL column, and the per-task Average derived from the printed columns
+    sdxl = headers.index("antifakeprompt: SDXL") - 1
+    assert cnnspot[sdxl] == "92.51<sup>R</sup>"
+    average = headers.index("aigcdetect: Average") - 1
+    assert cnnspot[average] == f"{(64.86 + 61.41 + 70.33 + 60.10 + 63.08 + 56.41) / 6:.2f}<sup>R</sup>"
+    assert "reported in FakeScope (Sec. VI), Table VI" in board and "from the printed columns" in board
+    assert "from 1 results files" in board  # printed rows never count as runs
+
+
+def test_paper_table_iii_board_keeps_the_printed_fake_column():
+    """Table III's Fake is printed for every row (LLaVA-v1.5's does not equal its generators' mean: shown as printed)."""
+    board = render_board(BoardSpec.load(REPO / "leaderboards" / "paper-table-iii.yaml"), [])
+    assert cells(board, "LLaVA-v1.5 (Vicuna-7B, baseline) [paper]")[0] == "38.67<sup>R</sup>"
+    assert cells(board, "FakeScope (Ours, mPLUG-Owl2) [paper]")[-1].startswith("**99.68**")  # Overall
+
+
+def test_paper_table_iv_board_renders_abilities_and_overall():
+    board = render_board(BoardSpec.load(REPO / "leaderboards" / "paper-table-iv.yaml"), [])
+    gpt4v = cells(board, "GPT-4V (Teacher) [paper]")
+    assert gpt4v[0] == "0.188<sup>R</sup>" and gpt4v[-1].startswith("0.503")  # Overall = mean of the three Avr.
+
+
+def test_a_broken_reported_file_is_a_board_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: measured\n")
+    with pytest.raises(BoardError, match="not a reported-results file"):
+        render_board(spec(reported=[str(bad)]), [result("a", "1", metrics={"acc": 0.9})])

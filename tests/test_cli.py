@@ -134,3 +134,20 @@ def test_a_failed_env_build_removes_what_it_made_and_prints_the_manual_recipe(tm
     assert "step failed with exit code 3" in result.stderr and "removed the half-built environment" in result.stderr
     assert "to build the mplug-owl2 environment by hand" in result.stderr and "--no-deps" in result.stderr
     assert not target.exists()
+
+
+def test_leaderboard_writes_plots_into_a_new_output_folder_and_never_into_the_cwd(tmp_path: Path):
+    board = tmp_path / "board.yaml"
+    table_vi = Path(__file__).resolve().parent.parent / "leaderboards" / "reported" / "fakescope-table-vi.yaml"
+    board.write_text(f"layout: per_subset\ntasks: [aigcdetect]\nmetrics: [ap]\nplots: [subset_bars]\n"
+                     f"reported: [{table_vi}]\n")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "new" / "deeper" / "board.md"
+    written = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), "-o", str(out))
+    assert written.returncode == 0, written.stderr
+    assert out.exists() and (out.parent / "board-aigcdetect-subsets.png").exists()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    shown = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), cwd=cwd)
+    assert shown.returncode == 0 and "CNNSpot [paper]" in shown.stdout
+    assert "pass -o FILE.md" in shown.stderr and not list(cwd.iterdir())
