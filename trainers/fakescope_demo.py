@@ -105,8 +105,12 @@ def pretrain_tower(base: Path, train: list, val: list, epochs: int = 30, lr: flo
     return auc
 
 
-def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True) -> dict[str, Any]:
-    """The five steps of the module docstring; returns (and writes) the summary."""
+def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True, n_train: int | None = None,
+        tower_epochs: int = 30, eval_limit: int | None = None) -> dict[str, Any]:
+    """The five steps of the module docstring; returns (and writes) the summary.
+
+    ``n_train`` (a seeded, label-balanced subset of the training split), ``tower_epochs`` and ``eval_limit``
+    shrink the run for tests that prove the mechanics; the defaults are the recorded demo."""
     from importlib import resources
 
     from harness.plugin_manager import HarnessPlugins
@@ -119,8 +123,14 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True) -> di
     out.mkdir(parents=True, exist_ok=True)
     task = AigiMini()
     train, val = list(task.samples("train")), list(task.samples("val"))
+    if n_train is not None:
+        import random
+
+        rng = random.Random(seed)
+        by_label = [[s for s in train if s.label == label] for label in (0, 1)]
+        train = [s for group in by_label for s in rng.sample(group, min(len(group), n_train // 2))]
     base = build_tiny_base(out / "base", seed)
-    tower_auc = pretrain_tower(base, train, val, seed=seed)
+    tower_auc = pretrain_tower(base, train, val, epochs=tower_epochs, seed=seed)
     records = [{"image": s.image, "authenticity": "fake" if s.label else "real", "generator": s.subset,
                 "reasoning": ""} for s in train]
     data = out / "fakeinstruct-part1.json"
@@ -130,7 +140,8 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True) -> di
                                batch_size=16, warmup_ratio=0.0, seed=seed, progress=not quiet)
     training = trainer.train([], [], out / "fakescope-tiny", "aigi-mini (Part 1)", resume=False)
     config = RunConfig(model="fakescope-llava", model_args={"path": str(out / "fakescope-tiny")}, tasks="aigi-mini",
-                       output_dir=out / "results", progress=not quiet, bootstrap=200, device="cpu")
+                       output_dir=out / "results", progress=not quiet, bootstrap=200, device="cpu",
+                       limit=eval_limit)
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     results = json.loads(outcome.results_path.read_text())
     summary = {"tower_probe_val_auc": tower_auc, "first_loss": training["first_loss"],
