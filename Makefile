@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := demo-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev benchmark leaderboards fakescope-demo clean
+.PHONY: demo test test-fast lint install install-dev benchmark leaderboards fakescope-demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ demo: install
 ## test: install everything the tests need, run the suite
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: the suite without the tests marked slow (training, end-to-end runs; about a minute)
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## lint: ruff (pyflakes, pycodestyle, import order) and mypy on the core, as configured in pyproject.toml
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## leaderboards: the published aigi-mini boards (leaderboards/*.md, *.png) from a fresh real run
 RUNS := leaderboards/runs

@@ -64,8 +64,8 @@ def main() -> int:
     from PIL import Image
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from harness.results import write_benchmark
     from harness.plugins.detectors import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePipeline, build_resnet
+    from harness.results import write_benchmark
 
     torch.set_grad_enabled(False)
     device = torch.device(args.device)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_data import list_task_plugins, timed_evaluation, write_jpegs
+
 from harness.plugins.lmm import LlavaAdapter
 
 # LLaVA-1.5's conversation preamble (conv_vicuna_v1): with it the scoring prompt is as long as
@@ -76,8 +77,14 @@ def tokenizer_for(vocab_size: int):
 def build_llava(shape: str, device: str, dtype: Any):
     """Random-weight LLaVA-1.5 of the given shape, built directly on the device, and its processor."""
     import torch
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     spec = SHAPES[shape]
     tokenizer = tokenizer_for(spec["text"]["vocab_size"])

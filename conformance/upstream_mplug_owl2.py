@@ -28,10 +28,13 @@ def build(out: Path, aspect: str) -> None:
     """Save the tiny checkpoint (folder name deliberately without 'mplug_owl2' in it)."""
     import sentencepiece as spm
     import torch
-    from transformers import CLIPImageProcessor, LlamaTokenizer
-    from mplug_owl2.model.configuration_mplug_owl2 import (MPLUGOwl2Config, MplugOwlVisionConfig,
-                                                           MplugOwlVisualAbstractorConfig)
+    from mplug_owl2.model.configuration_mplug_owl2 import (
+        MPLUGOwl2Config,
+        MplugOwlVisionConfig,
+        MplugOwlVisualAbstractorConfig,
+    )
     from mplug_owl2.model.modeling_mplug_owl2 import MPLUGOwl2LlamaForCausalLM
+    from transformers import CLIPImageProcessor, LlamaTokenizer
 
     out.mkdir(parents=True, exist_ok=True)
     spm.SentencePieceTrainer.train(sentence_iterator=iter([CORPUS] * 50), model_prefix=str(out / "tokenizer"),
@@ -78,11 +81,11 @@ def anchor_ids(tokenizer, words) -> list[int]:
 def reference(ckpt: str, items_path: str, out_path: str) -> None:
     """Eq. 2 scores and greedy answers from upstream code alone."""
     import torch
-    from PIL import Image
-    from mplug_owl2.constants import IMAGE_TOKEN_INDEX, DEFAULT_IMAGE_TOKEN
+    from mplug_owl2.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
     from mplug_owl2.conversation import conv_templates
     from mplug_owl2.mm_utils import process_images, tokenizer_image_token
     from mplug_owl2.model.builder import load_pretrained_model
+    from PIL import Image
 
     tokenizer, model, processor, _ = load_pretrained_model(ckpt, None, "mplug_owl2", device_map={"": "cpu"},
                                                            device="cpu")

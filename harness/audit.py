@@ -1,8 +1,8 @@
 """The format-shortcut audit: how well do file storage properties alone predict the label?
 
 For every task the runner fits a logistic regression on one-hot storage tokens
-(format, width, height, colour mode, JPEG quality; see
-:mod:`harness.plugins.format_shortcut`) and reports its stratified 5-fold
+(format, width, height, colour mode, JPEG quality: :func:`storage_tokens`, which the
+``format-shortcut`` model plugin uses too) and reports its stratified 5-fold
 cross-validated accuracy next to the results, with the majority-class rate
 for reference. On FakeBench-FakeClass format alone scores about 72%; on
 aigi-mini it is at chance by construction.
@@ -35,12 +35,25 @@ def header_of(sample: Sample) -> dict[str, Any]:
     return file_metadata(sample.image)
 
 
+def storage_tokens(metadata: dict[str, Any]) -> list[str]:
+    """The categorical tokens of one file's container metadata."""
+    return [f"format={metadata['format']}", f"width={metadata['width']}", f"height={metadata['height']}",
+            f"mode={metadata['mode']}", f"jpeg_quality={metadata['jpeg_quality']}"]
+
+
+def one_hot(tokens: Sequence[str], vocabulary: dict[str, int]) -> np.ndarray:
+    """Indicator vector of the tokens present in the vocabulary."""
+    vector = np.zeros(len(vocabulary))
+    for token in tokens:
+        if token in vocabulary:
+            vector[vocabulary[token]] = 1.0
+    return vector
+
+
 def format_shortcut_audit(samples: Sequence[Sample], folds: int = FOLDS, seed: int = 0) -> dict[str, Any]:
     """Cross-validated accuracy of the storage-only classifier on the labelled, readable samples."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-    from harness.plugins.format_shortcut import one_hot, storage_tokens
 
     rows, labels, unreadable = [], [], 0
     for sample in samples:
@@ -67,7 +80,7 @@ def format_shortcut_audit(samples: Sequence[Sample], folds: int = FOLDS, seed: i
     scores = cross_val_score(LogisticRegression(max_iter=1000), matrix, y, cv=cv, scoring="accuracy")
     result["cv_accuracy"] = float(scores.mean())
     result["cv_accuracy_folds"] = [float(s) for s in scores]
-    by_class = {int(c): Counter(tuple(row[:2]) for row, l in zip(rows, labels) if l == c).most_common(3)
+    by_class = {int(c): Counter(tuple(row[:2]) for row, lab in zip(rows, labels) if lab == c).most_common(3)
                 for c in counts}
     result["token_counts"] = {("real" if c == 0 else "fake"): [[list(k), v] for k, v in common]
                               for c, common in by_class.items()}

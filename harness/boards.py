@@ -246,8 +246,9 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
                 [breakdown(r, "generator").get(g, {}).get(metric) for g in gs])))
             cols.append(("Real", metric, lambda r: breakdown(r, "authenticity").get("real", {}).get(metric)))
             cols.append(("What", metric, lambda r: breakdown(r, "question_type").get("what", {}).get(metric)))
-            cols.append(("Yes/No", metric, lambda r: breakdown(r, "question_type").get("yes/no", {}).get(metric) or _weighted(
-                [breakdown(r, "question_type").get(k, {}).get(metric) for k in ("yes/no (fake)", "yes/no (real)")])))
+            cols.append(("Yes/No", metric, lambda r: breakdown(r, "question_type").get("yes/no", {}).get(metric)
+                         or _weighted([breakdown(r, "question_type").get(k, {}).get(metric)
+                                       for k in ("yes/no (fake)", "yes/no (real)")])))
             for g in generators:
                 cols.append((g, metric, lambda r, g=g: breakdown(r, "generator").get(g, {}).get(metric)))
             cols.append(("Overall", metric, lambda r: r["metrics"]["all"].get(metric)))
@@ -320,7 +321,8 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
             for model in models:
                 result = chosen.get((model, task))
                 if task == "" and header == "Overall":  # transparency Overall: mean of the abilities' Avr.
-                    avrs = [c.value for c, meta in zip(grid[model], column_meta) if meta == "avr" and c.value is not None]
+                    avrs = [c.value for c, meta in zip(grid[model], column_meta)
+                            if meta == "avr" and c.value is not None]
                     grid[model].append(Cell(sum(avrs) / len(avrs) if avrs else None))
                     continue
                 if result is None:

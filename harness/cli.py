@@ -15,8 +15,8 @@ from typing import Sequence
 
 from harness import __version__
 from harness.cli_args import parse_kv
-from harness.plugin_manager import HarnessPlugins, get_plugins
 from harness.interfaces import ModelLoadError
+from harness.plugin_manager import HarnessPlugins, get_plugins
 from harness.registry import RegistryError, UnknownNameError
 
 EPILOG = """examples:

@@ -27,7 +27,9 @@ def parse_kv(spec: str | None) -> dict[str, Any]:
     """
     if not spec:
         return {}
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for ch in spec:
         if quote:
             quote = "" if ch == quote else quote

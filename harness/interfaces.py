@@ -187,6 +187,9 @@ class MetricContext:
     calibration: Sequence[SampleRecord] | None = None
     cache_dir: Path | None = None
     seed: int = 0
+    #: the run's plugin manager (:class:`harness.plugin_manager.HarnessPlugins`), for metrics that build
+    #: registered components (the judge metrics)
+    plugins: Any = None
 
 
 class Metric(ABC):

@@ -62,7 +62,7 @@ def _group_mean(subset_values: dict[str, dict[str, MetricValue]], subsets: Itera
     subsets = list(subsets)
     out = {}
     for name in names:
-        present = [subset_values[s][name].value for s in subsets if subset_values[s][name].value is not None]
+        present = [float(v) for s in subsets if (v := subset_values[s][name].value) is not None]
         missing = len(subsets) - len(present)
         note = f"{missing} of {len(subsets)} generators undefined, left out" if missing else None
         out[name] = MetricValue(float(np.mean(present)) if present else None, len(present), note,
@@ -117,10 +117,10 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
     overall = _evaluate(metrics, records, context)
     if bootstrap > 0:
         for metric in metrics:
-            value = overall[metric.name]
-            if metric.depends_on or not metric.bootstrap or value.value is None:
+            aggregate = overall[metric.name]
+            if metric.depends_on or not metric.bootstrap or aggregate.value is None:
                 continue
-            value.ci = bootstrap_interval(metric, usable(records, metric.requires), context, bootstrap)
+            aggregate.ci = bootstrap_interval(metric, usable(records, metric.requires), context, bootstrap)
 
     by_subset: dict[str, list[SampleRecord]] = defaultdict(list)
     for record in records:

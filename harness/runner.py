@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.progress import progress_bar
-
 from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache
 from harness.distributed import rank_world
@@ -26,6 +24,7 @@ from harness.fingerprint import hash_obj
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
 from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
+from harness.progress import progress_bar
 from harness.records import Prediction, Request, Sample, SampleRecord
 from harness.results import model_dir_name, provenance, write_task_results
 
@@ -221,7 +220,7 @@ class Evaluator:
         if self.config.verdict_judge and mode == "generate":
             self._judge_unknown_verdicts(records)
         context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
-                                seed=self.config.seed)
+                                seed=self.config.seed, plugins=self.plugins)
         seen = self._seen_generators()
         metrics = compute_metrics(metrics_list, records, context=context, bootstrap=self.config.bootstrap,
                                   seen=seen, breakdowns=task.breakdown_keys,
@@ -230,7 +229,8 @@ class Evaluator:
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
         path = write_task_results(
-            self.model_dir / task_output_name(task, mode), model_name=self.model_name, model=self.model, model_fp=self.model_fp,
+            self.model_dir / task_output_name(task, mode), model_name=self.model_name, model=self.model,
+            model_fp=self.model_fp,
             model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
             records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
             seconds=seconds, provenance=prov, audit=audit, seen=seen,
@@ -248,14 +248,14 @@ class Evaluator:
 
     def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> None:
         """LLM-judge fallback for answers the rule-based parser left unknown (and only those)."""
-        from harness.plugins.judge_metrics import build_judge
+        from harness.judging import build_judge
         from harness.verdicts import judge_verdicts
 
         unknown = [r for r in records if r.error is None and r.text is not None and r.verdict is None]
         if not unknown:
             return
-        judge = build_judge(self.config.verdict_judge)
-        answers = judge_verdicts(judge, [(r.prompt, r.text) for r in unknown],
+        judge = build_judge(self.plugins, self.config.verdict_judge)
+        answers = judge_verdicts(judge, [(r.prompt, r.text or "") for r in unknown],
                                  self.config.output_dir / ".cache" / "judge.sqlite")
         for record, (verdict, error) in zip(unknown, answers):
             record.extra["verdict_source"] = "judge" if verdict is not None else "unknown"
@@ -291,7 +291,8 @@ class Evaluator:
         return list(seen) if seen is not None else None
 
     def _evaluate(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str,
-                  task_name: str) -> list[SampleRecord]:
+                  task_name: str) -> list[SampleRecord] | None:
+        """Records of every sample (cached or answered now); ``None`` on ranks other than 0 under torchrun."""
         requests = [task.request(sample, mode) for sample in samples]
         records: list[SampleRecord | None] = [None] * len(requests)
         keys: list[str | None] = [None] * len(requests)
@@ -338,13 +339,15 @@ class Evaluator:
                     # the next batch decodes in the worker threads while the model runs on this one
                     upcoming = (self._start_preparing([requests[i] for i in batches[number + 1]], pool)
                                 if number + 1 < len(batches) else None)
+                    assert preparing is not None  # one preparation per batch, started a turn ahead
                     answers = self._answer_batch([requests[i] for i in batch], mode, preparing)
-                    to_cache = []
+                    to_cache: list[tuple[str, dict[str, Any]]] = []
                     for i, (prediction, seconds) in zip(batch, answers):
-                        records[i] = self._record(task, requests[i], mode, prediction, keys[i] or "", seconds)
-                        if prediction.ok and self.config.use_cache:
-                            to_cache.append((keys[i], {"score": prediction.score, "text": prediction.text,
-                                                       "extra": prediction.extra, "seconds": seconds}))
+                        key = keys[i]
+                        records[i] = self._record(task, requests[i], mode, prediction, key or "", seconds)
+                        if prediction.ok and self.config.use_cache and key:
+                            to_cache.append((key, {"score": prediction.score, "text": prediction.text,
+                                                   "extra": prediction.extra, "seconds": seconds}))
                     if to_cache:
                         self.cache.put_many(to_cache)
                     bar.update(len(batch))
@@ -360,18 +363,18 @@ class Evaluator:
         """Gather the other ranks' failures on rank 0 and read their answers from the cache."""
         from harness.distributed import gather_to_rank0
 
-        failures = [(i, records[i].error, records[i].seconds) for i in pending if records[i] and records[i].error]
+        failures = [(i, r.error, r.seconds) for i in pending if (r := records[i]) is not None and r.error]
         gathered = gather_to_rank0(failures)
         if gathered is None:
             return None  # not rank 0: this rank's shard is committed to the cache
         failed = {i: (error, seconds) for part in gathered for i, error, seconds in part}
-        answers = self.cache.get_many(keys[i] for i in others if keys[i])
+        answers = self.cache.get_many(key for i in others if (key := keys[i]))
         for i in others:
             if i in failed:
                 error, seconds = failed[i]
                 records[i] = self._record(task, requests[i], mode, Prediction(error=error), keys[i] or "", seconds)
-            elif keys[i] in answers:
-                payload = answers[keys[i]]
+            elif (key := keys[i]) is not None and key in answers:
+                payload = answers[key]
                 records[i] = self._record(task, requests[i], mode, Prediction(
                     score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
                     keys[i] or "", payload.get("seconds", 0.0))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from harness.runner import TaskOutcome
 
 
 def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
-def format_run_summary(model_name: str, outcomes: Sequence[object]) -> str:
+def format_run_summary(model_name: str, outcomes: Sequence[TaskOutcome]) -> str:
     """One row per task: status, counts, main metric, acc/AP/AUC, time; then skip reasons and paths."""
     rows, notes = [], []
     for o in outcomes:

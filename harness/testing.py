@@ -77,6 +77,7 @@ class ListTask(Task):
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """One sample per manifest line; relative image paths are resolved against the manifest's folder."""
+        assert self.manifest is not None, "available() is checked before samples()"
         base = self.manifest.parent
         with open(self.manifest, encoding="utf-8") as handle:
             for line in handle:

@@ -25,6 +25,11 @@ answers; FakeBench publishes no parser). Rules, in order:
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.interfaces import Judge
 
 FAKE, REAL = 1, 0
 
@@ -132,7 +137,7 @@ JUDGE_PROMPT = ("A model was asked about an image: {question}\nIts answer: {answ
                 "fake, real or unknown.")
 
 
-def judge_verdicts(judge: object, items: list[tuple[str | None, str]], cache_path: object = None,
+def judge_verdicts(judge: Judge, items: list[tuple[str | None, str]], cache_path: str | Path | None = None,
                    concurrency: int = 4) -> list[tuple[int | None, str | None]]:
     """Ask an LLM judge for the verdict of answers the rules could not parse (unknowns only).
 

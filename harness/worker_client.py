@@ -68,7 +68,7 @@ class WorkerClient:
 
     @staticmethod
     def _pump(proc: subprocess.Popen, lines: queue.Queue) -> None:
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             lines.put(line)
         lines.put(None)  # end of output: the process is gone
 
@@ -111,6 +111,7 @@ class WorkerClient:
         self._next_id += 1
         message = {"id": self._next_id, **message}
         try:
+            assert self.proc.stdin is not None  # started with stdin=PIPE
             self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):

@@ -118,9 +118,8 @@ def data_check(args: argparse.Namespace, plugins: object) -> int:
     """``harness data check TASK``: counts per subset and label against expectations, and every defect."""
     from tabulate import tabulate
 
-    from harness.runner import build_task
-
     from harness.cli_args import parse_kv
+    from harness.runner import build_task
 
     task = build_task(plugins, args.task, args.data_root, parse_kv(args.task_args))
     if not hasattr(task, "check"):

@@ -236,10 +236,10 @@ def best_accuracy_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     to 0.5. O(n log n) through cumulative class counts over the sorted scores.
     """
     order = np.argsort(scores, kind="stable")
-    s, l = scores[order], labels[order]
+    s, lab = scores[order], labels[order]
     n = s.size
-    reals_below = np.concatenate([[0], np.cumsum(l == REAL)])
-    fakes_below = np.concatenate([[0], np.cumsum(l == FAKE)])
+    reals_below = np.concatenate([[0], np.cumsum(lab == REAL)])
+    fakes_below = np.concatenate([[0], np.cumsum(lab == FAKE)])
     correct = reals_below + (fakes_below[-1] - fakes_below)  # predict fake for positions >= k
     k = np.arange(n + 1)
     boundary = np.ones(n + 1, dtype=bool)

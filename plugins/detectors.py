@@ -31,8 +31,14 @@ import numpy as np
 from harness.checkpoints import CheckpointError
 from harness.images import load_image, read_image_bytes
 from harness.interfaces import ModelAdapter
-from harness.plugins.torch_checkpoints import (checkpoint_hash, harness_checkpoint, load_strict, load_torch_file,
-                                               openai_clip_visual_to_hf, strip_prefix)
+from harness.plugins.torch_checkpoints import (
+    checkpoint_hash,
+    harness_checkpoint,
+    load_strict,
+    load_torch_file,
+    openai_clip_visual_to_hf,
+    strip_prefix,
+)
 from harness.records import Prediction, Request
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -280,7 +286,8 @@ class FreDectResNet(TorchDetector):
         if mean.shape[0] == 3:  # stored (3, H, W): make it HWC like the DCT below
             mean, var = mean.permute(1, 2, 0), var.permute(1, 2, 0)
         if tuple(mean.shape) != (self.size, self.size, 3):
-            raise CheckpointError(f"dct_mean/dct_var shape {tuple(mean.shape)} does not match {self.size}x{self.size}x3")
+            raise CheckpointError(f"dct_mean/dct_var shape {tuple(mean.shape)} does not match "
+                                  f"{self.size}x{self.size}x3")
         self.dct_mean, self.dct_std = mean.numpy(), np.sqrt(var.numpy())
         self.network = build_resnet(arch)
         load_strict(self.network, state, str(self.checkpoint))

@@ -19,27 +19,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.audit import one_hot, storage_tokens
 from harness.checkpoints import load_numpy_checkpoint
 from harness.images import file_metadata
 from harness.interfaces import ModelAdapter
 from harness.records import Request
 
 TENSOR_KEYS = {"coef", "intercept"}
-
-
-def storage_tokens(metadata: dict[str, Any]) -> list[str]:
-    """The categorical tokens of one file's container metadata."""
-    return [f"format={metadata['format']}", f"width={metadata['width']}", f"height={metadata['height']}",
-            f"mode={metadata['mode']}", f"jpeg_quality={metadata['jpeg_quality']}"]
-
-
-def one_hot(tokens: Sequence[str], vocabulary: dict[str, int]) -> np.ndarray:
-    """Indicator vector of the tokens present in the vocabulary."""
-    vector = np.zeros(len(vocabulary))
-    for token in tokens:
-        if token in vocabulary:
-            vector[vocabulary[token]] = 1.0
-    return vector
 
 
 class FormatShortcut(ModelAdapter):

@@ -19,16 +19,15 @@ Judge selection (metric options, else environment): ``judge`` /
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any, Sequence
 
 from harness.cache import ResponseCache
-from harness.cli_args import parse_kv
 from harness.fingerprint import hash_obj
 from harness.interfaces import Judge, JudgeError, Metric, MetricContext, MetricValue
+from harness.judging import build_judge
 from harness.plugins.text_metrics import MeanOfPerSample, references_of
 from harness.records import SampleRecord
 
@@ -68,19 +67,6 @@ def load_prompt(criterion: str, version: str = PROMPT_VERSION) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def build_judge(name: str | None = None, args: dict[str, Any] | str | None = None) -> Judge:
-    """Instantiate a registered judge (default ``HARNESS_JUDGE`` or ``openai``)."""
-    from harness.plugin_manager import get_plugins
-
-    name = name or os.environ.get("HARNESS_JUDGE") or "openai"
-    if args is None:
-        args = os.environ.get("HARNESS_JUDGE_ARGS", "")
-    if isinstance(args, str):
-        args = parse_kv(args)
-    manifest = get_plugins().get("judge", name)
-    return manifest.load()(**{**manifest.options, **args})
-
-
 class JudgeMetric(MeanOfPerSample):
     """Mean 0-2 judge score of one criterion over the samples with a reference."""
 
@@ -95,10 +81,16 @@ class JudgeMetric(MeanOfPerSample):
         self.concurrency = max(1, int(concurrency))
         self.template = load_prompt(self.criterion)
 
-    def judge(self) -> Judge:
-        """The judge, built on first use."""
+    def judge(self, context: MetricContext | None = None) -> Judge:
+        """The judge, built on first use from the run's plugin manager (``context.plugins``; the process-wide
+        one when the metric is used on its own)."""
         if self._judge is None:
-            self._judge = build_judge(self._judge_spec if isinstance(self._judge_spec, str) else None,
+            plugins = getattr(context, "plugins", None)
+            if plugins is None:
+                from harness.plugin_manager import get_plugins
+
+                plugins = get_plugins()
+            self._judge = build_judge(plugins, self._judge_spec if isinstance(self._judge_spec, str) else None,
                                       self._judge_args)
         return self._judge
 
@@ -114,7 +106,7 @@ class JudgeMetric(MeanOfPerSample):
         values: list[float | None] = [None] * len(records)
         if not jobs:
             return values
-        judge = self.judge()
+        judge = self.judge(context)
         identity = hash_obj({"judge": judge.fingerprint(), "system": SYSTEM_PROMPT, "version": PROMPT_VERSION})
         cache_dir = context.cache_dir if context else None
         cache = ResponseCache(cache_dir / "judge.sqlite" if cache_dir else None)

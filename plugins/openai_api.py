@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL
-from harness.plugins.api_errors import api_error_message
 from harness.images import load_image
 from harness.interfaces import ModelAdapter
+from harness.plugins.api_errors import api_error_message
 from harness.records import Prediction, Request
 
 SCORE_QUESTION = "What is the authenticity of this image?"
@@ -164,7 +164,8 @@ class OpenAIApiModel(ModelAdapter):
         usage = getattr(response, "usage", None)
         if usage is None:
             return {}
-        tokens = {"prompt_tokens": int(usage.prompt_tokens or 0), "completion_tokens": int(usage.completion_tokens or 0)}
+        tokens = {"prompt_tokens": int(usage.prompt_tokens or 0),
+                  "completion_tokens": int(usage.completion_tokens or 0)}
         out: dict[str, Any] = {"usage": tokens}
         if self.price_in is not None and self.price_out is not None:
             out["cost_usd"] = (tokens["prompt_tokens"] * float(self.price_in)

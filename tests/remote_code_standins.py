@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from tiny_models import _tiny_llama_config, word_tokenizer
 
 SPECIAL = ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]",

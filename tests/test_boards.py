@@ -87,7 +87,8 @@ def test_per_subset_average_and_unseen_equal_the_mean_of_their_columns():
 
 
 def test_qualitative_layout_fake_is_the_mean_of_generator_columns():
-    breakdowns = {"generator": {"sd": {"qual_acc": {"value": 1.0, "n": 5}}, "glide": {"qual_acc": {"value": 0.5, "n": 5}},
+    breakdowns = {"generator": {"sd": {"qual_acc": {"value": 1.0, "n": 5}},
+                                "glide": {"qual_acc": {"value": 0.5, "n": 5}},
                                 "real": {"qual_acc": {"value": 0.9, "n": 10}}},
                   "authenticity": {"real": {"qual_acc": {"value": 0.9, "n": 10}}},
                   "question_type": {"what": {"qual_acc": {"value": 0.8, "n": 10}},
@@ -139,7 +140,8 @@ def test_multi_task_columns_read_their_own_task():
         "interpreting": {k: {"value": v, "n": 5} for k, v in measures.items()}}})
     qa = result("m", "1", task="fakeqa", metrics={**measures, "bleu1": 0.33, "avr": 0.4})
     board = render_board(spec(layout="transparency", tasks=["fakeqa", "fakeclue"]), [clue, qa])
-    header = [h.strip() for h in next(l for l in board.splitlines() if l.startswith("| Model")).split("|")[1:-1]]
+    top = next(line for line in board.splitlines() if line.startswith("| Model"))
+    header = [h.strip() for h in top.split("|")[1:-1]]
     cells = dict(zip(header, [c.strip().strip("*") for c in row(board, "m").split("|")[1:-1]]))
     assert cells["fakeqa: B.-1"] == "0.330" and cells["fakeclue: interpreting: B.-1"] == "0.200"
     assert cells["Overall"] == "0.450"  # mean of the two abilities' Avr. (0.5 and 0.4)
@@ -176,7 +178,7 @@ def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apar
 
 
 def test_paper_table_iii_board_keeps_the_printed_fake_column():
-    """Table III's Fake is printed for every row (LLaVA-v1.5's does not equal its generators' mean: shown as printed)."""
+    """Table III's Fake is printed for every row (LLaVA-v1.5's is not its generators' mean: shown as printed)."""
     board = render_board(BoardSpec.load(REPO / "leaderboards" / "paper-table-iii.yaml"), [])
     assert cells(board, "LLaVA-v1.5 (Vicuna-7B, baseline) [paper]")[0] == "38.67<sup>R</sup>"
     assert cells(board, "FakeScope (Ours, mPLUG-Owl2) [paper]")[-1].startswith("**99.68**")  # Overall

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_models import hf_vision_to_openai, tiny_clip
 
 from harness.checkpoints import CheckpointError
 from harness.plugin_manager import HarnessPlugins
-from harness.plugins.detectors import CNNSpot, ClipZeroShot, FreDectResNet, UnivFD, build_resnet
+from harness.plugins.detectors import ClipZeroShot, CNNSpot, FreDectResNet, UnivFD, build_resnet
 from harness.records import Request
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from tiny_models import hf_vision_to_openai, tiny_clip
 
 
 def evaluate(model: str, args: dict, out: Path, limit: int | None = 60, status: str = "done"):

@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import fake_distribution
-from harness.results import read_samples
 from toy_components import write_toy_data
+
+from harness.results import read_samples
 
 TESTS = Path(__file__).resolve().parent
 PLUGIN = "from toy_components import register_models, register_tasks  # noqa: F401\n"

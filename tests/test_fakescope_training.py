@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from fake_openai_server import FakeOpenAI
+
 from harness.trainers.acoti import CoverError, Exemplar, build_prompt, select_exemplars
 from harness.trainers.fakeinstruct import FakeInstructBuilder, format_mcq, part1
 

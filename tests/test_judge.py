@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fake_openai_server import FakeOpenAI
+
 from harness.interfaces import MetricContext
 from harness.metrics_runner import compute_metrics
 from harness.plugins.judge_metrics import Completeness, Relevance, parse_judge_score

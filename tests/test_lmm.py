@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import toy_components
+from tiny_models import tiny_llava, word_tokenizer
+from toy_components import write_toy_data
+
 from harness.backends.soft_scoring import resolve_anchor, resolve_anchors, soft_scores
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from tiny_models import tiny_llava, word_tokenizer
-from toy_components import write_toy_data
 
 TESTS = Path(__file__).resolve().parent
 

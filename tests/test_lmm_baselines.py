@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import toy_components
+from tiny_models import tiny_idefics, tiny_instructblip
+from toy_components import write_toy_data
+
 from harness.backends import hf_vlm, idefics, instructblip, llava, soft_scoring
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from tiny_models import tiny_idefics, tiny_instructblip
-from toy_components import write_toy_data
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +95,8 @@ def test_remote_code_models_refuse_without_opt_in():
 @pytest.fixture
 def standins(monkeypatch):
     """Route the transformers auto classes to the stand-ins and record how they were called."""
-    import transformers
-
     import remote_code_standins as s
+    import transformers
 
     calls: list[dict] = []
     tokenizer = s.standin_tokenizer()
@@ -272,7 +271,6 @@ def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengt
 def test_fast_scoring_path_equals_the_full_processor_path(builder, backend_class, data, tmp_path):
     """Pixels prepared off the model thread + cached token ids give the processor's own inputs' logits."""
     import torch
-
     from tiny_models import tiny_llava
 
     path = (tiny_llava if builder == "llava" else builder)(tmp_path / "m")
@@ -313,7 +311,8 @@ def test_missing_weights_are_a_clear_error_not_a_download(tmp_path):
     from harness.plugins.lmm import InstructBlipAdapter
 
     adapter = InstructBlipAdapter(path="nobody/no-such-model")
-    with pytest.raises(ModelLoadError, match=r"not in the local Hugging Face cache .*`hf download nobody/no-such-model`"):
+    with pytest.raises(ModelLoadError,
+                       match=r"not in the local Hugging Face cache .*`hf download nobody/no-such-model`"):
         adapter.setup("cpu")
     with pytest.raises(ModelLoadError, match="no checkpoint folder at") as missing:
         InstructBlipAdapter(path=str(tmp_path / "missing")).check()

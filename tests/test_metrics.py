@@ -7,16 +7,24 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score, roc_auc_score
 
 from harness.metrics_runner import compute_metrics
-from harness.plugins.detection_metrics import (Accuracy, AveragePrecision, BalancedAccuracy, FakeAccuracy,
-                                               RealAccuracy, RocAuc, UnknownRate, VerdictAccuracy)
+from harness.plugins.detection_metrics import (
+    Accuracy,
+    AveragePrecision,
+    BalancedAccuracy,
+    FakeAccuracy,
+    RealAccuracy,
+    RocAuc,
+    UnknownRate,
+    VerdictAccuracy,
+)
 from harness.records import SampleRecord
 
 
 def records(labels, scores, subsets=None, errors=None):
     subsets = subsets or ["all"] * len(labels)
     errors = errors or [None] * len(labels)
-    return [SampleRecord(sample_id=str(i), subset=s, split="test", label=l, mode="score", score=sc, error=e)
-            for i, (l, sc, s, e) in enumerate(zip(labels, scores, subsets, errors))]
+    return [SampleRecord(sample_id=str(i), subset=s, split="test", label=lab, mode="score", score=sc, error=e)
+            for i, (lab, sc, s, e) in enumerate(zip(labels, scores, subsets, errors))]
 
 
 def test_parity_with_sklearn():
@@ -63,8 +71,8 @@ def test_compute_metrics_pairs_fake_subsets_with_the_real_pool_and_skips_errors(
 
 
 def test_verdict_metrics_count_unknowns_as_wrong():
-    recs = [SampleRecord(sample_id=str(i), subset="s", split="t", label=l, mode="generate", text="x", verdict=v)
-            for i, (l, v) in enumerate([(1, 1), (0, 1), (1, None), (0, 0)])]
+    recs = [SampleRecord(sample_id=str(i), subset="s", split="t", label=lab, mode="generate", text="x", verdict=v)
+            for i, (lab, v) in enumerate([(1, 1), (0, 1), (1, None), (0, 0)])]
     assert VerdictAccuracy().aggregate(recs).value == 0.5
     assert UnknownRate().aggregate(recs).value == 0.25
 
@@ -74,9 +82,14 @@ def test_verdict_metrics_count_unknowns_as_wrong():
 from harness.bootstrap import stratified_bootstrap_ci  # noqa: E402
 from harness.interfaces import MetricContext  # noqa: E402
 from harness.metrics_runner import bootstrap_interval  # noqa: E402
-from harness.plugins.detection_metrics import (AccuracyCurve, EqualErrorRate,  # noqa: E402
-                                               ValidationThresholdAccuracy, best_accuracy_threshold,
-                                               fast_average_precision, fast_roc_auc)
+from harness.plugins.detection_metrics import (  # noqa: E402
+    AccuracyCurve,
+    EqualErrorRate,
+    ValidationThresholdAccuracy,
+    best_accuracy_threshold,
+    fast_average_precision,
+    fast_roc_auc,
+)
 
 
 def test_eer_hand_checked():

@@ -7,15 +7,15 @@ import math
 from pathlib import Path
 
 import pytest
-
 import toy_components
 from fake_openai_server import FakeOpenAI
+from toy_components import write_toy_data
+
 from harness.plugin_manager import HarnessPlugins
 from harness.plugins.openai_api import OpenAIApiModel, anchor_probability
 from harness.records import GenerationParams, Request, Sample
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from toy_components import write_toy_data
 
 SECRET = "sk-api-SECRET-must-not-leak-9876"
 

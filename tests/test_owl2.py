@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 import toy_components
+from PIL import Image
+from tiny_models import word_tokenizer
+from toy_components import write_toy_data
+
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from tiny_models import word_tokenizer
-from toy_components import write_toy_data
 
 TESTS = Path(__file__).resolve().parent
 STANDINS = TESTS / "standins"
@@ -117,7 +117,8 @@ def test_owl2_aspect_choices_differ_on_non_square_images_and_the_argument_overri
 
     path = checkpoint(tmp_path, "pad")
     wide, square = photos(2)
-    by_mode = {mode: Owl2Backend(str(path), device="cpu", image_aspect_ratio=mode) for mode in ("pad", "resize", "none")}
+    by_mode = {mode: Owl2Backend(str(path), device="cpu", image_aspect_ratio=mode)
+               for mode in ("pad", "resize", "none")}
     wide_scores = {mode: b.score([wide])[0] for mode, b in by_mode.items()}
     assert len({round(s, 7) for s in wide_scores.values()}) == 3
     square_scores = {mode: b.score([square])[0] for mode, b in by_mode.items()}

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, fake_distribution, run_cli
+
 from harness import hookimpl
 from harness.plugin_manager import BUILTIN_PLUGINS, HarnessPlugins
 

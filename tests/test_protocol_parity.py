@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
+from benchmark_replicas import SHARED, folder_tree, synthwildx_root
 from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score, roc_auc_score
 
-from benchmark_replicas import SHARED, folder_tree, synthwildx_root
 from harness import hookimpl
 from harness.interfaces import ModelAdapter
 from harness.plugin_manager import HarnessPlugins

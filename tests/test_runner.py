@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 import toy_components
+from toy_components import write_toy_data
+
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from toy_components import write_toy_data
 
 BAD_FILES = {"truncated.jpg": "corrupt or truncated", "zero.png": "empty file (0 bytes)",
              "corrupt.png": "not a readable image", "notes.jpg": "not a readable image",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from benchmark_replicas import SHARED, fakebench_root, folder_tree, synthwildx_root
 from conftest import run_cli
+
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
@@ -23,7 +23,8 @@ needs_shared = pytest.mark.skipif(not (SHARED / "fakebench" / "FakeClass.json").
 
 
 def evaluate(task: str, root: Path, out: Path, mode: str | None = None, model_args=None, **kwargs):
-    config = RunConfig(model="noop", model_args=model_args or {}, tasks=task, data_root=str(root), output_dir=out, progress=False, bootstrap=0,
+    config = RunConfig(model="noop", model_args=model_args or {}, tasks=task, data_root=str(root), output_dir=out,
+                       progress=False, bootstrap=0,
                        mode=mode, **kwargs)
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     assert outcome.status == "done", outcome.reason
@@ -51,7 +52,8 @@ def test_fakeclass_parses_all_entries_with_upstream_counts(fakebench):
     types = Counter(s.metadata["question_type"] for s in samples)
     all_types = Counter(t for t in map(lambda e: e["question"], task.entries()))
     assert all_types["What is the authenticity of this image, fake or real?"] == 3000
-    assert all_types["Is this a fake image, yes or no?"] == 1501 and all_types["Is this a real image, yes or no?"] == 1499
+    assert all_types["Is this a fake image, yes or no?"] == 1501
+    assert all_types["Is this a real image, yes or no?"] == 1499
     assert sum(types.values()) == 5997
     fakes = Counter(s.subset for s in samples if s.label == 1)
     assert len(fakes) == 10 and all(n >= 297 for n in fakes.values()) and sum(fakes.values()) + \
@@ -176,7 +178,6 @@ def test_aigcdetect_flat_nested_uppercase_corrupt_stray_and_missing(tmp_path):
 
 def test_aigcdetect_from_a_local_hf_parquet_mirror(tmp_path):
     import datasets
-
     from benchmark_replicas import photo_bytes
 
     rows = {"image": [{"bytes": photo_bytes(i, "PNG"), "path": None} for i in range(6)],

@@ -9,8 +9,12 @@ import yaml
 
 from harness.interfaces import MetricValue
 from harness.metrics_runner import compute_metrics
-from harness.plugins.judge_metrics import (TransparencyAverage, TransparencyAverageHalves, transparency_average,
-                                           transparency_average_halves)
+from harness.plugins.judge_metrics import (
+    TransparencyAverage,
+    TransparencyAverageHalves,
+    transparency_average,
+    transparency_average_halves,
+)
 from harness.plugins.text_metrics import BertScore, Bleu1, Bleu2, RougeL, tokenize
 from harness.records import SampleRecord
 

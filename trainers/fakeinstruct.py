@@ -162,7 +162,8 @@ class FakeInstructBuilder:
     def _part4(self, index: int, record: dict[str, Any]) -> list[dict[str, Any]]:
         items = self._ask("fakeinstruct_part4", record, n=self.n_part4) or []
         return [conversation(f"p4-{index}-{k}", record["image"], item["question"], item["answer"], 4, record)
-                for k, item in enumerate(items) if isinstance(item, dict) and item.get("question") and item.get("answer")]
+                for k, item in enumerate(items)
+                if isinstance(item, dict) and item.get("question") and item.get("answer")]
 
     def _contaminated(self, question: str, reference: str) -> bool:
         """Whether a text-only answer (no image) already matches an objective reference (MCQ letter, yes/no)."""

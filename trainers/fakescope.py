@@ -182,8 +182,8 @@ class FakeScopeTrainer(Trainer):
         import inspect
 
         import torch
-        from transformers import TrainingArguments
         from transformers import Trainer as HFTrainer
+        from transformers import TrainingArguments
         from transformers.trainer_utils import get_last_checkpoint
 
         cuda = torch.cuda.is_available()

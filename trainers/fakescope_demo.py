@@ -34,8 +34,15 @@ def build_tiny_base(out: Path, seed: int = 0) -> Path:
     """Save a random tiny LLaVA whose tokenizer knows the instruction vocabulary."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     from harness.backends.soft_scoring import DEFAULT_PROMPT
 
@@ -53,7 +60,8 @@ def build_tiny_base(out: Path, seed: int = 0) -> Path:
                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    config = LlavaConfig(vision_config=vision, text_config=text,
+                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-2)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
@@ -147,7 +155,8 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True, n_tra
     summary = {"tower_probe_val_auc": tower_auc, "first_loss": training["first_loss"],
                "last_loss": training["last_loss"], "n_losses": len(training["losses"]),
                "vision_tower_bit_identical": training["vision_tower_bit_identical"],
-               "test_auc": results["metrics"]["all"]["auc"]["value"], "test_auc_ci": results["metrics"]["all"]["auc"].get("ci"),
+               "test_auc": results["metrics"]["all"]["auc"]["value"],
+               "test_auc_ci": results["metrics"]["all"]["auc"].get("ci"),
                "test_acc": results["metrics"]["all"]["acc"]["value"], "deepspeed": "ZeRO-2, CPU, one process (gloo)",
                "seconds": round(time.time() - start, 1), "results": str(outcome.results_path)}
     write_benchmark(out / "demo_summary.json", summary)

@@ -7,10 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.audit import one_hot, storage_tokens
 from harness.checkpoints import save_numpy_checkpoint
 from harness.images import file_metadata
 from harness.interfaces import Trainer
-from harness.plugins.format_shortcut import one_hot, storage_tokens
 from harness.records import Sample
 from harness.trainers.common import extract, seen_generators, validation_summary
 

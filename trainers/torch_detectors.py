@@ -26,7 +26,6 @@ loaded with ``weights_only=True``). Output: ``weights.safetensors`` + ``config.j
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
