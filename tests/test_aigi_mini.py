@@ -16,6 +16,7 @@ from harness.runner import Evaluator, RunConfig
 from harness.tasks.aigi_mini import SPLIT_SIZES, SPLITS, AigiMini, build
 
 
+@pytest.mark.slow
 def test_build_is_deterministic(aigi_mini: Path, tmp_path: Path):
     again = build(tmp_path / "again", progress=False)
     assert (again / "manifest.jsonl").read_bytes() == (aigi_mini / "manifest.jsonl").read_bytes()

@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_runner_throughput_script_runs(tmp_path: Path):
     out = tmp_path / "runner.json"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "runner_throughput.py"), "--n", "300",
@@ -17,6 +19,7 @@ def test_runner_throughput_script_runs(tmp_path: Path):
     assert data["n_samples"] == 300 and data["fresh_samples_per_s"] > 0 and data["cached_samples_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_detector_throughput_script_runs_tiny(tmp_path: Path):
     out = tmp_path / "detectors.json"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "detector_throughput.py"), "--tiny",
@@ -29,6 +32,7 @@ def test_detector_throughput_script_runs_tiny(tmp_path: Path):
     assert [r["stage"].split("decode=")[1].split(",")[0] for r in rows[6:]] == ["pil", "torchvision"]
 
 
+@pytest.mark.slow
 def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
     """Every mode runs on the CPU at the tiny shape: ceiling, forward, end to end through the runner, generation,
     continuous batching."""
@@ -47,6 +51,7 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
     assert "x ceiling" in result.stdout
 
 
+@pytest.mark.slow
 def test_api_throughput_script_runs_against_a_local_server(tmp_path: Path):
     """The vLLM route's benchmark, against the test suite's OpenAI-compatible server on 127.0.0.1."""
     from fake_openai_server import FakeOpenAI

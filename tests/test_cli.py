@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 
@@ -46,6 +47,7 @@ def test_model_without_checkpoint_is_a_clear_error():
     assert result.returncode == 2 and "harness train fredect" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_run_leaderboard_end_to_end(aigi_mini: Path, tmp_path: Path):
     ckpt, out, board = tmp_path / "fredect", tmp_path / "results", tmp_path / "board.md"
     train = run_cli("train", "fredect", "--task", "aigi-mini", "--out", str(ckpt), "--quiet")
@@ -69,6 +71,7 @@ def test_train_run_leaderboard_end_to_end(aigi_mini: Path, tmp_path: Path):
     assert "| format-shortcut" in text and "50.00" in text
 
 
+@pytest.mark.slow
 def test_strict_turns_failed_samples_into_nonzero_exit(tmp_path: Path, fredect_checkpoint: Path):
     data = tmp_path / "mini"
     import shutil
@@ -136,6 +139,7 @@ def test_a_failed_env_build_removes_what_it_made_and_prints_the_manual_recipe(tm
     assert not target.exists()
 
 
+@pytest.mark.slow
 def test_leaderboard_writes_plots_into_a_new_output_folder_and_never_into_the_cwd(tmp_path: Path):
     board = tmp_path / "board.yaml"
     table_vi = Path(__file__).resolve().parent.parent / "leaderboards" / "reported" / "fakescope-table-vi.yaml"

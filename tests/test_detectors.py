@@ -32,6 +32,7 @@ def clip_dir(tmp_path_factory) -> Path:
 
 
 # -- CNNSpot ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cnnspot_loads_cnndetection_format_and_records_preprocessing(tmp_path, aigi_mini):
     torch.manual_seed(0)
     net = build_resnet("resnet18")
@@ -159,6 +160,7 @@ def clip_zero_shot_reference(clip_dir: Path, images: list, real: str, fake: str)
     return out.logits_per_image.softmax(dim=-1)[:, 1].tolist()
 
 
+@pytest.mark.slow
 def test_clip_zeroshot_equals_the_library_zero_shot_and_scores_vary(tmp_path, clip_dir, aigi_mini):
     from harness.images import load_image
     from harness.tasks.aigi_mini import AigiMini
@@ -187,6 +189,7 @@ def test_clip_zeroshot_prompt_ensembles_are_recorded_and_differ(clip_dir):
 
 
 # -- training round trips -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cnnspot_train_save_load_evaluate_and_resume(tmp_path, aigi_mini):
     """The mechanics on a slice (the recorded 8-epoch numbers come from `make leaderboards`): training resumes
     where it stopped, the loss falls, the checkpoint loads and its scores differ per image."""
@@ -213,6 +216,7 @@ def test_cnnspot_train_save_load_evaluate_and_resume(tmp_path, aigi_mini):
     assert results["seen_generators"] == ["diffusion-resynth", "gan-upsample", "latent-decoder"]
 
 
+@pytest.mark.slow
 def test_univfd_linear_probe_round_trip(tmp_path, clip_dir, aigi_mini):
     from harness.tasks.aigi_mini import AigiMini
     from harness.trainers.torch_detectors import UnivFDTrainer

@@ -27,6 +27,7 @@ def harness_args(data: Path, out: Path, log: Path) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
                     reason="torchrun not installed beside this Python")
+@pytest.mark.slow
 def test_two_ranks_shard_merge_and_resume_with_one(tmp_path: Path):
     data = write_toy_data(tmp_path / "data", n_good=20, bad=True)
     site = fake_distribution(tmp_path / "site", "harness-toy", "toy", "harness_toy_plugin", PLUGIN)

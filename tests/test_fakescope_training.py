@@ -145,6 +145,7 @@ def test_parts_2_to_4_need_an_llm():
 
 
 # -- instruction tuning ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tiny_fakescope_deepspeed_zero2_end_to_end(tmp_path: Path, aigi_mini: Path):
     """The mechanics on a slice (the recorded demo, AUC 0.716, is `make fakescope-demo`): tower pretrained then
     frozen, ZeRO-2 on the CPU, the loss falls, the checkpoint loads and the harness scores it."""

@@ -126,6 +126,7 @@ def test_missing_path_and_unknown_args_are_clear_errors():
 
 
 # -- isolated worker ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_worker_gives_the_same_scores_as_in_process(llava_path, data, tmp_path):
     local = run("fakescope-llava", {"path": str(llava_path)}, data, tmp_path / "local")
     worker = run("fakescope-llava", {"path": str(llava_path), "python": sys.executable}, data, tmp_path / "worker")
@@ -135,6 +136,7 @@ def test_worker_gives_the_same_scores_as_in_process(llava_path, data, tmp_path):
     assert info["isolated_worker"] is True and info["worker_python"]
 
 
+@pytest.mark.slow
 def test_worker_crash_mid_batch_is_reported_restarted_and_loses_nothing(llava_path, data, tmp_path, monkeypatch):
     from harness.plugins.lmm import LlavaAdapter
 

@@ -282,6 +282,7 @@ def test_fast_scoring_path_equals_the_full_processor_path(builder, backend_class
     assert backend.score(images) == pytest.approx(backend.score([backend.prepare_pixels(p) for p in images]))
 
 
+@pytest.mark.slow
 def test_compile_option_compiles_the_forward_pass_and_keeps_scores(data, tmp_path):
     from tiny_models import tiny_llava
 
@@ -293,6 +294,7 @@ def test_compile_option_compiles_the_forward_pass_and_keeps_scores(data, tmp_pat
     assert compiled.score(images) == pytest.approx(plain.score(images), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_baseline_runs_in_a_worker_with_the_same_scores(data, tmp_path):
     """Any backend runs behind the worker protocol (python=...), not only LLaVA's."""
     import sys

@@ -142,6 +142,7 @@ def run(args: dict, data: Path, out: Path, mode: str, device: str = "auto"):
     return outcome
 
 
+@pytest.mark.slow
 def test_owl2_through_its_worker_on_a_cpu_machine_with_device_auto(standin_package, tmp_path, toy_data):
     """The user's command on a machine without a GPU: python=ENV, --device auto, both modes into one folder."""
     path = checkpoint(tmp_path, "pad")
@@ -191,6 +192,7 @@ def test_the_adapter_leaves_auto_to_the_worker(standin_package, tmp_path, monkey
     assert seen["device"] == "auto" and adapter.device == "cpu"
 
 
+@pytest.mark.slow
 def test_missing_upstream_package_or_environment_is_a_clear_error_before_any_data_work(tmp_path):
     """No traceback, the fix named, and aigi-mini (the default task) never built."""
     from conftest import run_cli

@@ -98,6 +98,7 @@ def test_environment_blocks_external_plugins(plugin_site: Path, variable: str, v
     assert "fredect" in names  # built-ins are never blocked
 
 
+@pytest.mark.slow
 def test_example_plugin_package_installs_and_is_evaluated(tmp_path: Path, aigi_mini: Path):
     """pip-install examples/harness-example-detector into a private folder, then evaluate its detector."""
     site = tmp_path / "site"

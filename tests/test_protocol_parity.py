@@ -174,6 +174,7 @@ def synthwildx_protocol(list_csv: Path, scores_csv: Path, column: str) -> dict[s
     return out
 
 
+@pytest.mark.slow
 @needs_shared
 def test_synthwildx_llr_export_gives_upstreams_numbers(tmp_path):
     root = synthwildx_root(tmp_path / "swx", skip_every=37)  # listed-but-missing files, unequal counts

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import fake_distribution
 from toy_components import write_toy_data
 
@@ -25,6 +26,7 @@ def harness_cmd(data: Path, out: Path, log: Path, sleep: float) -> list[str]:
             "--output-dir", str(out), "--quiet"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(tmp_path: Path):
     data = write_toy_data(tmp_path / "data", n_good=40, bad=False)
     site = fake_distribution(tmp_path / "site", "harness-toy", "toy", "harness_toy_plugin", PLUGIN)

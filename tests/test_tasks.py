@@ -43,6 +43,7 @@ def fakebench(tmp_path_factory):
     return fakebench_root(root, skip=3)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_fakeclass_parses_all_entries_with_upstream_counts(fakebench):
     samples = list(FakeClass(data_root=str(fakebench)).samples())
@@ -65,6 +66,7 @@ def test_fakeclass_parses_all_entries_with_upstream_counts(fakebench):
         assert full[first["image_id"]].label == (1 if first["authenticity"] == 0 else 0)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_fakeclass_qualitative_run_breakdowns_export_and_format_audit(fakebench, tmp_path):
     outcome, results = evaluate("fakeclass", fakebench, tmp_path, task_args={})
@@ -80,6 +82,7 @@ def test_fakeclass_qualitative_run_breakdowns_export_and_format_audit(fakebench,
     assert "auc" in score_results["metrics"]["all"] and "qual_acc" not in score_results["metrics"]["all"]
 
 
+@pytest.mark.slow
 @needs_shared
 def test_fakeclue_samples_references_and_submission(fakebench, tmp_path):
     refs = tmp_path / "refs.json"
@@ -108,6 +111,7 @@ def test_fakeclue_samples_references_and_submission(fakebench, tmp_path):
         assert by_ability["interpreting"][name]["value"] is None
 
 
+@pytest.mark.slow
 @needs_shared
 def test_fakeqa_prompts_filter_and_counts(fakebench):
     task = FakeQA(data_root=str(fakebench))
@@ -136,6 +140,7 @@ def test_fakeqa_prompt_and_filter_fix_upstream_bugs():
 
 
 # -- SynthWildX on the real list.csv ---------------------------------------------------------------
+@pytest.mark.slow
 @needs_shared
 def test_synthwildx_counts_missing_and_pairs_with_real_pool(tmp_path):
     root = synthwildx_root(tmp_path / "swx", skip_every=100)
