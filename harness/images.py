@@ -24,6 +24,29 @@ class ImageLoadError(Exception):
     """An image that cannot be read: the message names the file and the reason."""
 
 
+#: PIL's decompression-bomb guard, as a setting: ``HARNESS_MAX_IMAGE_PIXELS`` (pixels; 0 = no limit). PIL
+#: refuses images over twice this many pixels; the harness makes that the sample's error, never the task's.
+MAX_PIXELS_VARIABLE = "HARNESS_MAX_IMAGE_PIXELS"
+
+
+def _apply_pixel_limit() -> None:
+    import os
+
+    value = os.environ.get(MAX_PIXELS_VARIABLE)
+    if value is not None and value.strip():
+        Image.MAX_IMAGE_PIXELS = int(value) or None
+
+
+_apply_pixel_limit()
+
+
+def _too_large(where: str, exc: Exception) -> ImageLoadError:
+    """The sample error for PIL's ``DecompressionBombError``."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return ImageLoadError(f"{where}: image too large ({exc}); the limit is {2 * limit if limit else 'off'} pixels: "
+                          f"raise it with {MAX_PIXELS_VARIABLE}=N (0 = no limit) if the file is genuine")
+
+
 def _checked_path(source: str | Path) -> Path:
     """The path, after the checks every reader shares: missing, a directory, empty."""
     path = Path(source)
@@ -73,6 +96,8 @@ def load_image(sample_or_source: Sample | str | bytes | Path, mode: str = "RGB")
         raise
     except UnidentifiedImageError:
         raise ImageLoadError(f"{where}: not a readable image (unidentified format)") from None
+    except Image.DecompressionBombError as exc:
+        raise _too_large(where, exc) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{where}: corrupt or truncated image ({exc})") from None
 
@@ -116,5 +141,7 @@ def file_metadata(source: str | bytes | Path) -> dict[str, Any]:
         raise
     except UnidentifiedImageError:
         raise ImageLoadError(f"{str(source)[:200]}: not a readable image (unidentified format)") from None
+    except Image.DecompressionBombError as exc:
+        raise _too_large(str(source)[:200], exc) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{str(source)[:200]}: unreadable image header ({exc})") from None

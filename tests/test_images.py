@@ -139,3 +139,40 @@ def test_the_worker_side_opener_scales_sixteen_bit_images_the_same_way():
     gradient = np.linspace(0, 65535, 256).reshape(16, 16).astype(np.uint16)
     data = _roundtrip(Image.fromarray(gradient), "PNG")
     assert (np.asarray(open_image(data)) == np.asarray(load_image(data))).all()
+
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression-bomb header)."""
+    import struct
+    import zlib
+
+    data = _roundtrip(Image.new("RGB", (2, 2)), "PNG")
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return data[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+
+
+def test_a_decompression_bomb_is_that_samples_error_not_the_tasks(tmp_path):
+    from benchmark_replicas import folder_tree
+    from harness.tasks.folder_benchmarks import AIGCDetectBenchmark
+
+    root = folder_tree(tmp_path / "aigc" / "test", {"gen/0_real": 2, "gen/1_fake": 2})
+    (root / "gen" / "1_fake" / "bomb.png").write_bytes(bomb_png())
+    samples = list(AIGCDetectBenchmark(data_root=str(tmp_path / "aigc")).samples())  # listing survives
+    bomb = next(s for s in samples if s.id.endswith("bomb.png"))
+    assert "image too large" in bomb.metadata["header_error"] and "HARNESS_MAX_IMAGE_PIXELS" in bomb.metadata[
+        "header_error"]
+    with pytest.raises(ImageLoadError, match=r"bomb\.png: image too large .*10000000000 pixels"):
+        load_image(bomb)
+    assert load_image(next(s for s in samples if s is not bomb)).size == (16, 16)
+
+
+def test_the_pixel_limit_is_a_setting():
+    import os
+    import subprocess
+    import sys
+
+    code = "import PIL.Image, harness.images; print(PIL.Image.MAX_IMAGE_PIXELS)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "HARNESS_MAX_IMAGE_PIXELS": "1234"})
+    assert out.stdout.strip() == "1234"
