@@ -69,14 +69,19 @@ class ResponseCache:
             return hash_bytes(bytes(sample.image))
         path = os.path.abspath(sample.image)
         stat = os.stat(path)
+        key: str | bytes = path
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a non-UTF-8 file name: its exact bytes are the key
+            key = path.encode("utf-8", "surrogateescape")
         with self._lock:
-            row = self._db.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path=?", (path,)).fetchone()
+            row = self._db.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path=?", (key,)).fetchone()
         if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
             return row[2]
         digest = hash_file(path)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)",
-                             (path, stat.st_size, stat.st_mtime_ns, digest))
+                             (key, stat.st_size, stat.st_mtime_ns, digest))
         return digest
 
     @staticmethod

@@ -17,7 +17,7 @@ def canonical_json(obj: Any) -> str:
 
 def hash_obj(obj: Any) -> str:
     """SHA-256 hex digest of an object's canonical JSON."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(obj).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def hash_bytes(data: bytes) -> str:

@@ -15,6 +15,17 @@ REAL, FAKE = 0, 1
 RequestKind = Literal["score", "generate"]
 
 
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a POSIX file name (Python's surrogate escapes) written as
+    ``\\xNN``: ids, messages and records then survive any file name and still name the file recognisably
+    (``caf\\xe9.png`` for the Latin-1 bytes of ``café.png``)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
 @dataclass(frozen=True)
 class Sample:
     """One image of a benchmark.
@@ -39,8 +50,10 @@ class Sample:
         return Path(self.image) if isinstance(self.image, str) else None
 
     def describe(self) -> str:
-        """Where this sample's image lives, for error messages."""
-        return self.image if isinstance(self.image, str) else f"<{len(self.image)} bytes of sample {self.id}>"
+        """Where this sample's image lives, for error messages (any file name, printable)."""
+        if isinstance(self.image, str):
+            return printable(self.image)
+        return f"<{len(self.image)} bytes of sample {self.id}>"
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def provenance(plugins: Any, command: Sequence[str], config: dict[str, Any], see
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(text.encode("utf-8", "backslashreplace"))  # a stray undecodable name byte never aborts a write
     os.replace(tmp, path)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from harness.interfaces import Task
-from harness.records import FAKE, REAL, Sample
+from harness.records import FAKE, REAL, Sample, printable
 
 #: Image extensions, compared case-insensitively (upstream AntifakePrompt's case-sensitive
 #: filter silently skips ``.JPEG`` files; we do not).
@@ -103,6 +103,7 @@ def make_sample(sample_id: str, path: Path, label: int | None, subset: str, spli
     """A sample with the standard metadata fields (format, width, height, mode, jpeg_quality, source);
     the format-shortcut audit reuses them instead of reading the header again."""
     meta = meta or {}
+    sample_id = printable(sample_id)
     metadata = {"format": meta.get("format"), "width": meta.get("width"), "height": meta.get("height"),
                 "mode": meta.get("mode"), "jpeg_quality": meta.get("jpeg_quality"), "source": source, **extra}
     if "error" in meta:

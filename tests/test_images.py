@@ -154,6 +154,7 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
 
 def test_a_decompression_bomb_is_that_samples_error_not_the_tasks(tmp_path):
     from benchmark_replicas import folder_tree
+
     from harness.tasks.folder_benchmarks import AIGCDetectBenchmark
 
     root = folder_tree(tmp_path / "aigc" / "test", {"gen/0_real": 2, "gen/1_fake": 2})
