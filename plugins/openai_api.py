@@ -107,8 +107,16 @@ class OpenAIApiModel(ModelAdapter):
         return self._map(self._generate_one, inputs)
 
     def _map(self, fn: Any, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
+        """``fn`` over the batch; an item that raises is that item's error, so the answers already received
+        (and paid for) are never lost to a retry of the whole batch."""
+        def guarded(item: tuple[str, Request]) -> Prediction:
+            try:
+                return fn(item)
+            except Exception as exc:  # noqa: BLE001 - one malformed reply must not cost the others
+                return Prediction(error=f"malformed API response: {type(exc).__name__}: {exc}")
+
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(pool.map(fn, inputs))
+            return list(pool.map(guarded, inputs))
 
     def _messages(self, url: str, text: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": [
@@ -122,7 +130,10 @@ class OpenAIApiModel(ModelAdapter):
         response, error = self._create(messages=self._messages(url, request.prompt or ""), max_tokens=max_tokens)
         if error:
             return Prediction(error=error)
-        text = response.choices[0].message.content
+        try:
+            text = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            return Prediction(error="malformed API response: no choices in the reply")
         if not isinstance(text, str):
             return Prediction(error="malformed API response: no message content")
         return Prediction(text=text, extra=self._usage(response))

@@ -53,7 +53,8 @@ class FakeOpenAI:
                 with outer._lock:
                     outer.requests.append(body)
                     outer.auth_headers.append(self.headers.get("authorization", ""))
-                    marker = next((m for m in ("RATE429", "ALWAYS500", "SLOW", "GARBAGE") if m in text), None)
+                    marker = next((m for m in ("RATE429", "ALWAYS500", "SLOW", "GARBAGE", "NOCHOICES") if m in text),
+                                  None)
                     outer.seen[marker] += 1
                     count = outer.seen[marker]
                 if marker == "RATE429" and count == 1:
@@ -70,6 +71,9 @@ class FakeOpenAI:
                     self.end_headers()
                     self.wfile.write(raw)
                     return None
+                if marker == "NOCHOICES":  # well-formed JSON, but nothing to read
+                    return self._send(200, {"id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                                            "model": body.get("model"), "choices": []})
                 match = re.search(r"REPLY=(.*?)\|", text, re.S)
                 reply = match.group(1) if match else outer.responder(text) if outer.responder else \
                     outer.default_reply

@@ -60,6 +60,15 @@ def test_generate_retries_and_per_request_failures(api_env, data):
         assert all(h == f"Bearer {SECRET}" for h in server.auth_headers)
 
 
+def test_a_reply_without_choices_is_that_items_error_and_nothing_is_asked_twice(api_env, data):
+    with FakeOpenAI(default_reply="This image is fake.") as server:
+        adapter = model(server, max_retries=0)
+        answers = ask(adapter, data, ["NOCHOICES", "REPLY=Real.|", "REPLY=Fake.|"])
+        assert "malformed API response: no choices" in answers[0].error
+        assert [a.text for a in answers[1:]] == ["Real.", "Fake."]
+        assert len(server.requests) == 3  # one request per item: the answered ones are not asked again
+
+
 def test_soft_scores_from_logprobs_present_and_absent(api_env, data):
     top = [("▁fake", math.log(0.6)), (" Real", math.log(0.2)), ("real", math.log(0.1)), ("maybe", math.log(0.05))]
     with FakeOpenAI(top_logprobs=top) as server:
