@@ -156,20 +156,22 @@ def judge_verdicts(judge: Judge, items: list[tuple[str | None, str]], cache_path
     keys = [hash_obj({"judge": identity, "prompt": p}) for p in prompts]
     cached = cache.get_many(keys)
 
-    def ask(index: int) -> tuple[int | None, str | None]:
-        if keys[index] in cached:
-            reply = cached[keys[index]]["reply"]
+    def ask(key: str) -> tuple[int | None, str | None]:
+        if key in cached:
+            reply = cached[key]["reply"]
         else:
             try:
-                reply = judge.complete(prompts[index])
+                reply = judge.complete(prompts[keys.index(key)])
             except JudgeError as exc:
                 return None, str(exc)
-            cache.put_many([(keys[index], {"reply": reply})])
+            cache.put_many([(key, {"reply": reply})])
         word = reply.strip().lower().strip(".!*\"' ")
         return {"fake": FAKE, "real": REAL}.get(word.split()[0] if word else "", None), None
 
     try:
+        unique = list(dict.fromkeys(keys))  # identical (question, answer) pairs are asked once
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            return list(pool.map(ask, range(len(items))))
+            answers = dict(zip(unique, pool.map(ask, unique)))
+        return [answers[key] for key in keys]
     finally:
         cache.close()

@@ -114,22 +114,26 @@ class JudgeMetric(MeanOfPerSample):
             keys = {i: hash_obj({"judge": identity, "prompt": prompt}) for i, prompt in jobs}
             cached = cache.get_many(keys.values())
             replies: dict[int, str] = {i: cached[keys[i]]["reply"] for i, _ in jobs if keys[i] in cached}
-            todo = [(i, prompt) for i, prompt in jobs if i not in replies]
+            todo: dict[str, list[int]] = {}  # identical prompts (same answer and reference) are asked once
+            for i, prompt in jobs:
+                if i not in replies:
+                    todo.setdefault(prompt, []).append(i)
 
-            def call(job: tuple[int, str]) -> tuple[int, str | None, str | None]:
-                index, prompt = job
+            def call(prompt: str) -> tuple[str, str | None, str | None]:
                 try:
-                    return index, judge.complete(prompt, system=SYSTEM_PROMPT), None
+                    return prompt, judge.complete(prompt, system=SYSTEM_PROMPT), None
                 except JudgeError as exc:
-                    return index, None, str(exc)
+                    return prompt, None, str(exc)
 
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                for index, reply, error in pool.map(call, todo):
-                    if error is not None:
-                        self._fail(records[index], error)
-                        continue
-                    replies[index] = reply
-                    cache.put_many([(keys[index], {"reply": reply})])
+                for prompt, reply, error in pool.map(call, list(todo)):
+                    for index in todo[prompt]:
+                        if error is not None or reply is None:
+                            self._fail(records[index], error or "empty judge reply")
+                        else:
+                            replies[index] = reply
+                    if error is None and reply is not None:
+                        cache.put_many([(keys[todo[prompt][0]], {"reply": reply})])
         finally:
             cache.close()
         for index, reply in replies.items():

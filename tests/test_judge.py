@@ -81,6 +81,15 @@ def test_judge_against_a_real_server(judge_env, tmp_path: Path):
     assert SECRET not in json.dumps(make_judge_fingerprint())
 
 
+def test_identical_prompts_in_one_run_are_asked_once(judge_env, tmp_path: Path):
+    """Two samples with the same answer, question and reference are one judge call, in one run, cache cold."""
+    with FakeOpenAI() as server:
+        recs = records(["REPLY=Score: 2|", "REPLY=Score: 2|", "REPLY=Score: 1|", "REPLY=Score: 2|"])
+        Completeness(judge=make_judge(server), concurrency=4).aggregate(recs, MetricContext(cache_dir=tmp_path))
+        assert [r.metrics.get("judge_completeness") for r in recs] == [2.0, 2.0, 1.0, 2.0]
+        assert len(server.requests) == 2
+
+
 def make_judge_fingerprint():
     judge = OpenAICompatibleJudge(model="m", base_url="http://127.0.0.1:9/v1")
     return judge.fingerprint()
