@@ -48,7 +48,9 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
                      help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible)")
     run.add_argument("--tasks", default="aigi-mini",
                      help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini)")
-    run.add_argument("--limit", type=int, default=None, help="only the first N samples of each task")
+    run.add_argument("--limit", type=int, default=None,
+                     help="a quick look: N samples of each task, label-stratified and seeded (--seed), and at most N "
+                          "of a validation split scored for thresholds; the plan is printed before the first call")
     run.add_argument("--batch-size", type=int, default=32, help="samples per model call (default 32)")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (default)")
     run.add_argument("--output-dir", type=Path, default=Path("results"), help="default: ./results")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -82,6 +83,31 @@ class TaskOutcome:
     n_cached: int = 0
     seconds: float = 0.0
     audit: float | None = None
+
+
+def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sample]:
+    """``--limit N``: a seeded subset of N samples, stratified by label (each label keeps its share, rounded, at
+    least one while N allows), in task order. A limit meant for a quick look must not be the first N of a
+    task, which on most benchmarks are all real (AUC undefined)."""
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    import random
+
+    rng = random.Random(seed)
+    by_label: dict[Any, list[int]] = {}
+    for index, sample in enumerate(samples):
+        by_label.setdefault(sample.label, []).append(index)
+    groups = sorted(by_label.items(), key=lambda kv: str(kv[0]))
+    quota = {label: min(len(idx), max(1 if limit >= len(groups) else 0, round(limit * len(idx) / len(samples))))
+             for label, idx in groups}
+    while sum(quota.values()) > limit:  # rounding overshoot: trim the largest share
+        largest = max(quota, key=lambda k: quota[k])
+        quota[largest] -= 1
+    while sum(quota.values()) < limit:  # undershoot: top up where samples remain
+        label = max((k for k, idx in groups if quota[k] < len(idx)), key=lambda k: len(by_label[k]) - quota[k])
+        quota[label] += 1
+    chosen = sorted(i for label, idx in groups for i in rng.sample(idx, quota[label]))
+    return [samples[i] for i in chosen]
 
 
 def task_output_name(task: Task, mode: str) -> str:
@@ -207,8 +233,8 @@ class Evaluator:
         except Exception as exc:  # noqa: BLE001
             return TaskOutcome(task_name, "failed", f"could not list samples: {type(exc).__name__}: {exc}")
         n_available = len(samples)
-        if self.config.limit is not None:
-            samples = samples[: self.config.limit]
+        samples = limited(samples, self.config.limit, self.config.seed)
+        self._plan(task_name, split, len(samples), n_available)
         task_fp = self._task_fingerprint(task, split, mode)
         own = list(task.metrics_for(mode))
         metrics_list = build_metrics(self.plugins, own + [m for m in self.config.extra_metrics if m not in own])
@@ -275,12 +301,23 @@ class Evaluator:
         cal_split = task.calibration_split
         if not cal_split or cal_split == split or not any(m.needs_calibration for m in metrics):
             return None
-        samples = list(task.samples(cal_split))
+        available = list(task.samples(cal_split))
+        samples = limited(available, self.config.limit, self.config.seed)  # --limit bounds every split
+        self._plan(task_name, cal_split, len(samples), len(available), "to choose the threshold of acc_val_threshold")
         fingerprint = self._task_fingerprint(task, cal_split, mode)
         records = self._evaluate(task, samples, mode, hash_obj(fingerprint), f"{task_name}/{cal_split}")
         if records is None:
             return None
         return [r for r in records if r.error is None and r.score is not None and r.label is not None]
+
+    def _plan(self, task_name: str, split: str, n: int, available: int, why: str = "") -> None:
+        """Say, before the first model call, how many samples of which split this run will send."""
+        if not self.config.progress:
+            return
+        limit = (f" (--limit {self.config.limit}: label-stratified, seed {self.config.seed})"
+                 if n < available else "")
+        print(f"{task_name}: {n} of {available} {split} samples{limit}" + (f" {why}" if why else ""),
+              file=sys.stderr, flush=True)
 
     def _seen_generators(self) -> list[str] | None:
         """``--seen`` if given, else the generators the model's checkpoint declares it was trained on."""

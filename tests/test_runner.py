@@ -125,3 +125,37 @@ def test_costliest_requests_run_first_and_records_keep_task_order(toy_plugins, t
     [outcome] = Evaluator(config, toy_plugins).run()
     assert log.read_text().split() == [f"img{i:03d}.png" for i in range(8, -1, -1)]
     assert [r.sample_id for r in read_samples(outcome.results_path)] == [f"img{i:03d}.png" for i in range(9)]
+
+
+def test_limit_takes_a_seeded_label_stratified_subset_in_task_order():
+    from harness.records import Sample
+    from harness.runner import limited
+
+    samples = [Sample(id=f"r{i}", image="x", label=0) for i in range(90)] + \
+        [Sample(id=f"f{i}", image="x", label=1) for i in range(30)]
+    picked = limited(samples, 8, seed=0)
+    assert len(picked) == 8 and sum(s.label for s in picked) == 2  # the task's 3:1 share, not 8 reals
+    assert [s.id for s in picked] == [s.id for s in samples if s in picked]  # task order kept
+    assert picked == limited(samples, 8, seed=0) and picked != limited(samples, 8, seed=1)
+    assert {s.label for s in limited(samples, 2, seed=3)} == {0, 1}  # every class present while N allows
+    assert limited(samples, None) == samples and limited(samples, 500) == samples
+
+
+def test_limit_bounds_the_calibration_split_too(tmp_path, capsys):
+    """With a validation split scored for acc_val_threshold, --limit N sends at most N + N samples to the model."""
+    from benchmark_replicas import folder_tree
+
+    root = folder_tree(tmp_path / "WildRF", {"val/0_real": 15, "val/1_fake": 15, "test/reddit/0_real": 20,
+                                             "test/reddit/1_fake": 6})
+    log = tmp_path / "computed.txt"
+    plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyPlugin,))
+    config = RunConfig(model="mean-model", model_args={"log": str(log)}, tasks="wildrf", data_root=str(root),
+                       output_dir=tmp_path / "out", limit=6, bootstrap=0, audit=False, progress=True)
+    [outcome] = Evaluator(config, plugins).run()
+    assert outcome.status == "done" and outcome.n_samples == 6
+    assert len(log.read_text().split()) == 12  # 6 test + 6 validation, not 6 + 30
+    results = json.loads(outcome.results_path.read_text())
+    assert results["counts"]["n_calibration"] == 6
+    plan = capsys.readouterr().err
+    assert "wildrf: 6 of 26 test samples (--limit 6: label-stratified, seed 0)" in plan
+    assert "6 of 30 val samples (--limit 6: label-stratified, seed 0) to choose the threshold" in plan

@@ -100,14 +100,16 @@ def test_fakeclue_samples_references_and_submission(fakebench, tmp_path):
     outcome, results = evaluate("fakeclue", fakebench, tmp_path / "out", limit=40,
                                 task_args={"references": str(refs)})
     submission = json.loads((outcome.results_path.parent / "submission.json").read_text())
-    assert set(submission[0]) == {"image_id", "faultfinding_mode", "inference_mode"}
+    assert set().union(*submission) == {"image_id", "faultfinding_mode", "inference_mode"}
+    assert all("image_id" in row and len(row) >= 2 for row in submission)
     assert set(results["metrics"]["breakdowns"]["ability"]) == {"interpreting", "reasoning"}
     # the headline accuracy counts the questions that ask for a verdict (reasoning) only: fault-finding
     # prompts presuppose "fake" and their explanations are neither right nor unknown verdicts
     overall, by_ability = results["metrics"]["all"], results["metrics"]["breakdowns"]["ability"]
     for name in ("qual_acc", "unknown_rate"):
         assert overall[name]["value"] == by_ability["reasoning"][name]["value"]
-        assert overall[name]["n"] == by_ability["reasoning"][name]["n"] == 20
+        n_reasoning = sum(1 for r in read_samples(outcome.results_path) if r.sample_id.endswith("#inference_mode"))
+        assert overall[name]["n"] == by_ability["reasoning"][name]["n"] == n_reasoning > 0
         assert by_ability["interpreting"][name]["value"] is None
 
 
