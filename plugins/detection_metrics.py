@@ -286,6 +286,9 @@ class ValidationThresholdAccuracy(ScoreMetric):
         """As :class:`ScoreMetric`, with the threshold in ``data``."""
         threshold, n_val = self.threshold(context)
         if threshold is None:
+            if context is not None and context.calibration is not None:
+                return MetricValue(None, len(records), "undefined: the validation split was scored, but none of its "
+                                                      "samples has a usable score (all failed)")
             return MetricValue(None, len(records), "undefined: the task has no validation split to choose a "
                                                   "threshold on")
         value = super().aggregate(records, context)

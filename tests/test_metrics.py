@@ -189,3 +189,14 @@ def test_groups_average_generators_and_split_seen_unseen():
     assert "mean_over_subsets" not in groups  # the real subset is no generator: averages never mix it in
     assert groups["seen_generators"] == ["g1"]
     assert "seen" not in compute_metrics([Accuracy()], recs)["groups"]
+
+
+def test_val_threshold_says_why_it_is_undefined():
+    from harness.interfaces import MetricContext
+    from harness.plugins.detection_metrics import ValidationThresholdAccuracy
+
+    recs = records([0, 1], [0.2, 0.8])
+    none = ValidationThresholdAccuracy().aggregate(recs, MetricContext(calibration=None))
+    assert "has no validation split" in none.note
+    failed = ValidationThresholdAccuracy().aggregate(recs, MetricContext(calibration=[]))
+    assert "none of its samples has a usable score" in failed.note and "no validation split" not in failed.note
