@@ -191,7 +191,8 @@ def cmd_plugins(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return 0
     rows = []
     for info in plugins.infos:
-        status = "blocked" if info.blocked else ("ERROR: " + info.error if info.error else "ok")
+        status = "blocked" if info.blocked else ("ERROR: " + info.error if info.error else
+                                                 ("PARTLY: " + info.problem() if info.failed_hooks else "ok"))
         rows.append((info.name, info.version or "", "builtin" if info.builtin else "external",
                      ", ".join(info.hooks), status))
     print(tabulate(rows, headers=["plugin", "version", "kind", "hooks", "status"], maxcolwidths=[34, 10, 8, 40, 60]))
@@ -291,11 +292,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     for info in plugins.failed():
-        print(f"warning: plugin {info.name} failed to load and is skipped: {info.error}", file=sys.stderr)
+        print(f"warning: {info.problem()}", file=sys.stderr)
     try:
         return int(args.func(args, plugins) or 0)
     except UnknownNameError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        blocked = plugins.blocked()
+        if blocked:
+            rules = ", ".join(f"{v}={os.environ[v]!r}" for v in ("HARNESS_LOAD_PLUGINS", "HARNESS_DISABLE_PLUGINS")
+                              if v in os.environ)
+            print(f"note: an external-plugin filter is in force ({rules}; '' loads none): not loaded: "
+                  f"{', '.join(i.name for i in blocked)}. Unset it to use them.", file=sys.stderr)
         return 2
     except (RegistryError, ValueError, FileNotFoundError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -55,13 +55,28 @@ class PluginInfo:
     builtin: bool
     module: str
     hooks: list[str] = field(default_factory=list)
+    #: the plugin could not be imported: nothing of it is used
     error: str | None = None
     blocked: bool = False
+    #: hooks that raised: what they registered is dropped; the plugin's other hooks work
+    failed_hooks: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (also stored in results provenance)."""
         return {"name": self.name, "version": self.version, "builtin": self.builtin, "module": self.module,
-                "hooks": self.hooks, "error": self.error, "blocked": self.blocked}
+                "hooks": self.hooks, "error": self.error, "blocked": self.blocked,
+                "failed_hooks": self.failed_hooks}
+
+    def problem(self) -> str | None:
+        """One line saying exactly what of this plugin is not used, or ``None``."""
+        if self.error:
+            return f"plugin {self.name} failed to load and is skipped: {self.error}"
+        if self.failed_hooks:
+            working = [h for h in self.hooks if h not in self.failed_hooks]
+            failed = "; ".join(f"{hook} raised {message}" for hook, message in self.failed_hooks.items())
+            return (f"plugin {self.name}: {failed} (what that hook registered is skipped"
+                    + (f"; its {', '.join(working)} work" if working else "") + ")")
+        return None
 
 
 def _split_env(name: str) -> set[str] | None:
@@ -147,9 +162,9 @@ class HarnessPlugins:
                 staged = Registry()
                 try:
                     impl.function(register=staged.register_callback(kind, impl.plugin_name))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - only this hook's registrations are dropped
                     if info is not None:
-                        info.error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                        info.failed_hooks[hook_name] = f"{type(exc).__name__}: {exc}"
                     continue
                 for manifest in staged.manifests(kind):
                     self.registry.add(manifest)
@@ -163,7 +178,7 @@ class HarnessPlugins:
             except Exception as exc:  # noqa: BLE001
                 info = by_name.get(impl.plugin_name)
                 if info is not None:
-                    info.error = f"register_commands raised {type(exc).__name__}: {exc}"
+                    info.failed_hooks["register_commands"] = f"{type(exc).__name__}: {exc}"
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Manifest:
@@ -171,11 +186,16 @@ class HarnessPlugins:
         return self.registry.get(kind, name)
 
     def failed(self) -> list[PluginInfo]:
-        """Plugins that failed to load or register."""
-        return [info for info in self.infos if info.error]
+        """Plugins that failed to load, or one of whose hooks raised."""
+        return [info for info in self.infos if info.error or info.failed_hooks]
+
+    def blocked(self) -> list[PluginInfo]:
+        """Installed plugins left out by ``HARNESS_LOAD_PLUGINS`` / ``HARNESS_DISABLE_PLUGINS``."""
+        return [info for info in self.infos if info.blocked]
 
     def versions(self) -> dict[str, str | None]:
-        """Plugin name -> version, for results provenance."""
+        """Plugin name -> version of every plugin whose code ran (a plugin with a failed hook included), for
+        results provenance."""
         return {info.name: info.version for info in self.infos if not info.blocked and not info.error}
 
 

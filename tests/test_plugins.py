@@ -30,6 +30,10 @@ from harness import hookimpl
 def register_models(register):
     register("half-registered", "x:Y")
     raise ValueError("hook exploded")
+
+@hookimpl
+def register_tasks(register):
+    register("badhook-task", "harness.tasks.aigi_mini:AigiMini")
 '''
 
 
@@ -70,13 +74,18 @@ def test_broken_plugins_are_reported_and_skipped(plugin_site: Path):
     assert infos["good"]["error"] is None and infos["good"]["version"] == "1.2.3"
     assert infos["good"]["hooks"] == ["register_models"]
     assert "this plugin is broken on purpose" in infos["broken"]["error"]
-    assert "hook exploded" in infos["badhook"]["error"]
+    assert infos["badhook"]["error"] is None  # it loaded; one hook raised
+    assert "hook exploded" in infos["badhook"]["failed_hooks"]["register_models"]
     # every other command still works, and the broken hook registered nothing
     listing = run_cli("ls", "models", "--json", env=env)
     assert listing.returncode == 0, listing.stderr
     names = {m["name"] for m in json.loads(listing.stdout)}
     assert "good-detector" in names and "fredect" in names and "half-registered" not in names
+    tasks = {m["name"] for m in json.loads(run_cli("ls", "tasks", "--json", env=env).stdout)}
+    assert "badhook-task" in tasks  # the plugin's working hook still registered
     assert "plugin broken failed to load" in listing.stderr
+    assert "plugin badhook: register_models raised ValueError: hook exploded (what that hook registered is " \
+           "skipped; its register_tasks work)" in listing.stderr
     table = run_cli("plugins", env=env)
     assert "ERROR: RuntimeError: this plugin is broken on purpose" in table.stdout
 
@@ -96,6 +105,22 @@ def test_environment_blocks_external_plugins(plugin_site: Path, variable: str, v
     names = {m["name"] for m in json.loads(result.stdout)}
     assert ("good-detector" in names) is expect_good
     assert "fredect" in names  # built-ins are never blocked
+
+
+def test_an_allow_list_that_hides_a_plugin_says_so_when_its_model_is_asked_for(plugin_site: Path):
+    env = {"PYTHONPATH": str(plugin_site), "HARNESS_LOAD_PLUGINS": ""}
+    result = run_cli("run", "--model", "good-detector", env=env)
+    assert result.returncode == 2 and "Unknown model 'good-detector'" in result.stderr
+    assert "an external-plugin filter is in force (HARNESS_LOAD_PLUGINS=''" in result.stderr
+    assert "not loaded: " in result.stderr and "good" in result.stderr.split("not loaded: ")[1]
+
+
+def test_provenance_names_a_plugin_whose_other_hooks_ran(plugin_site: Path, monkeypatch):
+    monkeypatch.syspath_prepend(str(plugin_site))
+    monkeypatch.delenv("HARNESS_LOAD_PLUGINS", raising=False)
+    plugins = HarnessPlugins()
+    assert "badhook" in plugins.versions() and "broken" not in plugins.versions()
+    assert {i.name for i in plugins.failed()} >= {"badhook", "broken"}
 
 
 @pytest.mark.slow
