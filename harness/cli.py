@@ -192,7 +192,7 @@ def cmd_plugins(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     rows = []
     for info in plugins.infos:
         status = "blocked" if info.blocked else ("ERROR: " + info.error if info.error else
-                                                 ("PARTLY: " + info.problem() if info.failed_hooks else "ok"))
+                                                 (f"PARTLY: {info.problem()}" if info.failed_hooks else "ok"))
         rows.append((info.name, info.version or "", "builtin" if info.builtin else "external",
                      ", ".join(info.hooks), status))
     print(tabulate(rows, headers=["plugin", "version", "kind", "hooks", "status"], maxcolwidths=[34, 10, 8, 40, 60]))
