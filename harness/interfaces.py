@@ -5,6 +5,7 @@ See ``docs/architecture.md`` for how they meet in a run.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,16 @@ class Judge(ABC):
 
     def __init__(self, **args: Any) -> None:
         self.args = dict(args)
+        #: calls made and tokens used so far (API judges fill it through :meth:`count`; results report it)
+        self.usage: dict[str, Any] = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._usage_lock = threading.Lock()
+
+    def count(self, requests: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Add to :attr:`usage` (thread-safe: judges are called from worker threads)."""
+        with self._usage_lock:
+            self.usage["requests"] += requests
+            self.usage["prompt_tokens"] += prompt_tokens
+            self.usage["completion_tokens"] += completion_tokens
 
     def fingerprint(self) -> dict[str, Any]:
         """Identity for the judge cache (model name, endpoint, decoding), never secrets."""

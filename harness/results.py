@@ -112,8 +112,43 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def usage_totals(records: Sequence[SampleRecord]) -> dict[str, Any] | None:
-    """Summed token usage and cost of API models: over all records, and over those computed in this run."""
+def usage_totals(records: Sequence[SampleRecord], calibration: Sequence[SampleRecord] = (),
+                 judges: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """Summed token usage and cost of every API call a run made: the evaluated split's and the calibration
+    split's model requests (``all``: cached ones included, ``this_run``: made now), plus the LLM judges' calls
+    (always this run), each also under ``by_source``."""
+    totals = _usage_of(records)
+    sources: dict[str, Any] = {}
+    if totals:
+        sources["evaluated_split"] = totals.get("this_run", {"requests": 0})
+    cal = _usage_of(calibration)
+    if cal:
+        sources["calibration_split"] = cal.get("this_run", {"requests": 0})
+        for scope, bucket in cal.items():
+            _add(totals.setdefault(scope, _bucket()), bucket)
+    for name, usage in (judges or {}).items():
+        if usage and usage.get("requests"):
+            sources[f"judge:{name}"] = dict(usage)
+            for scope in ("all", "this_run"):
+                _add(totals.setdefault(scope, _bucket()), usage)
+    if sources:
+        totals["by_source"] = sources
+    return totals or None
+
+
+def _bucket() -> dict[str, Any]:
+    return {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0}
+
+
+def _add(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key in ("prompt_tokens", "completion_tokens", "requests"):
+        into[key] = into.get(key, 0) + int(other.get(key, 0))
+    if "cost_usd" in other:
+        into["cost_usd"] = into.get("cost_usd", 0.0) + float(other["cost_usd"])
+
+
+def _usage_of(records: Sequence[SampleRecord]) -> dict[str, Any]:
+    """Model usage recorded on the records (``extra.usage`` / ``extra.cost_usd``)."""
     totals: dict[str, Any] = {}
     for record in records:
         usage = record.extra.get("usage") if record.extra else None
@@ -126,7 +161,7 @@ def usage_totals(records: Sequence[SampleRecord]) -> dict[str, Any] | None:
                 bucket[key] += int((usage or {}).get(key, 0))
             if "cost_usd" in record.extra:
                 bucket["cost_usd"] = bucket.get("cost_usd", 0.0) + float(record.extra["cost_usd"])
-    return totals or None
+    return totals
 
 
 def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: dict[str, Any],
@@ -135,7 +170,7 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                        limit: int | None, seconds: float, provenance: dict[str, Any],
                        audit: dict[str, Any] | None = None, seen: list[str] | None = None,
                        n_calibration: int | None = None, data_notes: dict[str, Any] | None = None,
-                       exports: dict[str, Any] | None = None) -> Path:
+                       exports: dict[str, Any] | None = None, usage: dict[str, Any] | None = None) -> Path:
     """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path. ``exports`` are extra
     files for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
     from harness.fingerprint import hash_obj
@@ -158,7 +193,7 @@ def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: 
                    "n_cached": sum(1 for r in records if r.cached), "n_available": n_available, "limit": limit,
                    "n_calibration": n_calibration},
         "seen_generators": seen,
-        "usage": usage_totals(records),
+        "usage": usage if usage is not None else usage_totals(records),
         "data": data_notes or {},
         "exports": sorted(exports or {}),
         "audit": {"format_shortcut": audit},

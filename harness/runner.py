@@ -27,7 +27,7 @@ from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
 from harness.records import Prediction, Request, Sample, SampleRecord
-from harness.results import model_dir_name, provenance, write_task_results
+from harness.results import model_dir_name, provenance, usage_totals, write_task_results
 
 
 class RunError(ValueError):
@@ -186,6 +186,7 @@ class Evaluator:
         self.model_fp = self.model.fingerprint()
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
+        self._calibration_all: list[SampleRecord] = []  # the last task's validation records, for usage
         self.cache = ResponseCache(config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None)
         self.model_dir = config.output_dir / model_dir_name(self.model_name, self.model_fp_hash)
 
@@ -243,14 +244,20 @@ class Evaluator:
         if records is None:  # a rank other than 0 under torchrun: its shards are done
             return TaskOutcome(task_name, "shard", f"rank {rank_world()[0]} answered its shard",
                                n_samples=len(samples))
+        judges: dict[str, dict[str, Any]] = {}
         if self.config.verdict_judge and mode == "generate":
-            self._judge_unknown_verdicts(records)
+            judges["verdict_fallback"] = self._judge_unknown_verdicts(records)
         context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
                                 seed=self.config.seed, plugins=self.plugins)
         seen = self._seen_generators()
         metrics = compute_metrics(metrics_list, records, context=context, bootstrap=self.config.bootstrap,
                                   seen=seen, breakdowns=task.breakdown_keys,
                                   average_over=task.average_over)
+        for metric in metrics_list:  # the judge metrics' calls, counted like the model's
+            used = getattr(metric, "judge_usage", lambda: None)()
+            if used:
+                judges[metric.name] = used
+        usage = usage_totals(records, self._calibration_all, judges)
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
@@ -261,7 +268,7 @@ class Evaluator:
             records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
             seconds=seconds, provenance=prov, audit=audit, seen=seen,
             n_calibration=len(calibration) if calibration is not None else None, data_notes=task.data_notes(),
-            exports=task.export(records))
+            exports=task.export(records), usage=usage)
         n_failed = sum(1 for r in records if r.error)
         status, reason = "done", ""
         if records and n_failed == len(records):
@@ -272,14 +279,15 @@ class Evaluator:
                            n_cached=sum(1 for r in records if r.cached), seconds=seconds,
                            audit=audit["cv_accuracy"] if audit else None)
 
-    def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> None:
-        """LLM-judge fallback for answers the rule-based parser left unknown (and only those)."""
+    def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> dict[str, Any]:
+        """LLM-judge fallback for answers the rule-based parser left unknown (and only those); returns the
+        judge's usage."""
         from harness.judging import build_judge
         from harness.verdicts import judge_verdicts
 
         unknown = [r for r in records if r.error is None and r.text is not None and r.verdict is None]
         if not unknown:
-            return
+            return {}
         judge = build_judge(self.plugins, self.config.verdict_judge)
         answers = judge_verdicts(judge, [(r.prompt, r.text or "") for r in unknown],
                                  self.config.output_dir / ".cache" / "judge.sqlite")
@@ -288,6 +296,7 @@ class Evaluator:
             if error:
                 record.extra["verdict_judge_error"] = error
             record.verdict = verdict
+        return dict(judge.usage)
 
     @staticmethod
     def _task_fingerprint(task: Task, split: str, mode: str) -> dict[str, Any]:
@@ -298,6 +307,7 @@ class Evaluator:
     def _calibration_records(self, task: Task, split: str, mode: str, metrics: Sequence[Metric],
                              task_name: str) -> list[SampleRecord] | None:
         """Scored records of the task's validation split, when a metric needs them (cached like any run)."""
+        self._calibration_all = []
         cal_split = task.calibration_split
         if not cal_split or cal_split == split or not any(m.needs_calibration for m in metrics):
             return None
@@ -308,6 +318,7 @@ class Evaluator:
         records = self._evaluate(task, samples, mode, hash_obj(fingerprint), f"{task_name}/{cal_split}")
         if records is None:
             return None
+        self._calibration_all = records  # every request of it counts in the run's usage and cost
         return [r for r in records if r.error is None and r.score is not None and r.label is not None]
 
     def _plan(self, task_name: str, split: str, n: int, available: int, why: str = "") -> None:

@@ -94,6 +94,10 @@ class JudgeMetric(MeanOfPerSample):
                                       self._judge_args)
         return self._judge
 
+    def judge_usage(self) -> dict[str, Any] | None:
+        """The calls this metric's judge made (``None`` when it made none)."""
+        return dict(self._judge.usage) if self._judge is not None and self._judge.usage.get("requests") else None
+
     def prompt(self, record: SampleRecord, reference: str) -> str:
         """The filled prompt for one sample."""
         question = record.prompt or record.metadata.get("question") or ""

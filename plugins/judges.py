@@ -56,8 +56,13 @@ class OpenAICompatibleJudge(Judge):
 
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         try:
+            self.count(requests=1)  # one call (the client's own retries of a failed call are not counted apart)
             response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
                                                            max_tokens=self.max_tokens)
+            tokens = getattr(response, "usage", None)
+            if tokens is not None:
+                self.count(prompt_tokens=int(tokens.prompt_tokens or 0),
+                           completion_tokens=int(tokens.completion_tokens or 0))
             content = response.choices[0].message.content
         except (openai.APIError, ValueError, AttributeError, IndexError, TypeError) as exc:
             raise JudgeError(api_error_message(exc, "judge", self.timeout, self.max_retries)) from None

@@ -150,3 +150,33 @@ def test_judge_fallback_resolves_only_unknown_verdicts(api_env, data, tmp_path, 
         assert "The picture shows an astronaut." in judge_server.requests[0]["messages"][-1]["content"]
     records = read_samples(outcome.results_path)
     assert all(r.verdict == 1 and r.extra["verdict_source"] == "judge" for r in records)
+
+
+def test_usage_counts_every_request_of_the_run_calibration_and_judge_included(api_env, data, tmp_path, monkeypatch):
+    from benchmark_replicas import folder_tree
+
+    root = folder_tree(tmp_path / "WildRF", {"val/0_real": 5, "val/1_fake": 5, "test/reddit/0_real": 3,
+                                             "test/reddit/1_fake": 3})
+    plugins = HarnessPlugins(load_entrypoints=False)
+    with FakeOpenAI(top_logprobs=[("fake", -0.2), ("real", -1.8)]) as server:
+        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": server.base_url,
+                                                           "price_in": 1.0, "price_out": 1.0},
+                           tasks="wildrf", data_root=str(root), output_dir=tmp_path / "out", progress=False,
+                           bootstrap=0, audit=False)
+        [outcome] = Evaluator(config, plugins).run()
+        usage = json.loads(outcome.results_path.read_text())["usage"]
+        assert usage["this_run"]["requests"] == len(server.requests) == 16  # 6 test + 10 validation
+        assert usage["by_source"]["calibration_split"]["requests"] == 10
+        assert usage["this_run"]["cost_usd"] == pytest.approx(16 * 12 / 1e6)
+
+    toy = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
+    monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "judge-key")
+    with FakeOpenAI(default_reply="An astronaut.") as model_server, FakeOpenAI(default_reply="Fake.") as judge:
+        monkeypatch.setenv("HARNESS_JUDGE_ARGS", f"model=judge,base_url={judge.base_url}")
+        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": model_server.base_url},
+                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path / "judged",
+                           progress=False, bootstrap=0, verdict_judge="openai", audit=False)
+        [outcome] = Evaluator(config, toy).run()
+        usage = json.loads(outcome.results_path.read_text())["usage"]
+        assert usage["by_source"]["judge:verdict_fallback"]["requests"] == len(judge.requests) == 1
+        assert usage["this_run"]["requests"] == len(model_server.requests) + len(judge.requests)
