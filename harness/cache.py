@@ -31,9 +31,11 @@ SCHEMA_VERSION = 1
 class ResponseCache:
     """SQLite-backed store of model answers and file hashes."""
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, rehash: bool = False):
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
+        #: read every image file again instead of trusting the (path, size, mtime) memo of its hash
+        self.rehash = rehash
         if self.path is None:
             self._db = sqlite3.connect(":memory:", check_same_thread=False)
         else:
@@ -76,7 +78,7 @@ class ResponseCache:
             key = path.encode("utf-8", "surrogateescape")
         with self._lock:
             row = self._db.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path=?", (key,)).fetchone()
-        if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+        if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns and not self.rehash:
             return row[2]
         digest = hash_file(path)
         with self._lock:

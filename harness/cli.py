@@ -65,6 +65,10 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument("--num-workers", type=int, default=None,
                      help="threads for image decoding and preprocessing (default: CPUs, at most 8)")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    run.add_argument("--rehash", action="store_true",
+                     help="read every image again to hash it: the cache knows a file by its content hash, memoised "
+                          "by path, size and modification time; a file rewritten with the same size and time would "
+                          "otherwise reuse its old answers")
     run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                      help="bootstrap resamples for 95%% confidence intervals of overall metrics (0 = off)")
     run.add_argument("--seen", default=None, metavar="GEN,...",
@@ -146,7 +150,7 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
                        seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
                        audit=not args.no_audit, verdict_judge=args.verdict_judge,
                        task_args=parse_kv(args.task_args),
-                       extra_metrics=[m for m in args.extra_metrics.split(",") if m])
+                       extra_metrics=[m for m in args.extra_metrics.split(",") if m], rehash=args.rehash)
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
     if outcomes and all(o.status in ("shard", "skipped") for o in outcomes) and any(

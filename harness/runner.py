@@ -60,6 +60,8 @@ class RunConfig:
     task_args: dict[str, Any] = field(default_factory=dict)
     #: metrics added to every task's own (e.g. ``acc_oracle_univfd``, off by default)
     extra_metrics: list[str] = field(default_factory=list)
+    #: hash every image file's content again (the memo trusts path + size + mtime)
+    rehash: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -187,7 +189,8 @@ class Evaluator:
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
         self._calibration_all: list[SampleRecord] = []  # the last task's validation records, for usage
-        self.cache = ResponseCache(config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None)
+        self.cache = ResponseCache(config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None,
+                                   rehash=config.rehash)
         self.model_dir = config.output_dir / model_dir_name(self.model_name, self.model_fp_hash)
 
     # -- public ------------------------------------------------------------------------------

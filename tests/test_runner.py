@@ -70,6 +70,32 @@ def test_changed_image_is_recomputed(toy_plugins, tmp_path):
     assert log.read_text().split() == ["img000.png", "img001.png", "img002.png", "img003.png", "img001.png"]
 
 
+def test_a_same_size_same_time_rewrite_needs_rehash(toy_plugins, tmp_path):
+    """The trade-off of the hash memo, pinned: a rewrite that keeps size and mtime reuses old answers, unless
+    --rehash reads the files again."""
+    import os
+
+    from PIL import Image
+
+    data = write_toy_data(tmp_path / "data", n_good=4, bad=False)
+    target = data / "flat.bmp"  # uncompressed: another colour has exactly the same size
+    Image.new("RGB", (16, 16), (20, 20, 20)).save(target)
+    with open(data / "labels.txt", "a") as handle:
+        handle.write("flat.bmp 1 gen\n")
+    log = tmp_path / "computed.log"
+    evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)})
+    stat = target.stat()
+    Image.new("RGB", (16, 16), (230, 230, 230)).save(target)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert target.stat().st_size == stat.st_size
+    evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)})
+    assert len(log.read_text().split()) == 5  # trusted the memo: nothing recomputed
+    outcome = evaluate(toy_plugins, data, tmp_path / "out", model_args={"log": str(log)}, rehash=True)
+    assert log.read_text().split()[5:] == ["flat.bmp"]  # read again: the changed file is answered anew
+    flat = next(r for r in read_samples(outcome.results_path) if r.sample_id == "flat.bmp")
+    assert flat.score == pytest.approx(230 / 255)
+
+
 def test_no_cache_recomputes(toy_plugins, tmp_path):
     data = write_toy_data(tmp_path / "data", n_good=4, bad=False)
     log = tmp_path / "computed.log"
