@@ -32,8 +32,10 @@ class FakeOpenAI:
     """Start with ``with FakeOpenAI() as server: server.base_url``; inspect ``server.requests``."""
 
     def __init__(self, default_reply: str = "Score: 2", slow_seconds: float = 2.0,
-                 top_logprobs: list[tuple[str, float]] | None = None, responder=None):
+                 top_logprobs: list[tuple[str, float]] | None = None, responder=None, fault=None):
         self.default_reply, self.slow_seconds = default_reply, slow_seconds
+        self.fault = fault  # optional callable(n) -> None | 500 | 429 | "garbage" | "nochoices", n = request number
+        self.answered = Counter()  # successful replies per request content (image + text), server-side
         self.responder = responder  # optional callable(text) -> reply, for scripted conversations
         self.top_logprobs = top_logprobs  # returned when a request asks for logprobs; None: never
         self.requests: list[dict] = []
@@ -57,6 +59,13 @@ class FakeOpenAI:
                                   None)
                     outer.seen[marker] += 1
                     count = outer.seen[marker]
+                    injected = outer.fault(len(outer.requests)) if outer.fault else None
+                if injected in (500, 429):
+                    return self._send(injected, {"error": {"message": "injected fault"}})
+                if injected == "garbage":
+                    marker = "GARBAGE"
+                if injected == "nochoices":
+                    marker = "NOCHOICES"
                 if marker == "RATE429" and count == 1:
                     return self._send(429, {"error": {"message": "rate limited"}}, {"retry-after-ms": "10"})
                 if marker == "ALWAYS500":
@@ -84,6 +93,8 @@ class FakeOpenAI:
                     choice["logprobs"] = {"content": [{"token": top[0]["token"] if top else "", "logprob":
                                                        top[0]["logprob"] if top else 0.0, "bytes": None,
                                                        "top_logprobs": top[: body.get("top_logprobs") or 0]}]}
+                with outer._lock:
+                    outer.answered[json.dumps(body.get("messages"), sort_keys=True)] += 1
                 return self._send(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body.get("model"),
                     "choices": [choice],

@@ -180,3 +180,31 @@ def test_usage_counts_every_request_of_the_run_calibration_and_judge_included(ap
         usage = json.loads(outcome.results_path.read_text())["usage"]
         assert usage["by_source"]["judge:verdict_fallback"]["requests"] == len(judge.requests) == 1
         assert usage["this_run"]["requests"] == len(model_server.requests) + len(judge.requests)
+
+
+def test_under_injected_faults_no_successful_answer_is_asked_twice_in_a_run_or_across_resumes(api_env, tmp_path):
+    """A server failing a third of the calls (500, 429, garbage, empty choices): each run answers what it can,
+    every failure is that sample's error, and no answer the server gave successfully is ever requested again."""
+    import random
+
+    data = write_toy_data(tmp_path / "data", n_good=24, bad=False)
+    rng = random.Random(0)
+    faults = [500, 429, "garbage", "nochoices"]
+
+    def fault(_n: int):
+        return rng.choice(faults) if rng.random() < 1 / 3 else None
+
+    plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
+    with FakeOpenAI(default_reply="No, it is AI-generated.", fault=fault) as server:
+        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": server.base_url,
+                                                           "max_retries": 0, "concurrency": 4},
+                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path / "out", progress=False,
+                           bootstrap=0, audit=False, batch_size=8)
+        failed = []
+        for _ in range(12):  # the first run, then resumes until every sample is answered
+            [outcome] = Evaluator(config, plugins).run()
+            failed.append(outcome.n_failed)
+            if not outcome.n_failed:
+                break
+        assert failed[0] > 0 and failed[-1] == 0 and failed == sorted(failed, reverse=True)
+        assert len(server.answered) == 24 and max(server.answered.values()) == 1
