@@ -320,7 +320,7 @@ def main() -> int:
 
     import torch
 
-    from harness.backends.llava import LlavaBackend
+    from harness.plugins.lmm.backends.llava import LlavaBackend
     from harness.results import write_benchmark
 
     global BENCH_BACKEND

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from harness.backends.images import SIXTEEN_BIT, to_eight_bit
 from harness.records import Sample
 
 # Standard IJG luminance quantisation table (JPEG Annex K, Table K.1), natural order.
@@ -45,6 +44,37 @@ def _too_large(where: str, exc: Exception) -> ImageLoadError:
     limit = Image.MAX_IMAGE_PIXELS
     return ImageLoadError(f"{where}: image too large ({exc}); the limit is {2 * limit if limit else 'off'} pixels: "
                           f"raise it with {MAX_PIXELS_VARIABLE}=N (0 = no limit) if the file is genuine")
+
+
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+#: modes PIL's ``convert`` would clip: :func:`to_eight_bit` scales them
+HIGH_BIT_MODES = SIXTEEN_BIT + ("I", "F")
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """High-bit-depth and float images scaled to 8-bit ``L`` (PIL's own ``convert`` *clips* them: a 16-bit
+    gradient with mean 127.5 would load with mean 254 and two distinct values).
+
+    - ``I;16*`` (16-bit PNG / TIFF): value x 255 / 65535, rounded;
+    - ``I`` (32-bit integer, how PIL hands back some 16-bit files): 8-bit when every value fits in
+      0-255, else 16-bit when they fit in 0-65535, else scaled by the maximum; negatives clip at 0;
+    - ``F`` (float): values in [0, 1] scaled by 255, else clipped to 0-255.
+
+    Every other mode is returned as it is (PIL's conversions of ``CMYK``, ``YCbCr``, ``P``, ``PA``, ``LA``
+    and ``RGBA`` are the standard ones, as upstream loaders use them: alpha is dropped, not composited).
+    """
+    if image.mode not in SIXTEEN_BIT + ("I", "F"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode in SIXTEEN_BIT:
+        scale = 65535.0
+    elif image.mode == "F":
+        scale = 1.0 if top <= 1.0 else 255.0
+    else:
+        scale = 255.0 if top <= 255 else (65535.0 if top <= 65535 else top)
+    eight = np.clip(np.round(values * (255.0 / scale)), 0, 255).astype(np.uint8)
+    return Image.fromarray(eight)
 
 
 def _checked_path(source: str | Path) -> Path:

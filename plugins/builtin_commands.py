@@ -12,8 +12,8 @@ from harness import hookimpl
 
 
 def recipes() -> dict[str, Path]:
-    """Environment recipes shipped in ``harness/backends/envs``: name -> requirements file."""
-    folder = Path(str(resources.files("harness") / "backends" / "envs"))
+    """Environment recipes shipped in ``plugins/lmm/backends/envs``: name -> requirements file."""
+    folder = Path(str(resources.files("harness.plugins.lmm.backends") / "envs"))
     return {p.stem: p for p in sorted(folder.glob("*.txt"))}
 
 

@@ -29,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL
 from harness.images import load_image
 from harness.interfaces import ModelAdapter
 from harness.plugins.api_errors import api_error_message
+from harness.plugins.lmm.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL
 from harness.records import Prediction, Request
 
 SCORE_QUESTION = "What is the authenticity of this image?"

@@ -133,12 +133,28 @@ def test_exif_orientation_is_not_applied_and_corrupt_exif_is_ignored():
     assert np.asarray(load_image(exif_bad.getvalue())).shape == (4, 8, 3)
 
 
-def test_the_worker_side_opener_scales_sixteen_bit_images_the_same_way():
-    from harness.backends.images import open_image
+def test_a_worker_is_sent_the_scaled_pixels_of_a_sixteen_bit_file(tmp_path):
+    """Workers decode with their own (old) PIL, which would clip: the adapter sends the 8-bit pixels instead."""
+    import base64
+    import io
+    import sys
+
+    from harness.plugins.lmm import InstructBlipAdapter
+    from harness.plugins.lmm.backends.images import open_image
+    from harness.records import Request, Sample
 
     gradient = np.linspace(0, 65535, 256).reshape(16, 16).astype(np.uint16)
-    data = _roundtrip(Image.fromarray(gradient), "PNG")
-    assert (np.asarray(open_image(data)) == np.asarray(load_image(data))).all()
+    Image.fromarray(gradient).save(tmp_path / "deep.png")
+    Image.fromarray((gradient // 257).astype(np.uint8)).save(tmp_path / "plain.png")
+    adapter = InstructBlipAdapter(path=str(tmp_path), python=sys.executable)
+    payload, _ = adapter.prepare(Request(sample=Sample(id="d", image=str(tmp_path / "deep.png"), label=1),
+                                         kind="score"))
+    pixels = np.asarray(open_image(payload))
+    assert (pixels == np.asarray(load_image(str(tmp_path / "deep.png")))).all() and pixels.mean() > 120
+    assert Image.open(io.BytesIO(base64.b64decode(payload["b64"]))).mode == "RGB"
+    plain, _ = adapter.prepare(Request(sample=Sample(id="p", image=str(tmp_path / "plain.png"), label=1),
+                                       kind="score"))
+    assert plain == str((tmp_path / "plain.png").resolve())  # 8-bit files go as paths, as before
 
 
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:

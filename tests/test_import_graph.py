@@ -41,3 +41,12 @@ def test_the_checker_sees_an_arrow(tmp_path):
     found = [m for _, m in imported_modules(bad, tmp_path) if m.startswith(OUTSIDE)]
     assert found == ["harness.plugins.judge_metrics.JudgeMetric", "harness.tasks.builtin",
                      "harness.trainers.fakescope"]
+
+
+def test_lmm_backends_are_standalone():
+    """The worker runs the backends in environments without the harness: they import no harness module
+    (their siblings come through _sibling.py)."""
+    backends = CORE.parent / "plugins" / "lmm" / "backends"
+    found = [f"{path.name}:{line} imports {module}" for path in sorted(backends.glob("*.py"))
+             for line, module in imported_modules(path, CORE.parent) if module.split(".")[0] == "harness"]
+    assert found == []

@@ -14,8 +14,8 @@ import toy_components
 from tiny_models import tiny_llava, word_tokenizer
 from toy_components import write_toy_data
 
-from harness.backends.soft_scoring import resolve_anchor, resolve_anchors, soft_scores
 from harness.plugin_manager import HarnessPlugins
+from harness.plugins.lmm.backends.soft_scoring import resolve_anchor, resolve_anchors, soft_scores
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
 
@@ -146,8 +146,8 @@ def test_worker_crash_mid_batch_is_reported_restarted_and_loses_nothing(llava_pa
     with open(crash_data / "labels.txt", "a") as handle:
         handle.write("crash.png 1 gen\n")
     monkeypatch.setattr(LlavaAdapter, "backend_spec", "crashy_backend:CrashyBackend")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(Path(__file__).parent.parent / "harness"
-                                                                           / "backends")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(Path(__file__).parent.parent / "plugins"
+                                                                           / "lmm" / "backends")]))
     outcome = run("fakescope-llava", {"path": str(llava_path), "python": sys.executable}, crash_data,
                   tmp_path / "out", batch_size=4)
     records = {r.sample_id: r for r in read_samples(outcome.results_path)}
@@ -161,7 +161,7 @@ def test_worker_crash_mid_batch_is_reported_restarted_and_loses_nothing(llava_pa
 
 def test_worker_stderr_log_is_closed_and_removed(tmp_path, monkeypatch):
     """The worker's stderr goes to a temporary log (its tail explains crashes); closing the client removes it."""
-    from harness.worker_client import WorkerClient
+    from harness.plugins.lmm.worker_client import WorkerClient
 
     (tmp_path / "quiet_backend.py").write_text(
         "import sys\nclass Quiet:\n    def __init__(self, **args):\n        print('loading', file=sys.stderr)\n"

@@ -17,8 +17,8 @@ import toy_components
 from tiny_models import tiny_idefics, tiny_instructblip
 from toy_components import write_toy_data
 
-from harness.backends import hf_vlm, idefics, instructblip, llava, soft_scoring
 from harness.plugin_manager import HarnessPlugins
+from harness.plugins.lmm.backends import hf_vlm, idefics, instructblip, llava, soft_scoring
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
 
@@ -142,7 +142,7 @@ def images(tmp_path: Path) -> list[str]:
 
 
 def test_qwen_vl_chatml_scoring_left_pads_with_positions_and_chats_greedily(standins, tmp_path):
-    from harness.backends.qwen_vl import QwenVlBackend
+    from harness.plugins.lmm.backends.qwen_vl import QwenVlBackend
 
     calls, made = standins
     backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True)
@@ -170,7 +170,7 @@ def test_qwen_vl_loads_offline_from_its_folder_and_restores_the_working_director
     the checkpoint folder as the working directory; without the font the error names the file."""
     import os
 
-    from harness.backends.qwen_vl import QwenVlBackend
+    from harness.plugins.lmm.backends.qwen_vl import QwenVlBackend
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -187,7 +187,7 @@ def test_qwen_vl_loads_offline_from_its_folder_and_restores_the_working_director
 @pytest.mark.parametrize("dtype, expected", [("bf16", "bfloat16"), ("fp32", "float32"), ("auto", "float32")])
 def test_qwen_vl_precision_follows_its_own_flags(standins, tmp_path, dtype, expected):
     """Qwen-VL ignores torch_dtype and reads bf16/fp16/fp32 flags: exactly one is passed, the real dtype recorded."""
-    from harness.backends.qwen_vl import QwenVlBackend
+    from harness.plugins.lmm.backends.qwen_vl import QwenVlBackend
 
     calls, made = standins
     backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True, dtype=dtype)
@@ -200,7 +200,7 @@ def test_qwen_vl_precision_follows_its_own_flags(standins, tmp_path, dtype, expe
 
 
 def test_qwen_vl_image_paths_over_256_bytes_are_scored_under_a_short_alias(standins, tmp_path):
-    from harness.backends.qwen_vl import QwenVlBackend
+    from harness.plugins.lmm.backends.qwen_vl import QwenVlBackend
 
     calls, made = standins
     backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True)
@@ -241,7 +241,7 @@ def test_byte_level_anchor_tokens_are_recorded_as_text():
 def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengths(standins, tmp_path):
     from PIL import Image
 
-    from harness.backends.xcomposer2 import XComposer2Backend
+    from harness.plugins.lmm.backends.xcomposer2 import XComposer2Backend
 
     calls, made = standins
     backend = XComposer2Backend("internlm/internlm-xcomposer2-vl-7b", device="cpu", trust_remote_code="yes")
@@ -357,7 +357,7 @@ def test_answers_are_ordered_by_prompt_length_scores_keep_task_order():
 def test_open_image_keeps_an_rgb_image_and_converts_others():
     from PIL import Image
 
-    from harness.backends.images import open_image
+    from harness.plugins.lmm.backends.images import open_image
 
     rgb, grey = Image.new("RGB", (4, 3)), Image.new("L", (4, 3))
     assert open_image(rgb) is rgb

@@ -78,7 +78,7 @@ def reference_scores(path: Path, images: list[Image.Image], aspect: str | None) 
 
 def test_pad_fill_is_truncated_as_upstream():
     """CLIP's mean x 255 = (122.77, 116.74, 104.09): upstream truncates to (122, 116, 104), LLaVA too."""
-    from harness.backends.images import expand2square
+    from harness.plugins.lmm.backends.images import expand2square
 
     mean = (0.48145466, 0.4578275, 0.40821073)
     padded = expand2square(Image.new("RGB", (4, 2), (0, 0, 0)), [255 * m for m in mean])
@@ -86,7 +86,7 @@ def test_pad_fill_is_truncated_as_upstream():
 
 
 def test_owl2_casts_upstreams_float16_model_to_the_dtype_asked_and_scores_like_upstream(standin_package, tmp_path):
-    from harness.backends.owl2 import Owl2Backend
+    from harness.plugins.lmm.backends.owl2 import Owl2Backend
 
     path = checkpoint(tmp_path, "pad")
     images = photos()
@@ -102,7 +102,7 @@ def test_owl2_casts_upstreams_float16_model_to_the_dtype_asked_and_scores_like_u
 
 @pytest.mark.parametrize("aspect", ["pad", "resize", None])
 def test_owl2_follows_the_checkpoints_image_aspect_ratio(standin_package, tmp_path, aspect):
-    from harness.backends.owl2 import Owl2Backend
+    from harness.plugins.lmm.backends.owl2 import Owl2Backend
 
     path = checkpoint(tmp_path, aspect)
     images = photos()
@@ -113,7 +113,7 @@ def test_owl2_follows_the_checkpoints_image_aspect_ratio(standin_package, tmp_pa
 
 
 def test_owl2_aspect_choices_differ_on_non_square_images_and_the_argument_overrides(standin_package, tmp_path):
-    from harness.backends.owl2 import Owl2Backend
+    from harness.plugins.lmm.backends.owl2 import Owl2Backend
 
     path = checkpoint(tmp_path, "pad")
     wide, square = photos(2)
@@ -163,7 +163,7 @@ def test_owl2_through_its_worker_on_a_cpu_machine_with_device_auto(standin_packa
 
 
 def test_worker_resolves_auto_with_its_own_torch_and_pins_each_rank(monkeypatch):
-    sys.path.insert(0, str(TESTS.parent / "harness" / "backends"))
+    sys.path.insert(0, str(TESTS.parent / "plugins" / "lmm" / "backends"))
     try:
         import worker
     finally:
@@ -183,7 +183,7 @@ def test_worker_resolves_auto_with_its_own_torch_and_pins_each_rank(monkeypatch)
 
 def test_the_adapter_leaves_auto_to_the_worker(standin_package, tmp_path, monkeypatch):
     from harness.plugins.lmm import Owl2Adapter
-    from harness.worker_client import WorkerClient
+    from harness.plugins.lmm.worker_client import WorkerClient
 
     seen = {}
     monkeypatch.setattr(WorkerClient, "start", lambda self: seen.update(self.args) or {"device": "cpu"})

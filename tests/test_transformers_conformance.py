@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from tiny_models import tiny_idefics, tiny_instructblip, tiny_llava
 
-from harness.backends import idefics, instructblip, llava
+from harness.plugins.lmm.backends import idefics, instructblip, llava
 
 QUESTION = "What is the authenticity of this image?"
 ASK = "Is this a real image, yes or no?"

@@ -44,7 +44,7 @@ def build_tiny_base(out: Path, seed: int = 0) -> Path:
         PreTrainedTokenizerFast,
     )
 
-    from harness.backends.soft_scoring import DEFAULT_PROMPT
+    from harness.plugins.lmm.backends.soft_scoring import DEFAULT_PROMPT
 
     corpus = PART1_WHAT + PART1_YES_FAKE + PART1_YES_REAL + [
         CHAT, DEFAULT_PROMPT, "This image is fake . This image is real . Yes , No , Fake Real FAKE REAL"]

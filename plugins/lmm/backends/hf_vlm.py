@@ -16,7 +16,7 @@ from the text) and how the processor is called. Everything else is shared:
 - Local files only: a folder, or a hub id already in the user's Hugging Face
   cache; never a download.
 
-Standalone like the rest of :mod:`harness.backends`: it runs inside worker
+Standalone like the rest of :mod:`harness.plugins.lmm.backends`: it runs inside worker
 environments that do not have the harness installed.
 """
 

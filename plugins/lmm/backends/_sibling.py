@@ -1,4 +1,4 @@
-"""Import a sibling backend module both as ``harness.backends.X`` (in-process) and as plain ``X``
+"""Import a sibling backend module both as ``harness.plugins.lmm.backends.X`` (in-process) and as plain ``X``
 (inside a worker, where this folder itself is on ``sys.path`` and ``harness`` may not be installed)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Drive a model worker (``harness/backends/worker.py``) running in another Python environment.
+"""Drive a model worker (``plugins/lmm/backends/worker.py``) running in another Python environment.
 
 The client starts ``<python> worker.py``, sends a ``load`` request, then one
 request per batch. If the worker dies (a crash, an out-of-memory kill), the

@@ -1,7 +1,7 @@
 """LMM adapters: FakeScope and the paper's baseline LMMs, in-process or in an isolated worker environment.
 
 =====================  ================================  ===========================================
-model                  backend (:mod:`harness.backends`)  weights
+model                  backend (:mod:`harness.plugins.lmm.backends`)  weights
 =====================  ================================  ===========================================
 fakescope-llava        llava (transformers)               ``path=DIR`` of a FakeScope-LLaVA checkpoint
 llava-1.5              llava (transformers)               llava-hf/llava-1.5-7b-hf
@@ -14,10 +14,10 @@ internlm-xcomposer2-vl xcomposer2 (remote code, opt-in)   internlm/internlm-xcom
 =====================  ================================  ===========================================
 
 Every one serves ``score`` requests (P(fake) by token soft-scoring, paper Eq. 2;
-see :mod:`harness.backends.soft_scoring`) and ``generate`` requests (greedy
+see :mod:`harness.plugins.lmm.backends.soft_scoring`) and ``generate`` requests (greedy
 answers to the task's prompt), with the same question and answer prefix for all
 models (paper Sec. VI-A3), each in its own chat format. With ``python=PATH`` any
-of them runs as a worker process of that interpreter (:mod:`harness.worker_client`)
+of them runs as a worker process of that interpreter (:mod:`harness.plugins.lmm.worker_client`)
 behind the same adapter contract, so caching and resume do not change.
 
 Model arguments: ``path`` (a local folder or a hub id already in the local
@@ -39,13 +39,33 @@ import base64
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.images import load_image
+from harness.images import HIGH_BIT_MODES, file_metadata, load_image
 from harness.interfaces import ModelAdapter, ModelLoadError
 from harness.records import Prediction, Request
 
 _SCORING_ARGS = ("dtype", "fake", "real", "multi_token", "method")
 _HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation", "compile")
 _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
+
+
+def high_bit_depth(sample: Any) -> bool:
+    """Whether the sample's file is 16-bit, 32-bit integer or float (from the listing's metadata, else the header)."""
+    mode = (sample.metadata or {}).get("mode")
+    if mode is None and isinstance(sample.image, str):
+        try:
+            mode = file_metadata(sample.image)["mode"]
+        except Exception:  # noqa: BLE001 - unreadable: load_image already raised for it
+            return False
+    return mode in HIGH_BIT_MODES
+
+
+def png_bytes(image: Any) -> bytes:
+    """A decoded image as PNG bytes (lossless)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def looks_like_hub_id(path: str) -> bool:
@@ -64,7 +84,7 @@ def hub_snapshot(repo_id: str) -> Path | None:
 
 
 class LmmAdapter(ModelAdapter):
-    """Adapter over a backend class of :mod:`harness.backends` (in-process or worker)."""
+    """Adapter over a backend class of :mod:`harness.plugins.lmm.backends` (in-process or worker)."""
 
     request_kinds = frozenset({"score", "generate"})
     backend_spec = "llava:LlavaBackend"
@@ -87,7 +107,7 @@ class LmmAdapter(ModelAdapter):
             raise ValueError(f"unknown model arguments {sorted(unknown)}; known: path, python, max_new_tokens, "
                              f"request_timeout, {', '.join(self.backend_args)}")
         if self.requires_remote_code:
-            from harness.backends.hf_vlm import require_remote_code
+            from harness.plugins.lmm.backends.hf_vlm import require_remote_code
 
             require_remote_code(args.get("trust_remote_code"), self.display)
         self.path, self.python, self.max_new_tokens = path, python, int(max_new_tokens)
@@ -180,7 +200,7 @@ class LmmAdapter(ModelAdapter):
         self.device = device if self.python else resolve_device(device)
         args = {"path": str(self.path), "device": self.device, **self.backend_kwargs}
         if self.python:
-            from harness.worker_client import WorkerClient, WorkerCrashed, WorkerError
+            from harness.plugins.lmm.worker_client import WorkerClient, WorkerCrashed, WorkerError
 
             self.worker = WorkerClient(self.python, self.backend_spec, args, request_timeout=self.request_timeout)
             try:
@@ -217,7 +237,7 @@ class LmmAdapter(ModelAdapter):
         import importlib
 
         module, _, cls = self.backend_spec.partition(":")
-        return getattr(importlib.import_module(f"harness.backends.{module}"), cls)
+        return getattr(importlib.import_module(f"harness.plugins.lmm.backends.{module}"), cls)
 
     def close(self) -> None:
         """Stop the worker, if any."""
@@ -231,9 +251,11 @@ class LmmAdapter(ModelAdapter):
         image = load_image(request.sample)
         if self.python:
             source = request.sample.image
-            payload = {"b64": base64.b64encode(source).decode("ascii")} if isinstance(source, bytes) else \
-                str(Path(source).resolve())
-            return payload, request.prompt
+            if isinstance(source, bytes) or high_bit_depth(request.sample):
+                # bytes, or a 16-bit / float file the worker's PIL would clip: the 8-bit pixels decoded here
+                data = source if isinstance(source, bytes) and not high_bit_depth(request.sample) else png_bytes(image)
+                return {"b64": base64.b64encode(data).decode("ascii")}, request.prompt
+            return str(Path(source).resolve()), request.prompt
         if request.kind == "score" and getattr(self.backend, "fixed_image_tokens", False):
             # pixels made here, in the runner's worker threads, while the model runs on the previous batch
             return self.backend.prepare_pixels(image), request.prompt
