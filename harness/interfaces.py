@@ -67,6 +67,11 @@ class ModelAdapter(ABC):
         waste less and an out-of-memory batch shows up at once. ``None`` (default): task order."""
         return None
 
+    def estimate(self, requests: Sequence[Request]) -> str | None:
+        """What answering ``requests`` will cost, in words (API models: tokens and USD), printed in the run's
+        plan before the first call; ``None`` when there is nothing to say."""
+        return None
+
     def score_batch(self, inputs: Sequence[Any]) -> Sequence[float]:
         """P(fake) for each prepared input, in order."""
         raise NotImplementedError(f"{type(self).__name__} does not serve score requests")

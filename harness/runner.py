@@ -375,6 +375,10 @@ class Evaluator:
                 others.append(i)  # another rank's sample
         pending = self._costliest_first(requests, pending)
         n_done = len(requests) - len(pending) - len(others)
+        if pending and self.config.progress:
+            estimate = self.model.estimate([requests[i] for i in pending])
+            print(f"{task_name}: {len(pending)} to answer now, {n_done} from the cache"
+                  + (f"; {estimate}" if estimate else ""), file=sys.stderr, flush=True)
         if pending:
             self._ensure_model()  # before the progress bar: a model that cannot load says so on a clean line
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")

@@ -98,6 +98,25 @@ class OpenAIApiModel(ModelAdapter):
         mime = "jpeg" if fmt in ("jpeg", "jpg", "mpo") else fmt
         return f"data:image/{mime};base64,{base64.b64encode(raw).decode('ascii')}", request
 
+    #: image tokens assumed per request for the plan's estimate: OpenAI's count for a ~1k px image at
+    #: detail high/auto (85 + 4 tiles x 170), and its flat 85 at detail low
+    IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
+
+    def estimate(self, requests: Sequence[Request]) -> str | None:
+        """Prompt tokens (text / 4 + image tokens), completion tokens at most, and USD when priced."""
+        image = self.IMAGE_TOKENS.get(self.image_detail, 765)
+        prompt = completion = 0
+        for request in requests:
+            text = request.prompt if request.kind == "generate" else SCORE_QUESTION
+            prompt += image + len(text or "") // 4 + 10
+            completion += (request.generation.max_new_tokens if request.generation else self.max_tokens) \
+                if request.kind == "generate" else 1
+        words = f"about {prompt:,} prompt + at most {completion:,} completion tokens"
+        if self.price_in is not None and self.price_out is not None:
+            cost = (prompt * float(self.price_in) + completion * float(self.price_out)) / 1e6
+            words += f", at most about ${cost:,.2f}"
+        return words + " (estimate)"
+
     def score_batch(self, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
         """Soft scores from top log-probabilities, concurrently."""
         return self._map(self._score_one, inputs)

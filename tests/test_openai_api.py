@@ -208,3 +208,17 @@ def test_under_injected_faults_no_successful_answer_is_asked_twice_in_a_run_or_a
                 break
         assert failed[0] > 0 and failed[-1] == 0 and failed == sorted(failed, reverse=True)
         assert len(server.answered) == 24 and max(server.answered.values()) == 1
+
+
+def test_the_plan_is_printed_before_the_first_call_with_an_estimate(api_env, data, tmp_path, capsys):
+    plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
+    with FakeOpenAI(default_reply="Fake.") as server:
+        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": server.base_url,
+                                                           "price_in": 2.0, "price_out": 8.0},
+                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=True,
+                           bootstrap=0, audit=False, limit=4)
+        Evaluator(config, plugins).run()
+        plan = capsys.readouterr().err
+        assert "toy-questions: 4 of 6 test samples (--limit 4: label-stratified, seed 0)" in plan
+        assert "4 to answer now, 0 from the cache; about 3," in plan and "at most 32 completion tokens" in plan
+        assert "at most about $0.01 (estimate)" in plan and len(server.requests) == 4
