@@ -29,6 +29,8 @@ environment:
   HARNESS_CACHE_DIR        where built data (aigi-mini) is kept (default ~/.cache/aigi-harness)
   HARNESS_LOAD_PLUGINS     comma-separated allow-list of external plugins ('' = none)
   HARNESS_DISABLE_PLUGINS  comma-separated block-list of external plugins ('*' = all)
+  HARNESS_INCLUDE_PATH     folders of folder-benchmark specs (*.yaml), joined by ':' (see docs/tasks.md)
+  HARNESS_MAX_IMAGE_PIXELS the decompression-bomb limit (pixels; 0 = none); larger images fail per sample
 """
 
 
@@ -58,6 +60,9 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument("--mode", default=None, choices=["score", "generate"],
                      help="request kind (default: the task's first mode the model serves)")
     run.add_argument("--data-root", default=None, help="root folder of the task's data")
+    run.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                     help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable; also "
+                          "HARNESS_INCLUDE_PATH); see docs/tasks.md")
     run.add_argument("--task-args", default="", metavar="K=V,...",
                      help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX")
     run.add_argument("--seed", type=int, default=0,
@@ -89,6 +94,8 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"],
                     help="which registry to list")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                    help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)")
     ls.set_defaults(func=cmd_ls)
 
     plug = sub.add_parser("plugins", help="show loaded plugins, their versions, hooks and errors")
@@ -287,9 +294,21 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     return 0
 
 
+def _take_include_paths(argv: Sequence[str]) -> None:
+    """``--include-path DIR`` (any command that takes it) joins ``HARNESS_INCLUDE_PATH`` before the plugins load,
+    so the folder's task specs are registered like the built-in ones."""
+    found = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--include-path"]
+    found += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--include-path=")]
+    if found:
+        current = [p for p in os.environ.get("HARNESS_INCLUDE_PATH", "").split(os.pathsep) if p]
+        os.environ["HARNESS_INCLUDE_PATH"] = os.pathsep.join(current + [str(Path(p).resolve()) for p in found])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
-    plugins = get_plugins()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _take_include_paths(argv)
+    plugins = get_plugins() if not os.environ.get("HARNESS_INCLUDE_PATH") else HarnessPlugins()
     parser = build_parser(plugins)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = (
     "harness.plugins.builtin_metrics",
     "harness.plugins.builtin_commands",
     "harness.tasks.builtin",
+    "harness.tasks.included",
     "harness.trainers.builtin",
 )
 

@@ -167,6 +167,8 @@ def register_commands(subparsers):
                                               "missing, unreadable or unexpected (exit 1 if anything is)")
     check.add_argument("task", help="task name (see `harness ls tasks`)")
     check.add_argument("--data-root", default=None, help="root folder of the task's data")
+    check.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                       help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)")
     check.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
     check.add_argument("--max-items", type=int, default=20, help="items listed per category (default 20)")
     check.set_defaults(func=data_check)

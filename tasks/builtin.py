@@ -25,7 +25,11 @@ def register_tasks(register):
              tags=("generalization", "detection"),
              description="AIGCDetectBenchmark, 16 generators + SDXL (Table VI). HARNESS_DATA_AIGCDETECT, or "
                          "--data-root hf:<local dataset>.")
-    register("wildrf", f"{fo}:WildRF", tags=("in-the-wild", "detection"),
-             description="WildRF: reddit / twitter / facebook (Table V). HARNESS_DATA_WILDRF.")
     register("synthwildx", "harness.tasks.synthwildx:SynthWildX", tags=("in-the-wild", "detection"),
              description="SynthWildX: list.csv + downloaded images (Table V). HARNESS_DATA_SYNTHWILDX.")
+    # folder benchmarks that are data, not code: tasks/specs/*.yaml (WildRF)
+    from importlib import resources
+
+    from harness.tasks.folder_spec import register_specs, spec_files
+
+    register_specs(register, spec_files([str(resources.files("harness.tasks") / "specs")]))

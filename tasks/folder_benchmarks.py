@@ -1,4 +1,6 @@
-"""Benchmarks published as ``{0_real,1_fake}`` folder trees: AIGCDetectBenchmark, WildRF, AntifakePrompt.
+"""Benchmarks published as ``{0_real,1_fake}`` folder trees that need code: AIGCDetectBenchmark (a local HF
+parquet mirror, upstream's generator list, its known corrupt file) and AntifakePrompt (its per-folder protocol
+notes). WildRF is data only: ``tasks/specs/wildrf.yaml`` (:mod:`harness.tasks.folder_spec`).
 
 Layouts and protocols: ``../shared/reference/benchmarks.md`` sections 2-4.
 """
@@ -101,51 +103,6 @@ class AIGCDetectBenchmark(BenchmarkTask):
             extra = sorted(present - set(AIGC_GENERATORS) - {"SDXL", "sdxl"})
             if extra:
                 report.notes.append(f"folders not in upstream's list, read as generators: {', '.join(extra)}")
-        return report
-
-
-class WildRF(BenchmarkTask):
-    """WildRF (barcavia/RealTime-DeepfakeDetection-in-the-RealWorld): real and fake images from social media.
-
-    ``<root>/{train,val}/{0_real,1_fake}`` and ``<root>/test/{reddit,twitter,facebook}/{0_real,1_fake}``;
-    test subsets are the platforms (paper Table V). Upstream's test script resizes
-    to a 256x256 square warp; here preprocessing belongs to the model adapter.
-    """
-
-    name = "wildrf"
-    version = "1"
-    env_var = "HARNESS_DATA_WILDRF"
-    default_name = "WildRF"
-    splits = ("train", "val", "test")
-    calibration_split = "val"
-    platforms = ("reddit", "twitter", "facebook")
-    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc", "eer", "acc_val_threshold")
-    main_metric = "auc"
-    description = "WildRF: in-the-wild test platforms reddit / twitter / facebook."
-
-    def layout_ok(self) -> tuple[bool, str]:
-        """A ``test`` folder with at least one platform."""
-        test = self.root / "test"
-        if not test.is_dir() or not any((test / p).is_dir() for p in self.platforms):
-            return False, f"{self.root}: expected test/{{{','.join(self.platforms)}}}/{{0_real,1_fake}}"
-        return True, ""
-
-    def samples(self, split: str | None = None) -> Iterator[Sample]:
-        """Test: platform by platform; train / val: one pool."""
-        split = self._check_split(split)
-        if split != "test":
-            yield from folder_samples(self, self.root / split, split, lambda label, sub: split)
-            return
-        for platform in self.platforms:
-            folder = self.root / "test" / platform
-            if folder.is_dir():
-                yield from folder_samples(self, folder, split, lambda label, sub, p=platform: p)
-
-    def check(self) -> DataReport:
-        """Counts per platform; lists missing platforms."""
-        report = super().check()
-        if self.root is not None and (self.root / "test").is_dir():
-            report.missing.extend(f"test/{p}" for p in self.platforms if not (self.root / "test" / p).is_dir())
         return report
 
 

@@ -13,9 +13,9 @@ from conftest import run_cli
 
 from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
-from harness.runner import Evaluator, RunConfig
+from harness.runner import Evaluator, RunConfig, build_task
 from harness.tasks.fakebench import FakeClass, FakeClue, FakeQA, fakeqa_dimension, fakeqa_filter, fakeqa_prompt
-from harness.tasks.folder_benchmarks import AIGCDetectBenchmark, AntiFakePrompt, WildRF
+from harness.tasks.folder_benchmarks import AIGCDetectBenchmark, AntiFakePrompt
 from harness.tasks.synthwildx import SynthWildX
 
 needs_shared = pytest.mark.skipif(not (SHARED / "fakebench" / "FakeClass.json").exists(),
@@ -205,7 +205,7 @@ def test_wildrf_platforms_splits_and_missing_platform(tmp_path):
     root = folder_tree(tmp_path / "WildRF", {
         "train/0_real@jpg": 3, "train/1_fake": 3, "val/0_real": 2, "val/1_fake": 2,
         "test/reddit/0_real@jpg": 3, "test/reddit/1_fake": 3, "test/twitter/0_real": 2, "test/twitter/1_fake": 2})
-    task = WildRF(data_root=str(root))
+    task = build_task(HarnessPlugins(load_entrypoints=False), "wildrf", str(root))  # tasks/specs/wildrf.yaml
     assert Counter(s.subset for s in task.samples("test")) == {"reddit": 6, "twitter": 4}
     assert len(list(task.samples("train"))) == 6
     assert "test/facebook" in task.check().missing
@@ -246,3 +246,28 @@ def test_tasks_all_runs_what_is_present_and_says_why_others_are_skipped(tmp_path
     assert "wildrf: " in out and "aigi-mini: " in out
     assert "fakeclass: skipped: " in out and "not found" in out
     assert "synthwildx: skipped: no data: pass --data-root or set HARNESS_DATA_SYNTHWILDX" in out
+
+
+def test_a_new_folder_benchmark_is_a_yaml_file_alone(tmp_path):
+    """No Python: a spec in a folder passed with --include-path becomes a task that runs, checks and caches."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "my-bench.yaml").write_text(
+        "name: my-bench\ndescription: 'a lab benchmark'\nlayout: class/subset\nsplits: [test]\n"
+        "metrics: [acc, ap, auc]\nmain_metric: ap\naverage_over: subsets\n"
+        "expected_subsets: {test: [0_real/COCO, 1_fake/SDXL, 1_fake/IF]}\n")
+    (specs / "broken.yaml").write_text("name: broken\nlayout: sideways\n")
+    root = folder_tree(tmp_path / "data", {"test/0_real/COCO": 4, "test/1_fake/SDXL": 3})
+    listing = run_cli("ls", "tasks", "--include-path", str(specs), "--json")
+    assert listing.returncode == 0 and "my-bench" in {m["name"] for m in json.loads(listing.stdout)}
+    assert "task spec skipped" in listing.stderr and "broken.yaml" in listing.stderr  # one bad file, named
+    result = run_cli("run", "--model", "noop", "--tasks", "my-bench", "--include-path", str(specs), "--data-root",
+                     str(root), "--output-dir", str(tmp_path / "out"), "--quiet", "--bootstrap", "0")
+    assert result.returncode == 0, result.stderr
+    [path] = list((tmp_path / "out").rglob("results.json"))
+    results = json.loads(path.read_text())
+    assert set(results["metrics"]["subsets"]) == {"COCO", "SDXL"} and results["task"]["main_metric"] == "ap"
+    assert results["metrics"]["groups"]["average"]["group"] == "mean_over_subsets"
+    assert results["task"]["fingerprint"]["config"]["spec"]["layout"] == "class/subset"
+    check = run_cli("data", "check", "my-bench", "--include-path", str(specs), "--data-root", str(root))
+    assert check.returncode == 1 and "test/1_fake/IF" in check.stdout
