@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import subprocess
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -164,43 +165,85 @@ def _usage_of(records: Sequence[SampleRecord]) -> dict[str, Any]:
     return totals
 
 
-def write_task_results(out_dir: Path, *, model_name: str, model: Any, model_fp: dict[str, Any],
-                       model_fp_hash: str, task: Any, task_fp: dict[str, Any], split: str, mode: str,
-                       records: Sequence[SampleRecord], metrics: dict[str, Any], n_available: int,
-                       limit: int | None, seconds: float, provenance: dict[str, Any],
-                       audit: dict[str, Any] | None = None, seen: list[str] | None = None,
-                       n_calibration: int | None = None, data_notes: dict[str, Any] | None = None,
-                       exports: dict[str, Any] | None = None, usage: dict[str, Any] | None = None) -> Path:
-    """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path. ``exports`` are extra
-    files for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
+@dataclass
+class RecordCounts:
+    """How many samples were evaluated, scored, failed and served from the cache: counted in one place, for
+    ``results.json`` and for the run's summary."""
+
+    n_samples: int
+    n_scored: int
+    n_failed: int
+    n_cached: int
+
+    @classmethod
+    def of(cls, records: Sequence[SampleRecord]) -> "RecordCounts":
+        """The counts of a task's records."""
+        failed = sum(1 for r in records if r.error)
+        return cls(len(records), len(records) - failed, failed, sum(1 for r in records if r.cached))
+
+
+@dataclass
+class TaskRun:
+    """Everything one task of a run produced: what the results writer writes (one record, not 20 arguments)."""
+
+    model_name: str
+    model: Any
+    model_fp: dict[str, Any]
+    model_fp_hash: str
+    task: Any
+    task_fp: dict[str, Any]
+    split: str
+    mode: str
+    records: Sequence[SampleRecord]
+    metrics: dict[str, Any]
+    n_available: int
+    limit: int | None
+    seconds: float
+    provenance: dict[str, Any]
+    audit: dict[str, Any] | None = None
+    seen: list[str] | None = None
+    n_calibration: int | None = None
+    data_notes: dict[str, Any] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+
+    @property
+    def counts(self) -> RecordCounts:
+        """The records' counts."""
+        return RecordCounts.of(self.records)
+
+
+def write_task_results(out_dir: Path, run: TaskRun) -> Path:
+    """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path. ``run.exports`` are
+    extra files for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
     from harness.fingerprint import hash_obj
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(r.to_json(), ensure_ascii=False, default=str) + "\n" for r in records)
+    lines = "".join(json.dumps(r.to_json(), ensure_ascii=False, default=str) + "\n" for r in run.records)
     _atomic_write(out_dir / "samples.jsonl", lines)
-    failures = [{"sample_id": r.sample_id, "error": r.error} for r in records if r.error]
-    n_scored = sum(1 for r in records if not r.error)
+    failures = [{"sample_id": r.sample_id, "error": r.error} for r in run.records if r.error]
+    model, task = run.model, run.task
     results = {
         "schema": RESULTS_SCHEMA,
-        "model": {"name": model_name, "args": getattr(model, "args", {}), "fingerprint": model_fp,
-                  "fingerprint_hash": model_fp_hash, "preprocessing": model.preprocessing(),
+        "model": {"name": run.model_name, "args": getattr(model, "args", {}), "fingerprint": run.model_fp,
+                  "fingerprint_hash": run.model_fp_hash, "preprocessing": model.preprocessing(),
                   "request_kinds": sorted(model.request_kinds)},
-        "task": {"name": task.name, "version": task.version, "split": split, "mode": mode,
-                 "main_metric": task.main_metric, "fingerprint": task_fp, "fingerprint_hash": hash_obj(task_fp),
-                 "higher_is_better": True},
-        "metrics": metrics,
-        "counts": {"n_samples": len(records), "n_scored": n_scored, "n_failed": len(failures),
-                   "n_cached": sum(1 for r in records if r.cached), "n_available": n_available, "limit": limit,
-                   "n_calibration": n_calibration},
-        "seen_generators": seen,
-        "usage": usage if usage is not None else usage_totals(records),
-        "data": data_notes or {},
-        "exports": sorted(exports or {}),
-        "audit": {"format_shortcut": audit},
+        "task": {"name": task.name, "version": task.version, "split": run.split, "mode": run.mode,
+                 "main_metric": task.main_metric, "fingerprint": run.task_fp,
+                 "fingerprint_hash": hash_obj(run.task_fp), "higher_is_better": True},
+        "metrics": run.metrics,
+        "counts": {**asdict(run.counts), "n_available": run.n_available, "limit": run.limit,
+                   "n_calibration": run.n_calibration},
+        "seen_generators": run.seen,
+        "usage": run.usage if run.usage is not None else usage_totals(run.records),
+        "data": run.data_notes,
+        "exports": sorted(run.exports),
+        "audit": {"format_shortcut": run.audit},
         "failures": failures[:MAX_LISTED_FAILURES],
-        "seconds": round(seconds, 3),
-        "provenance": provenance,
+        "seconds": round(run.seconds, 3),
+        "provenance": run.provenance,
     }
+    exports = run.exports
     for name, content in (exports or {}).items():
         _atomic_write(out_dir / name, content if isinstance(content, str) else
                       json.dumps(content, indent=2, ensure_ascii=False) + "\n")

@@ -27,7 +27,7 @@ from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
 from harness.records import Prediction, Request, Sample, SampleRecord
-from harness.results import model_dir_name, provenance, usage_totals, write_task_results
+from harness.results import TaskRun, model_dir_name, provenance, usage_totals, write_task_results
 
 
 class RunError(ValueError):
@@ -264,22 +264,21 @@ class Evaluator:
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
-        path = write_task_results(
-            self.model_dir / task_output_name(task, mode), model_name=self.model_name, model=self.model,
-            model_fp=self.model_fp,
-            model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
-            records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
-            seconds=seconds, provenance=prov, audit=audit, seen=seen,
-            n_calibration=len(calibration) if calibration is not None else None, data_notes=task.data_notes(),
-            exports=task.export(records), usage=usage)
-        n_failed = sum(1 for r in records if r.error)
+        run = TaskRun(model_name=self.model_name, model=self.model, model_fp=self.model_fp,
+                      model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
+                      records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
+                      seconds=seconds, provenance=prov, audit=audit, seen=seen,
+                      n_calibration=len(calibration) if calibration is not None else None,
+                      data_notes=task.data_notes(), exports=task.export(records), usage=usage)
+        path = write_task_results(self.model_dir / task_output_name(task, mode), run)
+        counts = run.counts
         status, reason = "done", ""
-        if records and n_failed == len(records):
+        if records and counts.n_failed == counts.n_samples:
             first = next(r.error for r in records if r.error)
             status, reason = "failed", f"all {len(records)} samples failed; the first: {first}"
         return TaskOutcome(task_name, status, reason, results_path=path, main_metric=task.main_metric,
-                           metrics=metrics["all"], n_samples=len(records), n_failed=n_failed,
-                           n_cached=sum(1 for r in records if r.cached), seconds=seconds,
+                           metrics=metrics["all"], n_samples=counts.n_samples, n_failed=counts.n_failed,
+                           n_cached=counts.n_cached, seconds=seconds,
                            audit=audit["cv_accuracy"] if audit else None)
 
     def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> dict[str, Any]:
