@@ -40,6 +40,7 @@ except ImportError:
 
 soft_scoring = sibling("soft_scoring")
 images_mod = sibling("images")
+hf_vlm = sibling("hf_vlm")
 
 OWL2_SCORE_PROMPT = "USER: <|image|>What is the authenticity of this image? ASSISTANT: This image is"
 OWL2_CHAT = "USER: <|image|>{prompt} ASSISTANT:"
@@ -47,16 +48,10 @@ ASPECT_CHOICES = ("config", "pad", "resize", "none")
 
 
 def owl2_dtype(name: str, device: str) -> Any:
-    """``auto`` = fp16 on CUDA (upstream's choice), fp32 elsewhere; or ``bf16``/``fp16``/``fp32``."""
-    import torch
-
+    """``auto`` = fp16 on CUDA (upstream's choice), fp32 elsewhere; else as :func:`hf_vlm.torch_dtype`."""
     if name == "auto":
-        return torch.float16 if str(device).startswith("cuda") else torch.float32
-    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "fp32": torch.float32, "float32": torch.float32}
-    if name not in table:
-        raise ValueError(f"dtype must be auto, bf16, fp16 or fp32, not {name!r}")
-    return table[name]
+        return hf_vlm.torch_dtype("fp16" if str(device).startswith("cuda") else "fp32", device)
+    return hf_vlm.torch_dtype(name, device)
 
 
 def upstream_model_name(path: str) -> str:
