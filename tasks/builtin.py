@@ -19,8 +19,6 @@ def register_tasks(register):
     register("fakeqa", f"{fb}:FakeQA", tags=("fakebench", "transparency"),
              description="FakeBench FakeQA: 14 fine-grained dimensions (Table IV). HARNESS_DATA_FAKEBENCH.")
     fo = "harness.tasks.folder_benchmarks"
-    register("antifakeprompt", f"{fo}:AntiFakePrompt", tags=("generalization", "detection"),
-             description="AntifakePrompt test subsets (Table VI). HARNESS_DATA_ANTIFAKEPROMPT.")
     register("aigcdetect", f"{fo}:AIGCDetectBenchmark", aliases=["aigcdetectbenchmark"],
              tags=("generalization", "detection"),
              description="AIGCDetectBenchmark, 16 generators + SDXL (Table VI). HARNESS_DATA_AIGCDETECT, or "

@@ -1,6 +1,6 @@
-"""Benchmarks published as ``{0_real,1_fake}`` folder trees that need code: AIGCDetectBenchmark (a local HF
-parquet mirror, upstream's generator list, its known corrupt file) and AntifakePrompt (its per-folder protocol
-notes). WildRF is data only: ``tasks/specs/wildrf.yaml`` (:mod:`harness.tasks.folder_spec`).
+"""AIGCDetectBenchmark, the ``{0_real,1_fake}`` folder benchmark that needs code (a local HF parquet mirror,
+upstream's generator list, its known corrupt file). WildRF and AntifakePrompt are data only:
+``tasks/specs/*.yaml`` (:mod:`harness.tasks.folder_spec`).
 
 Layouts and protocols: ``../shared/reference/benchmarks.md`` sections 2-4.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.records import REAL, Sample
+from harness.records import Sample
 from harness.tasks.common import BenchmarkTask, DataReport, folder_samples
 
 AIGC_GENERATORS = ("progan", "stylegan", "biggan", "cyclegan", "stargan", "gaugan", "stylegan2", "whichfaceisreal",
@@ -104,43 +104,3 @@ class AIGCDetectBenchmark(BenchmarkTask):
             if extra:
                 report.notes.append(f"folders not in upstream's list, read as generators: {', '.join(extra)}")
         return report
-
-
-class AntiFakePrompt(BenchmarkTask):
-    """AntifakePrompt test set (nctu-eva-lab/AntifakePrompt): one class per subset.
-
-    ``<root>/test/{0_real,1_fake}/<subset>/...`` (e.g. 0_real/COCO, 1_fake/SDXL). Upstream's test
-    script runs once per folder, so each subset's accuracy is the recall of its one class
-    (``subsets[<subset>].acc`` = its ``fake_acc`` or ``real_acc``), and the paper's "Avg" is the
-    mean of those per-folder accuracies over every subset, real ones included
-    (``groups.mean_over_subsets``). AP and AUC of a fake subset are computed against the shared
-    pool of *all* real subsets (stated in ``metrics.pairing``); accuracy never is. Extensions
-    match in any case (upstream skips ``.JPEG``).
-    """
-
-    name = "antifakeprompt"
-    version = "1"
-    env_var = "HARNESS_DATA_ANTIFAKEPROMPT"
-    default_name = "AntifakePrompt"
-    splits = ("train", "val", "test")
-    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc")
-    main_metric = "acc"
-    average_over = "subsets"
-    description = "AntifakePrompt: single-class subsets; per-subset accuracy, AP/AUC against the real pool."
-
-    def layout_ok(self) -> tuple[bool, str]:
-        """``test/0_real`` or ``test/1_fake`` present."""
-        test = self.root / "test"
-        if not ((test / "0_real").is_dir() or (test / "1_fake").is_dir()):
-            return False, f"{self.root}: expected test/{{0_real,1_fake}}/<subset>/"
-        return True, ""
-
-    def samples(self, split: str | None = None) -> Iterator[Sample]:
-        """Subset = the folder under the class folder (or ``real``/``fake`` for loose files)."""
-        split = self._check_split(split)
-        folder = self.root / split
-        if not folder.is_dir():
-            return
-        yield from folder_samples(self, folder, split,
-                                  lambda label, sub: sub or ("real" if label == REAL else "fake"))
-

@@ -15,7 +15,7 @@ from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig, build_task
 from harness.tasks.fakebench import FakeClass, FakeClue, FakeQA, fakeqa_dimension, fakeqa_filter, fakeqa_prompt
-from harness.tasks.folder_benchmarks import AIGCDetectBenchmark, AntiFakePrompt
+from harness.tasks.folder_benchmarks import AIGCDetectBenchmark
 from harness.tasks.synthwildx import SynthWildX
 
 needs_shared = pytest.mark.skipif(not (SHARED / "fakebench" / "FakeClass.json").exists(),
@@ -217,7 +217,7 @@ def test_wildrf_platforms_splits_and_missing_platform(tmp_path):
 def test_antifakeprompt_single_class_subsets(tmp_path):
     root = folder_tree(tmp_path / "afp", {"test/0_real/COCO@JPEG": 4, "test/0_real/Flickr": 3,
                                           "test/1_fake/SDXL": 3, "test/1_fake/lama": 2})
-    task = AntiFakePrompt(data_root=str(root))
+    task = build_task(HarnessPlugins(load_entrypoints=False), "antifakeprompt", str(root))  # specs/*.yaml
     assert Counter(s.subset for s in task.samples()) == {"COCO": 4, "Flickr": 3, "SDXL": 3, "lama": 2}
     outcome, results = evaluate("antifakeprompt", root, tmp_path / "out")
     assert set(results["metrics"]["pairing"]) == {"SDXL", "lama"}
