@@ -155,6 +155,9 @@ def test_a_worker_is_sent_the_scaled_pixels_of_a_sixteen_bit_file(tmp_path):
     plain, _ = adapter.prepare(Request(sample=Sample(id="p", image=str(tmp_path / "plain.png"), label=1),
                                        kind="score"))
     assert plain == str((tmp_path / "plain.png").resolve())  # 8-bit files go as paths, as before
+    in_memory, _ = adapter.prepare(Request(sample=Sample(id="b", image=(tmp_path / "deep.png").read_bytes(),
+                                                         label=1), kind="score"))
+    assert (np.asarray(open_image(in_memory)) == pixels).all()  # 16-bit bytes are sent scaled too
 
 
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:

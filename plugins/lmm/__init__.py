@@ -49,9 +49,10 @@ _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix"
 
 
 def high_bit_depth(sample: Any) -> bool:
-    """Whether the sample's file is 16-bit, 32-bit integer or float (from the listing's metadata, else the header)."""
+    """Whether the sample's image is 16-bit, 32-bit integer or float (from the listing's metadata, else its
+    header: a file or in-memory bytes)."""
     mode = (sample.metadata or {}).get("mode")
-    if mode is None and isinstance(sample.image, str):
+    if mode is None:  # a path or in-memory bytes: read the header
         try:
             mode = file_metadata(sample.image)["mode"]
         except Exception:  # noqa: BLE001 - unreadable: load_image already raised for it
