@@ -93,8 +93,6 @@ def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sam
     task, which on most benchmarks are all real (AUC undefined)."""
     if limit is None or limit >= len(samples):
         return list(samples)
-    import random
-
     rng = random.Random(seed)
     by_label: dict[Any, list[int]] = {}
     for index, sample in enumerate(samples):
