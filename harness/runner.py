@@ -87,6 +87,17 @@ class TaskOutcome:
     audit: float | None = None
 
 
+@dataclass
+class WorkItem:
+    """One sample's way through a run: its request, its response-cache key (``None`` when the file cannot be
+    read) and, once known, its record."""
+
+    index: int
+    request: Request
+    key: str | None = None
+    record: SampleRecord | None = None
+
+
 def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sample]:
     """``--limit N``: a seeded subset of N samples, stratified by label (each label keeps its share, rounded, at
     least one while N allows), in task order. A limit meant for a quick look must not be the first N of a
@@ -341,107 +352,107 @@ class Evaluator:
     def _evaluate(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str,
                   task_name: str) -> list[SampleRecord] | None:
         """Records of every sample (cached or answered now); ``None`` on ranks other than 0 under torchrun."""
-        requests = [task.request(sample, mode) for sample in samples]
-        records: list[SampleRecord | None] = [None] * len(requests)
-        keys: list[str | None] = [None] * len(requests)
-        for i, request in enumerate(requests):
+        items = [WorkItem(i, task.request(sample, mode)) for i, sample in enumerate(samples)]
+        for item in items:
             try:
-                sample_hash = self.cache.sample_hash(request.sample)
+                sample_hash = self.cache.sample_hash(item.request.sample)
             except OSError as exc:
-                records[i] = self._record(task, request, mode, Prediction(
-                    error=f"{request.sample.describe()}: cannot read file ({exc.strerror or exc})"), "", 0.0)
+                item.record = self._record(task, item.request, mode, Prediction(
+                    error=f"{item.request.sample.describe()}: cannot read file ({exc.strerror or exc})"), "", 0.0)
                 continue
-            keys[i] = self.cache.request_key(self.model_fp_hash, task_fp_hash, request, sample_hash)
+            item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
         self.cache.flush()
         rank, world = rank_world()
         if world > 1 and not self.config.use_cache:
             raise RunError("data-parallel runs merge through the response cache: drop --no-cache")
-        cached = self.cache.get_many(k for k in keys if k) if self.config.use_cache else {}
-        pending, others = [], []
-        for i, key in enumerate(keys):
-            if key is None:
+        cached = self.cache.get_many(item.key for item in items if item.key) if self.config.use_cache else {}
+        pending: list[WorkItem] = []
+        others: list[WorkItem] = []
+        for item in items:
+            if item.key is None:
                 continue
-            if key in cached:
-                payload = cached[key]
-                records[i] = self._record(task, requests[i], mode, Prediction(
-                    score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
-                    key, payload.get("seconds", 0.0), cached=True)
-            elif i % world == rank:
-                pending.append(i)
+            if item.key in cached:
+                item.record = self._from_cache(task, item, mode, cached[item.key], cached=True)
+            elif item.index % world == rank:
+                pending.append(item)
             else:
-                others.append(i)  # another rank's sample
-        pending = self._costliest_first(requests, pending)
-        n_done = len(requests) - len(pending) - len(others)
+                others.append(item)  # another rank's sample
+        pending = self._costliest_first(pending)
+        n_done = len(items) - len(pending) - len(others)
         if pending and self.config.progress:
-            estimate = self.model.estimate([requests[i] for i in pending])
+            estimate = self.model.estimate([item.request for item in pending])
             print(f"{task_name}: {len(pending)} to answer now, {n_done} from the cache"
                   + (f"; {estimate}" if estimate else ""), file=sys.stderr, flush=True)
         if pending:
             self._ensure_model()  # before the progress bar: a model that cannot load says so on a clean line
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
-        bar = progress_bar(total=len(pending) + n_done if world > 1 else len(requests), initial=n_done, desc=label,
+        bar = progress_bar(total=len(pending) + n_done if world > 1 else len(items), initial=n_done, desc=label,
                            unit="img", enabled=self.config.progress, dynamic_ncols=True, leave=False)
         try:
             size = max(1, self.config.batch_size)
             batches = [pending[start:start + size] for start in range(0, len(pending), size)]
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
-                upcoming = self._start_preparing([requests[i] for i in batches[0]], pool) if batches else None
+                upcoming = self._start_preparing([it.request for it in batches[0]], pool) if batches else None
                 for number, batch in enumerate(batches):
                     preparing = upcoming
                     # the next batch decodes in the worker threads while the model runs on this one
-                    upcoming = (self._start_preparing([requests[i] for i in batches[number + 1]], pool)
+                    upcoming = (self._start_preparing([it.request for it in batches[number + 1]], pool)
                                 if number + 1 < len(batches) else None)
                     assert preparing is not None  # one preparation per batch, started a turn ahead
-                    answers = self._answer_batch([requests[i] for i in batch], mode, preparing)
+                    answers = self._answer_batch([it.request for it in batch], mode, preparing)
                     to_cache: list[tuple[str, dict[str, Any]]] = []
-                    for i, (prediction, seconds) in zip(batch, answers):
-                        key = keys[i]
-                        records[i] = self._record(task, requests[i], mode, prediction, key or "", seconds)
-                        if prediction.ok and self.config.use_cache and key:
-                            to_cache.append((key, {"score": prediction.score, "text": prediction.text,
-                                                   "extra": prediction.extra, "seconds": seconds}))
+                    for item, (prediction, seconds) in zip(batch, answers):
+                        item.record = self._record(task, item.request, mode, prediction, item.key or "", seconds)
+                        if prediction.ok and self.config.use_cache and item.key:
+                            to_cache.append((item.key, {"score": prediction.score, "text": prediction.text,
+                                                        "extra": prediction.extra, "seconds": seconds}))
                     if to_cache:
                         self.cache.put_many(to_cache)
                     bar.update(len(batch))
         finally:
             bar.close()
         if world > 1:
-            return self._merge_shards(task, requests, mode, keys, records, pending, others)
-        return [r for r in records if r is not None]
+            return self._merge_shards(task, mode, items, pending, others)
+        return [item.record for item in items if item.record is not None]
 
-    def _merge_shards(self, task: Task, requests: list[Request], mode: str, keys: list[str | None],
-                      records: list[SampleRecord | None], pending: list[int],
-                      others: list[int]) -> list[SampleRecord] | None:
+    def _from_cache(self, task: Task, item: WorkItem, mode: str, payload: dict[str, Any],
+                    cached: bool) -> SampleRecord:
+        """The record of an answer read from the response cache."""
+        return self._record(task, item.request, mode, Prediction(
+            score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
+            item.key or "", payload.get("seconds", 0.0), cached=cached)
+
+    def _merge_shards(self, task: Task, mode: str, items: list[WorkItem], pending: list[WorkItem],
+                      others: list[WorkItem]) -> list[SampleRecord] | None:
         """Gather the other ranks' failures on rank 0 and read their answers from the cache."""
         from harness.distributed import gather_to_rank0
 
-        failures = [(i, r.error, r.seconds) for i in pending if (r := records[i]) is not None and r.error]
+        failures = [(it.index, it.record.error, it.record.seconds) for it in pending
+                    if it.record is not None and it.record.error]
         gathered = gather_to_rank0(failures)
         if gathered is None:
             return None  # not rank 0: this rank's shard is committed to the cache
         failed = {i: (error, seconds) for part in gathered for i, error, seconds in part}
-        answers = self.cache.get_many(key for i in others if (key := keys[i]))
-        for i in others:
-            if i in failed:
-                error, seconds = failed[i]
-                records[i] = self._record(task, requests[i], mode, Prediction(error=error), keys[i] or "", seconds)
-            elif (key := keys[i]) is not None and key in answers:
-                payload = answers[key]
-                records[i] = self._record(task, requests[i], mode, Prediction(
-                    score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
-                    keys[i] or "", payload.get("seconds", 0.0))
+        answers = self.cache.get_many(it.key for it in others if it.key)
+        for item in others:
+            if item.index in failed:
+                error, seconds = failed[item.index]
+                item.record = self._record(task, item.request, mode, Prediction(error=error), item.key or "",
+                                           seconds)
+            elif item.key is not None and item.key in answers:
+                item.record = self._from_cache(task, item, mode, answers[item.key], cached=False)
             else:
-                records[i] = self._record(task, requests[i], mode, Prediction(
-                    error="no answer from the rank that owned this sample"), keys[i] or "", 0.0)
-        return [r for r in records if r is not None]
+                item.record = self._record(task, item.request, mode, Prediction(
+                    error="no answer from the rank that owned this sample"), item.key or "", 0.0)
+        return [item.record for item in items if item.record is not None]
 
-    def _costliest_first(self, requests: list[Request], pending: list[int]) -> list[int]:
-        """Pending indices by the model's cost, costliest first (stable); task order if it gives none.
+    def _costliest_first(self, pending: list[WorkItem]) -> list[WorkItem]:
+        """Pending items by the model's cost, costliest first (stable); task order if it gives none.
         Records keep task order whatever the processing order."""
-        costs = {i: self.model.cost(requests[i]) for i in pending}
+        costs = {item.index: self.model.cost(item.request) for item in pending}
         if all(c is None for c in costs.values()):
             return pending
-        return sorted(pending, key=lambda i: -(costs[i] or 0.0))
+        return sorted(pending, key=lambda item: -(costs[item.index] or 0.0))
 
     def _ensure_model(self) -> None:
         if not self.model_ready:
