@@ -16,10 +16,12 @@ A spec::
 
 Layouts mirror the paper: ``metrics`` (Fig. 6: Acc / AP / AUC per task), ``per_subset``
 (Tables V / VI: one metric per generator or platform, plus Average and, from the
-declared seen generators, Seen / Unseen), ``qualitative`` (Table III: Fake = mean of
-the generator columns, Real, question types, generators, Overall) and
-``transparency`` (Table IV: BLEU-1/2, ROUGE-L, BERTScore, alpha / rho / kappa and Avr.
-per ability, Overall = mean of the abilities' Avr.); ``main_metric`` (the quick board of
+declared seen generators, Seen / Unseen), ``qualitative`` and ``transparency`` (Tables III
+and IV: their columns are declared by each task, ``Task.board_columns``, and travel in its
+results files, so this module knows no benchmark's breakdowns or metrics; FakeClass declares
+Fake = mean of the generator columns, Real, question types, generators, Overall; FakeClue and
+FakeQA declare the measures per ability and an Overall = mean of the Avr. columns; see
+:func:`declared_columns`); ``main_metric`` (the quick board of
 ``harness leaderboard`` without ``--board``: one column per task, its main metric or
 ``metrics[0]``; see :func:`quick_spec`). In every column the best value
 is **bold** and the second best underlined (ties share the mark); values carry
@@ -235,39 +237,73 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
                 cols.append(("Unseen", metric, lambda r, m=metric: r["metrics"]["groups"].get("unseen", {}).get(m)))
             cols.append(("Average", metric,
                          lambda r, m=metric: r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(m)))
-        elif spec.layout == "qualitative":
-            # generator columns are accuracy on that generator's fakes alone (the unpaired "generator"
-            # breakdown), and "Fake" is their mean, as the paper's caption defines it
-            metric = "qual_acc"
-            breakdown = lambda r, key: r["metrics"].get("breakdowns", {}).get(key, {})  # noqa: E731
-            generators = [g for g in _union([sorted(breakdown(r, "generator")) for r in _measured_first(results)])
-                          if g != "real"]
-            cols.append(("Fake", metric, lambda r, gs=tuple(generators): _mean(
-                [breakdown(r, "generator").get(g, {}).get(metric) for g in gs])))
-            cols.append(("Real", metric, lambda r: breakdown(r, "authenticity").get("real", {}).get(metric)))
-            cols.append(("What", metric, lambda r: breakdown(r, "question_type").get("what", {}).get(metric)))
-            cols.append(("Yes/No", metric, lambda r: breakdown(r, "question_type").get("yes/no", {}).get(metric)
-                         or _weighted([breakdown(r, "question_type").get(k, {}).get(metric)
-                                       for k in ("yes/no (fake)", "yes/no (real)")])))
-            for g in generators:
-                cols.append((g, metric, lambda r, g=g: breakdown(r, "generator").get(g, {}).get(metric)))
-            cols.append(("Overall", metric, lambda r: r["metrics"]["all"].get(metric)))
-        elif spec.layout == "transparency":
-            measures = ("bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
-                        "judge_relevance", "avr")
-            abilities = sorted(_union([list(r["metrics"].get("breakdowns", {}).get("ability", {}))
-                                       for r in results])) or [task]
-            for ability in abilities:
-                for metric in measures:
-                    header = f"{ability}: {METRIC_LABELS[metric]}" if len(abilities) > 1 or ability != task \
-                        else METRIC_LABELS[metric]
-                    cols.append((header, metric, lambda r, a=ability, m=metric, t=task: (
-                        r["metrics"].get("breakdowns", {}).get("ability", {}).get(a, {}).get(m)
-                        if a != t else r["metrics"]["all"].get(m))))
+        elif spec.layout in ("qualitative", "transparency"):  # the task declares these columns
+            cols.extend(declared_columns(declared(task, spec.layout, results), results, "qual_acc"))
         out.append((task, cols))
-    if spec.layout == "transparency":
-        out.append(("", [("Overall", "avr", lambda r: None)]))  # filled per model below
+    summaries = {c["summary"] for task, _ in out for c in declared(task, spec.layout, task_results(chosen, task)) or []
+                 if "summary" in c} if spec.layout == "transparency" else set()
+    for metric in sorted(summaries):  # e.g. Table IV's Overall: the mean of every ability's Avr.
+        out.append(("", [("Overall", metric, lambda r: None)]))  # filled per model below
     return out
+
+
+def declared(task: str, layout: str, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The task's column specs for a layout: from its results files (``task.board_columns``), else from the task
+    class itself through the registry (printed rows, results written before tasks declared columns)."""
+    for result in results:
+        columns = (result["task"].get("board_columns") or {}).get(layout)
+        if columns:
+            return columns
+    try:
+        from harness.plugin_manager import get_plugins
+
+        return getattr(get_plugins().get("task", task).load(), "board_columns", {}).get(layout)
+    except Exception:  # noqa: BLE001 - an unknown task simply declares nothing
+        return None
+
+
+def declared_columns(specs: list[dict[str, Any]] | None, results: Sequence[dict[str, Any]],
+                     metric: str) -> list[Column]:
+    """Columns from a task's column specs (``Task.board_columns``):
+
+    - ``{"header": H, "all": true}``: the overall value; with ``"metrics": [...]``, one column per metric;
+    - ``{"header": H, "breakdown": B, "keys": [...]}``: that breakdown's value, weighted by count over the keys
+      present;
+    - ``{"header": H, "mean_of": B, "except": [...]}``: the unweighted mean over the breakdown's keys;
+    - ``{"each_of": B, "except": [...], "metrics": [...]}``: one column per key (every result's keys, in
+      order), per metric;
+    - ``{"summary": M}``: handled by the caller (a board-wide mean of the M columns).
+    """
+    cols: list[Column] = []
+    breakdown = lambda r, key: r["metrics"].get("breakdowns", {}).get(key, {})  # noqa: E731
+
+    def label(text: str, m: str) -> str:
+        return f"{text}: {METRIC_LABELS.get(m, m)}" if text else METRIC_LABELS.get(m, m)
+
+    for col in specs or []:
+        metrics = col.get("metrics", [metric])
+        if col.get("all"):
+            for m in metrics:
+                header = col.get("header") or label("", m)
+                cols.append((header, m, lambda r, m=m: r["metrics"]["all"].get(m)))
+        elif "breakdown" in col:
+            for m in metrics:
+                cols.append((col["header"], m, lambda r, b=col["breakdown"], ks=tuple(col["keys"]), m=m: _weighted(
+                    [breakdown(r, b).get(k, {}).get(m) for k in ks])))
+        elif "mean_of" in col:
+            keys = [k for k in _union([sorted(breakdown(r, col["mean_of"])) for r in _measured_first(results)])
+                    if k not in col.get("except", [])]
+            for m in metrics:
+                cols.append((col["header"], m, lambda r, b=col["mean_of"], ks=tuple(keys), m=m: _mean(
+                    [breakdown(r, b).get(k, {}).get(m) for k in ks])))
+        elif "each_of" in col:
+            keys = [k for k in _union([sorted(breakdown(r, col["each_of"])) for r in _measured_first(results)])
+                    if k not in col.get("except", [])]
+            for key in keys:
+                for m in metrics:
+                    header = label(key, m) if "metrics" in col else key
+                    cols.append((header, m, lambda r, b=col["each_of"], k=key, m=m: breakdown(r, b).get(k, {}).get(m)))
+    return cols
 
 
 def _format(cell: Cell, percent: bool) -> str:
@@ -320,10 +356,10 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
             column_meta.append(metric)
             for model in models:
                 result = chosen.get((model, task))
-                if task == "" and header == "Overall":  # transparency Overall: mean of the abilities' Avr.
-                    avrs = [c.value for c, meta in zip(grid[model], column_meta)
-                            if meta == "avr" and c.value is not None]
-                    grid[model].append(Cell(sum(avrs) / len(avrs) if avrs else None))
+                if task == "" and header == "Overall":  # a declared summary: the mean of its metric's columns
+                    values = [c.value for c, meta in zip(grid[model], column_meta[:-1])
+                              if meta == metric and c.value is not None]
+                    grid[model].append(Cell(sum(values) / len(values) if values else None))
                     continue
                 if result is None:
                     grid[model].append(Cell(None))

@@ -106,6 +106,10 @@ class Task(ABC):
     calibration_split: ClassVar[str | None] = None
     #: Metadata fields to break metrics down by, besides the subset (e.g. ``("question_type",)``).
     breakdown_keys: ClassVar[tuple[str, ...]] = ()
+    #: Columns of the paper-style board layouts this task appears in (``qualitative``, ``transparency``), as data:
+    #: a list of column specs per layout (see :mod:`harness.boards`), written into every results file, so the
+    #: board code needs to know no benchmark's breakdowns or metrics.
+    board_columns: ClassVar[dict[str, list[dict[str, Any]]]] = {}
     #: What the benchmark's own "average" is over: ``"generators"`` (the subsets that hold fake images:
     #: the generator columns of CNNDetection / AIGCDetectBenchmark / SynthWildX / FakeBench) or
     #: ``"subsets"`` (every subset, real ones included: AntifakePrompt's per-folder accuracies).

@@ -33,6 +33,9 @@ FAKEQA_DIMENSIONS = ("texture", "edge", "clarity", "light & shadow", "layout", "
 FAKEQA_KEYWORDS = ("texture", "edge", "clarity", "light", "shadow", "layout", "symmetry", "reflection", "perspective",
                    "shape", "theme", "deficiency", "distortion", "unrealistic", "color", "tone")
 FAKEQA_PREFIX = "Answer this question without itemizing: "
+#: Table IV's columns per ability (the board's transparency layout; Overall = the mean of the abilities' Avr.)
+TRANSPARENCY_MEASURES = ["bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
+                         "judge_relevance", "avr"]
 
 
 def real_source(image_id: str) -> str:
@@ -192,6 +195,15 @@ class FakeClass(_FakeBench):
     modes = ("generate", "score")
     main_metric = "qual_acc"
     breakdown_keys = ("question_type", "authenticity", "generator")
+    #: Table III: Fake = mean of the generator columns (the paper's caption), Real, the question types (yes/no
+    #: weighted by count), each generator, Overall
+    board_columns = {"qualitative": [
+        {"header": "Fake", "mean_of": "generator", "except": ["real"]},
+        {"header": "Real", "breakdown": "authenticity", "keys": ["real"]},
+        {"header": "What", "breakdown": "question_type", "keys": ["what"]},
+        {"header": "Yes/No", "breakdown": "question_type", "keys": ["yes/no", "yes/no (fake)", "yes/no (real)"]},
+        {"each_of": "generator", "except": ["real"]},
+        {"header": "Overall", "all": True}]}
     description = "FakeBench FakeClass: qualitative accuracy by question type / generator; soft-score AUC."
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:
@@ -245,6 +257,8 @@ class FakeClue(_FakeBench):
     modes = ("generate",)
     main_metric = "rouge_l"
     breakdown_keys = ("ability",)
+    board_columns = {"transparency": [{"each_of": "ability", "metrics": TRANSPARENCY_MEASURES},
+                                      {"summary": "avr"}]}
     description = "FakeBench FakeClue: interpreting and reasoning answers (references via references=FILE)."
     MODES = {"faultfinding_mode": "interpreting", "inference_mode": "reasoning"}
 
@@ -297,6 +311,7 @@ class FakeQA(_FakeBench):
     modes = ("generate",)
     main_metric = "rouge_l"
     breakdown_keys = ("dimension",)
+    board_columns = {"transparency": [{"all": True, "metrics": TRANSPARENCY_MEASURES}, {"summary": "avr"}]}
     description = "FakeBench FakeQA: 14 forgery dimensions, upstream's answer filter done right."
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.boards import BoardError, BoardSpec, rank_marks, render_board, render_plots
+from harness.tasks.fakebench import FakeClass
 
 
 def result(model, fp, task="t", metrics=None, subsets=None, groups=None, breakdowns=None, limit=None, failed=0,
@@ -95,6 +96,7 @@ def test_qualitative_layout_fake_is_the_mean_of_generator_columns():
                                     "yes/no (fake)": {"qual_acc": {"value": 1.0, "n": 2}},
                                     "yes/no (real)": {"qual_acc": {"value": 0.5, "n": 8}}}}
     r = result("m", "1", metrics={"qual_acc": 0.8}, breakdowns=breakdowns)
+    r["task"]["board_columns"] = FakeClass.board_columns  # as a FakeClass results file carries them
     board = render_board(spec(layout="qualitative"), [r, copy.deepcopy(r) | {"model": {"name": "n",
                                                                                        "fingerprint_hash": "2" * 8}}])
     header = next(line for line in board.splitlines() if line.startswith("| Model"))
@@ -114,6 +116,19 @@ def test_transparency_overall_is_the_mean_of_ability_averages():
                          [result("m", "1", task="fakeclue", breakdowns=breakdowns)])
     cells = [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]]
     assert cells[-1] == "0.510" and "interpreting: Avr." in board and "reasoning: κ" in board
+
+
+def test_board_columns_come_from_the_task_not_the_board_code():
+    """A task of a plugin declares its own qualitative columns; the board renders them without knowing it."""
+    breakdowns = {"weather": {"sunny": {"qual_acc": {"value": 0.9, "n": 4}},
+                              "rainy": {"qual_acc": {"value": 0.5, "n": 4}}}}
+    r = result("m", "1", task="weather-bench", metrics={"qual_acc": 0.7}, breakdowns=breakdowns)
+    r["task"]["board_columns"] = {"qualitative": [{"header": "Mean", "mean_of": "weather"}, {"each_of": "weather"},
+                                                  {"header": "All", "all": True}]}
+    board = render_board(spec(layout="qualitative", tasks=["weather-bench"]), [r])
+    header = next(line for line in board.splitlines() if line.startswith("| Model"))
+    assert [h.strip() for h in header.split("|")[1:-1]] == ["Model", "Mean", "rainy", "sunny", "All"]
+    assert [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]] == ["70.00", "50.00", "90.00", "70.00"]
 
 
 def test_spec_validation_and_plots(tmp_path: Path):
