@@ -26,21 +26,40 @@ from bench_data import list_task_plugins, timed_evaluation, write_jpegs
 
 def timed_run(manifest: Path, args: argparse.Namespace, n_label: str) -> dict:
     """One run of the openai-api adapter over the manifest's images; the numbers of that run."""
-    model_args = {"model": args.model, "base_url": args.base_url, "concurrency": args.concurrency,
-                  "max_tokens": args.max_tokens, "timeout": args.timeout}
-    outcome, seconds, results = timed_evaluation(list_task_plugins(manifest), "openai-api", model_args,
-                                                 allow_failed=True, mode="generate", batch_size=args.batch_size,
-                                                 num_workers=args.workers, task_args={"question": args.question})
+    model_args = {
+        "model": args.model,
+        "base_url": args.base_url,
+        "concurrency": args.concurrency,
+        "max_tokens": args.max_tokens,
+        "timeout": args.timeout,
+    }
+    outcome, seconds, results = timed_evaluation(
+        list_task_plugins(manifest),
+        "openai-api",
+        model_args,
+        allow_failed=True,
+        mode="generate",
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        task_args={"question": args.question},
+    )
     usage = (results.get("usage") or {}).get("this_run") or (results.get("usage") or {}).get("all") or {}
     completion = int(usage.get("completion_tokens", 0))
-    return {"run": n_label, "images": outcome.n_samples, "failed": outcome.n_failed, "seconds": seconds,
-            "answers_per_s": (outcome.n_samples - outcome.n_failed) / seconds,
-            "completion_tokens": completion, "completion_tokens_per_s": completion / seconds}
+    return {
+        "run": n_label,
+        "images": outcome.n_samples,
+        "failed": outcome.n_failed,
+        "seconds": seconds,
+        "answers_per_s": (outcome.n_samples - outcome.n_failed) / seconds,
+        "completion_tokens": completion,
+        "completion_tokens_per_s": completion / seconds,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--base-url", required=True, help="the server's /v1 URL")
     parser.add_argument("--model", required=True, help="the served model name")
     parser.add_argument("--images", type=int, default=256)
@@ -61,11 +80,22 @@ def main() -> int:
         warm = timed_run(write_jpegs(Path(tmp) / "warm-up", min(args.images, args.concurrency)), args, "warm-up")
         main_run = timed_run(write_jpegs(Path(tmp) / "main", args.images), args, "main")
     for row in (warm, main_run):
-        print(f"{row['run']:>8}: {row['images']} images, {row['failed']} failed, {row['answers_per_s']:.2f} answers/s, "
-              f"{row['completion_tokens_per_s']:.1f} completion tokens/s")
-    write_benchmark(args.output, {"benchmark": "api_throughput", "base_url": args.base_url, "model": args.model,
-                                  "concurrency": args.concurrency, "batch_size": args.batch_size,
-                                  "max_tokens": args.max_tokens, "rows": [warm, main_run]})
+        print(
+            f"{row['run']:>8}: {row['images']} images, {row['failed']} failed, {row['answers_per_s']:.2f} answers/s, "
+            f"{row['completion_tokens_per_s']:.1f} completion tokens/s"
+        )
+    write_benchmark(
+        args.output,
+        {
+            "benchmark": "api_throughput",
+            "base_url": args.base_url,
+            "model": args.model,
+            "concurrency": args.concurrency,
+            "batch_size": args.batch_size,
+            "max_tokens": args.max_tokens,
+            "rows": [warm, main_run],
+        },
+    )
     return 0 if main_run["failed"] == 0 else 1
 
 

@@ -32,19 +32,21 @@ def _time(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def end_to_end(checkpoint: Path, arch: str, manifest: Path, decode: str, device: str, batch: int,
-               workers: int) -> dict:
+def end_to_end(checkpoint: Path, arch: str, manifest: Path, decode: str, device: str, batch: int, workers: int) -> dict:
     """CNNSpot from JPEG files through the runner: images/s of the whole run (after a warm-up run)."""
     from bench_data import list_task_plugins, timed_evaluation
 
     plugins = list_task_plugins(manifest)
     args = {"checkpoint": str(checkpoint), "arch": arch, "decode": decode}
     for _ in range(2):  # the first run pays one-time imports and cuDNN autotuning; the second is kept
-        outcome, seconds, _ = timed_evaluation(plugins, "cnnspot", args, batch_size=batch, num_workers=workers,
-                                               device=device)
-    return {"detector": f"cnnspot ({arch})", "stage": f"end to end, {outcome.n_samples} JPEGs, decode={decode}, "
-                                                      f"batch {batch}, {workers} threads",
-            "images_per_s": round(outcome.n_samples / seconds, 1)}
+        outcome, seconds, _ = timed_evaluation(
+            plugins, "cnnspot", args, batch_size=batch, num_workers=workers, device=device
+        )
+    return {
+        "detector": f"cnnspot ({arch})",
+        "stage": f"end to end, {outcome.n_samples} JPEGs, decode={decode}, batch {batch}, {workers} threads",
+        "images_per_s": round(outcome.n_samples / seconds, 1),
+    }
 
 
 def main() -> int:
@@ -79,18 +81,37 @@ def main() -> int:
     batch = torch.randn(args.batch_size, 3, size, size, device=device)
 
     resnet = build_resnet("resnet18" if args.tiny else "resnet50").to(device).eval()
-    vit_config = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
-                      patch_size=16, image_size=size, projection_dim=32) if args.tiny else dict(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
-        image_size=224, projection_dim=768, hidden_act="quick_gelu")
+    vit_config = (
+        dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=1,
+            patch_size=16,
+            image_size=size,
+            projection_dim=32,
+        )
+        if args.tiny
+        else dict(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            patch_size=14,
+            image_size=224,
+            projection_dim=768,
+            hidden_act="quick_gelu",
+        )
+    )
     clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**vit_config)).to(device).eval()
     head = torch.nn.Linear(clip.config.projection_dim, 1).to(device)
 
     forward = {
         "cnnspot (ResNet-50)" if not args.tiny else "cnnspot (ResNet-18, tiny)": lambda: resnet(batch),
         "fredect-resnet (ResNet-50 on log-DCT)" if not args.tiny else "fredect-resnet (tiny)": lambda: resnet(batch),
-        "univfd (CLIP ViT-L/14 + linear)" if not args.tiny else "univfd (tiny ViT)":
-            lambda: head(clip(pixel_values=batch).image_embeds),
+        "univfd (CLIP ViT-L/14 + linear)" if not args.tiny else "univfd (tiny ViT)": lambda: head(
+            clip(pixel_values=batch).image_embeds
+        ),
     }
     pipelines = {
         "cnnspot": ImagePipeline(size, IMAGENET_MEAN, IMAGENET_STD),
@@ -105,16 +126,31 @@ def main() -> int:
     rows = []
     for name, fn in forward.items():
         seconds = _time(fn, args.repeats)
-        rows.append({"detector": name, "stage": f"forward, batch {args.batch_size}, {size} px",
-                     "images_per_s": round(args.batch_size / seconds, 1)})
+        rows.append(
+            {
+                "detector": name,
+                "stage": f"forward, batch {args.batch_size}, {size} px",
+                "images_per_s": round(args.batch_size / seconds, 1),
+            }
+        )
     decode = lambda: Image.open(jpeg_path).convert("RGB")  # noqa: E731
     for name, pipeline in pipelines.items():
         seconds = _time(lambda p=pipeline: p(decode()), args.repeats * 4)
-        rows.append({"detector": name, "stage": "decode 1024x768 JPEG + transforms, 1 thread",
-                     "images_per_s": round(1.0 / seconds, 1)})
+        rows.append(
+            {
+                "detector": name,
+                "stage": "decode 1024x768 JPEG + transforms, 1 thread",
+                "images_per_s": round(1.0 / seconds, 1),
+            }
+        )
     seconds = _time(lambda: dct.dct_input(decode()), args.repeats * 4)
-    rows.append({"detector": "fredect-resnet", "stage": "decode + resize + crop + 3-channel DCT, 1 thread",
-                 "images_per_s": round(1.0 / seconds, 1)})
+    rows.append(
+        {
+            "detector": "fredect-resnet",
+            "stage": "decode + resize + crop + 3-channel DCT, 1 thread",
+            "images_per_s": round(1.0 / seconds, 1),
+        }
+    )
     os.unlink(jpeg_path)
     if args.e2e:
         from bench_data import write_jpegs
@@ -125,15 +161,23 @@ def main() -> int:
             torch.save({"model": build_resnet(arch).state_dict()}, checkpoint)
             manifest = write_jpegs(Path(tmp) / "jpegs", args.e2e)
             for decoder in ("pil", "torchvision"):
-                rows.append(end_to_end(checkpoint, arch, manifest, decoder, args.device, args.batch_size,
-                                       args.workers))
+                rows.append(end_to_end(checkpoint, arch, manifest, decoder, args.device, args.batch_size, args.workers))
 
     width = max(len(r["detector"]) for r in rows)
     for row in rows:
         print(f"{row['detector']:<{width}}  {row['stage']:<64}  {row['images_per_s']:>9.1f} img/s")
-    write_benchmark(args.output, {"benchmark": "detector_throughput", "device": str(device),
-                                  "torch": torch.__version__, "tiny": args.tiny, "threads": torch.get_num_threads(),
-                                  "rows": rows, "date": time.strftime("%Y-%m-%d")})
+    write_benchmark(
+        args.output,
+        {
+            "benchmark": "detector_throughput",
+            "device": str(device),
+            "torch": torch.__version__,
+            "tiny": args.tiny,
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+            "date": time.strftime("%Y-%m-%d"),
+        },
+    )
     return 0
 
 

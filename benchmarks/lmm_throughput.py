@@ -40,19 +40,53 @@ from harness.plugins.lmm import LlavaAdapter
 
 # LLaVA-1.5's conversation preamble (conv_vicuna_v1): with it the scoring prompt is as long as
 # the real one (576 image tokens + ~47 text tokens = 623 per image on the real tokenizer)
-PREAMBLE = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
-            "helpful, detailed, and polite answers to the human's questions.")
+PREAMBLE = (
+    "A chat between a curious human and an artificial intelligence assistant. The assistant gives "
+    "helpful, detailed, and polite answers to the human's questions."
+)
 SHAPES = {
-    "7b": {"vision": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                          image_size=336, patch_size=14, projection_dim=768),
-           "text": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                        num_key_value_heads=32, max_position_embeddings=4096, vocab_size=32064),
-           "image_size": 336},
-    "tiny": {"vision": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                            image_size=224, patch_size=32, projection_dim=32),
-             "text": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                          num_key_value_heads=4, max_position_embeddings=2048, vocab_size=512),
-             "image_size": 224},
+    "7b": {
+        "vision": dict(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+            projection_dim=768,
+        ),
+        "text": dict(
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=4096,
+            vocab_size=32064,
+        ),
+        "image_size": 336,
+    },
+    "tiny": {
+        "vision": dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=224,
+            patch_size=32,
+            projection_dim=32,
+        ),
+        "text": dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=2048,
+            vocab_size=512,
+        ),
+        "image_size": 224,
+    },
 }
 BENCH_BACKEND: Any = None  # the in-memory backend the benchmark adapter serves (set before a run)
 
@@ -66,10 +100,17 @@ def tokenizer_for(vocab_size: int):
     words = f"{PREAMBLE} USER: ASSISTANT: What is the authenticity of this image? This image is fake Fake real Real"
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    tok.train_from_iterator([words], trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>",
-                                                                               "<image>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                        eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
+    tok.train_from_iterator(
+        [words], trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<image>"])
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
     assert len(tokenizer) <= vocab_size
     return tokenizer
 
@@ -88,12 +129,18 @@ def build_llava(shape: str, device: str, dtype: Any):
 
     spec = SHAPES[shape]
     tokenizer = tokenizer_for(spec["text"]["vocab_size"])
-    config = LlavaConfig(vision_config=CLIPVisionConfig(**spec["vision"]),
-                         text_config=LlamaConfig(**spec["text"], pad_token_id=tokenizer.pad_token_id,
-                                                 bos_token_id=tokenizer.bos_token_id,
-                                                 eos_token_id=tokenizer.eos_token_id),
-                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(**spec["vision"]),
+        text_config=LlamaConfig(
+            **spec["text"],
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
@@ -104,10 +151,13 @@ def build_llava(shape: str, device: str, dtype: Any):
     finally:
         torch.set_default_dtype(previous)
     size = spec["image_size"]
-    processor = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": size},
-                                                                  crop_size={"height": size, "width": size}),
-                               tokenizer=tokenizer, patch_size=spec["vision"]["patch_size"],
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
+        tokenizer=tokenizer,
+        patch_size=spec["vision"]["patch_size"],
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
     return model, processor
 
 
@@ -121,8 +171,11 @@ def flops_per_image(model: Any, tokens: int) -> float:
     n_text = sum(p.numel() for p in model.model.language_model.parameters()) - text.vocab_size * text.hidden_size
     attention = 4 * tokens * tokens * text.hidden_size * text.num_hidden_layers
     attention += 4 * patches * patches * vision.hidden_size * vision.num_hidden_layers
-    return 2.0 * (n_vision * patches + n_projector * (patches - 1) + n_text * tokens) + attention \
+    return (
+        2.0 * (n_vision * patches + n_projector * (patches - 1) + n_text * tokens)
+        + attention
         + 2.0 * text.hidden_size * text.vocab_size
+    )
 
 
 def measure_matmul_tflops(device: str, dtype: Any, seconds: float = 2.0) -> float:
@@ -141,7 +194,7 @@ def measure_matmul_tflops(device: str, dtype: Any, seconds: float = 2.0) -> floa
             a @ b
         count += 10
         sync(device)
-    return 2.0 * n ** 3 * count / (time.perf_counter() - start) / 1e12
+    return 2.0 * n**3 * count / (time.perf_counter() - start) / 1e12
 
 
 def sync(device: str) -> None:
@@ -165,8 +218,8 @@ def peak_gib(device: str) -> float:
     import torch
 
     if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2 ** 30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 # -- the adapter the runner drives (the real fakescope-llava adapter over an in-memory backend) -----
@@ -207,8 +260,9 @@ def bench_score(backend: Any, batch_sizes: list[int], repeats: int | None, devic
                 backend.model(**inputs, logits_to_keep=1)
             sync(device)
         seconds = time.perf_counter() - start
-        rows.append({"mode": "score", "batch": batch, "images_per_s": batch * times / seconds,
-                     "peak_gib": peak_gib(device)})
+        rows.append(
+            {"mode": "score", "batch": batch, "images_per_s": batch * times / seconds, "peak_gib": peak_gib(device)}
+        )
     return rows
 
 
@@ -216,10 +270,15 @@ def bench_score_e2e(manifest: Path, batch: int, workers: int, device: str, label
     """From JPEG files through the runner and the adapter's fast path."""
     plugins = list_task_plugins(manifest, models={"bench-llava": f"{__name__}:InMemoryLlava"})
     reset_peak(device)
-    outcome, seconds, _ = timed_evaluation(plugins, "bench-llava", batch_size=batch, num_workers=workers,
-                                           device=device)
-    return {"mode": label, "batch": batch, "workers": workers, "images": outcome.n_samples,
-            "images_per_s": outcome.n_samples / seconds, "peak_gib": peak_gib(device)}
+    outcome, seconds, _ = timed_evaluation(plugins, "bench-llava", batch_size=batch, num_workers=workers, device=device)
+    return {
+        "mode": label,
+        "batch": batch,
+        "workers": workers,
+        "images": outcome.n_samples,
+        "images_per_s": outcome.n_samples / seconds,
+        "peak_gib": peak_gib(device),
+    }
 
 
 def bench_generate(backend: Any, batch_sizes: list[int], new_tokens: int, device: str) -> list[dict[str, Any]]:
@@ -232,8 +291,12 @@ def bench_generate(backend: Any, batch_sizes: list[int], new_tokens: int, device
         images = [Image.new("RGB", (640, 480), (20 * i % 255, 90, 160)) for i in range(batch)]
         prompts = [backend.chat_template.format(prompt=f"{PREAMBLE} Is this image real or fake? Explain.")] * batch
         inputs = backend._inputs(backend._images(images), prompts)
-        kwargs = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False,
-                  "pad_token_id": backend.tokenizer.pad_token_id}
+        kwargs = {
+            "max_new_tokens": new_tokens,
+            "min_new_tokens": new_tokens,
+            "do_sample": False,
+            "pad_token_id": backend.tokenizer.pad_token_id,
+        }
         reset_peak(device)
         with torch.inference_mode():
             backend.model.generate(**inputs, **{**kwargs, "max_new_tokens": 2, "min_new_tokens": 2})  # warm-up
@@ -242,13 +305,28 @@ def bench_generate(backend: Any, batch_sizes: list[int], new_tokens: int, device
             backend.model.generate(**inputs, **kwargs)
             sync(device)
         seconds = time.perf_counter() - start
-        rows.append({"mode": "generate", "batch": batch, "new_tokens": new_tokens, "images_per_s": batch / seconds,
-                     "peak_gib": peak_gib(device)})
+        rows.append(
+            {
+                "mode": "generate",
+                "batch": batch,
+                "new_tokens": new_tokens,
+                "images_per_s": batch / seconds,
+                "peak_gib": peak_gib(device),
+            }
+        )
     return rows
 
 
-def bench_generate_cb(shape: str, device: str, dtype: Any, prompt_tokens: int, new_tokens: int,
-                      padded_batch: int, n_requests: int, num_blocks: int | None) -> list[dict[str, Any]]:
+def bench_generate_cb(
+    shape: str,
+    device: str,
+    dtype: Any,
+    prompt_tokens: int,
+    new_tokens: int,
+    padded_batch: int,
+    n_requests: int,
+    num_blocks: int | None,
+) -> list[dict[str, Any]]:
     """Text side alone: padded generate() vs continuous batching (generate_batch)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -263,10 +341,12 @@ def bench_generate_cb(shape: str, device: str, dtype: Any, prompt_tokens: int, n
     finally:
         torch.set_default_dtype(previous)
     generator = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(3, spec["vocab_size"], (prompt_tokens,), generator=generator).tolist()
-               for _ in range(n_requests)]
-    config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                              pad_token_id=0, eos_token_id=2)
+    prompts = [
+        torch.randint(3, spec["vocab_size"], (prompt_tokens,), generator=generator).tolist() for _ in range(n_requests)
+    ]
+    config = GenerationConfig(
+        max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, eos_token_id=2
+    )
     rows = []
     reset_peak(device)
     with torch.inference_mode():
@@ -275,11 +355,18 @@ def bench_generate_cb(shape: str, device: str, dtype: Any, prompt_tokens: int, n
         sync(device)
         start = time.perf_counter()
         for first in range(0, n_requests, padded_batch):
-            ids = torch.tensor(prompts[first:first + padded_batch], device=device)
+            ids = torch.tensor(prompts[first : first + padded_batch], device=device)
             model.generate(ids, generation_config=config)
         sync(device)
-    rows.append({"mode": "generate-padded-text", "batch": padded_batch, "new_tokens": new_tokens,
-                 "answers_per_s": n_requests / (time.perf_counter() - start), "peak_gib": peak_gib(device)})
+    rows.append(
+        {
+            "mode": "generate-padded-text",
+            "batch": padded_batch,
+            "new_tokens": new_tokens,
+            "answers_per_s": n_requests / (time.perf_counter() - start),
+            "peak_gib": peak_gib(device),
+        }
+    )
     reset_peak(device)
     with torch.inference_mode():
         start = time.perf_counter()
@@ -293,16 +380,25 @@ def bench_generate_cb(shape: str, device: str, dtype: Any, prompt_tokens: int, n
         sync(device)
     seconds = time.perf_counter() - start
     generated = sum(len(o.generated_tokens) for o in out.values())
-    rows.append({"mode": "generate-batch-text (continuous)", "batch": n_requests, "new_tokens": new_tokens,
-                 "answers_per_s": len(out) / seconds, "tokens_generated": generated, "peak_gib": peak_gib(device)})
+    rows.append(
+        {
+            "mode": "generate-batch-text (continuous)",
+            "batch": n_requests,
+            "new_tokens": new_tokens,
+            "answers_per_s": len(out) / seconds,
+            "tokens_generated": generated,
+            "peak_gib": peak_gib(device),
+        }
+    )
     del model
     return rows
 
 
 # -- driver ------------------------------------------------------------------------------------------
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b")
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     parser.add_argument("--modes", default="ceiling,score,score-e2e,generate,generate-cb")
@@ -333,15 +429,23 @@ def main() -> int:
     new_tokens = args.new_tokens or (128 if gpu else 8)
     gen_batches = [int(b) for b in (args.generate_batch_sizes or ("1,16" if gpu else "1,2")).split(",")]
     workers = args.workers or (16 if gpu else 2)
-    result: dict[str, Any] = {"benchmark": "lmm_throughput", "shape": args.shape, "device": device,
-                              "dtype": str(dtype), "rows": []}
+    result: dict[str, Any] = {
+        "benchmark": "lmm_throughput",
+        "shape": args.shape,
+        "device": device,
+        "dtype": str(dtype),
+        "rows": [],
+    }
     if gpu:
         result["card"] = torch.cuda.get_device_name(0)
 
     model, processor = build_llava(args.shape, device, dtype)
-    backend = LlavaBackend.from_components(model, processor, device=device,
-                                           score_prompt=f"{PREAMBLE} USER: <image> What is the authenticity of "
-                                                        "this image? ASSISTANT: This image is")
+    backend = LlavaBackend.from_components(
+        model,
+        processor,
+        device=device,
+        score_prompt=f"{PREAMBLE} USER: <image> What is the authenticity of this image? ASSISTANT: This image is",
+    )
     tokens = int(backend._scoring_inputs(torch.zeros(1, 3, 8, 8))["input_ids"].shape[1])
     per_image = flops_per_image(model, tokens)
     result.update(tokens_per_image=tokens, tflop_per_image=per_image / 1e12)
@@ -361,8 +465,9 @@ def main() -> int:
             bench_score_e2e(write_jpegs(Path(tmp) / "warm-up", 2 * e2e_batch), e2e_batch, workers, device, "warm-up")
             result["rows"].append(bench_score_e2e(manifest, e2e_batch, workers, device, "score-e2e"))
             if args.compile:
-                BENCH_BACKEND = LlavaBackend.from_components(model, processor, device=device,
-                                                             score_prompt=backend.score_prompt, compile=True)
+                BENCH_BACKEND = LlavaBackend.from_components(
+                    model, processor, device=device, score_prompt=backend.score_prompt, compile=True
+                )
                 bench_score_e2e(manifest, e2e_batch, workers, device, "compile warm-up")
                 result["rows"].append(bench_score_e2e(manifest, e2e_batch, workers, device, "score-e2e compiled"))
     if "generate" in modes:
@@ -373,10 +478,16 @@ def main() -> int:
         gc.collect()
         if gpu:
             torch.cuda.empty_cache()
-        result["rows"] += bench_generate_cb(args.shape, device, dtype, tokens, new_tokens,
-                                            padded_batch=32 if gpu else 2,
-                                            n_requests=args.cb_requests or (128 if gpu else 4),
-                                            num_blocks=None if gpu else 8)
+        result["rows"] += bench_generate_cb(
+            args.shape,
+            device,
+            dtype,
+            tokens,
+            new_tokens,
+            padded_batch=32 if gpu else 2,
+            n_requests=args.cb_requests or (128 if gpu else 4),
+            num_blocks=None if gpu else 8,
+        )
     for row in result["rows"]:
         if ceiling and "images_per_s" in row and row["mode"].startswith("score"):
             row["ratio_to_ceiling"] = row["images_per_s"] / ceiling
@@ -389,13 +500,23 @@ def print_table(result: dict[str, Any]) -> None:
     """The rows as a plain table."""
     from tabulate import tabulate
 
-    head = f"{result['shape']} shape on {result.get('card', result['device'])}, {result['dtype']}, " \
-           f"{result['tokens_per_image']} tokens/image = {result['tflop_per_image']:.3f} TFLOP"
+    head = (
+        f"{result['shape']} shape on {result.get('card', result['device'])}, {result['dtype']}, "
+        f"{result['tokens_per_image']} tokens/image = {result['tflop_per_image']:.3f} TFLOP"
+    )
     if "matmul_tflops" in result:
         head += f"; matmul {result['matmul_tflops']:.1f} TFLOP/s -> ceiling {result['ceiling_images_per_s']:.1f} img/s"
     print(head)
-    table = [[r["mode"], r.get("batch"), r.get("images_per_s", r.get("answers_per_s")),
-              r.get("ratio_to_ceiling"), r["peak_gib"]] for r in result["rows"]]
+    table = [
+        [
+            r["mode"],
+            r.get("batch"),
+            r.get("images_per_s", r.get("answers_per_s")),
+            r.get("ratio_to_ceiling"),
+            r["peak_gib"],
+        ]
+        for r in result["rows"]
+    ]
     print(tabulate(table, headers=["mode", "batch", "img or answers/s", "x ceiling", "peak GiB"], floatfmt=".3f"))
 
 

@@ -24,8 +24,10 @@ from harness.plugin_manager import HarnessPlugins
 from harness.results import write_benchmark
 from harness.runner import Evaluator, RunConfig
 
-PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
-                        "0000000a49444154789c63600000000200015d0be6b50000000049454e44ae426082")
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
+    "0000000a49444154789c63600000000200015d0be6b50000000049454e44ae426082"
+)
 
 
 def make_data(root: Path, n: int) -> Path:
@@ -35,14 +37,24 @@ def make_data(root: Path, n: int) -> Path:
         for i in range(n):
             name = f"{i:06d}.png"
             (root / name).write_bytes(PNG_1x1 + i.to_bytes(4, "big"))
-            manifest.write(json.dumps({"id": name, "image": name, "label": i % 2,
-                                       "subset": f"gen{i % 4}" if i % 2 else "real"}) + "\n")
+            manifest.write(
+                json.dumps({"id": name, "image": name, "label": i % 2, "subset": f"gen{i % 4}" if i % 2 else "real"})
+                + "\n"
+            )
     return root / "manifest.jsonl"
 
 
 def timed_run(plugins: HarnessPlugins, out: Path, batch_size: int, workers: int) -> tuple[float, int, int]:
-    config = RunConfig(model="noop", tasks="bench-list", output_dir=out, batch_size=batch_size,
-                       num_workers=workers, progress=False, bootstrap=0, audit=False)
+    config = RunConfig(
+        model="noop",
+        tasks="bench-list",
+        output_dir=out,
+        batch_size=batch_size,
+        num_workers=workers,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+    )
     start = time.perf_counter()
     [outcome] = Evaluator(config, plugins).run()
     return time.perf_counter() - start, outcome.n_samples, outcome.n_cached
@@ -76,10 +88,16 @@ def main() -> int:
         cached_s, _, cached1 = timed_run(plugins, out, args.batch_size, args.workers)
     assert cached0 == 0 and cached1 == n
     result = {
-        "benchmark": "runner_throughput", "n_samples": n, "batch_size": args.batch_size, "workers": args.workers,
-        "fresh_seconds": round(fresh_s, 3), "fresh_samples_per_s": round(n / fresh_s, 1),
-        "cached_seconds": round(cached_s, 3), "cached_samples_per_s": round(n / cached_s, 1),
-        "target_samples_per_s": 5000, "date": time.strftime("%Y-%m-%d"),
+        "benchmark": "runner_throughput",
+        "n_samples": n,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "fresh_seconds": round(fresh_s, 3),
+        "fresh_samples_per_s": round(n / fresh_s, 1),
+        "cached_seconds": round(cached_s, 3),
+        "cached_samples_per_s": round(n / cached_s, 1),
+        "target_samples_per_s": 5000,
+        "date": time.strftime("%Y-%m-%d"),
     }
     print(f"runner throughput over {n} samples (noop model, no decoding):")
     print(f"  fresh run : {result['fresh_samples_per_s']:>9.1f} samples/s ({fresh_s:.2f} s)")

@@ -34,8 +34,11 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     """Run the comparison; exit 1 when the harness and upstream disagree."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--upstream", default=os.environ.get("MPLUG_OWL_SRC"),
-                        help="local copy of X-PLUG/mPLUG-Owl (or its mPLUG-Owl2 folder); env MPLUG_OWL_SRC")
+    parser.add_argument(
+        "--upstream",
+        default=os.environ.get("MPLUG_OWL_SRC"),
+        help="local copy of X-PLUG/mPLUG-Owl (or its mPLUG-Owl2 folder); env MPLUG_OWL_SRC",
+    )
     parser.add_argument("--upstream-commit", default=None, help="the copy's commit, when it is not a git checkout")
     parser.add_argument("--env", default="envs/mplug-owl2", help="worker environment (built here if absent)")
     parser.add_argument("--queries", type=Path, default=common.SHARED_QUERIES, help="folder with FakeClass.json")
@@ -52,8 +55,20 @@ def main() -> int:
     source = Path(args.upstream).expanduser().resolve()
     python = Path(args.env).resolve() / "bin" / "python"
     if not python.exists():
-        built = subprocess.run([sys.executable, "-m", "harness.cli", "env", "create", "mplug-owl2", "--dir",
-                                args.env, "--source", str(source)])
+        built = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "env",
+                "create",
+                "mplug-owl2",
+                "--dir",
+                args.env,
+                "--source",
+                str(source),
+            ]
+        )
         if built.returncode != 0:
             print("error: could not build the worker environment", file=sys.stderr)
             return 1
@@ -63,27 +78,58 @@ def main() -> int:
     runs, ok = [], True
     for aspect in args.aspects.split(","):
         ckpt = work / f"fakescope-owl2-tiny-{aspect}"  # no 'mplug_owl2' in the name: upstream's name check
-        subprocess.run([str(python), str(HERE / "upstream_mplug_owl2.py"), "build", str(ckpt), "--aspect", aspect],
-                       check=True)
+        subprocess.run(
+            [str(python), str(HERE / "upstream_mplug_owl2.py"), "build", str(ckpt), "--aspect", aspect], check=True
+        )
         model_args = {"path": ckpt, "python": python, "max_new_tokens": args.max_new_tokens}
         got, info = common.harness_answers("fakescope-owl2", model_args, root, task_args, work, aspect)
         items = common.reference_items(got, args.max_new_tokens, work / "items.json")
-        subprocess.run([str(python), str(HERE / "upstream_mplug_owl2.py"), "reference", str(ckpt), str(items),
-                        str(work / f"ref-{aspect}.json")], check=True)
+        subprocess.run(
+            [
+                str(python),
+                str(HERE / "upstream_mplug_owl2.py"),
+                "reference",
+                str(ckpt),
+                str(items),
+                str(work / f"ref-{aspect}.json"),
+            ],
+            check=True,
+        )
         reference = json.loads((work / f"ref-{aspect}.json").read_text())
         comparison = common.compare(got, {r["image"]: r for r in reference["results"]})
         ok &= (verdict := common.passed(comparison, args.tolerance))
-        runs.append({"image_aspect_ratio": aspect, "passed": verdict, "harness_info": {
-            k: info.get(k) for k in ("device", "dtype", "upstream_loader_dtype", "preprocessing", "anchors")},
-            "upstream_anchor_ids": reference["anchors"], **comparison})
-        print(f"{aspect}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
-              f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}")
-    common.write_result(args.output, {
-        "family": "mplug-owl2", "models": ["fakescope-owl2", "mplug-owl2"], "passed": ok,
-        "upstream": {"repository": "X-PLUG/mPLUG-Owl (mPLUG-Owl2/)", "commit": common.upstream_commit(source,
-                                                                                                    args.upstream_commit)},
-        "worker_env": common.env_facts(str(python)), "harness": common.harness_facts(),
-        "tolerance": args.tolerance, "images": present, "runs": runs})
+        runs.append(
+            {
+                "image_aspect_ratio": aspect,
+                "passed": verdict,
+                "harness_info": {
+                    k: info.get(k) for k in ("device", "dtype", "upstream_loader_dtype", "preprocessing", "anchors")
+                },
+                "upstream_anchor_ids": reference["anchors"],
+                **comparison,
+            }
+        )
+        print(
+            f"{aspect}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
+            f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
+        )
+    common.write_result(
+        args.output,
+        {
+            "family": "mplug-owl2",
+            "models": ["fakescope-owl2", "mplug-owl2"],
+            "passed": ok,
+            "upstream": {
+                "repository": "X-PLUG/mPLUG-Owl (mPLUG-Owl2/)",
+                "commit": common.upstream_commit(source, args.upstream_commit),
+            },
+            "worker_env": common.env_facts(str(python)),
+            "harness": common.harness_facts(),
+            "tolerance": args.tolerance,
+            "images": present,
+            "runs": runs,
+        },
+    )
     return 0 if ok else 1
 
 

@@ -35,8 +35,11 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     """Run the comparison; exit 1 when the harness and the repository's code disagree."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=os.environ.get("QWEN_VL_SRC"),
-                        help="local copy of the Qwen-VL-Chat model repository (code + qwen.tiktoken); env QWEN_VL_SRC")
+    parser.add_argument(
+        "--source",
+        default=os.environ.get("QWEN_VL_SRC"),
+        help="local copy of the Qwen-VL-Chat model repository (code + qwen.tiktoken); env QWEN_VL_SRC",
+    )
     parser.add_argument("--source-name", default="Qwen/Qwen-VL-Chat", help="where the copy comes from (recorded)")
     parser.add_argument("--source-commit", default=None, help="the copy's commit, when it is not a git checkout")
     parser.add_argument("--env", default="envs/qwen-vl-chat", help="worker environment (built here if absent)")
@@ -53,8 +56,13 @@ def main() -> int:
         common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
     source = Path(args.source).expanduser().resolve()
     python = Path(args.env).resolve() / "bin" / "python"
-    if not python.exists() and subprocess.run([sys.executable, "-m", "harness.cli", "env", "create", "qwen-vl-chat",
-                                               "--dir", args.env]).returncode != 0:
+    if (
+        not python.exists()
+        and subprocess.run(
+            [sys.executable, "-m", "harness.cli", "env", "create", "qwen-vl-chat", "--dir", args.env]
+        ).returncode
+        != 0
+    ):
         print("error: could not build the worker environment", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="conformance-qwen-"))
@@ -66,32 +74,67 @@ def main() -> int:
     subprocess.run([str(python), str(HERE / "upstream_qwen_vl.py"), "build", str(source), str(ckpt)], check=True)
     runs, ok = [], True
     for dtype in args.dtypes.split(","):
-        model_args = {"path": ckpt, "python": python, "trust_remote_code": "true", "dtype": dtype,
-                      "max_new_tokens": args.max_new_tokens}
+        model_args = {
+            "path": ckpt,
+            "python": python,
+            "trust_remote_code": "true",
+            "dtype": dtype,
+            "max_new_tokens": args.max_new_tokens,
+        }
         got, info = common.harness_answers("qwen-vl-chat", model_args, root, f"queries={args.queries}", work, dtype)
         aliases = {}
         for number, image in enumerate(sorted(got)):
             aliases[image] = str(short / f"{number}{Path(image).suffix}")
             shutil.copyfile(image, aliases[image])
-        items = common.reference_items({aliases[k]: v for k, v in got.items()}, args.max_new_tokens,
-                                       work / "items.json")
-        subprocess.run([str(python), str(HERE / "upstream_qwen_vl.py"), "reference", str(ckpt), str(items),
-                        str(work / f"ref-{dtype}.json"), "--dtype", dtype], check=True)
+        items = common.reference_items(
+            {aliases[k]: v for k, v in got.items()}, args.max_new_tokens, work / "items.json"
+        )
+        subprocess.run(
+            [
+                str(python),
+                str(HERE / "upstream_qwen_vl.py"),
+                "reference",
+                str(ckpt),
+                str(items),
+                str(work / f"ref-{dtype}.json"),
+                "--dtype",
+                dtype,
+            ],
+            check=True,
+        )
         reference = json.loads((work / f"ref-{dtype}.json").read_text())
         back = {v: k for k, v in aliases.items()}
         comparison = common.compare(got, {back[r["image"]]: r for r in reference["results"]})
         ok &= (verdict := common.passed(comparison, args.tolerance))
-        runs.append({"dtype": dtype, "passed": verdict, "longest_image_path_bytes": max(len(os.fsencode(p))
-                                                                                        for p in got),
-                     "harness_info": {k: info.get(k) for k in ("device", "dtype", "requested_dtype", "anchors")},
-                     "upstream_anchor_ids": reference["anchors"], "upstream_dtype": reference["dtype"], **comparison})
-        print(f"{dtype}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
-              f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}")
-    common.write_result(args.output, {
-        "family": "qwen-vl-chat", "models": ["qwen-vl-chat"], "passed": ok,
-        "upstream": {"repository": args.source_name, "commit": common.upstream_commit(source, args.source_commit)},
-        "worker_env": common.env_facts(str(python)), "harness": common.harness_facts(),
-        "tolerance": args.tolerance, "images": present, "runs": runs})
+        runs.append(
+            {
+                "dtype": dtype,
+                "passed": verdict,
+                "longest_image_path_bytes": max(len(os.fsencode(p)) for p in got),
+                "harness_info": {k: info.get(k) for k in ("device", "dtype", "requested_dtype", "anchors")},
+                "upstream_anchor_ids": reference["anchors"],
+                "upstream_dtype": reference["dtype"],
+                **comparison,
+            }
+        )
+        print(
+            f"{dtype}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
+            f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
+        )
+    common.write_result(
+        args.output,
+        {
+            "family": "qwen-vl-chat",
+            "models": ["qwen-vl-chat"],
+            "passed": ok,
+            "upstream": {"repository": args.source_name, "commit": common.upstream_commit(source, args.source_commit)},
+            "worker_env": common.env_facts(str(python)),
+            "harness": common.harness_facts(),
+            "tolerance": args.tolerance,
+            "images": present,
+            "runs": runs,
+        },
+    )
     return 0 if ok else 1
 
 

@@ -19,8 +19,14 @@ from typing import Any, Sequence
 REPO = Path(__file__).resolve().parent.parent
 SHARED_QUERIES = REPO.parent / "shared" / "data" / "fakebench"
 #: FakeClass image ids (fake and real) and the sizes their stand-in photographs get: square and non-square
-IMAGES = (("Glide-01493.jpg", (56, 56)), ("FuseDream-00019.jpg", (90, 50)), ("000000430231.jpg", (48, 80)),
-          ("n01534433_4223.JPEG", (64, 64)), ("sd-02303.png", (77, 41)), ("0394x4.png", (40, 40)))
+IMAGES = (
+    ("Glide-01493.jpg", (56, 56)),
+    ("FuseDream-00019.jpg", (90, 50)),
+    ("000000430231.jpg", (48, 80)),
+    ("n01534433_4223.JPEG", (64, 64)),
+    ("sd-02303.png", (77, 41)),
+    ("0394x4.png", (40, 40)),
+)
 
 
 def skip(reason: str) -> None:
@@ -37,8 +43,14 @@ def fakeclass_root(root: Path, queries: Path) -> tuple[Path, list[str]]:
     from skimage import data as skdata
 
     listed = {e["image_id"] for e in json.loads((queries / "FakeClass.json").read_text())}
-    photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket(), skdata.hubble_deep_field(),
-              skdata.immunohistochemistry()]
+    photos = [
+        skdata.astronaut(),
+        skdata.chelsea(),
+        skdata.coffee(),
+        skdata.rocket(),
+        skdata.hubble_deep_field(),
+        skdata.immunohistochemistry(),
+    ]
     folder = root / "FakeBench_images"
     folder.mkdir(parents=True, exist_ok=True)
     present = []
@@ -46,27 +58,62 @@ def fakeclass_root(root: Path, queries: Path) -> tuple[Path, list[str]]:
         if image_id not in listed:
             continue
         image = Image.fromarray(np.asarray(photo)).convert("RGB").resize(size)
-        image.save(folder / image_id, quality=95) if image_id.lower().endswith((".jpg", ".jpeg")) else \
-            image.save(folder / image_id)
+        image.save(folder / image_id, quality=95) if image_id.lower().endswith((".jpg", ".jpeg")) else image.save(
+            folder / image_id
+        )
         present.append(image_id)
     return root, present
 
 
-def harness_run(model: str, model_args: dict[str, Any], task: str, mode: str, out: Path, data_root: Path,
-                task_args: str = "", extra: Sequence[str] = ()) -> subprocess.CompletedProcess:
+def harness_run(
+    model: str,
+    model_args: dict[str, Any],
+    task: str,
+    mode: str,
+    out: Path,
+    data_root: Path,
+    task_args: str = "",
+    extra: Sequence[str] = (),
+) -> subprocess.CompletedProcess:
     """``harness run`` in a subprocess (the CLI a user runs), no cache, no audit, no bootstrap."""
     args = ",".join(f"{k}={v}" for k, v in model_args.items())
-    command = [sys.executable, "-m", "harness.cli", "run", "--model", model, "--model-args", args, "--tasks", task,
-               "--mode", mode, "--data-root", str(data_root), "--output-dir", str(out), "--device", "auto",
-               "--no-cache", "--no-audit", "--bootstrap", "0", "--quiet", "--batch-size", "4", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--model",
+        model,
+        "--model-args",
+        args,
+        "--tasks",
+        task,
+        "--mode",
+        mode,
+        "--data-root",
+        str(data_root),
+        "--output-dir",
+        str(out),
+        "--device",
+        "auto",
+        "--no-cache",
+        "--no-audit",
+        "--bootstrap",
+        "0",
+        "--quiet",
+        "--batch-size",
+        "4",
+        *extra,
+    ]
     if task_args:
         command += ["--task-args", task_args]
     print("+ " + " ".join(command), flush=True)
     return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
 
 
-def harness_answers(model: str, model_args: dict[str, Any], data_root: Path, task_args: str, work: Path,
-                    label: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def harness_answers(
+    model: str, model_args: dict[str, Any], data_root: Path, task_args: str, work: Path, label: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Score and generate with the harness on FakeClass; per image path: score, answer, prompt, error; and the
     model's recorded preprocessing. ``None`` when a run failed (its output is printed)."""
     got: dict[str, dict[str, Any]] = {}
@@ -92,8 +139,11 @@ def harness_answers(model: str, model_args: dict[str, Any], data_root: Path, tas
 
 def reference_items(got: dict[str, dict[str, Any]], max_new_tokens: int, path: Path) -> Path:
     """The (image, prompt) pairs the harness answered, for the upstream-only side."""
-    path.write_text(json.dumps([{"image": image, "prompt": v["prompt"], "max_new_tokens": max_new_tokens}
-                                for image, v in got.items()]))
+    path.write_text(
+        json.dumps(
+            [{"image": image, "prompt": v["prompt"], "max_new_tokens": max_new_tokens} for image, v in got.items()]
+        )
+    )
     return path
 
 
@@ -112,8 +162,10 @@ def records(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def env_facts(python: str) -> dict[str, Any]:
     """Python, torch and transformers versions of a worker environment."""
-    code = ("import json, sys, torch, transformers; print(json.dumps({'python': sys.version.split()[0], "
-            "'torch': torch.__version__, 'transformers': transformers.__version__}))")
+    code = (
+        "import json, sys, torch, transformers; print(json.dumps({'python': sys.version.split()[0], "
+        "'torch': torch.__version__, 'transformers': transformers.__version__}))"
+    )
     result = subprocess.run([python, "-c", code], capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else {"error": result.stderr}
 
@@ -124,8 +176,13 @@ def harness_facts() -> dict[str, Any]:
     import transformers
 
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return {"commit": commit.stdout.strip() or None, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    return {
+        "commit": commit.stdout.strip() or None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
 
 
 def upstream_commit(source: Path, given: str | None) -> str | None:
@@ -142,13 +199,25 @@ def compare(harness: dict[str, dict[str, Any]], reference: dict[str, dict[str, A
     for image, ref in sorted(reference.items()):
         got = harness.get(image, {})
         diff = abs(got["score"] - ref["score"]) if got.get("score") is not None else None
-        rows.append({"image": Path(image).name, "harness_score": got.get("score"), "upstream_score": ref["score"],
-                     "abs_diff": diff, "answers_identical": got.get("text") == ref["text"],
-                     "harness_answer": got.get("text"), "upstream_answer": ref["text"],
-                     "harness_error": got.get("error")})
+        rows.append(
+            {
+                "image": Path(image).name,
+                "harness_score": got.get("score"),
+                "upstream_score": ref["score"],
+                "abs_diff": diff,
+                "answers_identical": got.get("text") == ref["text"],
+                "harness_answer": got.get("text"),
+                "upstream_answer": ref["text"],
+                "harness_error": got.get("error"),
+            }
+        )
     diffs = [r["abs_diff"] for r in rows if r["abs_diff"] is not None]
-    return {"images": len(rows), "max_abs_score_diff": max(diffs) if len(diffs) == len(rows) and diffs else None,
-            "answers_identical": sum(r["answers_identical"] for r in rows), "rows": rows}
+    return {
+        "images": len(rows),
+        "max_abs_score_diff": max(diffs) if len(diffs) == len(rows) and diffs else None,
+        "answers_identical": sum(r["answers_identical"] for r in rows),
+        "rows": rows,
+    }
 
 
 def write_result(path: Path, payload: dict[str, Any]) -> None:

@@ -20,8 +20,10 @@ from pathlib import Path
 
 QUESTION = "What is the authenticity of this image?"
 PREFIX = "This image is"
-CORPUS = ("USER: ASSISTANT: What is the authenticity of this image? This image is fake. This image is real. "
-          "Fake Real yes no Is this a real image, yes or no? Is this a fake image, fake or real? ")
+CORPUS = (
+    "USER: ASSISTANT: What is the authenticity of this image? This image is fake. This image is real. "
+    "Fake Real yes no Is this a real image, yes or no? Is this a fake image, fake or real? "
+)
 
 
 def build(out: Path, aspect: str) -> None:
@@ -37,20 +39,54 @@ def build(out: Path, aspect: str) -> None:
     from transformers import CLIPImageProcessor, LlamaTokenizer
 
     out.mkdir(parents=True, exist_ok=True)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter([CORPUS] * 50), model_prefix=str(out / "tokenizer"),
-                                   vocab_size=120, model_type="bpe", hard_vocab_limit=False, unk_id=0, bos_id=1,
-                                   eos_id=2, pad_id=-1, character_coverage=1.0, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([CORPUS] * 50),
+        model_prefix=str(out / "tokenizer"),
+        vocab_size=120,
+        model_type="bpe",
+        hard_vocab_limit=False,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
     tokenizer = LlamaTokenizer(vocab_file=str(out / "tokenizer.model"))
     (out / "tokenizer.model").unlink()
     (out / "tokenizer.vocab").unlink()
-    visual = {"visual_model": MplugOwlVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                                   num_attention_heads=2, image_size=56, patch_size=14).to_dict(),
-              "visual_abstractor": MplugOwlVisualAbstractorConfig(
-                  hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                  encoder_hidden_size=32, num_learnable_queries=4, grid_size=4).to_dict()}
-    config = MPLUGOwl2Config(visual_config=visual, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                             max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    visual = {
+        "visual_model": MplugOwlVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=56,
+            patch_size=14,
+        ).to_dict(),
+        "visual_abstractor": MplugOwlVisualAbstractorConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            encoder_hidden_size=32,
+            num_learnable_queries=4,
+            grid_size=4,
+        ).to_dict(),
+    }
+    config = MPLUGOwl2Config(
+        visual_config=visual,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     if aspect != "none":
         config.image_aspect_ratio = aspect
     torch.manual_seed(0)
@@ -72,7 +108,7 @@ def anchor_ids(tokenizer, words) -> list[int]:
     ids = []
     for word in words:
         full = tokenizer(f"{PREFIX} {word}", add_special_tokens=False).input_ids
-        rest = full[len(base):] if full[: len(base)] == base else []
+        rest = full[len(base) :] if full[: len(base)] == base else []
         if len(rest) == 1 and rest[0] != tokenizer.unk_token_id and rest[0] not in ids:
             ids.append(rest[0])
     return ids
@@ -87,8 +123,9 @@ def reference(ckpt: str, items_path: str, out_path: str) -> None:
     from mplug_owl2.model.builder import load_pretrained_model
     from PIL import Image
 
-    tokenizer, model, processor, _ = load_pretrained_model(ckpt, None, "mplug_owl2", device_map={"": "cpu"},
-                                                           device="cpu")
+    tokenizer, model, processor, _ = load_pretrained_model(
+        ckpt, None, "mplug_owl2", device_map={"": "cpu"}, device="cpu"
+    )
     loaded = str(model.dtype)
     model = model.float().eval()
     fake, real = anchor_ids(tokenizer, ("fake", "Fake", "FAKE")), anchor_ids(tokenizer, ("real", "Real", "REAL"))
@@ -104,19 +141,29 @@ def reference(ckpt: str, items_path: str, out_path: str) -> None:
         image = Image.open(item["image"]).convert("RGB")
         pixels = process_images([image], processor, model.config).float()
         with torch.inference_mode():
-            ids = tokenizer_image_token(prompt_for(QUESTION, PREFIX), tokenizer, IMAGE_TOKEN_INDEX,
-                                        return_tensors="pt").unsqueeze(0)
+            ids = tokenizer_image_token(
+                prompt_for(QUESTION, PREFIX), tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt"
+            ).unsqueeze(0)
             z = model(ids, images=pixels).logits[0, -1].float()
             pair = torch.stack([z[fake].sum(), z[real].sum()])
             score = float(torch.softmax(pair, dim=0)[0])
-            ids = tokenizer_image_token(prompt_for(item["prompt"]), tokenizer, IMAGE_TOKEN_INDEX,
-                                        return_tensors="pt").unsqueeze(0)
-            output = model.generate(ids, images=pixels, do_sample=False, max_new_tokens=item.get("max_new_tokens", 32),
-                                    use_cache=True)
-        answer = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True).strip()
+            ids = tokenizer_image_token(
+                prompt_for(item["prompt"]), tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt"
+            ).unsqueeze(0)
+            output = model.generate(
+                ids, images=pixels, do_sample=False, max_new_tokens=item.get("max_new_tokens", 32), use_cache=True
+            )
+        answer = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True).strip()
         results.append({"image": item["image"], "score": score, "text": answer})
-    json.dump({"results": results, "anchors": {"fake": fake, "real": real}, "upstream_loader_dtype": loaded,
-               "image_aspect_ratio": getattr(model.config, "image_aspect_ratio", None)}, open(out_path, "w"))
+    json.dump(
+        {
+            "results": results,
+            "anchors": {"fake": fake, "real": real},
+            "upstream_loader_dtype": loaded,
+            "image_aspect_ratio": getattr(model.config, "image_aspect_ratio", None),
+        },
+        open(out_path, "w"),
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,17 @@ from pathlib import Path
 QUESTION = "What is the authenticity of this image?"
 PREFIX = "This image is"
 SYSTEM = "You are a helpful assistant."
-CODE = ("configuration_qwen.py", "modeling_qwen.py", "qwen_generation_utils.py", "tokenization_qwen.py", "visual.py",
-        "qwen.tiktoken", "tokenizer_config.json", "generation_config.json", "SimSun.ttf")
+CODE = (
+    "configuration_qwen.py",
+    "modeling_qwen.py",
+    "qwen_generation_utils.py",
+    "tokenization_qwen.py",
+    "visual.py",
+    "qwen.tiktoken",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "SimSun.ttf",
+)
 
 
 def build(source: Path, out: Path) -> None:
@@ -35,11 +44,32 @@ def build(source: Path, out: Path) -> None:
             shutil.copy(source / name, out / name)
     config = json.loads((source / "config.json").read_text())
     config.pop("quantization_config", None)  # a mirror of the Int4 repository: same code, unquantised tiny weights
-    config.update({"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
-                   "kv_channels": 64, "seq_length": 1024, "max_position_embeddings": 1024, "bf16": False,
-                   "fp16": False, "fp32": True, "use_flash_attn": False, "torch_dtype": "float32",
-                   "visual": {**config["visual"], "heads": 2, "image_size": 56, "layers": 1, "mlp_ratio": 2.0,
-                              "output_dim": 128, "patch_size": 14, "width": 32}})
+    config.update(
+        {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "kv_channels": 64,
+            "seq_length": 1024,
+            "max_position_embeddings": 1024,
+            "bf16": False,
+            "fp16": False,
+            "fp32": True,
+            "use_flash_attn": False,
+            "torch_dtype": "float32",
+            "visual": {
+                **config["visual"],
+                "heads": 2,
+                "image_size": 56,
+                "layers": 1,
+                "mlp_ratio": 2.0,
+                "output_dim": 128,
+                "patch_size": 14,
+                "width": 32,
+            },
+        }
+    )
     (out / "config.json").write_text(json.dumps(config, indent=2))
     cfg = AutoConfig.from_pretrained(out, trust_remote_code=True)
     torch.manual_seed(0)
@@ -68,7 +98,7 @@ def reference(ckpt: str, items_path: str, out_path: str, dtype: str) -> None:
     def anchors(words):
         ids = []
         for word in words:
-            rest = tokenizer.encode(f"{PREFIX} {word}")[len(base):]
+            rest = tokenizer.encode(f"{PREFIX} {word}")[len(base) :]
             if len(rest) == 1 and rest[0] not in ids:
                 ids.append(rest[0])
         return ids
@@ -77,18 +107,30 @@ def reference(ckpt: str, items_path: str, out_path: str, dtype: str) -> None:
     results = []
     for item in json.load(open(items_path)):
         query = tokenizer.from_list_format([{"image": item["image"]}, {"text": QUESTION}])
-        _, tokens = utils.make_context(tokenizer, query, history=[], system=SYSTEM,
-                                       max_window_size=model.generation_config.max_window_size, chat_format="chatml")
+        _, tokens = utils.make_context(
+            tokenizer,
+            query,
+            history=[],
+            system=SYSTEM,
+            max_window_size=model.generation_config.max_window_size,
+            chat_format="chatml",
+        )
         with torch.inference_mode():
             z = model(input_ids=torch.tensor([list(tokens) + base])).logits[0, -1].float()
         score = float(torch.softmax(torch.stack([z[fake].sum(), z[real].sum()]), dim=0)[0])
-        answer, _ = model.chat(tokenizer, query=tokenizer.from_list_format([{"image": item["image"]},
-                                                                           {"text": item["prompt"]}]),
-                               history=None, system=SYSTEM, do_sample=False,
-                               max_new_tokens=item.get("max_new_tokens", 24))
+        answer, _ = model.chat(
+            tokenizer,
+            query=tokenizer.from_list_format([{"image": item["image"]}, {"text": item["prompt"]}]),
+            history=None,
+            system=SYSTEM,
+            do_sample=False,
+            max_new_tokens=item.get("max_new_tokens", 24),
+        )
         results.append({"image": item["image"], "score": score, "text": str(answer).strip()})
-    json.dump({"results": results, "anchors": {"fake": fake, "real": real},
-               "dtype": str(next(model.parameters()).dtype)}, open(out_path, "w"))
+    json.dump(
+        {"results": results, "anchors": {"fake": fake, "real": real}, "dtype": str(next(model.parameters()).dtype)},
+        open(out_path, "w"),
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,13 @@ def header_of(sample: Sample) -> dict[str, Any]:
 
 def storage_tokens(metadata: dict[str, Any]) -> list[str]:
     """The categorical tokens of one file's container metadata."""
-    return [f"format={metadata['format']}", f"width={metadata['width']}", f"height={metadata['height']}",
-            f"mode={metadata['mode']}", f"jpeg_quality={metadata['jpeg_quality']}"]
+    return [
+        f"format={metadata['format']}",
+        f"width={metadata['width']}",
+        f"height={metadata['height']}",
+        f"mode={metadata['mode']}",
+        f"jpeg_quality={metadata['jpeg_quality']}",
+    ]
 
 
 def one_hot(tokens: Sequence[str], vocabulary: dict[str, int]) -> np.ndarray:
@@ -66,10 +71,14 @@ def format_shortcut_audit(samples: Sequence[Sample], folds: int = FOLDS, seed: i
             continue
         labels.append(sample.label)
     counts = Counter(labels)
-    result: dict[str, Any] = {"method": f"logistic regression on storage tokens, stratified {folds}-fold CV",
-                              "n": len(labels), "n_unreadable": unreadable,
-                              "majority_rate": max(counts.values()) / len(labels) if labels else None,
-                              "cv_accuracy": None, "token_counts": None}
+    result: dict[str, Any] = {
+        "method": f"logistic regression on storage tokens, stratified {folds}-fold CV",
+        "n": len(labels),
+        "n_unreadable": unreadable,
+        "majority_rate": max(counts.values()) / len(labels) if labels else None,
+        "cv_accuracy": None,
+        "token_counts": None,
+    }
     if len(counts) < 2 or min(counts.values()) < folds:
         result["note"] = "undefined: needs at least {folds} samples of each class".format(folds=folds)
         return result
@@ -80,8 +89,10 @@ def format_shortcut_audit(samples: Sequence[Sample], folds: int = FOLDS, seed: i
     scores = cross_val_score(LogisticRegression(max_iter=1000), matrix, y, cv=cv, scoring="accuracy")
     result["cv_accuracy"] = float(scores.mean())
     result["cv_accuracy_folds"] = [float(s) for s in scores]
-    by_class = {int(c): Counter(tuple(row[:2]) for row, lab in zip(rows, labels) if lab == c).most_common(3)
-                for c in counts}
-    result["token_counts"] = {("real" if c == 0 else "fake"): [[list(k), v] for k, v in common]
-                              for c, common in by_class.items()}
+    by_class = {
+        int(c): Counter(tuple(row[:2]) for row, lab in zip(rows, labels) if lab == c).most_common(3) for c in counts
+    }
+    result["token_counts"] = {
+        ("real" if c == 0 else "fake"): [[list(k), v] for k, v in common] for c, common in by_class.items()
+    }
     return result

@@ -44,10 +44,25 @@ from tabulate import tabulate
 
 LOWER_IS_BETTER = {"eer", "unknown_rate"}
 LAYOUTS = ("metrics", "per_subset", "qualitative", "transparency", "main_metric")
-METRIC_LABELS = {"acc": "Acc", "ap": "AP", "auc": "AUC", "eer": "EER", "balanced_acc": "B.Acc",
-                 "real_acc": "Real", "fake_acc": "Fake", "qual_acc": "Acc", "bleu1": "B.-1", "bleu2": "B.-2",
-                 "rouge_l": "R.-L", "bertscore": "Sim.", "judge_completeness": "α", "judge_preciseness": "ρ",
-                 "judge_relevance": "κ", "avr": "Avr.", "acc_val_threshold": "Acc@val-thr"}
+METRIC_LABELS = {
+    "acc": "Acc",
+    "ap": "AP",
+    "auc": "AUC",
+    "eer": "EER",
+    "balanced_acc": "B.Acc",
+    "real_acc": "Real",
+    "fake_acc": "Fake",
+    "qual_acc": "Acc",
+    "bleu1": "B.-1",
+    "bleu2": "B.-2",
+    "rouge_l": "R.-L",
+    "bertscore": "Sim.",
+    "judge_completeness": "α",
+    "judge_preciseness": "ρ",
+    "judge_relevance": "κ",
+    "avr": "Avr.",
+    "acc_val_threshold": "Acc@val-thr",
+}
 
 
 class BoardError(ValueError):
@@ -87,8 +102,10 @@ class BoardSpec:
         if not data.get("tasks"):
             raise BoardError(f"{path}: 'tasks' is required")
         data.setdefault("title", Path(path).stem)
-        data["reported"] = [str((Path(path).parent / p).resolve()) if not Path(p).is_absolute() else p
-                            for p in data.get("reported") or []]
+        data["reported"] = [
+            str((Path(path).parent / p).resolve()) if not Path(p).is_absolute() else p
+            for p in data.get("reported") or []
+        ]
         return cls(**data)
 
 
@@ -96,8 +113,15 @@ def quick_spec(results: Sequence[dict[str, Any]], metric: str | None = None) -> 
     """The board of ``harness leaderboard`` without ``--board``: every task found, one column each (its main
     metric, or ``metric``); runs with ``--limit``, failed samples or other task versions are shown, marked."""
     tasks = sorted({r["task"]["name"] for r in results})
-    return BoardSpec(title="Leaderboard", layout="main_metric", tasks=tasks, metrics=[metric] if metric else [],
-                     allow_limit=True, allow_failed=True, allow_mixed_versions=True)
+    return BoardSpec(
+        title="Leaderboard",
+        layout="main_metric",
+        tasks=tasks,
+        metrics=[metric] if metric else [],
+        allow_limit=True,
+        allow_failed=True,
+        allow_mixed_versions=True,
+    )
 
 
 @dataclass
@@ -124,8 +148,13 @@ def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
 def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[tuple[str, str], dict[str, Any]]:
     """(model label, task) -> newest result, after the board's refusal rules (raises :class:`BoardError`)."""
     chosen: dict[tuple[str, str], dict[str, Any]] = {}
-    relevant = [r for r in results if r["task"]["name"] in spec.tasks and not r.get("reported")
-                and (spec.models is None or r["model"]["name"] in spec.models)]
+    relevant = [
+        r
+        for r in results
+        if r["task"]["name"] in spec.tasks
+        and not r.get("reported")
+        and (spec.models is None or r["model"]["name"] in spec.models)
+    ]
     by_name: dict[str, set[str]] = {}
     for r in relevant:
         by_name.setdefault(r["model"]["name"], set()).add(r["model"]["fingerprint_hash"])
@@ -146,8 +175,10 @@ def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[t
         versions.setdefault(task, set()).add(str(result["task"]["version"]))  # runs only: printed rows come later
     for task, found in versions.items():
         if len(found) > 1 and not spec.allow_mixed_versions:
-            problems.append(f"{task}: results from different task versions {sorted(found)} cannot share a board "
-                            "(set allow_mixed_versions: true to show them, marked V)")
+            problems.append(
+                f"{task}: results from different task versions {sorted(found)} cannot share a board "
+                "(set allow_mixed_versions: true to show them, marked V)"
+            )
     if problems:
         raise BoardError("refused:\n  " + "\n  ".join(problems))
     for result in results:  # printed rows: no refusal rules, never mixed with a run's task version
@@ -220,28 +251,55 @@ def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) 
         cols: list[Column] = []
         if spec.layout == "main_metric":
             metric = spec.metrics[0] if spec.metrics else any_result["task"]["main_metric"]
-            cols.append((f"{task} ({METRIC_LABELS.get(metric, metric)})", metric,
-                         lambda r, m=metric: r["metrics"]["all"].get(m)))
+            cols.append(
+                (
+                    f"{task} ({METRIC_LABELS.get(metric, metric)})",
+                    metric,
+                    lambda r, m=metric: r["metrics"]["all"].get(m),
+                )
+            )
         elif spec.layout == "metrics":
             for metric in spec.metrics:
-                cols.append((METRIC_LABELS.get(metric, metric), metric,
-                             lambda r, m=metric: r["metrics"]["all"].get(m)))
+                cols.append((METRIC_LABELS.get(metric, metric), metric, lambda r, m=metric: r["metrics"]["all"].get(m)))
         elif spec.layout == "per_subset":
             metric = spec.metrics[0]
-            generators = _union([r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(metric, {}).get(
-                "data", {}).get("generators") or sorted(r["metrics"]["subsets"]) for r in _measured_first(results)])
+            generators = _union(
+                [
+                    r["metrics"]
+                    .get("groups", {})
+                    .get("mean_over_generators", {})
+                    .get(metric, {})
+                    .get("data", {})
+                    .get("generators")
+                    or sorted(r["metrics"]["subsets"])
+                    for r in _measured_first(results)
+                ]
+            )
             for subset in generators:
                 cols.append((subset, metric, lambda r, s=subset, m=metric: r["metrics"]["subsets"].get(s, {}).get(m)))
             groups = any_result["metrics"].get("groups", {})
             if "unseen" in groups:
                 cols.append(("Unseen", metric, lambda r, m=metric: r["metrics"]["groups"].get("unseen", {}).get(m)))
-            cols.append(("Average", metric,
-                         lambda r, m=metric: r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(m)))
+            cols.append(
+                (
+                    "Average",
+                    metric,
+                    lambda r, m=metric: r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(m),
+                )
+            )
         elif spec.layout in ("qualitative", "transparency"):  # the task declares these columns
             cols.extend(declared_columns(declared(task, spec.layout, results), results, "qual_acc"))
         out.append((task, cols))
-    summaries = {c["summary"] for task, _ in out for c in declared(task, spec.layout, task_results(chosen, task)) or []
-                 if "summary" in c} if spec.layout == "transparency" else set()
+    summaries = (
+        {
+            c["summary"]
+            for task, _ in out
+            for c in declared(task, spec.layout, task_results(chosen, task)) or []
+            if "summary" in c
+        }
+        if spec.layout == "transparency"
+        else set()
+    )
     for metric in sorted(summaries):  # e.g. Table IV's Overall: the mean of every ability's Avr.
         out.append(("", [("Overall", metric, lambda r: None)]))  # filled per model below
     return out
@@ -262,8 +320,9 @@ def declared(task: str, layout: str, results: Sequence[dict[str, Any]]) -> list[
         return None
 
 
-def declared_columns(specs: list[dict[str, Any]] | None, results: Sequence[dict[str, Any]],
-                     metric: str) -> list[Column]:
+def declared_columns(
+    specs: list[dict[str, Any]] | None, results: Sequence[dict[str, Any]], metric: str
+) -> list[Column]:
     """Columns from a task's column specs (``Task.board_columns``):
 
     - ``{"header": H, "all": true}``: the overall value; with ``"metrics": [...]``, one column per metric;
@@ -288,17 +347,37 @@ def declared_columns(specs: list[dict[str, Any]] | None, results: Sequence[dict[
                 cols.append((header, m, lambda r, m=m: r["metrics"]["all"].get(m)))
         elif "breakdown" in col:
             for m in metrics:
-                cols.append((col["header"], m, lambda r, b=col["breakdown"], ks=tuple(col["keys"]), m=m: _weighted(
-                    [breakdown(r, b).get(k, {}).get(m) for k in ks])))
+                cols.append(
+                    (
+                        col["header"],
+                        m,
+                        lambda r, b=col["breakdown"], ks=tuple(col["keys"]), m=m: _weighted(
+                            [breakdown(r, b).get(k, {}).get(m) for k in ks]
+                        ),
+                    )
+                )
         elif "mean_of" in col:
-            keys = [k for k in _union([sorted(breakdown(r, col["mean_of"])) for r in _measured_first(results)])
-                    if k not in col.get("except", [])]
+            keys = [
+                k
+                for k in _union([sorted(breakdown(r, col["mean_of"])) for r in _measured_first(results)])
+                if k not in col.get("except", [])
+            ]
             for m in metrics:
-                cols.append((col["header"], m, lambda r, b=col["mean_of"], ks=tuple(keys), m=m: _mean(
-                    [breakdown(r, b).get(k, {}).get(m) for k in ks])))
+                cols.append(
+                    (
+                        col["header"],
+                        m,
+                        lambda r, b=col["mean_of"], ks=tuple(keys), m=m: _mean(
+                            [breakdown(r, b).get(k, {}).get(m) for k in ks]
+                        ),
+                    )
+                )
         elif "each_of" in col:
-            keys = [k for k in _union([sorted(breakdown(r, col["each_of"])) for r in _measured_first(results)])
-                    if k not in col.get("except", [])]
+            keys = [
+                k
+                for k in _union([sorted(breakdown(r, col["each_of"])) for r in _measured_first(results)])
+                if k not in col.get("except", [])
+            ]
             for key in keys:
                 for m in metrics:
                     header = label(key, m) if "metrics" in col else key
@@ -318,12 +397,13 @@ def _format(cell: Cell, percent: bool) -> str:
 
 
 def rank_marks(values: Sequence[float | None], lower_is_better: bool) -> list[str]:
-    """"best" / "second" / "" per value (ties share a mark; ``None`` gets none)."""
+    """ "best" / "second" / "" per value (ties share a mark; ``None`` gets none)."""
     present = sorted({v for v in values if v is not None}, reverse=not lower_is_better)
     best = present[0] if present else None
     second = present[1] if len(present) > 1 else None
-    return ["best" if v is not None and v == best else "second" if v is not None and v == second else ""
-            for v in values]
+    return [
+        "best" if v is not None and v == best else "second" if v is not None and v == second else "" for v in values
+    ]
 
 
 def with_reported(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -344,8 +424,11 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     chosen = select_results(with_reported(spec, results), spec)
     models = sorted({m for m, _ in chosen})
     layout = columns_for(spec, chosen)
-    mixed_tasks = {t for t in spec.tasks if len({str(r["task"]["version"]) for (m, tt), r in chosen.items()
-                                                 if tt == t and not r.get("reported")}) > 1}
+    mixed_tasks = {
+        t
+        for t in spec.tasks
+        if len({str(r["task"]["version"]) for (m, tt), r in chosen.items() if tt == t and not r.get("reported")}) > 1
+    }
     headers = ["Model"]
     grid: dict[str, list[Cell]] = {m: [] for m in models}
     column_meta: list[str] = []
@@ -357,8 +440,11 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
             for model in models:
                 result = chosen.get((model, task))
                 if task == "" and header == "Overall":  # a declared summary: the mean of its metric's columns
-                    values = [c.value for c, meta in zip(grid[model], column_meta[:-1])
-                              if meta == metric and c.value is not None]
+                    values = [
+                        c.value
+                        for c, meta in zip(grid[model], column_meta[:-1])
+                        if meta == metric and c.value is not None
+                    ]
                     grid[model].append(Cell(sum(values) / len(values) if values else None))
                     continue
                 if result is None:
@@ -401,8 +487,14 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                     row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
             rows.append(row)
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-    return f"## {spec.title}\n\n" + (f"{spec.description}\n\n" if spec.description else "") + table + "\n\n" + \
-        _footnotes(spec, chosen, percent) + "\n"
+    return (
+        f"## {spec.title}\n\n"
+        + (f"{spec.description}\n\n" if spec.description else "")
+        + table
+        + "\n\n"
+        + _footnotes(spec, chosen, percent)
+        + "\n"
+    )
 
 
 def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool) -> str:
@@ -415,23 +507,37 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
         r = results[0]
         n = sorted({x["counts"]["n_samples"] for x in results})
         failed = sum(x["counts"].get("n_failed", 0) for x in results)
-        lines.append(f"- `{task}` v{r['task']['version']}, split {r['task']['split']}, mode {r['task']['mode']}: "
-                     f"{'/'.join(map(str, n))} samples per model, {failed} failed in all.")
+        lines.append(
+            f"- `{task}` v{r['task']['version']}, split {r['task']['split']}, mode {r['task']['mode']}: "
+            f"{'/'.join(map(str, n))} samples per model, {failed} failed in all."
+        )
     printed = sorted({(r["reported"]["source"], r["reported"]["file"]) for r in chosen.values() if r.get("reported")})
     for source, name in printed:
-        derived = sorted({d for r in chosen.values() if r.get("reported") and r["reported"]["file"] == name
-                          for d in r["reported"]["derived"]})
-        lines.append(f"- <sup>R</sup> `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
-                     "measured here" + (f"; {'; '.join(derived)}" if derived else "") + ".")
+        derived = sorted(
+            {
+                d
+                for r in chosen.values()
+                if r.get("reported") and r["reported"]["file"] == name
+                for d in r["reported"]["derived"]
+            }
+        )
+        lines.append(
+            f"- <sup>R</sup> `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
+            "measured here" + (f"; {'; '.join(derived)}" if derived else "") + "."
+        )
     harness_versions = sorted({r["provenance"]["harness_version"] for r in measured.values()}) or ["(none)"]
     dates = sorted(r["provenance"]["date"][:10] for r in measured.values()) or ["–"]
     unit = "percent" if percent else "raw values"
-    lines.append(f"- Values in {unit}; **best** and <u>second</u> per column; ± is half the 95% bootstrap "
-                 "interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
-                 "failed, <sup>V</sup> task versions differ within the column (shown only when the board allows "
-                 "them).")
-    lines.append(f"- aigi-harness {', '.join(harness_versions)}; runs from {dates[0]} to {dates[-1]}; "
-                 f"rendered {_dt.date.today().isoformat()} from {len(measured)} results files.")
+    lines.append(
+        f"- Values in {unit}; **best** and <u>second</u> per column; ± is half the 95% bootstrap "
+        "interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
+        "failed, <sup>V</sup> task versions differ within the column (shown only when the board allows "
+        "them)."
+    )
+    lines.append(
+        f"- aigi-harness {', '.join(harness_versions)}; runs from {dates[0]} to {dates[-1]}; "
+        f"rendered {_dt.date.today().isoformat()} from {len(measured)} results files."
+    )
     return "\n".join(lines)
 
 
@@ -470,8 +576,10 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
             fig, ax = plt.subplots(figsize=(max(5, len(subsets) * 1.2), 3.5))
             width = 0.8 / max(1, len(by_model))
             for i, (model, result) in enumerate(sorted(by_model.items())):
-                values = [100 * ((result["metrics"]["subsets"].get(s, {}).get(metric) or {}).get("value") or 0)
-                          for s in subsets]
+                values = [
+                    100 * ((result["metrics"]["subsets"].get(s, {}).get(metric) or {}).get("value") or 0)
+                    for s in subsets
+                ]
                 ax.bar([x + i * width for x in range(len(subsets))], values, width=width, label=model)
             ax.set_xticks([x + 0.4 - width / 2 for x in range(len(subsets))])
             ax.set_xticklabels(subsets, rotation=20, fontsize=8)

@@ -14,8 +14,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 
-def stratified_bootstrap_ci(labels: Sequence[int] | np.ndarray, statistic: Callable[[np.ndarray], float | None],
-                            n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> list[float] | None:
+def stratified_bootstrap_ci(
+    labels: Sequence[int] | np.ndarray,
+    statistic: Callable[[np.ndarray], float | None],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[float] | None:
     """Percentile interval of ``statistic(indices)`` over label-stratified resamples of the indices.
 
     ``statistic`` receives an index array into the caller's data and returns the

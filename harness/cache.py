@@ -50,7 +50,8 @@ class ResponseCache:
             "PRAGMA synchronous=NORMAL",
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, payload TEXT NOT NULL, created REAL NOT NULL)",
             "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-            "sha256 TEXT)"]
+            "sha256 TEXT)",
+        ]
         deadline, delay = time.monotonic() + deadline_s, 0.01
         while True:
             try:
@@ -82,16 +83,24 @@ class ResponseCache:
             return row[2]
         digest = hash_file(path)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)",
-                             (key, stat.st_size, stat.st_mtime_ns, digest))
+            self._db.execute(
+                "INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (key, stat.st_size, stat.st_mtime_ns, digest)
+            )
         return digest
 
     @staticmethod
     def request_key(model_fp: str, task_fp: str, request: Request, sample_hash: str) -> str:
         """The cache key of one request (a SHA-256 hex digest)."""
-        return hash_obj({"schema": SCHEMA_VERSION, "model": model_fp, "task": task_fp,
-                         "sample_id": request.sample.id, "sample": sample_hash,
-                         "request": request.fingerprint()})
+        return hash_obj(
+            {
+                "schema": SCHEMA_VERSION,
+                "model": model_fp,
+                "task": task_fp,
+                "sample_id": request.sample.id,
+                "sample": sample_hash,
+                "request": request.fingerprint(),
+            }
+        )
 
     # -- storage -----------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -100,10 +109,11 @@ class ResponseCache:
         found: dict[str, dict[str, Any]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for key, payload in self._db.execute(
-                        f"SELECT key, payload FROM responses WHERE key IN ({marks})", chunk):
+                    f"SELECT key, payload FROM responses WHERE key IN ({marks})", chunk
+                ):
                     found[key] = json.loads(payload)
         return found
 

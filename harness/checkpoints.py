@@ -38,8 +38,9 @@ def save_numpy_checkpoint(out_dir: str | Path, tensors: Mapping[str, np.ndarray]
     return out
 
 
-def load_numpy_checkpoint(path: str | Path, model: str, expected: set[str]) -> tuple[dict[str, np.ndarray],
-                                                                                     dict[str, Any], str]:
+def load_numpy_checkpoint(
+    path: str | Path, model: str, expected: set[str]
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
     """Load a checkpoint folder written by :func:`save_numpy_checkpoint`.
 
     Checks that ``config.json`` names ``model`` and that the tensor keys are exactly

@@ -37,74 +37,137 @@ environment:
 def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     """The full argument parser, including sub-commands added by plugins."""
     parser = argparse.ArgumentParser(
-        prog="harness", description="Evaluate AI-generated-image detectors and forensic LMMs on benchmarks.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="harness",
+        description="Evaluate AI-generated-image detectors and forensic LMMs on benchmarks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"aigi-harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="evaluate a model on tasks",
-                         description="Evaluate one model on one or more tasks. Finished samples are cached, so "
-                                     "rerunning the same command after an interruption resumes where it stopped.")
+    run = sub.add_parser(
+        "run",
+        help="evaluate a model on tasks",
+        description="Evaluate one model on one or more tasks. Finished samples are cached, so "
+        "rerunning the same command after an interruption resumes where it stopped.",
+    )
     run.add_argument("--model", required=True, help="model name (see `harness ls models`)")
-    run.add_argument("--model-args", default="", metavar="K=V,...",
-                     help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible)")
-    run.add_argument("--tasks", default="aigi-mini",
-                     help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini)")
-    run.add_argument("--limit", type=int, default=None,
-                     help="a quick look: N samples of each task, label-stratified and seeded (--seed), and at most N "
-                          "of a validation split scored for thresholds; the plan is printed before the first call")
+    run.add_argument(
+        "--model-args",
+        default="",
+        metavar="K=V,...",
+        help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible)",
+    )
+    run.add_argument(
+        "--tasks", default="aigi-mini", help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini)"
+    )
+    run.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="a quick look: N samples of each task, label-stratified and seeded (--seed), and at most N "
+        "of a validation split scored for thresholds; the plan is printed before the first call",
+    )
     run.add_argument("--batch-size", type=int, default=32, help="samples per model call (default 32)")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (default)")
     run.add_argument("--output-dir", type=Path, default=Path("results"), help="default: ./results")
     run.add_argument("--split", default=None, help="task split (default: the task's own, usually test)")
-    run.add_argument("--mode", default=None, choices=["score", "generate"],
-                     help="request kind (default: the task's first mode the model serves)")
+    run.add_argument(
+        "--mode",
+        default=None,
+        choices=["score", "generate"],
+        help="request kind (default: the task's first mode the model serves)",
+    )
     run.add_argument("--data-root", default=None, help="root folder of the task's data")
-    run.add_argument("--include-path", action="append", default=[], metavar="DIR",
-                     help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable; also "
-                          "HARNESS_INCLUDE_PATH); see docs/tasks.md")
-    run.add_argument("--task-args", default="", metavar="K=V,...",
-                     help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX")
-    run.add_argument("--seed", type=int, default=0,
-                     help="seed for Python, NumPy, torch and the bootstrap resampling (default 0)")
-    run.add_argument("--num-workers", type=int, default=None,
-                     help="threads for image decoding and preprocessing (default: CPUs, at most 8)")
+    run.add_argument(
+        "--include-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable; also "
+        "HARNESS_INCLUDE_PATH); see docs/tasks.md",
+    )
+    run.add_argument(
+        "--task-args",
+        default="",
+        metavar="K=V,...",
+        help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX",
+    )
+    run.add_argument(
+        "--seed", type=int, default=0, help="seed for Python, NumPy, torch and the bootstrap resampling (default 0)"
+    )
+    run.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="threads for image decoding and preprocessing (default: CPUs, at most 8)",
+    )
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
-    run.add_argument("--rehash", action="store_true",
-                     help="read every image again to hash it: the cache knows a file by its content hash, memoised "
-                          "by path, size and modification time; a file rewritten with the same size and time would "
-                          "otherwise reuse its old answers")
-    run.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                     help="bootstrap resamples for 95%% confidence intervals of overall metrics (0 = off)")
-    run.add_argument("--seen", default=None, metavar="GEN,...",
-                     help="generators seen in training, for Seen/Unseen averages (default: from the checkpoint)")
-    run.add_argument("--verdict-judge", default=None, metavar="JUDGE",
-                     help="ask this LLM judge (see `harness ls judges`) for verdicts the rule-based parser "
-                          "leaves unknown; off by default")
-    run.add_argument("--extra-metrics", default="", metavar="NAME,...",
-                     help="metrics added to each task's own, e.g. acc_oracle_univfd (UnivFD's published accuracy "
-                          "at a threshold searched on the test labels; see `harness ls metrics`)")
-    run.add_argument("--no-audit", action="store_true",
-                     help="skip the format-shortcut audit (storage-only classifier accuracy per task)")
+    run.add_argument(
+        "--rehash",
+        action="store_true",
+        help="read every image again to hash it: the cache knows a file by its content hash, memoised "
+        "by path, size and modification time; a file rewritten with the same size and time would "
+        "otherwise reuse its old answers",
+    )
+    run.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for 95%% confidence intervals of overall metrics (0 = off)",
+    )
+    run.add_argument(
+        "--seen",
+        default=None,
+        metavar="GEN,...",
+        help="generators seen in training, for Seen/Unseen averages (default: from the checkpoint)",
+    )
+    run.add_argument(
+        "--verdict-judge",
+        default=None,
+        metavar="JUDGE",
+        help="ask this LLM judge (see `harness ls judges`) for verdicts the rule-based parser "
+        "leaves unknown; off by default",
+    )
+    run.add_argument(
+        "--extra-metrics",
+        default="",
+        metavar="NAME,...",
+        help="metrics added to each task's own, e.g. acc_oracle_univfd (UnivFD's published accuracy "
+        "at a threshold searched on the test labels; see `harness ls metrics`)",
+    )
+    run.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="skip the format-shortcut audit (storage-only classifier accuracy per task)",
+    )
     run.add_argument("--strict", action="store_true", help="exit non-zero if any sample or task failed")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("ls", help="list registered models, tasks, metrics or trainers")
-    ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"],
-                    help="which registry to list")
+    ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"], help="which registry to list")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.add_argument("--include-path", action="append", default=[], metavar="DIR",
-                    help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)")
+    ls.add_argument(
+        "--include-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)",
+    )
     ls.set_defaults(func=cmd_ls)
 
     plug = sub.add_parser("plugins", help="show loaded plugins, their versions, hooks and errors")
     plug.add_argument("--json", action="store_true", help="machine-readable output")
     plug.set_defaults(func=cmd_plugins)
 
-    train = sub.add_parser("train", help="train a detector on a task's training split",
-                           description="Train a detector and write a checkpoint folder that the model "
-                                       "adapter of the same name loads with --model-args checkpoint=DIR.")
+    train = sub.add_parser(
+        "train",
+        help="train a detector on a task's training split",
+        description="Train a detector and write a checkpoint folder that the model "
+        "adapter of the same name loads with --model-args checkpoint=DIR.",
+    )
     train.add_argument("trainer", help="trainer name (see `harness ls trainers`)")
     train.add_argument("--task", default=None, help="task whose splits to train on (detectors)")
     train.add_argument("--data", default=None, help="instruction data JSON (fakescope)")
@@ -119,21 +182,35 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
 
-    board = sub.add_parser("leaderboard", help="render results as markdown leaderboards",
-                           description="Without --board: one table, models x tasks, each task's main metric. "
-                                       "With --board SPEC.yaml: a paper-style board (see leaderboards/README.md).")
+    board = sub.add_parser(
+        "leaderboard",
+        help="render results as markdown leaderboards",
+        description="Without --board: one table, models x tasks, each task's main metric. "
+        "With --board SPEC.yaml: a paper-style board (see leaderboards/README.md).",
+    )
     board.add_argument("results", nargs="*", help="results.json files or folders holding them")
-    board.add_argument("--results", dest="results_dirs", action="append", default=[], metavar="DIR",
-                       help="results folder (repeatable; same as the positional form)")
+    board.add_argument(
+        "--results",
+        dest="results_dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="results folder (repeatable; same as the positional form)",
+    )
     board.add_argument("--board", type=Path, default=None, help="a board spec (YAML)")
     board.add_argument("-o", "--output", type=Path, default=None, help="write markdown here (default: stdout)")
     board.add_argument("--metric", default=None, help="metric to show (default: each task's main metric)")
     board.add_argument("--allow-limit", action="store_true", help="admit --limit runs (marked)")
     board.add_argument("--allow-failed", action="store_true", help="admit runs with failed samples (marked)")
     board.add_argument("--no-plots", action="store_true", help="skip the spec's PNG plots")
-    board.add_argument("--reported", action="append", default=[], metavar="FILE",
-                       help="a paper's printed rows to show beside the runs, marked R (repeatable; e.g. "
-                            "leaderboards/reported/fakescope-table-vi.yaml)")
+    board.add_argument(
+        "--reported",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a paper's printed rows to show beside the runs, marked R (repeatable; e.g. "
+        "leaderboards/reported/fakescope-table-vi.yaml)",
+    )
     board.set_defaults(func=cmd_leaderboard)
 
     plugins.add_cli_commands(sub)
@@ -148,20 +225,37 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
 
-    config = RunConfig(model=args.model, model_args=parse_kv(args.model_args), tasks=args.tasks,
-                       limit=args.limit, batch_size=args.batch_size, device=args.device,
-                       output_dir=args.output_dir, strict=args.strict, seed=args.seed, split=args.split,
-                       mode=args.mode, data_root=args.data_root,
-                       num_workers=args.num_workers or default_workers(), use_cache=not args.no_cache,
-                       progress=not args.quiet, bootstrap=args.bootstrap,
-                       seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
-                       audit=not args.no_audit, verdict_judge=args.verdict_judge,
-                       task_args=parse_kv(args.task_args),
-                       extra_metrics=[m for m in args.extra_metrics.split(",") if m], rehash=args.rehash)
+    config = RunConfig(
+        model=args.model,
+        model_args=parse_kv(args.model_args),
+        tasks=args.tasks,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        device=args.device,
+        output_dir=args.output_dir,
+        strict=args.strict,
+        seed=args.seed,
+        split=args.split,
+        mode=args.mode,
+        data_root=args.data_root,
+        num_workers=args.num_workers or default_workers(),
+        use_cache=not args.no_cache,
+        progress=not args.quiet,
+        bootstrap=args.bootstrap,
+        seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
+        audit=not args.no_audit,
+        verdict_judge=args.verdict_judge,
+        task_args=parse_kv(args.task_args),
+        extra_metrics=[m for m in args.extra_metrics.split(",") if m],
+        rehash=args.rehash,
+    )
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
-    if outcomes and all(o.status in ("shard", "skipped") for o in outcomes) and any(
-            o.status == "shard" for o in outcomes):
+    if (
+        outcomes
+        and all(o.status in ("shard", "skipped") for o in outcomes)
+        and any(o.status == "shard" for o in outcomes)
+    ):
         print(f"rank {os.environ.get('RANK')}: shard done; rank 0 writes the results")
         return 0
     print(format_run_summary(evaluator.model_name, outcomes))
@@ -186,8 +280,14 @@ def cmd_ls(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         print(json.dumps([m.as_dict() for m in manifests], indent=2))
         return 0
     rows = [(m.name, ", ".join(m.aliases), m.plugin.replace("harness.", ""), m.description) for m in manifests]
-    print(tabulate(rows, headers=["name", "aliases", "plugin", "description"], tablefmt="simple",
-                   maxcolwidths=[None, 20, 24, 70]))
+    print(
+        tabulate(
+            rows,
+            headers=["name", "aliases", "plugin", "description"],
+            tablefmt="simple",
+            maxcolwidths=[None, 20, 24, 70],
+        )
+    )
     for warning in plugins.registry.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -202,10 +302,16 @@ def cmd_plugins(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return 0
     rows = []
     for info in plugins.infos:
-        status = "blocked" if info.blocked else ("ERROR: " + info.error if info.error else
-                                                 (f"PARTLY: {info.problem()}" if info.failed_hooks else "ok"))
-        rows.append((info.name, info.version or "", "builtin" if info.builtin else "external",
-                     ", ".join(info.hooks), status))
+        status = (
+            "blocked"
+            if info.blocked
+            else (
+                "ERROR: " + info.error if info.error else (f"PARTLY: {info.problem()}" if info.failed_hooks else "ok")
+            )
+        )
+        rows.append(
+            (info.name, info.version or "", "builtin" if info.builtin else "external", ", ".join(info.hooks), status)
+        )
     print(tabulate(rows, headers=["plugin", "version", "kind", "hooks", "status"], maxcolwidths=[34, 10, 8, 40, 60]))
     return 0
 
@@ -226,8 +332,10 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     if not getattr(trainer_cls, "requires_task", True):
         summary = trainer.train([], [], args.out, task_name=args.task or "")
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        print(f"model written to {args.out}  (evaluate with: harness run --model {trainer.model_name} "
-              f"--model-args path={args.out} --tasks aigi-mini)")
+        print(
+            f"model written to {args.out}  (evaluate with: harness run --model {trainer.model_name} "
+            f"--model-args path={args.out} --tasks aigi-mini)"
+        )
         return 0
     if not args.task:
         print(f"error: trainer {manifest.name!r} needs --task", file=sys.stderr)
@@ -239,18 +347,24 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return 1
     train = list(task.samples(args.split))
     val = list(task.samples(args.val_split)) if args.val_split else []
-    print(f"training {manifest.name} on {task.name}/{args.split} ({len(train)} samples"
-          f"{f', validating on {len(val)} from {args.val_split}' if val else ''})")
+    print(
+        f"training {manifest.name} on {task.name}/{args.split} ({len(train)} samples"
+        f"{f', validating on {len(val)} from {args.val_split}' if val else ''})"
+    )
     summary = trainer.train(train, val, args.out, task_name=task.name)
     (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     skipped = summary.get("train_skipped") or []
     if skipped:
         print(f"warning: {len(skipped)} training samples could not be read, e.g. {skipped[0]}", file=sys.stderr)
     if summary.get("val"):
-        print("validation: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in summary["val"].items()))
-    print(f"checkpoint written to {args.out}  (evaluate with: harness run --model {trainer.model_name or args.trainer}"
-          f" --model-args checkpoint={args.out} --tasks {task.name})")
+        print(
+            "validation: "
+            + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["val"].items())
+        )
+    print(
+        f"checkpoint written to {args.out}  (evaluate with: harness run --model {trainer.model_name or args.trainer}"
+        f" --model-args checkpoint={args.out} --tasks {task.name})"
+    )
     return 0
 
 
@@ -272,8 +386,7 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     spec.allow_failed = spec.allow_failed or args.allow_failed
     spec.reported += [str(Path(p).resolve()) for p in args.reported]
     if spec.plots and not args.no_plots and not args.output:
-        print("note: the spec's plots are written beside the markdown: pass -o FILE.md to get them",
-              file=sys.stderr)
+        print("note: the spec's plots are written beside the markdown: pass -o FILE.md to get them", file=sys.stderr)
     try:
         markdown = render_board(spec, results)
         plots = []
@@ -322,10 +435,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         blocked = plugins.blocked()
         if blocked:
-            rules = ", ".join(f"{v}={os.environ[v]!r}" for v in ("HARNESS_LOAD_PLUGINS", "HARNESS_DISABLE_PLUGINS")
-                              if v in os.environ)
-            print(f"note: an external-plugin filter is in force ({rules}; '' loads none): not loaded: "
-                  f"{', '.join(i.name for i in blocked)}. Unset it to use them.", file=sys.stderr)
+            rules = ", ".join(
+                f"{v}={os.environ[v]!r}" for v in ("HARNESS_LOAD_PLUGINS", "HARNESS_DISABLE_PLUGINS") if v in os.environ
+            )
+            print(
+                f"note: an external-plugin filter is in force ({rules}; '' loads none): not loaded: "
+                f"{', '.join(i.name for i in blocked)}. Unset it to use them.",
+                file=sys.stderr,
+            )
         return 2
     except (RegistryError, ValueError, FileNotFoundError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -61,8 +61,9 @@ def hash_path_memo(path: str | Path) -> str:
     memo_path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(memo_path), timeout=60)
     try:
-        db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-                   "sha256 TEXT)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
+        )
         digest = hashlib.sha256()
         file_hash = ""
         for file in files:
@@ -72,8 +73,10 @@ def hash_path_memo(path: str | Path) -> str:
                 file_hash = row[2]
             else:
                 file_hash = hash_file(file)
-                db.execute("INSERT OR REPLACE INTO hashes VALUES (?,?,?,?)",
-                           (str(file), stat.st_size, stat.st_mtime_ns, file_hash))
+                db.execute(
+                    "INSERT OR REPLACE INTO hashes VALUES (?,?,?,?)",
+                    (str(file), stat.st_size, stat.st_mtime_ns, file_hash),
+                )
                 db.commit()
             if path.is_dir():
                 digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")

@@ -12,11 +12,75 @@ from PIL import Image, UnidentifiedImageError
 from harness.records import Sample
 
 # Standard IJG luminance quantisation table (JPEG Annex K, Table K.1), natural order.
-_IJG_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+_IJG_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.float64,
+)
 
 
 class ImageLoadError(Exception):
@@ -42,8 +106,10 @@ _apply_pixel_limit()
 def _too_large(where: str, exc: Exception) -> ImageLoadError:
     """The sample error for PIL's ``DecompressionBombError``."""
     limit = Image.MAX_IMAGE_PIXELS
-    return ImageLoadError(f"{where}: image too large ({exc}); the limit is {2 * limit if limit else 'off'} pixels: "
-                          f"raise it with {MAX_PIXELS_VARIABLE}=N (0 = no limit) if the file is genuine")
+    return ImageLoadError(
+        f"{where}: image too large ({exc}); the limit is {2 * limit if limit else 'off'} pixels: "
+        f"raise it with {MAX_PIXELS_VARIABLE}=N (0 = no limit) if the file is genuine"
+    )
 
 
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -165,8 +231,13 @@ def file_metadata(source: str | bytes | Path) -> dict[str, Any]:
     try:
         with _open(source) as im:
             quality = estimate_jpeg_quality(getattr(im, "quantization", None)) if im.format == "JPEG" else None
-            return {"format": im.format or "unknown", "width": im.width, "height": im.height,
-                    "mode": im.mode, "jpeg_quality": quality}
+            return {
+                "format": im.format or "unknown",
+                "width": im.width,
+                "height": im.height,
+                "mode": im.mode,
+                "jpeg_quality": quality,
+            }
     except ImageLoadError:
         raise
     except UnidentifiedImageError:

@@ -228,8 +228,9 @@ class Metric(ABC):
         """This sample's contribution (e.g. 1.0 if correct), or ``None`` if not per-sample."""
         return None
 
-    def per_sample_batch(self, records: Sequence[SampleRecord],
-                         context: MetricContext | None = None) -> list[float | None]:
+    def per_sample_batch(
+        self, records: Sequence[SampleRecord], context: MetricContext | None = None
+    ) -> list[float | None]:
         """Per-sample values for many records at once (override to batch, e.g. BERTScore)."""
         return [self.per_sample(record, context) for record in records]
 
@@ -282,6 +283,7 @@ class Trainer(ABC):
         self.args = dict(args)
 
     @abstractmethod
-    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path,
-              task_name: str, resume: bool = True) -> dict[str, Any]:
+    def train(
+        self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
+    ) -> dict[str, Any]:
         """Train, write the checkpoint into ``out_dir`` and return a summary dict."""

@@ -43,8 +43,12 @@ def usable(records: Sequence[SampleRecord], requires: str) -> list[SampleRecord]
     return out
 
 
-def _evaluate(metrics: Sequence[Metric], records: Sequence[SampleRecord],
-              context: MetricContext | None, pool: Sequence[SampleRecord] = ()) -> dict[str, MetricValue]:
+def _evaluate(
+    metrics: Sequence[Metric],
+    records: Sequence[SampleRecord],
+    context: MetricContext | None,
+    pool: Sequence[SampleRecord] = (),
+) -> dict[str, MetricValue]:
     """Every metric over ``records``; metrics that pair with the real pool also over ``pool``."""
     values: dict[str, MetricValue] = {}
     for metric in metrics:
@@ -57,40 +61,52 @@ def _evaluate(metrics: Sequence[Metric], records: Sequence[SampleRecord],
     return values
 
 
-def _group_mean(subset_values: dict[str, dict[str, MetricValue]], subsets: Iterable[str],
-                names: Iterable[str]) -> dict[str, Any]:
+def _group_mean(
+    subset_values: dict[str, dict[str, MetricValue]], subsets: Iterable[str], names: Iterable[str]
+) -> dict[str, Any]:
     subsets = list(subsets)
     out = {}
     for name in names:
         present = [float(v) for s in subsets if (v := subset_values[s][name].value) is not None]
         missing = len(subsets) - len(present)
         note = f"{missing} of {len(subsets)} generators undefined, left out" if missing else None
-        out[name] = MetricValue(float(np.mean(present)) if present else None, len(present), note,
-                                data={"generators": subsets}).as_dict()
+        out[name] = MetricValue(
+            float(np.mean(present)) if present else None, len(present), note, data={"generators": subsets}
+        ).as_dict()
     return out
 
 
-def bootstrap_interval(metric: Metric, records: Sequence[SampleRecord], context: MetricContext,
-                       n_resamples: int) -> list[float] | None:
+def bootstrap_interval(
+    metric: Metric, records: Sequence[SampleRecord], context: MetricContext, n_resamples: int
+) -> list[float] | None:
     """95% interval of one metric: on arrays when the metric offers ``from_arrays`` (fast), else on records."""
     labels = np.array([r.label for r in records])
     from_arrays = getattr(metric, "fast_from_arrays", None) or getattr(metric, "from_arrays", None)
     if from_arrays is not None:
         scores = np.array([r.score for r in records], dtype=np.float64)
-        return stratified_bootstrap_ci(labels, lambda idx: from_arrays(labels[idx], scores[idx], context),
-                                       n_resamples, context.seed)
+        return stratified_bootstrap_ci(
+            labels, lambda idx: from_arrays(labels[idx], scores[idx], context), n_resamples, context.seed
+        )
     per_sample = [r.metrics.get(metric.name) for r in records]
     if all(v is not None for v in per_sample) and getattr(metric, "mean_of_per_sample", False):
         values = np.array(per_sample, dtype=np.float64)
         return stratified_bootstrap_ci(labels, lambda idx: float(values[idx].mean()), n_resamples, context.seed)
-    return stratified_bootstrap_ci(labels, lambda idx: metric.aggregate([records[i] for i in idx], context).value,
-                                   n_resamples, context.seed)
+    return stratified_bootstrap_ci(
+        labels, lambda idx: metric.aggregate([records[i] for i in idx], context).value, n_resamples, context.seed
+    )
 
 
-def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], *,
-                    context: MetricContext | None = None, pair_real_pool: bool = True, bootstrap: int = 0,
-                    seen: Iterable[str] | None = None, breakdowns: Iterable[str] = (),
-                    average_over: str = "generators") -> dict[str, Any]:
+def compute_metrics(
+    metrics: Sequence[Metric],
+    records: Sequence[SampleRecord],
+    *,
+    context: MetricContext | None = None,
+    pair_real_pool: bool = True,
+    bootstrap: int = 0,
+    seen: Iterable[str] | None = None,
+    breakdowns: Iterable[str] = (),
+    average_over: str = "generators",
+) -> dict[str, Any]:
     """Per-sample values (written into ``record.metrics``), then the aggregates described above.
 
     A subset that holds only fake images (one generator of a benchmark whose reals
@@ -138,9 +154,11 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
         if pair_real_pool and labels == {FAKE} and reals:
             pool_subsets = sorted({r.subset for r in reals})
             paired = [m.name for m in metrics if m.pairs_with_real_pool] or ["none"]
-            result["pairing"][subset] = (f"{len(members)} fakes of {subset} + the shared real pool: "
-                                         f"{len(reals)} reals from {', '.join(pool_subsets)} (for "
-                                         f"{', '.join(paired)}; the other metrics on the subset alone)")
+            result["pairing"][subset] = (
+                f"{len(members)} fakes of {subset} + the shared real pool: "
+                f"{len(reals)} reals from {', '.join(pool_subsets)} (for "
+                f"{', '.join(paired)}; the other metrics on the subset alone)"
+            )
             pool = reals
         subset_values[subset] = _evaluate(metrics, members, context, pool)
         result["subsets"][subset] = {k: v.as_dict() for k, v in subset_values[subset].items()}
@@ -157,8 +175,10 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
         groups.setdefault("average", {"group": "mean_over_generators", "over": generators})
     if seen is not None:
         seen = set(seen)
-        for label, chosen in (("seen", [g for g in generators if g in seen]),
-                              ("unseen", [g for g in generators if g not in seen])):
+        for label, chosen in (
+            ("seen", [g for g in generators if g in seen]),
+            ("unseen", [g for g in generators if g not in seen]),
+        ):
             if chosen:
                 groups[label] = _group_mean(subset_values, chosen, names)
         groups["seen_generators"] = sorted(seen)
@@ -169,5 +189,6 @@ def compute_metrics(metrics: Sequence[Metric], records: Sequence[SampleRecord], 
             by_value[str(record.metadata.get(key))].append(record)
         result.setdefault("breakdowns", {})[key] = {
             value: {k: v.as_dict() for k, v in _evaluate(metrics, members, context).items()}
-            for value, members in sorted(by_value.items())}
+            for value, members in sorted(by_value.items())
+        }
     return result

@@ -64,9 +64,16 @@ class PluginInfo:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (also stored in results provenance)."""
-        return {"name": self.name, "version": self.version, "builtin": self.builtin, "module": self.module,
-                "hooks": self.hooks, "error": self.error, "blocked": self.blocked,
-                "failed_hooks": self.failed_hooks}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "builtin": self.builtin,
+            "module": self.module,
+            "hooks": self.hooks,
+            "error": self.error,
+            "blocked": self.blocked,
+            "failed_hooks": self.failed_hooks,
+        }
 
     def problem(self) -> str | None:
         """One line saying exactly what of this plugin is not used, or ``None``."""
@@ -75,8 +82,11 @@ class PluginInfo:
         if self.failed_hooks:
             working = [h for h in self.hooks if h not in self.failed_hooks]
             failed = "; ".join(f"{hook} raised {message}" for hook, message in self.failed_hooks.items())
-            return (f"plugin {self.name}: {failed} (what that hook registered is skipped"
-                    + (f"; its {', '.join(working)} work" if working else "") + ")")
+            return (
+                f"plugin {self.name}: {failed} (what that hook registered is skipped"
+                + (f"; its {', '.join(working)} work" if working else "")
+                + ")"
+            )
         return None
 
 
@@ -101,14 +111,14 @@ class HarnessPlugins:
         for plugin in extra_plugins:
             name = getattr(plugin, "__name__", repr(plugin))
             self.pm.register(plugin, name=name)
-            self.infos.append(PluginInfo(name=name, version=None, builtin=False, module=name,
-                                         hooks=self._hooks_of(plugin)))
+            self.infos.append(
+                PluginInfo(name=name, version=None, builtin=False, module=name, hooks=self._hooks_of(plugin))
+            )
         self.registry = Registry()
         self._collect()
 
     # -- loading -----------------------------------------------------------------------------
-    def _register_module(self, module_name: str, builtin: bool, version: str | None,
-                         name: str | None = None) -> None:
+    def _register_module(self, module_name: str, builtin: bool, version: str | None, name: str | None = None) -> None:
         info = PluginInfo(name=name or module_name, version=version, builtin=builtin, module=module_name)
         self.infos.append(info)
         try:
@@ -127,8 +137,9 @@ class HarnessPlugins:
             version = dist.version if dist is not None else None
             names = {ep.name, dist_name} - {None}
             if "*" in block or names & block or (allow is not None and not names & allow):
-                self.infos.append(PluginInfo(name=ep.name, version=version, builtin=False,
-                                             module=ep.value, blocked=True))
+                self.infos.append(
+                    PluginInfo(name=ep.name, version=version, builtin=False, module=ep.value, blocked=True)
+                )
                 continue
             if self.pm.has_plugin(ep.name):
                 continue

@@ -15,7 +15,6 @@ REAL, FAKE = 0, 1
 RequestKind = Literal["score", "generate"]
 
 
-
 def printable(text: str) -> str:
     """``text`` with the undecodable bytes of a POSIX file name (Python's surrogate escapes) written as
     ``\\xNN``: ids, messages and records then survive any file name and still name the file recognisably
@@ -25,6 +24,7 @@ def printable(text: str) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -85,8 +85,11 @@ class Request:
 
     def fingerprint(self) -> dict[str, Any]:
         """The request's identity apart from the sample (part of the cache key)."""
-        return {"kind": self.kind, "prompt": self.prompt,
-                "generation": self.generation.as_dict() if self.generation else None}
+        return {
+            "kind": self.kind,
+            "prompt": self.prompt,
+            "generation": self.generation.as_dict() if self.generation else None,
+        }
 
 
 @dataclass

@@ -55,25 +55,34 @@ class Manifest:
         if not module_name or not attr:
             raise TargetImportError(
                 f"{self.kind} {self.name!r} (plugin {self.plugin}) has target {self.target!r}; "
-                "expected 'package.module:Attribute'")
+                "expected 'package.module:Attribute'"
+            )
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
             raise TargetImportError(
                 f"{self.kind} {self.name!r} (plugin {self.plugin}) failed to import {module_name!r}: "
-                f"{type(exc).__name__}: {exc}") from exc
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         try:
             return getattr(module, attr)
         except AttributeError as exc:
             raise TargetImportError(
-                f"{self.kind} {self.name!r} (plugin {self.plugin}): module {module_name!r} "
-                f"has no attribute {attr!r}") from exc
+                f"{self.kind} {self.name!r} (plugin {self.plugin}): module {module_name!r} has no attribute {attr!r}"
+            ) from exc
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view for ``harness ls --json``."""
-        return {"kind": self.kind, "name": self.name, "target": self.target, "plugin": self.plugin,
-                "aliases": list(self.aliases), "description": self.description,
-                "tags": list(self.tags), "options": self.options}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "target": self.target,
+            "plugin": self.plugin,
+            "aliases": list(self.aliases),
+            "description": self.description,
+            "tags": list(self.tags),
+            "options": self.options,
+        }
 
 
 class Registry:
@@ -91,7 +100,8 @@ class Registry:
         if taken is not None:
             self.warnings.append(
                 f"{manifest.kind} {manifest.name!r} from plugin {manifest.plugin} ignored: "
-                f"already registered by {taken.plugin}")
+                f"already registered by {taken.plugin}"
+            )
             return
         table[manifest.name] = manifest
         for alias in manifest.aliases:
@@ -103,13 +113,29 @@ class Registry:
     def register_callback(self, kind: str, plugin: str):
         """The ``register`` callable handed to a plugin's hook for one kind."""
 
-        def register(name: str, target: str, *, aliases: Iterable[str] = (), description: str = "",
-                     tags: Iterable[str] = (), **options: Any) -> None:
+        def register(
+            name: str,
+            target: str,
+            *,
+            aliases: Iterable[str] = (),
+            description: str = "",
+            tags: Iterable[str] = (),
+            **options: Any,
+        ) -> None:
             if not isinstance(name, str) or not name:
                 raise RegistryError(f"plugin {plugin} registered a {kind} with an empty name")
-            self.add(Manifest(kind=kind, name=name, target=target, plugin=plugin,
-                              aliases=tuple(aliases), description=description,
-                              tags=tuple(tags), options=dict(options)))
+            self.add(
+                Manifest(
+                    kind=kind,
+                    name=name,
+                    target=target,
+                    plugin=plugin,
+                    aliases=tuple(aliases),
+                    description=description,
+                    tags=tuple(tags),
+                    options=dict(options),
+                )
+            )
 
         return register
 

@@ -23,15 +23,27 @@ class ReportedError(ValueError):
 
 
 def _skeleton(data: dict[str, Any], row: dict[str, Any], task: str, path: Path) -> dict[str, Any]:
-    return {"model": {"name": str(row["model"]), "fingerprint_hash": "reported"},
-            "task": {"name": task, "version": "reported", "split": "test", "mode": data.get("mode", "score"),
-                     "main_metric": (data.get("metrics") or ["avr"])[0]},
-            "counts": {"n_samples": None, "n_failed": 0, "limit": None},
-            "metrics": {"all": {}, "subsets": {}, "groups": {}, "breakdowns": {}, "reported_columns": {}},
-            "provenance": {"date": "", "harness_version": "reported"},
-            "reported": {"source": data.get("source", ""), "table": str(data.get("table", "")),
-                         "row": row.get("row"), "file": path.name, "derived": []},
-            "_path": str(path)}
+    return {
+        "model": {"name": str(row["model"]), "fingerprint_hash": "reported"},
+        "task": {
+            "name": task,
+            "version": "reported",
+            "split": "test",
+            "mode": data.get("mode", "score"),
+            "main_metric": (data.get("metrics") or ["avr"])[0],
+        },
+        "counts": {"n_samples": None, "n_failed": 0, "limit": None},
+        "metrics": {"all": {}, "subsets": {}, "groups": {}, "breakdowns": {}, "reported_columns": {}},
+        "provenance": {"date": "", "harness_version": "reported"},
+        "reported": {
+            "source": data.get("source", ""),
+            "table": str(data.get("table", "")),
+            "row": row.get("row"),
+            "file": path.name,
+            "derived": [],
+        },
+        "_path": str(path),
+    }
 
 
 def _place(entry: dict[str, Any], where: dict[str, Any], metric: str, value: float) -> None:
@@ -81,7 +93,9 @@ def load_reported(path: str | Path) -> list[dict[str, Any]]:
                     tasks = {data["columns"][h].get("task", data.get("task")) for h in where.get("of", [])}
                     if where.get("aggregate") == "mean" and len(tasks) == 1:  # printed, and about one task
                         entry(tasks.pop())["metrics"]["reported_columns"].setdefault(header, {})[metric] = {
-                            "value": float(values[header]) * scale, "n": None}
+                            "value": float(values[header]) * scale,
+                            "n": None,
+                        }
         for task, record in entries.items():
             _derive_generator_means(record)
             records.append(record)

@@ -28,8 +28,19 @@ from harness.records import SampleRecord
 
 RESULTS_SCHEMA = 1
 MAX_LISTED_FAILURES = 100
-_PACKAGES = ("numpy", "scipy", "scikit-learn", "pillow", "pluggy", "safetensors", "torch", "torchvision",
-             "transformers", "accelerate", "tqdm")
+_PACKAGES = (
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pillow",
+    "pluggy",
+    "safetensors",
+    "torch",
+    "torchvision",
+    "transformers",
+    "accelerate",
+    "tqdm",
+)
 
 
 def model_dir_name(model_name: str, fingerprint_hash: str) -> str:
@@ -51,8 +62,12 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
 
 def machine_info() -> dict[str, Any]:
     """The machine a measurement ran on: CPU count, processor, platform, Python, and the GPU if torch sees one."""
-    info: dict[str, Any] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                            "platform": platform.platform(), "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     try:
         import torch
 
@@ -78,10 +93,15 @@ def git_hash() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -113,8 +133,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def usage_totals(records: Sequence[SampleRecord], calibration: Sequence[SampleRecord] = (),
-                 judges: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
+def usage_totals(
+    records: Sequence[SampleRecord],
+    calibration: Sequence[SampleRecord] = (),
+    judges: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
     """Summed token usage and cost of every API call a run made: the evaluated split's and the calibration
     split's model requests (``all``: cached ones included, ``this_run``: made now), plus the LLM judges' calls
     (always this run), each also under ``by_source``."""
@@ -225,16 +248,32 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
     model, task = run.model, run.task
     results = {
         "schema": RESULTS_SCHEMA,
-        "model": {"name": run.model_name, "args": getattr(model, "args", {}), "fingerprint": run.model_fp,
-                  "fingerprint_hash": run.model_fp_hash, "preprocessing": model.preprocessing(),
-                  "request_kinds": sorted(model.request_kinds)},
-        "task": {"name": task.name, "version": task.version, "split": run.split, "mode": run.mode,
-                 "main_metric": task.main_metric, "fingerprint": run.task_fp,
-                 "fingerprint_hash": hash_obj(run.task_fp), "higher_is_better": True,
-                 "board_columns": getattr(task, "board_columns", {})},
+        "model": {
+            "name": run.model_name,
+            "args": getattr(model, "args", {}),
+            "fingerprint": run.model_fp,
+            "fingerprint_hash": run.model_fp_hash,
+            "preprocessing": model.preprocessing(),
+            "request_kinds": sorted(model.request_kinds),
+        },
+        "task": {
+            "name": task.name,
+            "version": task.version,
+            "split": run.split,
+            "mode": run.mode,
+            "main_metric": task.main_metric,
+            "fingerprint": run.task_fp,
+            "fingerprint_hash": hash_obj(run.task_fp),
+            "higher_is_better": True,
+            "board_columns": getattr(task, "board_columns", {}),
+        },
         "metrics": run.metrics,
-        "counts": {**asdict(run.counts), "n_available": run.n_available, "limit": run.limit,
-                   "n_calibration": run.n_calibration},
+        "counts": {
+            **asdict(run.counts),
+            "n_available": run.n_available,
+            "limit": run.limit,
+            "n_calibration": run.n_calibration,
+        },
         "seen_generators": run.seen,
         "usage": run.usage if run.usage is not None else usage_totals(run.records),
         "data": run.data_notes,
@@ -246,8 +285,10 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
     }
     exports = run.exports
     for name, content in (exports or {}).items():
-        _atomic_write(out_dir / name, content if isinstance(content, str) else
-                      json.dumps(content, indent=2, ensure_ascii=False) + "\n")
+        _atomic_write(
+            out_dir / name,
+            content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
+        )
     path = out_dir / "results.json"
     _atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
     return path
@@ -280,4 +321,3 @@ def read_samples(results_path: str | Path) -> list[SampleRecord]:
     path = Path(results_path).with_name("samples.jsonl")
     with open(path, encoding="utf-8") as handle:
         return [SampleRecord.from_json(json.loads(line)) for line in handle if line.strip()]
-

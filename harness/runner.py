@@ -109,8 +109,10 @@ def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sam
     for index, sample in enumerate(samples):
         by_label.setdefault(sample.label, []).append(index)
     groups = sorted(by_label.items(), key=lambda kv: str(kv[0]))
-    quota = {label: min(len(idx), max(1 if limit >= len(groups) else 0, round(limit * len(idx) / len(samples))))
-             for label, idx in groups}
+    quota = {
+        label: min(len(idx), max(1 if limit >= len(groups) else 0, round(limit * len(idx) / len(samples))))
+        for label, idx in groups
+    }
     while sum(quota.values()) > limit:  # rounding overshoot: trim the largest share
         largest = max(quota, key=lambda k: quota[k])
         quota[largest] -= 1
@@ -166,8 +168,9 @@ def build_model(plugins: HarnessPlugins, name: str, args: dict[str, Any]) -> tup
     return model, manifest.name
 
 
-def build_task(plugins: HarnessPlugins, name: str, data_root: str | None,
-               task_args: dict[str, Any] | None = None) -> Task:
+def build_task(
+    plugins: HarnessPlugins, name: str, data_root: str | None, task_args: dict[str, Any] | None = None
+) -> Task:
     """Construct the task registered as ``name`` with its manifest options and the user's ``--task-args``."""
     manifest = plugins.get("task", name)
     cls = manifest.load()
@@ -198,8 +201,9 @@ class Evaluator:
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
         self._calibration_all: list[SampleRecord] = []  # the last task's validation records, for usage
-        self.cache = ResponseCache(config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None,
-                                   rehash=config.rehash)
+        self.cache = ResponseCache(
+            config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None, rehash=config.rehash
+        )
         self.model_dir = config.output_dir / model_dir_name(self.model_name, self.model_fp_hash)
 
     # -- public ------------------------------------------------------------------------------
@@ -254,17 +258,26 @@ class Evaluator:
         records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
         calibration = self._calibration_records(task, split, mode, metrics_list, task_name)  # every rank joins
         if records is None:  # a rank other than 0 under torchrun: its shards are done
-            return TaskOutcome(task_name, "shard", f"rank {rank_world()[0]} answered its shard",
-                               n_samples=len(samples))
+            return TaskOutcome(task_name, "shard", f"rank {rank_world()[0]} answered its shard", n_samples=len(samples))
         judges: dict[str, dict[str, Any]] = {}
         if self.config.verdict_judge and mode == "generate":
             judges["verdict_fallback"] = self._judge_unknown_verdicts(records)
-        context = MetricContext(calibration=calibration, cache_dir=self.config.output_dir / ".cache",
-                                seed=self.config.seed, plugins=self.plugins)
+        context = MetricContext(
+            calibration=calibration,
+            cache_dir=self.config.output_dir / ".cache",
+            seed=self.config.seed,
+            plugins=self.plugins,
+        )
         seen = self._seen_generators()
-        metrics = compute_metrics(metrics_list, records, context=context, bootstrap=self.config.bootstrap,
-                                  seen=seen, breakdowns=task.breakdown_keys,
-                                  average_over=task.average_over)
+        metrics = compute_metrics(
+            metrics_list,
+            records,
+            context=context,
+            bootstrap=self.config.bootstrap,
+            seen=seen,
+            breakdowns=task.breakdown_keys,
+            average_over=task.average_over,
+        )
         for metric in metrics_list:  # the judge metrics' calls, counted like the model's
             used = getattr(metric, "judge_usage", lambda: None)()
             if used:
@@ -273,22 +286,47 @@ class Evaluator:
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
-        run = TaskRun(model_name=self.model_name, model=self.model, model_fp=self.model_fp,
-                      model_fp_hash=self.model_fp_hash, task=task, task_fp=task_fp, split=split, mode=mode,
-                      records=records, metrics=metrics, n_available=n_available, limit=self.config.limit,
-                      seconds=seconds, provenance=prov, audit=audit, seen=seen,
-                      n_calibration=len(calibration) if calibration is not None else None,
-                      data_notes=task.data_notes(), exports=task.export(records), usage=usage)
+        run = TaskRun(
+            model_name=self.model_name,
+            model=self.model,
+            model_fp=self.model_fp,
+            model_fp_hash=self.model_fp_hash,
+            task=task,
+            task_fp=task_fp,
+            split=split,
+            mode=mode,
+            records=records,
+            metrics=metrics,
+            n_available=n_available,
+            limit=self.config.limit,
+            seconds=seconds,
+            provenance=prov,
+            audit=audit,
+            seen=seen,
+            n_calibration=len(calibration) if calibration is not None else None,
+            data_notes=task.data_notes(),
+            exports=task.export(records),
+            usage=usage,
+        )
         path = write_task_results(self.model_dir / task_output_name(task, mode), run)
         counts = run.counts
         status, reason = "done", ""
         if records and counts.n_failed == counts.n_samples:
             first = next(r.error for r in records if r.error)
             status, reason = "failed", f"all {len(records)} samples failed; the first: {first}"
-        return TaskOutcome(task_name, status, reason, results_path=path, main_metric=task.main_metric,
-                           metrics=metrics["all"], n_samples=counts.n_samples, n_failed=counts.n_failed,
-                           n_cached=counts.n_cached, seconds=seconds,
-                           audit=audit["cv_accuracy"] if audit else None)
+        return TaskOutcome(
+            task_name,
+            status,
+            reason,
+            results_path=path,
+            main_metric=task.main_metric,
+            metrics=metrics["all"],
+            n_samples=counts.n_samples,
+            n_failed=counts.n_failed,
+            n_cached=counts.n_cached,
+            seconds=seconds,
+            audit=audit["cv_accuracy"] if audit else None,
+        )
 
     def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> dict[str, Any]:
         """LLM-judge fallback for answers the rule-based parser left unknown (and only those); returns the
@@ -300,8 +338,9 @@ class Evaluator:
         if not unknown:
             return {}
         judge = build_judge(self.plugins, self.config.verdict_judge)
-        answers = judge_verdicts(judge, [(r.prompt, r.text or "") for r in unknown],
-                                 self.config.output_dir / ".cache" / "judge.sqlite")
+        answers = judge_verdicts(
+            judge, [(r.prompt, r.text or "") for r in unknown], self.config.output_dir / ".cache" / "judge.sqlite"
+        )
         for record, (verdict, error) in zip(unknown, answers):
             record.extra["verdict_source"] = "judge" if verdict is not None else "unknown"
             if error:
@@ -315,8 +354,9 @@ class Evaluator:
         fingerprint["split"], fingerprint["mode"] = split, mode
         return fingerprint
 
-    def _calibration_records(self, task: Task, split: str, mode: str, metrics: Sequence[Metric],
-                             task_name: str) -> list[SampleRecord] | None:
+    def _calibration_records(
+        self, task: Task, split: str, mode: str, metrics: Sequence[Metric], task_name: str
+    ) -> list[SampleRecord] | None:
         """Scored records of the task's validation split, when a metric needs them (cached like any run)."""
         self._calibration_all = []
         cal_split = task.calibration_split
@@ -336,10 +376,12 @@ class Evaluator:
         """Say, before the first model call, how many samples of which split this run will send."""
         if not self.config.progress:
             return
-        limit = (f" (--limit {self.config.limit}: label-stratified, seed {self.config.seed})"
-                 if n < available else "")
-        print(f"{task_name}: {n} of {available} {split} samples{limit}" + (f" {why}" if why else ""),
-              file=sys.stderr, flush=True)
+        limit = f" (--limit {self.config.limit}: label-stratified, seed {self.config.seed})" if n < available else ""
+        print(
+            f"{task_name}: {n} of {available} {split} samples{limit}" + (f" {why}" if why else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _seen_generators(self) -> list[str] | None:
         """``--seen`` if given, else the generators the model's checkpoint declares it was trained on."""
@@ -349,16 +391,23 @@ class Evaluator:
         seen = trained.get("seen_generators")
         return list(seen) if seen is not None else None
 
-    def _evaluate(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str,
-                  task_name: str) -> list[SampleRecord] | None:
+    def _evaluate(
+        self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str, task_name: str
+    ) -> list[SampleRecord] | None:
         """Records of every sample (cached or answered now); ``None`` on ranks other than 0 under torchrun."""
         items = [WorkItem(i, task.request(sample, mode)) for i, sample in enumerate(samples)]
         for item in items:
             try:
                 sample_hash = self.cache.sample_hash(item.request.sample)
             except OSError as exc:
-                item.record = self._record(task, item.request, mode, Prediction(
-                    error=f"{item.request.sample.describe()}: cannot read file ({exc.strerror or exc})"), "", 0.0)
+                item.record = self._record(
+                    task,
+                    item.request,
+                    mode,
+                    Prediction(error=f"{item.request.sample.describe()}: cannot read file ({exc.strerror or exc})"),
+                    "",
+                    0.0,
+                )
                 continue
             item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
         self.cache.flush()
@@ -381,31 +430,54 @@ class Evaluator:
         n_done = len(items) - len(pending) - len(others)
         if pending and self.config.progress:
             estimate = self.model.estimate([item.request for item in pending])
-            print(f"{task_name}: {len(pending)} to answer now, {n_done} from the cache"
-                  + (f"; {estimate}" if estimate else ""), file=sys.stderr, flush=True)
+            print(
+                f"{task_name}: {len(pending)} to answer now, {n_done} from the cache"
+                + (f"; {estimate}" if estimate else ""),
+                file=sys.stderr,
+                flush=True,
+            )
         if pending:
             self._ensure_model()  # before the progress bar: a model that cannot load says so on a clean line
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
-        bar = progress_bar(total=len(pending) + n_done if world > 1 else len(items), initial=n_done, desc=label,
-                           unit="img", enabled=self.config.progress, dynamic_ncols=True, leave=False)
+        bar = progress_bar(
+            total=len(pending) + n_done if world > 1 else len(items),
+            initial=n_done,
+            desc=label,
+            unit="img",
+            enabled=self.config.progress,
+            dynamic_ncols=True,
+            leave=False,
+        )
         try:
             size = max(1, self.config.batch_size)
-            batches = [pending[start:start + size] for start in range(0, len(pending), size)]
+            batches = [pending[start : start + size] for start in range(0, len(pending), size)]
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
                 upcoming = self._start_preparing([it.request for it in batches[0]], pool) if batches else None
                 for number, batch in enumerate(batches):
                     preparing = upcoming
                     # the next batch decodes in the worker threads while the model runs on this one
-                    upcoming = (self._start_preparing([it.request for it in batches[number + 1]], pool)
-                                if number + 1 < len(batches) else None)
+                    upcoming = (
+                        self._start_preparing([it.request for it in batches[number + 1]], pool)
+                        if number + 1 < len(batches)
+                        else None
+                    )
                     assert preparing is not None  # one preparation per batch, started a turn ahead
                     answers = self._answer_batch([it.request for it in batch], mode, preparing)
                     to_cache: list[tuple[str, dict[str, Any]]] = []
                     for item, (prediction, seconds) in zip(batch, answers):
                         item.record = self._record(task, item.request, mode, prediction, item.key or "", seconds)
                         if prediction.ok and self.config.use_cache and item.key:
-                            to_cache.append((item.key, {"score": prediction.score, "text": prediction.text,
-                                                        "extra": prediction.extra, "seconds": seconds}))
+                            to_cache.append(
+                                (
+                                    item.key,
+                                    {
+                                        "score": prediction.score,
+                                        "text": prediction.text,
+                                        "extra": prediction.extra,
+                                        "seconds": seconds,
+                                    },
+                                )
+                            )
                     if to_cache:
                         self.cache.put_many(to_cache)
                     bar.update(len(batch))
@@ -415,20 +487,29 @@ class Evaluator:
             return self._merge_shards(task, mode, items, pending, others)
         return [item.record for item in items if item.record is not None]
 
-    def _from_cache(self, task: Task, item: WorkItem, mode: str, payload: dict[str, Any],
-                    cached: bool) -> SampleRecord:
+    def _from_cache(self, task: Task, item: WorkItem, mode: str, payload: dict[str, Any], cached: bool) -> SampleRecord:
         """The record of an answer read from the response cache."""
-        return self._record(task, item.request, mode, Prediction(
-            score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
-            item.key or "", payload.get("seconds", 0.0), cached=cached)
+        return self._record(
+            task,
+            item.request,
+            mode,
+            Prediction(score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
+            item.key or "",
+            payload.get("seconds", 0.0),
+            cached=cached,
+        )
 
-    def _merge_shards(self, task: Task, mode: str, items: list[WorkItem], pending: list[WorkItem],
-                      others: list[WorkItem]) -> list[SampleRecord] | None:
+    def _merge_shards(
+        self, task: Task, mode: str, items: list[WorkItem], pending: list[WorkItem], others: list[WorkItem]
+    ) -> list[SampleRecord] | None:
         """Gather the other ranks' failures on rank 0 and read their answers from the cache."""
         from harness.distributed import gather_to_rank0
 
-        failures = [(it.index, it.record.error, it.record.seconds) for it in pending
-                    if it.record is not None and it.record.error]
+        failures = [
+            (it.index, it.record.error, it.record.seconds)
+            for it in pending
+            if it.record is not None and it.record.error
+        ]
         gathered = gather_to_rank0(failures)
         if gathered is None:
             return None  # not rank 0: this rank's shard is committed to the cache
@@ -437,13 +518,18 @@ class Evaluator:
         for item in others:
             if item.index in failed:
                 error, seconds = failed[item.index]
-                item.record = self._record(task, item.request, mode, Prediction(error=error), item.key or "",
-                                           seconds)
+                item.record = self._record(task, item.request, mode, Prediction(error=error), item.key or "", seconds)
             elif item.key is not None and item.key in answers:
                 item.record = self._from_cache(task, item, mode, answers[item.key], cached=False)
             else:
-                item.record = self._record(task, item.request, mode, Prediction(
-                    error="no answer from the rank that owned this sample"), item.key or "", 0.0)
+                item.record = self._record(
+                    task,
+                    item.request,
+                    mode,
+                    Prediction(error="no answer from the rank that owned this sample"),
+                    item.key or "",
+                    0.0,
+                )
         return [item.record for item in items if item.record is not None]
 
     def _costliest_first(self, pending: list[WorkItem]) -> list[WorkItem]:
@@ -461,8 +547,9 @@ class Evaluator:
             except ModelLoadError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one clear message instead of a library traceback
-                raise ModelLoadError(f"model {self.model_name!r} could not be loaded: "
-                                     f"{type(exc).__name__}: {exc}") from exc
+                raise ModelLoadError(
+                    f"model {self.model_name!r} could not be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
             self.model_ready = True
 
     def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> list[Future | _Inline]:
@@ -479,8 +566,9 @@ class Evaluator:
             return [pool.submit(prepare, r) for r in requests]
         return [_Inline(prepare, r) for r in requests]
 
-    def _answer_batch(self, requests: list[Request], mode: str,
-                      preparing: list[Future | _Inline]) -> list[tuple[Prediction, float]]:
+    def _answer_batch(
+        self, requests: list[Request], mode: str, preparing: list[Future | _Inline]
+    ) -> list[tuple[Prediction, float]]:
         """Wait for the prepared inputs (errors stay per sample), then run the model on the good ones.
 
         A sample's ``seconds`` is its share of the batch's turn: from the end of the previous batch (what
@@ -534,8 +622,16 @@ class Evaluator:
                     predictions.append(Prediction(score=value))
         return predictions
 
-    def _record(self, task: Task, request: Request, mode: str, prediction: Prediction, key: str,
-                seconds: float, cached: bool = False) -> SampleRecord:
+    def _record(
+        self,
+        task: Task,
+        request: Request,
+        mode: str,
+        prediction: Prediction,
+        key: str,
+        seconds: float,
+        cached: bool = False,
+    ) -> SampleRecord:
         sample = request.sample
         verdict, text, extra = None, prediction.text, prediction.extra
         if prediction.ok and prediction.text is not None and mode != "score":
@@ -543,10 +639,23 @@ class Evaluator:
             if text != prediction.text:
                 extra = {**extra, "raw_text": prediction.text}
             verdict = task.parse_verdict(sample, text)
-        return SampleRecord(sample_id=sample.id, subset=sample.subset, split=sample.split, label=sample.label,
-                            mode=mode, score=prediction.score, text=text, verdict=verdict,
-                            error=prediction.error, seconds=round(seconds, 6), cached=cached, key=key,
-                            prompt=request.prompt, metadata=sample.metadata, extra=dict(extra))
+        return SampleRecord(
+            sample_id=sample.id,
+            subset=sample.subset,
+            split=sample.split,
+            label=sample.label,
+            mode=mode,
+            score=prediction.score,
+            text=text,
+            verdict=verdict,
+            error=prediction.error,
+            seconds=round(seconds, 6),
+            cached=cached,
+            key=key,
+            prompt=request.prompt,
+            metadata=sample.metadata,
+            extra=dict(extra),
+        )
 
 
 class _Inline:

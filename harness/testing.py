@@ -53,8 +53,13 @@ class ListTask(Task):
     version = "1"
     modes = ("score", "generate")
 
-    def __init__(self, manifest: str | None = None, data_root: str | None = None,
-                 question: str = "Is this image real or AI-generated? Explain why.", **options: Any) -> None:
+    def __init__(
+        self,
+        manifest: str | None = None,
+        data_root: str | None = None,
+        question: str = "Is this image real or AI-generated? Explain why.",
+        **options: Any,
+    ) -> None:
         super().__init__(data_root=data_root, manifest=manifest, question=question, **options)
         self.manifest = Path(manifest) if manifest else None
         self.question = question
@@ -82,5 +87,9 @@ class ListTask(Task):
         with open(self.manifest, encoding="utf-8") as handle:
             for line in handle:
                 entry = json.loads(line)
-                yield Sample(id=str(entry["id"]), image=str(base / entry["image"]), label=entry.get("label"),
-                             subset=entry.get("subset", "all"))
+                yield Sample(
+                    id=str(entry["id"]),
+                    image=str(base / entry["image"]),
+                    label=entry.get("label"),
+                    subset=entry.get("subset", "all"),
+                )

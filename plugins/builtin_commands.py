@@ -34,8 +34,10 @@ def split_recipe(text: str, source: str | None) -> tuple[list[str], list[str]]:
             root = Path(source).expanduser().resolve()
             candidate = root / sub if sub and (root / sub).is_dir() else root
             if not ((candidate / "pyproject.toml").is_file() or (candidate / "setup.py").is_file()):
-                raise FileNotFoundError(f"--source {source}: no Python project at {candidate} "
-                                        f"(expected the upstream repository or its {sub or 'package'} folder)")
+                raise FileNotFoundError(
+                    f"--source {source}: no Python project at {candidate} "
+                    f"(expected the upstream repository or its {sub or 'package'} folder)"
+                )
             local.append(str(candidate))
             continue
         requirements.append(stripped)
@@ -56,21 +58,28 @@ def env_create(args: argparse.Namespace, plugins: object) -> int:
     recipe = available[args.name].read_text()
     requirements, local = split_recipe(recipe, args.source)
     if any(" @ git+" in r for r in requirements):
-        print(f"note: {args.name} installs upstream code from a git repository, which needs network access; "
-              "offline, pass --source DIR (a local copy of that repository)", file=sys.stderr)
+        print(
+            f"note: {args.name} installs upstream code from a git repository, which needs network access; "
+            "offline, pass --source DIR (a local copy of that repository)",
+            file=sys.stderr,
+        )
     target = Path(args.dir or f"envs/{args.name}").resolve()
     existed = target.exists()
     python = target / "bin" / "python"
-    print(f"# {args.name}: requirements of {available[args.name]}" + (f", upstream code from {', '.join(local)}"
-                                                                      if local else ""))
+    print(
+        f"# {args.name}: requirements of {available[args.name]}"
+        + (f", upstream code from {', '.join(local)}" if local else "")
+    )
     for line in requirements:
         print(f"#   {line}")
     handle, req_file = tempfile.mkstemp(prefix=f"harness-env-{args.name}-", suffix=".txt")
     with open(handle, "w") as out:
         out.write("\n".join(requirements) + "\n")
-    steps = [([args.python, "-m", "venv", str(target)], True),
-             ([str(python), "-m", "pip", "install", "--upgrade", "pip"], False),
-             ([str(python), "-m", "pip", "install", "-r", req_file], True)]
+    steps = [
+        ([args.python, "-m", "venv", str(target)], True),
+        ([str(python), "-m", "pip", "install", "--upgrade", "pip"], False),
+        ([str(python), "-m", "pip", "install", "-r", req_file], True),
+    ]
     steps += [([str(python), "-m", "pip", "install", "--no-deps", path], True) for path in local]
     try:
         for step, required in steps:
@@ -97,10 +106,12 @@ def env_create(args: argparse.Namespace, plugins: object) -> int:
 
 def manual_recipe(name: str, recipe: Path, target: Path, source: str | None) -> str:
     """The steps to build the environment by hand (printed when a build fails)."""
-    lines = [f"to build the {name} environment by hand:",
-             f"  python3 -m venv {target}",
-             f"  {target}/bin/pip install -r {recipe}" + ("   # minus the 'git+' line" if " @ git+" in
-                                                            recipe.read_text() else "")]
+    lines = [
+        f"to build the {name} environment by hand:",
+        f"  python3 -m venv {target}",
+        f"  {target}/bin/pip install -r {recipe}"
+        + ("   # minus the 'git+' line" if " @ git+" in recipe.read_text() else ""),
+    ]
     if " @ git+" in recipe.read_text():
         lines.append(f"  {target}/bin/pip install --no-deps {source or 'UPSTREAM_REPOSITORY/SUBFOLDER'}")
     lines.append("(offline: point pip at a wheelhouse with --no-index --find-links DIR)")
@@ -128,12 +139,23 @@ def data_check(args: argparse.Namespace, plugins: object) -> int:
     report = task.check()
     print(f"{report.task}: {report.root}")
     keys = sorted(set(report.counts) | set(report.expected), key=lambda k: (str(k[0]), k[1]))
-    rows = [(subset, "fake" if label == 1 else "real", report.counts.get((subset, label), 0),
-             report.expected.get((subset, label), "")) for subset, label in keys]
+    rows = [
+        (
+            subset,
+            "fake" if label == 1 else "real",
+            report.counts.get((subset, label), 0),
+            report.expected.get((subset, label), ""),
+        )
+        for subset, label in keys
+    ]
     if rows:
         print(tabulate(rows, headers=["subset", "label", "found", "expected"]))
-    for title, items in (("missing", report.missing), ("unreadable", report.unreadable),
-                         ("unexpected", report.unexpected), ("note", report.notes)):
+    for title, items in (
+        ("missing", report.missing),
+        ("unreadable", report.unreadable),
+        ("unexpected", report.unexpected),
+        ("note", report.notes),
+    ):
         if items:
             print(f"\n{title} ({len(items)}):")
             for item in items[: args.max_items]:
@@ -153,9 +175,13 @@ def register_commands(subparsers):
     create.add_argument("name", help="recipe name (see `harness env list`)")
     create.add_argument("--dir", default=None, help="where to create it (default: envs/NAME)")
     create.add_argument("--python", default=sys.executable, help="interpreter for `-m venv` (default: this one)")
-    create.add_argument("--source", default=None, metavar="DIR",
-                        help="local copy of the upstream repository for recipes that install upstream code from git "
-                             "(mplug-owl2: a checkout of X-PLUG/mPLUG-Owl); builds without reaching a git server")
+    create.add_argument(
+        "--source",
+        default=None,
+        metavar="DIR",
+        help="local copy of the upstream repository for recipes that install upstream code from git "
+        "(mplug-owl2: a checkout of X-PLUG/mPLUG-Owl); builds without reaching a git server",
+    )
     create.add_argument("--dry-run", action="store_true", help="print the steps without running them")
     create.set_defaults(func=env_create)
     listing = sub.add_parser("list", help="list the recipes")
@@ -163,12 +189,20 @@ def register_commands(subparsers):
 
     data = subparsers.add_parser("data", help="inspect benchmark data on disk")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
-    check = data_sub.add_parser("check", help="counts per subset and label against expectations; list what is "
-                                              "missing, unreadable or unexpected (exit 1 if anything is)")
+    check = data_sub.add_parser(
+        "check",
+        help="counts per subset and label against expectations; list what is "
+        "missing, unreadable or unexpected (exit 1 if anything is)",
+    )
     check.add_argument("task", help="task name (see `harness ls tasks`)")
     check.add_argument("--data-root", default=None, help="root folder of the task's data")
-    check.add_argument("--include-path", action="append", default=[], metavar="DIR",
-                       help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)")
+    check.add_argument(
+        "--include-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)",
+    )
     check.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
     check.add_argument("--max-items", type=int, default=20, help="items listed per category (default 20)")
     check.set_defaults(func=data_check)

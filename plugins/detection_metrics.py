@@ -70,8 +70,11 @@ class ScoreMetric(Metric):
             return empty
         labels, scores = arrays(records)
         if (note := self._undefined(labels)) is not None:
-            n = int((labels == (REAL if self.needs_classes == "real" else FAKE)).sum()) \
-                if self.needs_classes in ("real", "fake") else len(records)
+            n = (
+                int((labels == (REAL if self.needs_classes == "real" else FAKE)).sum())
+                if self.needs_classes in ("real", "fake")
+                else len(records)
+            )
             return MetricValue(None, n, note)
         value = self.from_arrays(labels, scores, context)
         n = len(records)
@@ -173,8 +176,7 @@ class AveragePrecision(ScoreMetric):
 
         return float(average_precision_score(labels, scores))
 
-    def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray,
-                         context: MetricContext | None = None) -> float:
+    def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
         """The same value without sklearn's per-call overhead (bootstrap)."""
         return fast_average_precision(labels, scores)
 
@@ -192,8 +194,7 @@ class RocAuc(ScoreMetric):
 
         return float(roc_auc_score(labels, scores))
 
-    def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray,
-                         context: MetricContext | None = None) -> float:
+    def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
         """The same value without sklearn's per-call overhead (bootstrap)."""
         return fast_roc_auc(labels, scores)
 
@@ -274,8 +275,7 @@ class ValidationThresholdAccuracy(ScoreMetric):
             self._threshold_cache = (key, best_accuracy_threshold(val_labels, val_scores), len(calibration))
         return self._threshold_cache[1], self._threshold_cache[2]
 
-    def from_arrays(self, labels: np.ndarray, scores: np.ndarray,
-                    context: MetricContext | None = None) -> float | None:
+    def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float | None:
         """Accuracy at the validation threshold (``None`` without a validation split)."""
         threshold, _ = self.threshold(context)
         if threshold is None:
@@ -287,10 +287,15 @@ class ValidationThresholdAccuracy(ScoreMetric):
         threshold, n_val = self.threshold(context)
         if threshold is None:
             if context is not None and context.calibration is not None:
-                return MetricValue(None, len(records), "undefined: the validation split was scored, but none of its "
-                                                      "samples has a usable score (all failed)")
-            return MetricValue(None, len(records), "undefined: the task has no validation split to choose a "
-                                                  "threshold on")
+                return MetricValue(
+                    None,
+                    len(records),
+                    "undefined: the validation split was scored, but none of its "
+                    "samples has a usable score (all failed)",
+                )
+            return MetricValue(
+                None, len(records), "undefined: the task has no validation split to choose a threshold on"
+            )
         value = super().aggregate(records, context)
         value.data = {"threshold": threshold, "n_validation": n_val}
         return value
@@ -339,9 +344,12 @@ class UnivFDOracleAccuracy(ScoreMetric):
             labels, scores = arrays(records)
             threshold = univfd_best_threshold(labels, scores)
             predicted = (scores > threshold).astype(np.int64)
-            value.data = {"threshold": threshold, "real_acc": float(np.mean(predicted[labels == REAL] == REAL)),
-                          "fake_acc": float(np.mean(predicted[labels == FAKE] == FAKE)),
-                          "note": "threshold chosen on the evaluated labels (optimistic)"}
+            value.data = {
+                "threshold": threshold,
+                "real_acc": float(np.mean(predicted[labels == REAL] == REAL)),
+                "fake_acc": float(np.mean(predicted[labels == FAKE] == FAKE)),
+                "note": "threshold chosen on the evaluated labels (optimistic)",
+            }
         return value
 
 

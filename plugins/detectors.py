@@ -60,8 +60,15 @@ def build_resnet(arch: str) -> Any:
 class ImagePipeline:
     """Resize (optional) -> upscale-if-small -> centre crop -> tensor -> normalise; fully recorded."""
 
-    def __init__(self, crop: int, mean: Sequence[float], std: Sequence[float], resize: int | None = None,
-                 interpolation: str = "bilinear", small_images: str = "upscale") -> None:
+    def __init__(
+        self,
+        crop: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize: int | None = None,
+        interpolation: str = "bilinear",
+        small_images: str = "upscale",
+    ) -> None:
         if small_images not in ("upscale", "error"):
             raise ValueError("small_images must be 'upscale' or 'error'")
         self.crop, self.mean, self.std, self.resize = int(crop), tuple(mean), tuple(std), resize
@@ -69,9 +76,14 @@ class ImagePipeline:
 
     def describe(self) -> dict[str, Any]:
         """The pipeline as recorded in results."""
-        return {"resize_shorter_side": self.resize, "interpolation": self.interpolation,
-                "small_images": f"{self.small_images} (shorter side < {self.crop})",
-                "center_crop": self.crop, "to_tensor": "[0,1]", "normalize": {"mean": self.mean, "std": self.std}}
+        return {
+            "resize_shorter_side": self.resize,
+            "interpolation": self.interpolation,
+            "small_images": f"{self.small_images} (shorter side < {self.crop})",
+            "center_crop": self.crop,
+            "to_tensor": "[0,1]",
+            "normalize": {"mean": self.mean, "std": self.std},
+        }
 
     def __call__(self, image: Any) -> tuple[Any, bool]:
         """A PIL image, or a uint8 [3, H, W] tensor on any device -> (normalised float tensor, upscaled)."""
@@ -85,8 +97,7 @@ class ImagePipeline:
         upscaled = min(height, width) < self.crop
         if upscaled:
             if self.small_images == "error":
-                raise ValueError(f"image {width}x{height} is smaller than the {self.crop} crop "
-                                 "(small_images=error)")
+                raise ValueError(f"image {width}x{height} is smaller than the {self.crop} crop (small_images=error)")
             image = TF.resize(image, self.crop, interpolation=mode, antialias=True)
         image = TF.center_crop(image, [self.crop, self.crop])
         tensor = TF.to_tensor(image) if not hasattr(image, "dtype") else image.float() / 255.0
@@ -110,8 +121,10 @@ class TorchDetector(ModelAdapter):
     def __init__(self, checkpoint: str | None = None, decode: str = "pil", **args: Any) -> None:
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
-            raise ValueError(f"{self.name} needs --model-args checkpoint=PATH (an upstream checkpoint or a folder "
-                             f"from `harness train {self.name}`)")
+            raise ValueError(
+                f"{self.name} needs --model-args checkpoint=PATH (an upstream checkpoint or a folder "
+                f"from `harness train {self.name}`)"
+            )
         if decode not in DECODERS:
             raise ValueError(f"decode must be one of {DECODERS}, not {decode!r}")
         self.decode = decode
@@ -123,8 +136,11 @@ class TorchDetector(ModelAdapter):
 
     def fingerprint(self) -> dict[str, Any]:
         """Detector, checkpoint content hash and the arguments that change answers."""
-        return {"class": self.name, "checkpoint_sha256": self.checkpoint_sha256,
-                "args": {k: v for k, v in self.args.items() if k not in ("checkpoint",)}}
+        return {
+            "class": self.name,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "args": {k: v for k, v in self.args.items() if k not in ("checkpoint",)},
+        }
 
     def trained_on(self) -> dict[str, Any] | None:
         """From a ``harness train`` checkpoint's config, if any."""
@@ -132,8 +148,11 @@ class TorchDetector(ModelAdapter):
 
     def preprocessing(self) -> dict[str, Any]:
         """The pipeline and the checkpoint hash."""
-        return {**(self.pipeline.describe() if self.pipeline else {}), "decoder": self.decode,
-                "checkpoint_sha256": self.checkpoint_sha256}
+        return {
+            **(self.pipeline.describe() if self.pipeline else {}),
+            "decoder": self.decode,
+            "checkpoint_sha256": self.checkpoint_sha256,
+        }
 
     def setup(self, device: str = "cpu") -> None:
         """Move the network to the device, in eval mode."""
@@ -163,8 +182,9 @@ class TorchDetector(ModelAdapter):
 
         return torch.sigmoid(self.logits(batch).float()).cpu().tolist()
 
-    def pixels(self, inputs: Sequence[tuple[Any, bool] | EncodedJpeg]
-               ) -> tuple[list[Any], list[bool], list[str | None]]:
+    def pixels(
+        self, inputs: Sequence[tuple[Any, bool] | EncodedJpeg]
+    ) -> tuple[list[Any], list[bool], list[str | None]]:
         """Pixel tensors, upscaled flags and per-item errors; JPEG bytes are decoded here, one batched call."""
         tensors: list[Any] = [None] * len(inputs)
         upscaled: list[bool] = [False] * len(inputs)
@@ -228,10 +248,16 @@ class CNNSpot(TorchDetector):
 
     name = "cnnspot"
 
-    def __init__(self, checkpoint: str | None = None, arch: str = "resnet50", crop: int = 224,
-                 resize: int | None = None, small_images: str = "upscale", **args: Any) -> None:
-        super().__init__(checkpoint=checkpoint, arch=arch, crop=crop, resize=resize, small_images=small_images,
-                         **args)
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        arch: str = "resnet50",
+        crop: int = 224,
+        resize: int | None = None,
+        small_images: str = "upscale",
+        **args: Any,
+    ) -> None:
+        super().__init__(checkpoint=checkpoint, arch=arch, crop=crop, resize=resize, small_images=small_images, **args)
         found = harness_checkpoint(self.checkpoint, self.name)
         if found is not None:
             state, self.trained = found
@@ -257,10 +283,19 @@ class FreDectResNet(TorchDetector):
 
     name = "fredect-resnet"
 
-    def __init__(self, checkpoint: str | None = None, dct_mean: str | None = None, dct_var: str | None = None,
-                 arch: str = "resnet50", size: int = 224, resize: int = 256, **args: Any) -> None:
-        super().__init__(checkpoint=checkpoint, dct_mean=dct_mean, dct_var=dct_var, arch=arch, size=size,
-                         resize=resize, **args)
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        dct_mean: str | None = None,
+        dct_var: str | None = None,
+        arch: str = "resnet50",
+        size: int = 224,
+        resize: int = 256,
+        **args: Any,
+    ) -> None:
+        super().__init__(
+            checkpoint=checkpoint, dct_mean=dct_mean, dct_var=dct_var, arch=arch, size=size, resize=resize, **args
+        )
         if self.decode != "pil":
             raise ValueError("fredect-resnet computes its DCT from PIL-decoded pixels: decode=pil only")
         import torch
@@ -272,31 +307,46 @@ class FreDectResNet(TorchDetector):
             arch, size, resize = self.trained["arch"], self.trained["size"], self.trained["resize"]
         else:
             raw = load_torch_file(self.checkpoint)
-            key = "netC" if isinstance(raw, dict) and "netC" in raw else "model" if isinstance(raw, dict) and \
-                "model" in raw else None
+            key = (
+                "netC"
+                if isinstance(raw, dict) and "netC" in raw
+                else "model"
+                if isinstance(raw, dict) and "model" in raw
+                else None
+            )
             state = strip_prefix(raw[key] if key else raw, "module.")
             if not dct_mean or not dct_var:
-                raise ValueError("fredect-resnet needs dct_mean=PATH and dct_var=PATH (upstream "
-                                 "weights/auxiliary/dct_mean and dct_var)")
+                raise ValueError(
+                    "fredect-resnet needs dct_mean=PATH and dct_var=PATH (upstream "
+                    "weights/auxiliary/dct_mean and dct_var)"
+                )
             mean, var = (torch.as_tensor(load_torch_file(p)) for p in (dct_mean, dct_var))
-            self.checkpoint_sha256 = checkpoint_hash(self.checkpoint) + "+" + checkpoint_hash(dct_mean)[:16] + \
-                checkpoint_hash(dct_var)[:16]
+            self.checkpoint_sha256 = (
+                checkpoint_hash(self.checkpoint) + "+" + checkpoint_hash(dct_mean)[:16] + checkpoint_hash(dct_var)[:16]
+            )
         self.size, self.resize = int(size), int(resize)
         mean, var = mean.double(), var.double()
         if mean.shape[0] == 3:  # stored (3, H, W): make it HWC like the DCT below
             mean, var = mean.permute(1, 2, 0), var.permute(1, 2, 0)
         if tuple(mean.shape) != (self.size, self.size, 3):
-            raise CheckpointError(f"dct_mean/dct_var shape {tuple(mean.shape)} does not match "
-                                  f"{self.size}x{self.size}x3")
+            raise CheckpointError(
+                f"dct_mean/dct_var shape {tuple(mean.shape)} does not match {self.size}x{self.size}x3"
+            )
         self.dct_mean, self.dct_std = mean.numpy(), np.sqrt(var.numpy())
         self.network = build_resnet(arch)
         load_strict(self.network, state, str(self.checkpoint))
 
     def preprocessing(self) -> dict[str, Any]:
         """The DCT pipeline."""
-        return {"resize_shorter_side": self.resize, "center_crop": self.size, "range": "[0,255]",
-                "transform": "per-channel 2-D DCT-II, norm=ortho", "log": "log(|x| + 1e-12)",
-                "standardise": "(x - dct_mean) / sqrt(dct_var)", "checkpoint_sha256": self.checkpoint_sha256}
+        return {
+            "resize_shorter_side": self.resize,
+            "center_crop": self.size,
+            "range": "[0,255]",
+            "transform": "per-channel 2-D DCT-II, norm=ortho",
+            "log": "log(|x| + 1e-12)",
+            "standardise": "(x - dct_mean) / sqrt(dct_var)",
+            "checkpoint_sha256": self.checkpoint_sha256,
+        }
 
     def dct_input(self, image: Any) -> tuple[Any, bool]:
         """The normalised log-DCT tensor (3, size, size) of a PIL image."""
@@ -335,8 +385,9 @@ def load_clip_vision(clip: str) -> tuple[Any, str]:
     else:
         vision_config = config
     try:
-        model, info = CLIPVisionModelWithProjection.from_pretrained(clip, config=vision_config,
-                                                                    local_files_only=True, output_loading_info=True)
+        model, info = CLIPVisionModelWithProjection.from_pretrained(
+            clip, config=vision_config, local_files_only=True, output_loading_info=True
+        )
     except RuntimeError as exc:  # size mismatches
         raise CheckpointError(f"{clip}: CLIP vision tower does not load cleanly: {str(exc)[-300:]}") from exc
     problems = {k: v for k, v in info.items() if k in ("missing_keys", "mismatched_keys") and v}
@@ -364,8 +415,14 @@ class UnivFD(TorchDetector):
 
     name = "univfd"
 
-    def __init__(self, checkpoint: str | None = None, clip: str | None = None, crop: int = 224,
-                 small_images: str = "upscale", **args: Any) -> None:
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        clip: str | None = None,
+        crop: int = 224,
+        small_images: str = "upscale",
+        **args: Any,
+    ) -> None:
         super().__init__(checkpoint=checkpoint, clip=clip, crop=crop, small_images=small_images, **args)
         import torch
 
@@ -393,8 +450,12 @@ class UnivFD(TorchDetector):
 
     def preprocessing(self) -> dict[str, Any]:
         """Pipeline, feature and backbone."""
-        return {**super().preprocessing(), "feature": "CLIP image_embeds (projected CLS, not L2-normalised)",
-                "backbone": self.backbone_source, "clip_sha256": self.clip_sha256}
+        return {
+            **super().preprocessing(),
+            "feature": "CLIP image_embeds (projected CLS, not L2-normalised)",
+            "backbone": self.backbone_source,
+            "clip_sha256": self.clip_sha256,
+        }
 
     def features(self, batch: Any) -> Any:
         """The UnivFD feature of a batch of pixel tensors."""
@@ -425,12 +486,20 @@ class ClipZeroShot(TorchDetector):
 
     name = "clip-zeroshot"
 
-    def __init__(self, checkpoint: str | None = None, clip: str | None = None,
-                 real: Sequence[str] = DEFAULT_REAL_CLASSES, fake: Sequence[str] = DEFAULT_FAKE_CLASSES,
-                 templates: Sequence[str] = DEFAULT_TEMPLATES, size: int | None = None, **args: Any) -> None:
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        clip: str | None = None,
+        real: Sequence[str] = DEFAULT_REAL_CLASSES,
+        fake: Sequence[str] = DEFAULT_FAKE_CLASSES,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        size: int | None = None,
+        **args: Any,
+    ) -> None:
         clip = clip or checkpoint
-        super().__init__(checkpoint=clip, real=list(real), fake=list(fake), templates=list(templates), size=size,
-                         **args)
+        super().__init__(
+            checkpoint=clip, real=list(real), fake=list(fake), templates=list(templates), size=size, **args
+        )
         import torch
         from transformers import AutoTokenizer, CLIPModel
 
@@ -438,11 +507,12 @@ class ClipZeroShot(TorchDetector):
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.checkpoint), local_files_only=True)
         size = int(size or self.model.config.vision_config.image_size)  # the tower's own input size by default
         self.args["size"] = size
-        self.prompts = {"real": [t.format(c) for c in real for t in templates],
-                        "fake": [t.format(c) for c in fake for t in templates]}
+        self.prompts = {
+            "real": [t.format(c) for c in real for t in templates],
+            "fake": [t.format(c) for c in fake for t in templates],
+        }
         with torch.no_grad():
-            self.class_embeddings = torch.stack([self._embed(self.prompts["real"]),
-                                                 self._embed(self.prompts["fake"])])
+            self.class_embeddings = torch.stack([self._embed(self.prompts["real"]), self._embed(self.prompts["fake"])])
         self.network = self.model
         self.pipeline = ImagePipeline(size, CLIP_MEAN, CLIP_STD, resize=size, interpolation="bicubic")
 
@@ -456,8 +526,11 @@ class ClipZeroShot(TorchDetector):
 
     def preprocessing(self) -> dict[str, Any]:
         """Pipeline and prompts."""
-        return {**super().preprocessing(), "prompts": self.prompts,
-                "score": "softmax(exp(logit_scale) * cos(image, class ensemble))[fake]"}
+        return {
+            **super().preprocessing(),
+            "prompts": self.prompts,
+            "score": "softmax(exp(logit_scale) * cos(image, class ensemble))[fake]",
+        }
 
     def probabilities(self, batch: Any) -> list[float]:
         """Two-class softmax over the ensembles."""

@@ -36,8 +36,10 @@ class FormatShortcut(ModelAdapter):
     def __init__(self, checkpoint: str | None = None, **args: Any) -> None:
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
-            raise ValueError("format-shortcut needs a trained checkpoint: run `harness train format-shortcut "
-                             "--task TASK --out DIR`, then pass --model-args checkpoint=DIR")
+            raise ValueError(
+                "format-shortcut needs a trained checkpoint: run `harness train format-shortcut "
+                "--task TASK --out DIR`, then pass --model-args checkpoint=DIR"
+            )
         tensors, config, self.checkpoint_sha256 = load_numpy_checkpoint(checkpoint, "format-shortcut", TENSOR_KEYS)
         self.config = config
         self.vocabulary = {token: i for i, token in enumerate(config["vocabulary"])}
@@ -56,8 +58,11 @@ class FormatShortcut(ModelAdapter):
 
     def preprocessing(self) -> dict[str, Any]:
         """What the model reads."""
-        return {"reads": "file header only: format, width, height, mode, JPEG quality estimate",
-                "pixels": "never decoded", "checkpoint_sha256": self.checkpoint_sha256}
+        return {
+            "reads": "file header only: format, width, height, mode, JPEG quality estimate",
+            "pixels": "never decoded",
+            "checkpoint_sha256": self.checkpoint_sha256,
+        }
 
     def prepare(self, request: Request) -> np.ndarray:
         """Header tokens -> indicator vector."""

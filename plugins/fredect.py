@@ -63,8 +63,10 @@ class FreDect(ModelAdapter):
     def __init__(self, checkpoint: str | None = None, **args: Any) -> None:
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
-            raise ValueError("fredect needs a trained checkpoint: run `harness train fredect --task aigi-mini "
-                             "--out DIR`, then pass --model-args checkpoint=DIR")
+            raise ValueError(
+                "fredect needs a trained checkpoint: run `harness train fredect --task aigi-mini "
+                "--out DIR`, then pass --model-args checkpoint=DIR"
+            )
         tensors, self.config, self.checkpoint_sha256 = load_numpy_checkpoint(checkpoint, "fredect", TENSOR_KEYS)
         self.size = int(self.config["size"])
         self.grayscale = bool(self.config["grayscale"])
@@ -74,13 +76,18 @@ class FreDect(ModelAdapter):
         self.intercept = float(np.asarray(tensors["intercept"]).ravel()[0])
         expected_shape = (self.size, self.size) if self.grayscale else (self.size, self.size, 3)
         if self.mean.shape != expected_shape or self.std.shape != expected_shape or self.coef.size != self.mean.size:
-            raise ValueError(f"{checkpoint}: tensor shapes {self.mean.shape}/{self.std.shape}/{self.coef.shape} "
-                             f"do not match size={self.size}, grayscale={self.grayscale}")
+            raise ValueError(
+                f"{checkpoint}: tensor shapes {self.mean.shape}/{self.std.shape}/{self.coef.shape} "
+                f"do not match size={self.size}, grayscale={self.grayscale}"
+            )
 
     def fingerprint(self) -> dict[str, Any]:
         """Class and checkpoint content hash (the path itself does not matter)."""
-        return {"class": "fredect", "checkpoint_sha256": self.checkpoint_sha256,
-                "args": {k: v for k, v in self.args.items() if k != "checkpoint"}}
+        return {
+            "class": "fredect",
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "args": {k: v for k, v in self.args.items() if k != "checkpoint"},
+        }
 
     def trained_on(self) -> dict[str, Any] | None:
         """The training task and seen generators, from the checkpoint's config."""
@@ -88,13 +95,17 @@ class FreDect(ModelAdapter):
 
     def preprocessing(self) -> dict[str, Any]:
         """The exact feature pipeline."""
-        return {"color": "grayscale (PIL L)" if self.grayscale else "RGB", "range": "uint8 [0,255], no /255",
-                "crop": "center square of the shorter side",
-                "resize": f"to {self.size}x{self.size} only if the crop differs (skimage bilinear, anti-aliased)",
-                "transform": "2-D DCT-II, norm=ortho, full image", "log": f"log(|x| + {EPSILON})",
-                "standardise": "per-coefficient (x - train mean) / train std (population)",
-                "classifier": "logistic regression, sigmoid(w.x + b) = P(fake)",
-                "checkpoint_sha256": self.checkpoint_sha256}
+        return {
+            "color": "grayscale (PIL L)" if self.grayscale else "RGB",
+            "range": "uint8 [0,255], no /255",
+            "crop": "center square of the shorter side",
+            "resize": f"to {self.size}x{self.size} only if the crop differs (skimage bilinear, anti-aliased)",
+            "transform": "2-D DCT-II, norm=ortho, full image",
+            "log": f"log(|x| + {EPSILON})",
+            "standardise": "per-coefficient (x - train mean) / train std (population)",
+            "classifier": "logistic regression, sigmoid(w.x + b) = P(fake)",
+            "checkpoint_sha256": self.checkpoint_sha256,
+        }
 
     def features(self, image: Any) -> np.ndarray:
         """Standardised, flattened feature of a PIL image."""

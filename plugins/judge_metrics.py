@@ -73,8 +73,13 @@ class JudgeMetric(MeanOfPerSample):
     criterion = "completeness"
     missing_reason = "no reference text, or judge failure"
 
-    def __init__(self, judge: Judge | str | None = None, judge_args: dict[str, Any] | str | None = None,
-                 concurrency: int = 4, **options: Any) -> None:
+    def __init__(
+        self,
+        judge: Judge | str | None = None,
+        judge_args: dict[str, Any] | str | None = None,
+        concurrency: int = 4,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self._judge_spec, self._judge_args = judge, judge_args
         self._judge: Judge | None = judge if isinstance(judge, Judge) else None
@@ -90,8 +95,9 @@ class JudgeMetric(MeanOfPerSample):
                 from harness.plugin_manager import get_plugins
 
                 plugins = get_plugins()
-            self._judge = build_judge(plugins, self._judge_spec if isinstance(self._judge_spec, str) else None,
-                                      self._judge_args)
+            self._judge = build_judge(
+                plugins, self._judge_spec if isinstance(self._judge_spec, str) else None, self._judge_args
+            )
         return self._judge
 
     def judge_usage(self) -> dict[str, Any] | None:
@@ -103,8 +109,9 @@ class JudgeMetric(MeanOfPerSample):
         question = record.prompt or record.metadata.get("question") or ""
         return self.template.format(question=question, reference=reference, candidate=record.text or "")
 
-    def per_sample_batch(self, records: Sequence[SampleRecord],
-                         context: MetricContext | None = None) -> list[float | None]:
+    def per_sample_batch(
+        self, records: Sequence[SampleRecord], context: MetricContext | None = None
+    ) -> list[float | None]:
         """Judge every record with a reference (cached, concurrent); failures recorded on the record."""
         jobs = [(i, self.prompt(r, refs[0])) for i, r in enumerate(records) if (refs := references_of(r))]
         values: list[float | None] = [None] * len(records)
@@ -158,7 +165,8 @@ class JudgeMetric(MeanOfPerSample):
         value.data = {"judge_failures": failures, "scale": [0, 2], "prompt_version": PROMPT_VERSION}
         if failures:
             value.note = f"{failures} judge failures left out (not scored 0)" + (
-                f"; {value.note}" if value.note else "")
+                f"; {value.note}" if value.note else ""
+            )
         return value
 
 

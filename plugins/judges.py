@@ -27,28 +27,43 @@ from harness.plugins.api_errors import api_error_message
 class OpenAICompatibleJudge(Judge):
     """Chat-completions judge over HTTP (GPT-4o, Gemini/Claude through compatible endpoints, vLLM)."""
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 4, max_tokens: int = 64, **args: Any) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        max_tokens: int = 64,
+        **args: Any,
+    ) -> None:
         model = model or os.environ.get("HARNESS_JUDGE_MODEL")
         base_url = base_url or os.environ.get("HARNESS_JUDGE_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
         if not model:
             raise ValueError("the LLM judge needs a model: pass judge_args model=NAME or set HARNESS_JUDGE_MODEL")
         key = os.environ.get("HARNESS_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if not key and not base_url:
-            raise ValueError("the LLM judge needs HARNESS_JUDGE_API_KEY (or OPENAI_API_KEY) for the OpenAI API, "
-                             "or HARNESS_JUDGE_BASE_URL for a local OpenAI-compatible server")
+            raise ValueError(
+                "the LLM judge needs HARNESS_JUDGE_API_KEY (or OPENAI_API_KEY) for the OpenAI API, "
+                "or HARNESS_JUDGE_BASE_URL for a local OpenAI-compatible server"
+            )
         super().__init__(model=model, base_url=base_url, max_tokens=max_tokens, **args)
         from openai import OpenAI
 
         self.model, self.max_tokens = model, int(max_tokens)
         self.timeout, self.max_retries = float(timeout), int(max_retries)
-        self.client = OpenAI(api_key=key or "EMPTY", base_url=base_url, timeout=self.timeout,
-                             max_retries=self.max_retries)
+        self.client = OpenAI(
+            api_key=key or "EMPTY", base_url=base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         """Model, endpoint and decoding (no key)."""
-        return {"class": "openai-compatible", "model": self.model, "base_url": self.args.get("base_url"),
-                "temperature": 0, "max_tokens": self.max_tokens}
+        return {
+            "class": "openai-compatible",
+            "model": self.model,
+            "base_url": self.args.get("base_url"),
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
 
     def complete(self, prompt: str, system: str | None = None) -> str:
         """One chat completion at temperature 0."""
@@ -57,12 +72,14 @@ class OpenAICompatibleJudge(Judge):
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         try:
             self.count(requests=1)  # one call (the client's own retries of a failed call are not counted apart)
-            response = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
-                                                           max_tokens=self.max_tokens)
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=0, max_tokens=self.max_tokens
+            )
             tokens = getattr(response, "usage", None)
             if tokens is not None:
-                self.count(prompt_tokens=int(tokens.prompt_tokens or 0),
-                           completion_tokens=int(tokens.completion_tokens or 0))
+                self.count(
+                    prompt_tokens=int(tokens.prompt_tokens or 0), completion_tokens=int(tokens.completion_tokens or 0)
+                )
             content = response.choices[0].message.content
         except (openai.APIError, ValueError, AttributeError, IndexError, TypeError) as exc:
             raise JudgeError(api_error_message(exc, "judge", self.timeout, self.max_retries)) from None
@@ -90,14 +107,15 @@ class TransformersJudge(Judge):
 
         if getattr(self.tokenizer, "chat_template", None):
             messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}]
+                {"role": "user", "content": prompt}
+            ]
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         else:
             text = (system + "\n" if system else "") + prompt
         inputs = self.tokenizer(text, return_tensors="pt").to(self.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        reply = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        reply = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         if not reply.strip():
             raise JudgeError("empty judge response")
         return reply

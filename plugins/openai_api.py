@@ -44,17 +44,38 @@ class OpenAIApiModel(ModelAdapter):
 
     request_kinds = frozenset({"score", "generate"})
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, concurrency: int = 8,
-                 timeout: float = 120.0, max_retries: int = 5, max_tokens: int = 512, top_logprobs: int = 20,
-                 prefill: bool = False, fake: Sequence[str] = DEFAULT_FAKE, real: Sequence[str] = DEFAULT_REAL,
-                 price_in: float | None = None, price_out: float | None = None, image_detail: str = "auto",
-                 **args: Any) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        max_tokens: int = 512,
+        top_logprobs: int = 20,
+        prefill: bool = False,
+        fake: Sequence[str] = DEFAULT_FAKE,
+        real: Sequence[str] = DEFAULT_REAL,
+        price_in: float | None = None,
+        price_out: float | None = None,
+        image_detail: str = "auto",
+        **args: Any,
+    ) -> None:
         model = model or os.environ.get("HARNESS_API_MODEL")
         base_url = base_url or os.environ.get("HARNESS_API_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
         if not model:
             raise ValueError("openai-api needs --model-args model=NAME (or HARNESS_API_MODEL)")
-        super().__init__(model=model, base_url=base_url, max_tokens=max_tokens, top_logprobs=top_logprobs,
-                         prefill=prefill, fake=list(fake), real=list(real), image_detail=image_detail, **args)
+        super().__init__(
+            model=model,
+            base_url=base_url,
+            max_tokens=max_tokens,
+            top_logprobs=top_logprobs,
+            prefill=prefill,
+            fake=list(fake),
+            real=list(real),
+            image_detail=image_detail,
+            **args,
+        )
         self.model, self.base_url = model, base_url
         self.concurrency, self.timeout, self.max_retries = int(concurrency), float(timeout), int(max_retries)
         self.max_tokens, self.top_logprobs, self.prefill = int(max_tokens), int(top_logprobs), bool(prefill)
@@ -65,17 +86,28 @@ class OpenAIApiModel(ModelAdapter):
 
     def fingerprint(self) -> dict[str, Any]:
         """Model, endpoint and request settings (no key, no concurrency or timeouts)."""
-        return {"class": "openai-api", "model": self.model, "base_url": self.base_url,
-                "max_tokens": self.max_tokens, "top_logprobs": self.top_logprobs, "prefill": self.prefill,
-                "fake": self.fake, "real": self.real, "image_detail": self.image_detail}
+        return {
+            "class": "openai-api",
+            "model": self.model,
+            "base_url": self.base_url,
+            "max_tokens": self.max_tokens,
+            "top_logprobs": self.top_logprobs,
+            "prefill": self.prefill,
+            "fake": self.fake,
+            "real": self.real,
+            "image_detail": self.image_detail,
+        }
 
     def preprocessing(self) -> dict[str, Any]:
         """What is sent."""
-        return {"image": "original file bytes, base64 data URL", "detail": self.image_detail,
-                "score_prompt": SCORE_QUESTION + (f" [assistant prefill: {PREFILL!r}]" if self.prefill else ""),
-                "score_method": "logsumexp over anchor variants in top_logprobs (Eq. 2 needs logits; "
-                                "APIs return top-k log-probabilities)",
-                "temperature": 0}
+        return {
+            "image": "original file bytes, base64 data URL",
+            "detail": self.image_detail,
+            "score_prompt": SCORE_QUESTION + (f" [assistant prefill: {PREFILL!r}]" if self.prefill else ""),
+            "score_method": "logsumexp over anchor variants in top_logprobs (Eq. 2 needs logits; "
+            "APIs return top-k log-probabilities)",
+            "temperature": 0,
+        }
 
     def setup(self, device: str = "cpu") -> None:
         """Create the client (no network traffic yet)."""
@@ -83,10 +115,13 @@ class OpenAIApiModel(ModelAdapter):
 
         key = os.environ.get("HARNESS_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if not key and not self.base_url:
-            raise ValueError("openai-api needs HARNESS_API_KEY (or OPENAI_API_KEY) for the OpenAI API, or "
-                             "base_url=... for a local OpenAI-compatible server")
-        self.client = OpenAI(api_key=key or "EMPTY", base_url=self.base_url, timeout=self.timeout,
-                             max_retries=self.max_retries)
+            raise ValueError(
+                "openai-api needs HARNESS_API_KEY (or OPENAI_API_KEY) for the OpenAI API, or "
+                "base_url=... for a local OpenAI-compatible server"
+            )
+        self.client = OpenAI(
+            api_key=key or "EMPTY", base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
 
     # -- requests ----------------------------------------------------------------------------
     def prepare(self, request: Request) -> tuple[str, Request]:
@@ -109,8 +144,11 @@ class OpenAIApiModel(ModelAdapter):
         for request in requests:
             text = request.prompt if request.kind == "generate" else SCORE_QUESTION
             prompt += image + len(text or "") // 4 + 10
-            completion += (request.generation.max_new_tokens if request.generation else self.max_tokens) \
-                if request.kind == "generate" else 1
+            completion += (
+                (request.generation.max_new_tokens if request.generation else self.max_tokens)
+                if request.kind == "generate"
+                else 1
+            )
         words = f"about {prompt:,} prompt + at most {completion:,} completion tokens"
         if self.price_in is not None and self.price_out is not None:
             cost = (prompt * float(self.price_in) + completion * float(self.price_out)) / 1e6
@@ -128,6 +166,7 @@ class OpenAIApiModel(ModelAdapter):
     def _map(self, fn: Any, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
         """``fn`` over the batch; an item that raises is that item's error, so the answers already received
         (and paid for) are never lost to a retry of the whole batch."""
+
         def guarded(item: tuple[str, Request]) -> Prediction:
             try:
                 return fn(item)
@@ -138,9 +177,15 @@ class OpenAIApiModel(ModelAdapter):
             return list(pool.map(guarded, inputs))
 
     def _messages(self, url: str, text: str) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": url, "detail": self.image_detail}},
-            {"type": "text", "text": text}]}]
+        return [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url, "detail": self.image_detail}},
+                    {"type": "text", "text": text},
+                ],
+            }
+        ]
 
     def _generate_one(self, item: tuple[str, Request]) -> Prediction:
         url, request = item
@@ -164,8 +209,9 @@ class OpenAIApiModel(ModelAdapter):
         if self.prefill:
             messages.append({"role": "assistant", "content": PREFILL})
             extra_body = {"continue_final_message": True, "add_generation_prompt": False}
-        response, error = self._create(messages=messages, max_tokens=1, logprobs=True,
-                                       top_logprobs=self.top_logprobs, extra_body=extra_body)
+        response, error = self._create(
+            messages=messages, max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs, extra_body=extra_body
+        )
         if error:
             return Prediction(error=error)
         try:
@@ -194,12 +240,15 @@ class OpenAIApiModel(ModelAdapter):
         usage = getattr(response, "usage", None)
         if usage is None:
             return {}
-        tokens = {"prompt_tokens": int(usage.prompt_tokens or 0),
-                  "completion_tokens": int(usage.completion_tokens or 0)}
+        tokens = {
+            "prompt_tokens": int(usage.prompt_tokens or 0),
+            "completion_tokens": int(usage.completion_tokens or 0),
+        }
         out: dict[str, Any] = {"usage": tokens}
         if self.price_in is not None and self.price_out is not None:
-            out["cost_usd"] = (tokens["prompt_tokens"] * float(self.price_in)
-                               + tokens["completion_tokens"] * float(self.price_out)) / 1e6
+            out["cost_usd"] = (
+                tokens["prompt_tokens"] * float(self.price_in) + tokens["completion_tokens"] * float(self.price_out)
+            ) / 1e6
         return out
 
 
@@ -223,9 +272,13 @@ def anchor_probability(top: Any, fake: Sequence[str], real: Sequence[str]) -> tu
     if not found["fake"] and not found["real"]:
         return None, {"reason": "no anchor variant among the returned top tokens"}
     total = mass["fake"] + mass["real"]
-    detail = {"found": found, "mass": mass,
-              "note": None if found["fake"] and found["real"] else
-              "one class below the returned top tokens: its mass counted as 0"}
+    detail = {
+        "found": found,
+        "mass": mass,
+        "note": None
+        if found["fake"] and found["real"]
+        else "one class below the returned top tokens: its mass counted as 0",
+    }
     return mass["fake"] / total, detail
 
 

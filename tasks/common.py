@@ -76,8 +76,13 @@ def scan_class_folders(folder: Path, report: DataReport | None = None) -> Iterat
 
 
 def _non_images(folder: Path) -> list[Path]:
-    return [p for class_dir in CLASS_DIRS if (folder / class_dir).is_dir()
-            for p in sorted((folder / class_dir).rglob("*")) if p.is_file() and not is_image_name(p)]
+    return [
+        p
+        for class_dir in CLASS_DIRS
+        if (folder / class_dir).is_dir()
+        for p in sorted((folder / class_dir).rglob("*"))
+        if p.is_file() and not is_image_name(p)
+    ]
 
 
 def header_metadata(paths: Iterable[str], workers: int = 8) -> dict[str, dict[str, Any]]:
@@ -98,14 +103,29 @@ def header_metadata(paths: Iterable[str], workers: int = 8) -> dict[str, dict[st
         return dict(pool.map(read, paths))
 
 
-def make_sample(sample_id: str, path: Path, label: int | None, subset: str, split: str, source: str,
-                meta: dict[str, Any] | None, **extra: Any) -> Sample:
+def make_sample(
+    sample_id: str,
+    path: Path,
+    label: int | None,
+    subset: str,
+    split: str,
+    source: str,
+    meta: dict[str, Any] | None,
+    **extra: Any,
+) -> Sample:
     """A sample with the standard metadata fields (format, width, height, mode, jpeg_quality, source);
     the format-shortcut audit reuses them instead of reading the header again."""
     meta = meta or {}
     sample_id = printable(sample_id)
-    metadata = {"format": meta.get("format"), "width": meta.get("width"), "height": meta.get("height"),
-                "mode": meta.get("mode"), "jpeg_quality": meta.get("jpeg_quality"), "source": source, **extra}
+    metadata = {
+        "format": meta.get("format"),
+        "width": meta.get("width"),
+        "height": meta.get("height"),
+        "mode": meta.get("mode"),
+        "jpeg_quality": meta.get("jpeg_quality"),
+        "source": source,
+        **extra,
+    }
     if "error" in meta:
         metadata["header_error"] = meta["error"]
     return Sample(id=sample_id, image=str(path), label=label, subset=subset, split=split, metadata=metadata)
@@ -172,8 +192,14 @@ def data_root_for(task: BenchmarkTask) -> Path | None:
     return data_root(task, task.env_var, task.default_name)
 
 
-def folder_samples(task: BenchmarkTask, folder: Path, split: str, subset_of: Any, report: DataReport | None = None,
-                   id_base: Path | None = None) -> list[Sample]:
+def folder_samples(
+    task: BenchmarkTask,
+    folder: Path,
+    split: str,
+    subset_of: Any,
+    report: DataReport | None = None,
+    id_base: Path | None = None,
+) -> list[Sample]:
     """Samples of a ``{0_real,1_fake}`` folder; ``subset_of(label, class_subfolder)`` names each subset."""
     found = list(scan_class_folders(folder, report))
     if report is None:
@@ -183,6 +209,15 @@ def folder_samples(task: BenchmarkTask, folder: Path, split: str, subset_of: Any
     samples = []
     for path, label, sub in found:
         subset = subset_of(label, sub)
-        samples.append(make_sample(path.relative_to(base).as_posix(), path, label, subset, split,
-                                   source=f"{task.name}/{subset}", meta=metas[str(path)]))
+        samples.append(
+            make_sample(
+                path.relative_to(base).as_posix(),
+                path,
+                label,
+                subset,
+                split,
+                source=f"{task.name}/{subset}",
+                meta=metas[str(path)],
+            )
+        )
     return samples

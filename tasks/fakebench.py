@@ -26,16 +26,53 @@ from harness.tasks.common import BenchmarkTask, DataReport, header_metadata, is_
 from harness.verdicts import parse_verdict
 
 GENERATORS = ("FuseDream", "Glide", "proGAN", "VQDM", "sd", "dalle3", "cogview2", "midjourney", "dalle2", "styleGAN")
-FAKEQA_DIMENSIONS = ("texture", "edge", "clarity", "light & shadow", "layout", "symmetry", "reflection",
-                     "perspective", "shape", "theme", "content deficiency", "distortion", "unrealistic aspect",
-                     "overall tone")
+FAKEQA_DIMENSIONS = (
+    "texture",
+    "edge",
+    "clarity",
+    "light & shadow",
+    "layout",
+    "symmetry",
+    "reflection",
+    "perspective",
+    "shape",
+    "theme",
+    "content deficiency",
+    "distortion",
+    "unrealistic aspect",
+    "overall tone",
+)
 #: Keywords of upstream ``eval_FakeQA.py`` (sentence filter).
-FAKEQA_KEYWORDS = ("texture", "edge", "clarity", "light", "shadow", "layout", "symmetry", "reflection", "perspective",
-                   "shape", "theme", "deficiency", "distortion", "unrealistic", "color", "tone")
+FAKEQA_KEYWORDS = (
+    "texture",
+    "edge",
+    "clarity",
+    "light",
+    "shadow",
+    "layout",
+    "symmetry",
+    "reflection",
+    "perspective",
+    "shape",
+    "theme",
+    "deficiency",
+    "distortion",
+    "unrealistic",
+    "color",
+    "tone",
+)
 FAKEQA_PREFIX = "Answer this question without itemizing: "
 #: Table IV's columns per ability (the board's transparency layout; Overall = the mean of the abilities' Avr.)
-TRANSPARENCY_MEASURES = ["bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
-                         "judge_relevance", "avr"]
+TRANSPARENCY_MEASURES = [
+    "bleu1",
+    "bleu2",
+    "rouge_l",
+    "bertscore",
+    "judge_completeness",
+    "judge_preciseness",
+    "judge_relevance",
+    "avr",
+]
 
 
 def real_source(image_id: str) -> str:
@@ -114,8 +151,9 @@ class _FakeBench(BenchmarkTask):
     default_name = "FakeBench"
     query_file = ""
 
-    def __init__(self, data_root: str | None = None, queries: str | None = None, references: str | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, data_root: str | None = None, queries: str | None = None, references: str | None = None, **options: Any
+    ) -> None:
         super().__init__(data_root=data_root, queries=queries, references=references, **options)
         self.queries = Path(queries) if queries else None
         self.references_path = Path(references) if references else None
@@ -176,8 +214,7 @@ class _FakeBench(BenchmarkTask):
 
     def data_notes(self) -> dict[str, Any]:
         """Listed and absent images."""
-        return {"listed_images": self.n_listed, "absent_images": len(self.absent),
-                "absent_examples": self.absent[:10]}
+        return {"listed_images": self.n_listed, "absent_images": len(self.absent), "absent_examples": self.absent[:10]}
 
     def check(self) -> DataReport:
         """Counts per subset and label; absent images listed."""
@@ -197,13 +234,16 @@ class FakeClass(_FakeBench):
     breakdown_keys = ("question_type", "authenticity", "generator")
     #: Table III: Fake = mean of the generator columns (the paper's caption), Real, the question types (yes/no
     #: weighted by count), each generator, Overall
-    board_columns = {"qualitative": [
-        {"header": "Fake", "mean_of": "generator", "except": ["real"]},
-        {"header": "Real", "breakdown": "authenticity", "keys": ["real"]},
-        {"header": "What", "breakdown": "question_type", "keys": ["what"]},
-        {"header": "Yes/No", "breakdown": "question_type", "keys": ["yes/no", "yes/no (fake)", "yes/no (real)"]},
-        {"each_of": "generator", "except": ["real"]},
-        {"header": "Overall", "all": True}]}
+    board_columns = {
+        "qualitative": [
+            {"header": "Fake", "mean_of": "generator", "except": ["real"]},
+            {"header": "Real", "breakdown": "authenticity", "keys": ["real"]},
+            {"header": "What", "breakdown": "question_type", "keys": ["what"]},
+            {"header": "Yes/No", "breakdown": "question_type", "keys": ["yes/no", "yes/no (fake)", "yes/no (real)"]},
+            {"each_of": "generator", "except": ["real"]},
+            {"header": "Overall", "all": True},
+        ]
+    }
     description = "FakeBench FakeClass: qualitative accuracy by question type / generator; soft-score AUC."
 
     def metrics_for(self, mode: str) -> tuple[str, ...]:
@@ -224,17 +264,31 @@ class FakeClass(_FakeBench):
                 subset = source = generator_of(image_id) or "unknown"
             else:
                 subset, source = "real", real_source(image_id)
-            yield make_sample(image_id, found[image_id], label, subset, split, source=source,
-                              meta=metas[str(found[image_id])], question=entry["question"],
-                              question_type=question_type(entry["question"]), reference_answer=entry["answer"],
-                              authenticity="fake" if label == FAKE else "real", generator=subset)
+            yield make_sample(
+                image_id,
+                found[image_id],
+                label,
+                subset,
+                split,
+                source=source,
+                meta=metas[str(found[image_id])],
+                question=entry["question"],
+                question_type=question_type(entry["question"]),
+                reference_answer=entry["answer"],
+                authenticity="fake" if label == FAKE else "real",
+                generator=subset,
+            )
 
     def request(self, sample: Sample, mode: str) -> Request:
         """Generate: the sample's question, greedy; score: the soft-scoring prompt."""
         if mode == "score":
             return Request(sample=sample, kind="score")
-        return Request(sample=sample, kind="generate", prompt=sample.metadata["question"],
-                       generation=GenerationParams(max_new_tokens=64))
+        return Request(
+            sample=sample,
+            kind="generate",
+            prompt=sample.metadata["question"],
+            generation=GenerationParams(max_new_tokens=64),
+        )
 
     def parse_verdict(self, sample: Sample, text: str) -> int | None:
         """Read the answer against the question's polarity."""
@@ -244,8 +298,13 @@ class FakeClass(_FakeBench):
         """Upstream's response format: ``[{"image_id", "answer"}]``."""
         if not records or records[0].mode != "generate":
             return {}
-        return {"submission.json": [{"image_id": r.sample_id, "answer": r.extra.get("raw_text", r.text)}
-                                    for r in records if r.text is not None]}
+        return {
+            "submission.json": [
+                {"image_id": r.sample_id, "answer": r.extra.get("raw_text", r.text)}
+                for r in records
+                if r.text is not None
+            ]
+        }
 
 
 class FakeClue(_FakeBench):
@@ -257,8 +316,7 @@ class FakeClue(_FakeBench):
     modes = ("generate",)
     main_metric = "rouge_l"
     breakdown_keys = ("ability",)
-    board_columns = {"transparency": [{"each_of": "ability", "metrics": TRANSPARENCY_MEASURES},
-                                      {"summary": "avr"}]}
+    board_columns = {"transparency": [{"each_of": "ability", "metrics": TRANSPARENCY_MEASURES}, {"summary": "avr"}]}
     description = "FakeBench FakeClue: interpreting and reasoning answers (references via references=FILE)."
     MODES = {"faultfinding_mode": "interpreting", "inference_mode": "reasoning"}
 
@@ -278,16 +336,30 @@ class FakeClue(_FakeBench):
             for field, ability in self.MODES.items():
                 ref = references.get(image_id, {})
                 reference = ref.get(field) or ref.get(field.replace("_mode", "")) or None
-                yield make_sample(f"{image_id}#{field}", found[image_id], FAKE, entry["generation_model"], split,
-                                  source=entry["generation_model"], meta=metas[str(found[image_id])],
-                                  question=entry[field], ability=ability, reference=reference,
-                                  caption=entry.get("image_caption"), image_id=image_id,
-                                  asks_verdict=ability == "reasoning")
+                yield make_sample(
+                    f"{image_id}#{field}",
+                    found[image_id],
+                    FAKE,
+                    entry["generation_model"],
+                    split,
+                    source=entry["generation_model"],
+                    meta=metas[str(found[image_id])],
+                    question=entry[field],
+                    ability=ability,
+                    reference=reference,
+                    caption=entry.get("image_caption"),
+                    image_id=image_id,
+                    asks_verdict=ability == "reasoning",
+                )
 
     def request(self, sample: Sample, mode: str) -> Request:
         """The entry's prompt for this ability, greedy."""
-        return Request(sample=sample, kind="generate", prompt=sample.metadata["question"],
-                       generation=GenerationParams(max_new_tokens=512))
+        return Request(
+            sample=sample,
+            kind="generate",
+            prompt=sample.metadata["question"],
+            generation=GenerationParams(max_new_tokens=512),
+        )
 
     def parse_verdict(self, sample: Sample, text: str) -> int | None:
         """Reasoning answers end with a fake / real judgement; fault-finding answers presuppose fake."""
@@ -331,15 +403,30 @@ class FakeQA(_FakeBench):
                 if not question:
                     continue
                 ref = references.get(image_id, {}).get(f"A{index}") or None
-                yield make_sample(f"{image_id}#Q{index}", found[image_id], FAKE, generator_of(image_id) or "unknown",
-                                  split, source=image_id, meta=metas[str(found[image_id])], question=question,
-                                  prompt=fakeqa_prompt(question), dimension=fakeqa_dimension(question, index),
-                                  reference=ref, image_id=image_id, index=index)
+                yield make_sample(
+                    f"{image_id}#Q{index}",
+                    found[image_id],
+                    FAKE,
+                    generator_of(image_id) or "unknown",
+                    split,
+                    source=image_id,
+                    meta=metas[str(found[image_id])],
+                    question=question,
+                    prompt=fakeqa_prompt(question),
+                    dimension=fakeqa_dimension(question, index),
+                    reference=ref,
+                    image_id=image_id,
+                    index=index,
+                )
 
     def request(self, sample: Sample, mode: str) -> Request:
         """The corrected FakeQA prompt, greedy."""
-        return Request(sample=sample, kind="generate", prompt=sample.metadata["prompt"],
-                       generation=GenerationParams(max_new_tokens=256))
+        return Request(
+            sample=sample,
+            kind="generate",
+            prompt=sample.metadata["prompt"],
+            generation=GenerationParams(max_new_tokens=256),
+        )
 
     def postprocess(self, sample: Sample, text: str) -> str:
         """Upstream's keyword sentence filter, fixed (see :func:`fakeqa_filter`)."""
@@ -355,4 +442,3 @@ class FakeQA(_FakeBench):
             row[f"A{index}"] = r.text
             row[f"A{index}_org"] = r.extra.get("raw_text", r.text)
         return {"submission.json": list(rows.values())}
-

@@ -13,9 +13,24 @@ from typing import Any, Iterator
 from harness.records import Sample
 from harness.tasks.common import BenchmarkTask, DataReport, folder_samples
 
-AIGC_GENERATORS = ("progan", "stylegan", "biggan", "cyclegan", "stargan", "gaugan", "stylegan2", "whichfaceisreal",
-                   "ADM", "Glide", "Midjourney", "stable_diffusion_v_1_4", "stable_diffusion_v_1_5", "VQDM",
-                   "wukong", "DALLE2")
+AIGC_GENERATORS = (
+    "progan",
+    "stylegan",
+    "biggan",
+    "cyclegan",
+    "stargan",
+    "gaugan",
+    "stylegan2",
+    "whichfaceisreal",
+    "ADM",
+    "Glide",
+    "Midjourney",
+    "stable_diffusion_v_1_4",
+    "stable_diffusion_v_1_5",
+    "VQDM",
+    "wukong",
+    "DALLE2",
+)
 """The 16 generator folders of upstream ``eval_config.py:vals`` (SDXL is read too when present)."""
 
 
@@ -53,8 +68,9 @@ class AIGCDetectBenchmark(BenchmarkTask):
     def test_root(self) -> Path:
         """The folder holding the generator folders (``<root>/test`` when present)."""
         assert self.root is not None
-        return self.root / "test" if (self.root / "test").is_dir() and not (self.root / "progan").is_dir() \
-            else self.root
+        return (
+            self.root / "test" if (self.root / "test").is_dir() and not (self.root / "progan").is_dir() else self.root
+        )
 
     def layout_ok(self) -> tuple[bool, str]:
         """At least one generator folder."""
@@ -74,8 +90,9 @@ class AIGCDetectBenchmark(BenchmarkTask):
                 yield from folder_samples(self, folder, split, lambda label, sub, g=generator: g, id_base=root)
                 continue
             for object_class in sorted(d.name for d in folder.iterdir() if d.is_dir()):  # nested layout
-                for sample in folder_samples(self, folder / object_class, split,
-                                             lambda label, sub, g=generator: g, id_base=root):
+                for sample in folder_samples(
+                    self, folder / object_class, split, lambda label, sub, g=generator: g, id_base=root
+                ):
                     sample.metadata["object_class"] = object_class
                     yield sample
 
@@ -90,9 +107,14 @@ class AIGCDetectBenchmark(BenchmarkTask):
                 raw = Path(image["path"]).read_bytes()
             generator = str(row.get("generator", "all"))
             label = int(row["label"])
-            yield Sample(id=f"{generator}/{index:07d}", image=raw, label=label,
-                         subset=generator if generator.lower() != "real" else "real", split=split,
-                         metadata={"source": f"hf:{self.hf_source}", "hf_index": index})
+            yield Sample(
+                id=f"{generator}/{index:07d}",
+                image=raw,
+                label=label,
+                subset=generator if generator.lower() != "real" else "real",
+                split=split,
+                metadata={"source": f"hf:{self.hf_source}", "hf_index": index},
+            )
 
     def check(self) -> DataReport:
         """Counts per generator; lists the upstream generators that are missing."""

@@ -33,8 +33,23 @@ from harness.records import REAL, Sample
 from harness.tasks.common import CLASS_DIRS, BenchmarkTask, DataReport, folder_samples
 
 LAYOUTS = ("subset/class", "class/subset")
-KEYS = {"name", "version", "description", "layout", "splits", "calibration_split", "expected_subsets", "metrics",
-        "main_metric", "average_over", "env_var", "default_name", "tags", "source", "aliases"}
+KEYS = {
+    "name",
+    "version",
+    "description",
+    "layout",
+    "splits",
+    "calibration_split",
+    "expected_subsets",
+    "metrics",
+    "main_metric",
+    "average_over",
+    "env_var",
+    "default_name",
+    "tags",
+    "source",
+    "aliases",
+}
 
 
 class SpecError(ValueError):
@@ -90,9 +105,14 @@ def register_specs(register: Any, files: list[Path]) -> None:
         except SpecError as exc:
             print(f"warning: task spec skipped: {exc}", file=sys.stderr)
             continue
-        register(spec["name"], "harness.tasks.folder_spec:FolderSpecTask", aliases=spec.get("aliases", ()),
-                 tags=tuple(spec.get("tags", ())), description=spec.get("description", f"folder benchmark ({path})"),
-                 spec=str(path))
+        register(
+            spec["name"],
+            "harness.tasks.folder_spec:FolderSpecTask",
+            aliases=spec.get("aliases", ()),
+            tags=tuple(spec.get("tags", ())),
+            description=spec.get("description", f"folder benchmark ({path})"),
+            spec=str(path),
+        )
 
 
 class FolderSpecTask(BenchmarkTask):
@@ -123,11 +143,16 @@ class FolderSpecTask(BenchmarkTask):
     def layout_ok(self) -> tuple[bool, str]:
         """The default split's folder holds class folders (directly, or in subsets for ``subset/class``)."""
         folder = self.root / self.default_split
-        if folder.is_dir() and (any((folder / c).is_dir() for c in CLASS_DIRS) or any(
-                any((sub / c).is_dir() for c in CLASS_DIRS) for sub in folder.iterdir() if sub.is_dir())):
+        if folder.is_dir() and (
+            any((folder / c).is_dir() for c in CLASS_DIRS)
+            or any(any((sub / c).is_dir() for c in CLASS_DIRS) for sub in folder.iterdir() if sub.is_dir())
+        ):
             return True, ""
-        shape = ("<split>/[<subset>/]{0_real,1_fake}" if self.layout == "subset/class"
-                 else "<split>/{0_real,1_fake}/<subset>")
+        shape = (
+            "<split>/[<subset>/]{0_real,1_fake}"
+            if self.layout == "subset/class"
+            else "<split>/{0_real,1_fake}/<subset>"
+        )
         return False, f"{self.root}: expected {shape} with split {self.default_split!r} ({self.spec['_file']})"
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
@@ -138,8 +163,9 @@ class FolderSpecTask(BenchmarkTask):
         if not folder.is_dir():
             return
         if self.layout == "class/subset":
-            yield from folder_samples(self, folder, split, lambda label, sub: sub or ("real" if label == REAL
-                                                                                      else "fake"))
+            yield from folder_samples(
+                self, folder, split, lambda label, sub: sub or ("real" if label == REAL else "fake")
+            )
             return
         if any((folder / c).is_dir() for c in CLASS_DIRS):
             yield from folder_samples(self, folder, split, lambda label, sub: split)

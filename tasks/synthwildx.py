@@ -81,8 +81,15 @@ class SynthWildX(BenchmarkTask):
         metas = header_metadata(str(p) for _, p in present)
         for row, path in present:
             typ = row["typ"]
-            yield make_sample(row["filename"], path, REAL if typ == "real" else FAKE, typ, split,
-                              source=row["url"], meta=metas[str(path)])
+            yield make_sample(
+                row["filename"],
+                path,
+                REAL if typ == "real" else FAKE,
+                typ,
+                split,
+                source=row["url"],
+                meta=metas[str(path)],
+            )
 
     def export(self, records: Sequence[SampleRecord]) -> dict[str, Any]:
         """``upstream_scores.csv``: each scored image's LLR in the column ``harness``, for upstream's

@@ -19,8 +19,9 @@ def photo_bytes(index: int, fmt: str, size: int = 16) -> bytes:
     photo = _photo()
     y, x = (index * 37) % (photo.shape[0] - size), (index * 53) % (photo.shape[1] - size)
     buffer = io.BytesIO()
-    Image.fromarray(photo[y:y + size, x:x + size]).save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG"
-                                                                            else {}))
+    Image.fromarray(photo[y : y + size, x : x + size]).save(
+        buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else {})
+    )
     return buffer.getvalue()
 
 

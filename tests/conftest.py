@@ -58,8 +58,9 @@ def fredect_checkpoint(aigi_mini: Path, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
-def run_cli(*args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run ``python -m harness.cli ARGS`` in a subprocess with the test environment.
 
     ``env`` values override the current environment; a ``None`` value removes the variable.
@@ -70,12 +71,17 @@ def run_cli(*args: str, env: dict[str, str | None] | None = None, cwd: Path | No
             full_env.pop(key, None)
         else:
             full_env[key] = value
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
-def fake_distribution(site: Path, dist: str, entry_name: str, module: str, source: str,
-                      version: str = "0.1.0") -> Path:
+def fake_distribution(site: Path, dist: str, entry_name: str, module: str, source: str, version: str = "0.1.0") -> Path:
     """Write a minimal installed distribution (dist-info + module) with a ``harness`` entry point."""
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(source, encoding="utf-8")

@@ -31,8 +31,14 @@ def _text_of(content) -> str:
 class FakeOpenAI:
     """Start with ``with FakeOpenAI() as server: server.base_url``; inspect ``server.requests``."""
 
-    def __init__(self, default_reply: str = "Score: 2", slow_seconds: float = 2.0,
-                 top_logprobs: list[tuple[str, float]] | None = None, responder=None, fault=None):
+    def __init__(
+        self,
+        default_reply: str = "Score: 2",
+        slow_seconds: float = 2.0,
+        top_logprobs: list[tuple[str, float]] | None = None,
+        responder=None,
+        fault=None,
+    ):
         self.default_reply, self.slow_seconds = default_reply, slow_seconds
         self.fault = fault  # optional callable(n) -> None | 500 | 429 | "garbage" | "nochoices", n = request number
         self.answered = Counter()  # successful replies per request content (image + text), server-side
@@ -55,8 +61,9 @@ class FakeOpenAI:
                 with outer._lock:
                     outer.requests.append(body)
                     outer.auth_headers.append(self.headers.get("authorization", ""))
-                    marker = next((m for m in ("RATE429", "ALWAYS500", "SLOW", "GARBAGE", "NOCHOICES") if m in text),
-                                  None)
+                    marker = next(
+                        (m for m in ("RATE429", "ALWAYS500", "SLOW", "GARBAGE", "NOCHOICES") if m in text), None
+                    )
                     outer.seen[marker] += 1
                     count = outer.seen[marker]
                     injected = outer.fault(len(outer.requests)) if outer.fault else None
@@ -81,24 +88,45 @@ class FakeOpenAI:
                     self.wfile.write(raw)
                     return None
                 if marker == "NOCHOICES":  # well-formed JSON, but nothing to read
-                    return self._send(200, {"id": "chatcmpl-test", "object": "chat.completion", "created": 0,
-                                            "model": body.get("model"), "choices": []})
+                    return self._send(
+                        200,
+                        {
+                            "id": "chatcmpl-test",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body.get("model"),
+                            "choices": [],
+                        },
+                    )
                 match = re.search(r"REPLY=(.*?)\|", text, re.S)
-                reply = match.group(1) if match else outer.responder(text) if outer.responder else \
-                    outer.default_reply
+                reply = match.group(1) if match else outer.responder(text) if outer.responder else outer.default_reply
                 choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
                 if body.get("logprobs") and outer.top_logprobs is not None:
                     top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in outer.top_logprobs]
                     choice["message"]["content"] = top[0]["token"] if top else reply
-                    choice["logprobs"] = {"content": [{"token": top[0]["token"] if top else "", "logprob":
-                                                       top[0]["logprob"] if top else 0.0, "bytes": None,
-                                                       "top_logprobs": top[: body.get("top_logprobs") or 0]}]}
+                    choice["logprobs"] = {
+                        "content": [
+                            {
+                                "token": top[0]["token"] if top else "",
+                                "logprob": top[0]["logprob"] if top else 0.0,
+                                "bytes": None,
+                                "top_logprobs": top[: body.get("top_logprobs") or 0],
+                            }
+                        ]
+                    }
                 with outer._lock:
                     outer.answered[json.dumps(body.get("messages"), sort_keys=True)] += 1
-                return self._send(200, {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                    "choices": [choice],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}})
+                return self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model"),
+                        "choices": [choice],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+                    },
+                )
 
             def _send(self, status, payload, headers=None):
                 raw = json.dumps(payload).encode()

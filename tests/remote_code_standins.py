@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from tiny_models import _tiny_llama_config, word_tokenizer
 
-SPECIAL = ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]",
-           "<ImageHere>"]
-CORPUS = ["system user assistant You are a helpful assistant . Picture 1 : What is the authenticity of this image ?",
-          "This image is fake Fake real Real yes no"]
+SPECIAL = ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]", "<ImageHere>"]
+CORPUS = [
+    "system user assistant You are a helpful assistant . Picture 1 : What is the authenticity of this image ?",
+    "This image is fake Fake real Real yes no",
+]
 
 
 def standin_tokenizer():
@@ -89,8 +90,9 @@ class QwenVlStandin(torch.nn.Module):
         return self.lm.dtype
 
     def forward(self, input_ids, attention_mask=None, position_ids=None):
-        self.forward_calls.append({"input_ids": input_ids.clone(), "attention_mask": attention_mask,
-                                   "position_ids": position_ids})
+        self.forward_calls.append(
+            {"input_ids": input_ids.clone(), "attention_mask": attention_mask, "position_ids": position_ids}
+        )
         return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
 
     def chat(self, tokenizer, query, history=None, system="You are a helpful assistant.", **kwargs):

@@ -62,8 +62,9 @@ def test_unknown_split_is_a_clear_error(aigi_mini: Path):
 
 def _evaluate(model: str, checkpoint: Path, out: Path) -> dict:
     plugins = HarnessPlugins(load_entrypoints=False)
-    config = RunConfig(model=model, model_args={"checkpoint": str(checkpoint)}, tasks="aigi-mini",
-                       output_dir=out, progress=False)
+    config = RunConfig(
+        model=model, model_args={"checkpoint": str(checkpoint)}, tasks="aigi-mini", output_dir=out, progress=False
+    )
     [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done" and outcome.n_failed == 0
     return json.loads(outcome.results_path.read_text())
@@ -88,5 +89,8 @@ def test_fredect_is_well_above_chance_on_test(fredect_checkpoint: Path, tmp_path
         assert "shared real pool" in results["metrics"]["pairing"][generator]
     config = json.loads((fredect_checkpoint / "config.json").read_text())
     assert config["size"] == 64 and config["trained_on"]["seen_generators"] == [
-        "diffusion-resynth", "gan-upsample", "latent-decoder"]
+        "diffusion-resynth",
+        "gan-upsample",
+        "latent-decoder",
+    ]
     assert np.isfinite(config["validation"]["auc"])

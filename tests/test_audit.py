@@ -19,7 +19,7 @@ def leaky_samples(root: Path, n: int = 40) -> list[Sample]:
     photo = skimage.data.coffee()
     samples = []
     for i in range(n):
-        crop = photo[i * 5:i * 5 + 32, i * 7:i * 7 + 32]
+        crop = photo[i * 5 : i * 5 + 32, i * 7 : i * 7 + 32]
         label = i % 2
         path = root / (f"{i}.png" if label else f"{i}.jpg")
         Image.fromarray(crop).save(path, **({} if label else {"quality": 75}))
@@ -51,8 +51,14 @@ def test_results_carry_the_audit_ci_and_groups(fredect_checkpoint: Path, tmp_pat
     from harness.plugin_manager import HarnessPlugins
     from harness.runner import Evaluator, RunConfig
 
-    config = RunConfig(model="fredect", model_args={"checkpoint": str(fredect_checkpoint)}, tasks="aigi-mini",
-                       output_dir=tmp_path, progress=False, bootstrap=200)
+    config = RunConfig(
+        model="fredect",
+        model_args={"checkpoint": str(fredect_checkpoint)},
+        tasks="aigi-mini",
+        output_dir=tmp_path,
+        progress=False,
+        bootstrap=200,
+    )
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     results = json.loads(outcome.results_path.read_text())
     assert abs(results["audit"]["format_shortcut"]["cv_accuracy"] - 0.5) < 0.02
@@ -70,9 +76,21 @@ def test_audit_reuses_headers_the_listing_already_read(tmp_path):
     from harness.audit import format_shortcut_audit
     from harness.records import Sample
 
-    samples = [Sample(id=f"s{i}", image=str(tmp_path / f"absent{i}.png"), label=i % 2,
-                      metadata={"format": "PNG" if i % 2 else "JPEG", "width": 64, "height": 64, "mode": "RGB",
-                                "jpeg_quality": None if i % 2 else 90}) for i in range(20)]
+    samples = [
+        Sample(
+            id=f"s{i}",
+            image=str(tmp_path / f"absent{i}.png"),
+            label=i % 2,
+            metadata={
+                "format": "PNG" if i % 2 else "JPEG",
+                "width": 64,
+                "height": 64,
+                "mode": "RGB",
+                "jpeg_quality": None if i % 2 else 90,
+            },
+        )
+        for i in range(20)
+    ]
     audit = format_shortcut_audit(samples)
     assert audit["n"] == 20 and audit["n_unreadable"] == 0 and audit["cv_accuracy"] == 1.0
     broken = Sample(id="b", image="x.png", label=1, metadata={"header_error": "x.png: empty file (0 bytes)"})

@@ -17,8 +17,16 @@ from harness.runner import Evaluator, RunConfig
 
 def run(root: Path, out: Path):
     """``mean-model`` (decodes every image) on the folder as AIGCDetectBenchmark."""
-    config = RunConfig(model="mean-model", tasks="aigcdetect", data_root=str(root), output_dir=out, progress=False,
-                       bootstrap=0, audit=False, device="cpu")
+    config = RunConfig(
+        model="mean-model",
+        tasks="aigcdetect",
+        data_root=str(root),
+        output_dir=out,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        device="cpu",
+    )
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyPlugin,))
     [outcome] = Evaluator(config, plugins).run()
     return outcome
@@ -74,15 +82,24 @@ def corpus(root: Path) -> dict[str, tuple[str, object]]:
     save("palette.png", palette, "PNG", np.asarray(palette.convert("RGB")))
     frames = [Image.new("RGB", (8, 8), (200, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 200))]
     frames[0].save(root / "animated.gif", save_all=True, append_images=frames[1:], duration=50)
-    expect["animated.gif"] = ("score", float(np.asarray(Image.open(root / "animated.gif").convert("RGB")).mean()
-                                             / 255))  # the first frame
-    save("photo.webp", rgb, "WEBP", np.asarray(Image.open(_encoded(rgb, "WEBP", lossless=True)).convert("RGB")),
-         lossless=True)
+    expect["animated.gif"] = (
+        "score",
+        float(np.asarray(Image.open(root / "animated.gif").convert("RGB")).mean() / 255),
+    )  # the first frame
+    save(
+        "photo.webp",
+        rgb,
+        "WEBP",
+        np.asarray(Image.open(_encoded(rgb, "WEBP", lossless=True)).convert("RGB")),
+        lossless=True,
+    )
     save("photo.tiff", rgb, "TIFF", photo)
     cmyk = rgb.convert("CMYK")
     cmyk.save(root / "cmyk.jpg", format="JPEG", quality=95)
-    expect["cmyk.jpg"] = ("score", float(np.asarray(Image.open(root / "cmyk.jpg").convert("RGB"),
-                                                    dtype=np.float64).mean() / 255))
+    expect["cmyk.jpg"] = (
+        "score",
+        float(np.asarray(Image.open(root / "cmyk.jpg").convert("RGB"), dtype=np.float64).mean() / 255),
+    )
     exif = Image.Exif()
     exif[0x0112] = 9  # orientation out of range
     save("bad-orientation.png", rgb, "PNG", photo, exif=exif.tobytes())
@@ -136,8 +153,17 @@ def test_the_bad_input_corpus_runs_to_the_end_with_exact_counts(tmp_path):
     expect = corpus(root)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyPlugin,))
-    config = RunConfig(model="mean-model", tasks="toy-task", data_root=str(root), output_dir=tmp_path / "out",
-                       progress=False, bootstrap=0, audit=True, device="cpu", batch_size=4)
+    config = RunConfig(
+        model="mean-model",
+        tasks="toy-task",
+        data_root=str(root),
+        output_dir=tmp_path / "out",
+        progress=False,
+        bootstrap=0,
+        audit=True,
+        device="cpu",
+        batch_size=4,
+    )
     [outcome] = Evaluator(config, plugins).run()
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert outcome.status == "done"

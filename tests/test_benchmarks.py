@@ -12,8 +12,12 @@ from conftest import REPO
 @pytest.mark.slow
 def test_runner_throughput_script_runs(tmp_path: Path):
     out = tmp_path / "runner.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "runner_throughput.py"), "--n", "300",
-                             "--output", str(out)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "runner_throughput.py"), "--n", "300", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["n_samples"] == 300 and data["fresh_samples_per_s"] > 0 and data["cached_samples_per_s"] > 0
@@ -22,10 +26,26 @@ def test_runner_throughput_script_runs(tmp_path: Path):
 @pytest.mark.slow
 def test_detector_throughput_script_runs_tiny(tmp_path: Path):
     out = tmp_path / "detectors.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "detector_throughput.py"), "--tiny",
-                             "--repeats", "1", "--batch-size", "4", "--e2e", "8", "--workers", "2",
-                             "--output", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "detector_throughput.py"),
+            "--tiny",
+            "--repeats",
+            "1",
+            "--batch-size",
+            "4",
+            "--e2e",
+            "8",
+            "--workers",
+            "2",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 8 and all(r["images_per_s"] > 0 for r in rows)
@@ -37,14 +57,35 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
     """Every mode runs on the CPU at the tiny shape: ceiling, forward, end to end through the runner, generation,
     continuous batching."""
     out = tmp_path / "lmm.json"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "lmm_throughput.py"), "--shape", "tiny",
-                             "--device", "cpu", "--e2e-images", "8", "--output", str(out)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "lmm_throughput.py"),
+            "--shape",
+            "tiny",
+            "--device",
+            "cpu",
+            "--e2e-images",
+            "8",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     modes = [r["mode"] for r in data["rows"]]
-    assert modes == ["score", "score", "score-e2e", "generate", "generate", "generate-padded-text",
-                     "generate-batch-text (continuous)"]
+    assert modes == [
+        "score",
+        "score",
+        "score-e2e",
+        "generate",
+        "generate",
+        "generate-padded-text",
+        "generate-batch-text (continuous)",
+    ]
     assert data["ceiling_images_per_s"] > 0 and data["tokens_per_image"] > 50
     assert all(r.get("images_per_s", r.get("answers_per_s", 0)) > 0 for r in data["rows"])
     assert data["rows"][2]["images"] == 8 and 0 < data["rows"][0]["ratio_to_ceiling"] < 1
@@ -58,10 +99,27 @@ def test_api_throughput_script_runs_against_a_local_server(tmp_path: Path):
 
     out = tmp_path / "api.json"
     with FakeOpenAI(default_reply="This image is fake: the hands are malformed.") as server:
-        result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "api_throughput.py"), "--base-url",
-                                 server.base_url, "--model", "fakescope-llava", "--images", "6", "--concurrency",
-                                 "3", "--question", "Explain this image.", "--output", str(out)],
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "benchmarks" / "api_throughput.py"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "fakescope-llava",
+                "--images",
+                "6",
+                "--concurrency",
+                "3",
+                "--question",
+                "Explain this image.",
+                "--output",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         asked = [m for body in server.requests for m in body["messages"]]
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]

@@ -11,15 +11,33 @@ from harness.boards import BoardError, BoardSpec, rank_marks, render_board, rend
 from harness.tasks.fakebench import FakeClass
 
 
-def result(model, fp, task="t", metrics=None, subsets=None, groups=None, breakdowns=None, limit=None, failed=0,
-           version="1", date="2026-11-26T00:00:00"):
+def result(
+    model,
+    fp,
+    task="t",
+    metrics=None,
+    subsets=None,
+    groups=None,
+    breakdowns=None,
+    limit=None,
+    failed=0,
+    version="1",
+    date="2026-11-26T00:00:00",
+):
     wrap = lambda d: {k: {"value": v, "n": 10} for k, v in (d or {}).items()}  # noqa: E731
-    return {"model": {"name": model, "fingerprint_hash": fp * 8},
-            "task": {"name": task, "version": version, "split": "test", "mode": "score", "main_metric": "auc"},
-            "metrics": {"all": wrap(metrics), "subsets": {s: wrap(v) for s, v in (subsets or {}).items()},
-                        "groups": groups or {}, "breakdowns": breakdowns or {}},
-            "counts": {"n_samples": 10, "n_failed": failed, "limit": limit},
-            "provenance": {"date": date, "harness_version": "0.1.0"}, "_path": f"{model}.json"}
+    return {
+        "model": {"name": model, "fingerprint_hash": fp * 8},
+        "task": {"name": task, "version": version, "split": "test", "mode": "score", "main_metric": "auc"},
+        "metrics": {
+            "all": wrap(metrics),
+            "subsets": {s: wrap(v) for s, v in (subsets or {}).items()},
+            "groups": groups or {},
+            "breakdowns": breakdowns or {},
+        },
+        "counts": {"n_samples": 10, "n_failed": failed, "limit": limit},
+        "provenance": {"date": date, "harness_version": "0.1.0"},
+        "_path": f"{model}.json",
+    }
 
 
 def spec(**kwargs):
@@ -33,9 +51,14 @@ def row(markdown, name):
 
 
 def test_best_bold_second_underlined_and_lower_is_better():
-    board = render_board(spec(), [result("a", "1", metrics={"acc": 0.9, "auc": 0.7, "eer": 0.1}),
-                                  result("b", "2", metrics={"acc": 0.8, "auc": 0.9, "eer": 0.3}),
-                                  result("c", "3", metrics={"acc": 0.7, "auc": 0.8, "eer": 0.2})])
+    board = render_board(
+        spec(),
+        [
+            result("a", "1", metrics={"acc": 0.9, "auc": 0.7, "eer": 0.1}),
+            result("b", "2", metrics={"acc": 0.8, "auc": 0.9, "eer": 0.3}),
+            result("c", "3", metrics={"acc": 0.7, "auc": 0.8, "eer": 0.2}),
+        ],
+    )
     assert "**90.00**" in row(board, "a") and "<u>70.00</u>" not in row(board, "a")
     assert "<u>80.00</u>" in row(board, "b") and "**90.00**" in row(board, "b")
     assert "**10.00**" in row(board, "a") and "<u>20.00</u>" in row(board, "c")  # EER: lower is better
@@ -43,8 +66,10 @@ def test_best_bold_second_underlined_and_lower_is_better():
 
 def test_ties_share_marks_and_missing_cells():
     assert rank_marks([0.9, 0.9, 0.8, None], False) == ["best", "best", "second", ""]
-    board = render_board(spec(metrics=["acc", "auc"]), [result("a", "1", metrics={"acc": 0.5}),
-                                                        result("b", "2", metrics={"acc": 0.5, "auc": 0.6})])
+    board = render_board(
+        spec(metrics=["acc", "auc"]),
+        [result("a", "1", metrics={"acc": 0.5}), result("b", "2", metrics={"acc": 0.5, "auc": 0.6})],
+    )
     assert row(board, "a").count("**50.00**") == 1 and "–" in row(board, "a")
 
 
@@ -75,10 +100,11 @@ def test_refusal_rules_and_allowances():
 def test_per_subset_average_and_unseen_equal_the_mean_of_their_columns():
     gens = ["g1", "g2", "g3"]
     subsets = {"g1": {"ap": 0.9}, "g2": {"ap": 0.6}, "g3": {"ap": 0.3}}
-    groups = {"mean_over_generators": {"ap": {"value": 0.6, "n": 3, "data": {"generators": gens}}},
-              "unseen": {"ap": {"value": 0.45, "n": 2, "data": {"generators": ["g2", "g3"]}}}}
-    board = render_board(spec(layout="per_subset", metrics=["ap"]),
-                         [result("a", "1", subsets=subsets, groups=groups)])
+    groups = {
+        "mean_over_generators": {"ap": {"value": 0.6, "n": 3, "data": {"generators": gens}}},
+        "unseen": {"ap": {"value": 0.45, "n": 2, "data": {"generators": ["g2", "g3"]}}},
+    }
+    board = render_board(spec(layout="per_subset", metrics=["ap"]), [result("a", "1", subsets=subsets, groups=groups)])
     cells = [c.strip().strip("*") for c in row(board, "a").split("|")[2:-1]]
     assert cells == ["90.00", "60.00", "30.00", "45.00", "60.00"]
     assert float(cells[-1]) == pytest.approx(sum(map(float, cells[:3])) / 3)
@@ -88,43 +114,76 @@ def test_per_subset_average_and_unseen_equal_the_mean_of_their_columns():
 
 
 def test_qualitative_layout_fake_is_the_mean_of_generator_columns():
-    breakdowns = {"generator": {"sd": {"qual_acc": {"value": 1.0, "n": 5}},
-                                "glide": {"qual_acc": {"value": 0.5, "n": 5}},
-                                "real": {"qual_acc": {"value": 0.9, "n": 10}}},
-                  "authenticity": {"real": {"qual_acc": {"value": 0.9, "n": 10}}},
-                  "question_type": {"what": {"qual_acc": {"value": 0.8, "n": 10}},
-                                    "yes/no (fake)": {"qual_acc": {"value": 1.0, "n": 2}},
-                                    "yes/no (real)": {"qual_acc": {"value": 0.5, "n": 8}}}}
+    breakdowns = {
+        "generator": {
+            "sd": {"qual_acc": {"value": 1.0, "n": 5}},
+            "glide": {"qual_acc": {"value": 0.5, "n": 5}},
+            "real": {"qual_acc": {"value": 0.9, "n": 10}},
+        },
+        "authenticity": {"real": {"qual_acc": {"value": 0.9, "n": 10}}},
+        "question_type": {
+            "what": {"qual_acc": {"value": 0.8, "n": 10}},
+            "yes/no (fake)": {"qual_acc": {"value": 1.0, "n": 2}},
+            "yes/no (real)": {"qual_acc": {"value": 0.5, "n": 8}},
+        },
+    }
     r = result("m", "1", metrics={"qual_acc": 0.8}, breakdowns=breakdowns)
     r["task"]["board_columns"] = FakeClass.board_columns  # as a FakeClass results file carries them
-    board = render_board(spec(layout="qualitative"), [r, copy.deepcopy(r) | {"model": {"name": "n",
-                                                                                       "fingerprint_hash": "2" * 8}}])
+    board = render_board(
+        spec(layout="qualitative"), [r, copy.deepcopy(r) | {"model": {"name": "n", "fingerprint_hash": "2" * 8}}]
+    )
     header = next(line for line in board.splitlines() if line.startswith("| Model"))
-    assert [h.strip() for h in header.split("|")[1:-1]] == ["Model", "Fake", "Real", "What", "Yes/No", "glide", "sd",
-                                                              "Overall"]
+    assert [h.strip() for h in header.split("|")[1:-1]] == [
+        "Model",
+        "Fake",
+        "Real",
+        "What",
+        "Yes/No",
+        "glide",
+        "sd",
+        "Overall",
+    ]
     cells = [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]]
     assert cells[0] == "75.00"  # mean of glide 50 and sd 100
     assert cells[3] == "60.00"  # yes/no weighted by n: (1.0 * 2 + 0.5 * 8) / 10
 
 
 def test_transparency_overall_is_the_mean_of_ability_averages():
-    measures = {"bleu1": 0.2, "bleu2": 0.1, "rouge_l": 0.2, "bertscore": 0.6, "judge_completeness": 1.8,
-                "judge_preciseness": 1.4, "judge_relevance": 1.9}
-    breakdowns = {"ability": {"interpreting": {k: {"value": v, "n": 5} for k, v in {**measures, "avr": 0.57}.items()},
-                              "reasoning": {k: {"value": v, "n": 5} for k, v in {**measures, "avr": 0.45}.items()}}}
-    board = render_board(spec(layout="transparency", tasks=["fakeclue"]),
-                         [result("m", "1", task="fakeclue", breakdowns=breakdowns)])
+    measures = {
+        "bleu1": 0.2,
+        "bleu2": 0.1,
+        "rouge_l": 0.2,
+        "bertscore": 0.6,
+        "judge_completeness": 1.8,
+        "judge_preciseness": 1.4,
+        "judge_relevance": 1.9,
+    }
+    breakdowns = {
+        "ability": {
+            "interpreting": {k: {"value": v, "n": 5} for k, v in {**measures, "avr": 0.57}.items()},
+            "reasoning": {k: {"value": v, "n": 5} for k, v in {**measures, "avr": 0.45}.items()},
+        }
+    }
+    board = render_board(
+        spec(layout="transparency", tasks=["fakeclue"]), [result("m", "1", task="fakeclue", breakdowns=breakdowns)]
+    )
     cells = [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]]
     assert cells[-1] == "0.510" and "interpreting: Avr." in board and "reasoning: κ" in board
 
 
 def test_board_columns_come_from_the_task_not_the_board_code():
     """A task of a plugin declares its own qualitative columns; the board renders them without knowing it."""
-    breakdowns = {"weather": {"sunny": {"qual_acc": {"value": 0.9, "n": 4}},
-                              "rainy": {"qual_acc": {"value": 0.5, "n": 4}}}}
+    breakdowns = {
+        "weather": {"sunny": {"qual_acc": {"value": 0.9, "n": 4}}, "rainy": {"qual_acc": {"value": 0.5, "n": 4}}}
+    }
     r = result("m", "1", task="weather-bench", metrics={"qual_acc": 0.7}, breakdowns=breakdowns)
-    r["task"]["board_columns"] = {"qualitative": [{"header": "Mean", "mean_of": "weather"}, {"each_of": "weather"},
-                                                  {"header": "All", "all": True}]}
+    r["task"]["board_columns"] = {
+        "qualitative": [
+            {"header": "Mean", "mean_of": "weather"},
+            {"each_of": "weather"},
+            {"header": "All", "all": True},
+        ]
+    }
     board = render_board(spec(layout="qualitative", tasks=["weather-bench"]), [r])
     header = next(line for line in board.splitlines() if line.startswith("| Model"))
     assert [h.strip() for h in header.split("|")[1:-1]] == ["Model", "Mean", "rainy", "sunny", "All"]
@@ -140,8 +199,11 @@ def test_spec_validation_and_plots(tmp_path: Path):
     with pytest.raises(BoardError, match="unknown board keys"):
         BoardSpec.load(bad)
     r = result("a", "1", metrics={"acc": 0.9}, subsets={"g": {"acc": 0.9}})
-    r["metrics"]["all"]["acc_curve"] = {"value": None, "n": 10,
-                                        "data": {"threshold": [0.0, 0.5, 1.0], "acc": [0.5, 0.9, 0.5]}}
+    r["metrics"]["all"]["acc_curve"] = {
+        "value": None,
+        "n": 10,
+        "data": {"threshold": [0.0, 0.5, 1.0], "acc": [0.5, 0.9, 0.5]},
+    }
     paths = render_plots(spec(metrics=["acc"], plots=["acc_curve", "subset_bars"]), [r], tmp_path, "board")
     assert [p.name for p in paths] == ["board-t-acc-curve.png", "board-t-subsets.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -149,10 +211,22 @@ def test_spec_validation_and_plots(tmp_path: Path):
 
 def test_multi_task_columns_read_their_own_task():
     """Two tasks on one transparency board: each column reads its own task's values (no late binding)."""
-    measures = {"bleu1": 0.2, "bleu2": 0.1, "rouge_l": 0.2, "bertscore": 0.6, "judge_completeness": 1.8,
-                "judge_preciseness": 1.4, "judge_relevance": 1.9, "avr": 0.5}
-    clue = result("m", "1", task="fakeclue", breakdowns={"ability": {
-        "interpreting": {k: {"value": v, "n": 5} for k, v in measures.items()}}})
+    measures = {
+        "bleu1": 0.2,
+        "bleu2": 0.1,
+        "rouge_l": 0.2,
+        "bertscore": 0.6,
+        "judge_completeness": 1.8,
+        "judge_preciseness": 1.4,
+        "judge_relevance": 1.9,
+        "avr": 0.5,
+    }
+    clue = result(
+        "m",
+        "1",
+        task="fakeclue",
+        breakdowns={"ability": {"interpreting": {k: {"value": v, "n": 5} for k, v in measures.items()}}},
+    )
     qa = result("m", "1", task="fakeqa", metrics={**measures, "bleu1": 0.33, "avr": 0.4})
     board = render_board(spec(layout="transparency", tasks=["fakeqa", "fakeclue"]), [clue, qa])
     top = next(line for line in board.splitlines() if line.startswith("| Model"))
@@ -173,8 +247,13 @@ def cells(markdown: str, name: str) -> list[str]:
 def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apart():
     board_spec = BoardSpec.load(REPO / "leaderboards" / "paper-table-vi.yaml")
     gens = ["progan", "stylegan", "stargan", "gaugan", "stylegan2", "whichfaceisreal"]
-    measured = result("my-detector", "9", task="aigcdetect", subsets={g: {"ap": 0.995} for g in gens},
-                      groups={"mean_over_generators": {"ap": {"value": 0.995, "n": 6, "data": {"generators": gens}}}})
+    measured = result(
+        "my-detector",
+        "9",
+        task="aigcdetect",
+        subsets={g: {"ap": 0.995} for g in gens},
+        groups={"mean_over_generators": {"ap": {"value": 0.995, "n": 6, "data": {"generators": gens}}}},
+    )
     board = render_board(board_spec, [measured])
     headers = [h.strip() for h in board.splitlines()[4].split("|")[1:-1]]
     progan = headers.index("aigcdetect: progan") - 1

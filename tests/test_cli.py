@@ -21,10 +21,12 @@ def test_help_explains_commands():
 
 
 def test_listing_imports_no_heavy_library():
-    code = ("import sys; from harness.cli import main; main(['ls', 'models']); main(['ls', 'tasks']); "
-            "main(['ls', 'metrics']); main(['plugins']); "
-            "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'scipy', 'numpy', 'PIL') if m in sys.modules]; "
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from harness.cli import main; main(['ls', 'models']); main(['ls', 'tasks']); "
+        "main(['ls', 'metrics']); main(['plugins']); "
+        "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'scipy', 'numpy', 'PIL') if m in sys.modules]; "
+        "print('HEAVY', heavy)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
@@ -53,14 +55,36 @@ def test_train_run_leaderboard_end_to_end(aigi_mini: Path, tmp_path: Path):
     train = run_cli("train", "fredect", "--task", "aigi-mini", "--out", str(ckpt), "--quiet")
     assert train.returncode == 0, train.stderr
     assert "validation:" in train.stdout and (ckpt / "weights.safetensors").exists()
-    run = run_cli("run", "--model", "fredect", "--model-args", f"checkpoint={ckpt}", "--tasks", "aigi-mini",
-                  "--output-dir", str(out), "--quiet", "--strict")
+    run = run_cli(
+        "run",
+        "--model",
+        "fredect",
+        "--model-args",
+        f"checkpoint={ckpt}",
+        "--tasks",
+        "aigi-mini",
+        "--output-dir",
+        str(out),
+        "--quiet",
+        "--strict",
+    )
     assert run.returncode == 0, run.stderr
     assert "aigi-mini" in run.stdout and "auc=" in run.stdout
     fs_ckpt = tmp_path / "fs"
     assert run_cli("train", "format-shortcut", "--task", "aigi-mini", "--out", str(fs_ckpt), "--quiet").returncode == 0
-    assert run_cli("run", "--model", "format-shortcut", "--model-args", f"checkpoint={fs_ckpt}",
-                   "--output-dir", str(out), "--quiet").returncode == 0
+    assert (
+        run_cli(
+            "run",
+            "--model",
+            "format-shortcut",
+            "--model-args",
+            f"checkpoint={fs_ckpt}",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ).returncode
+        == 0
+    )
     result = run_cli("leaderboard", str(out), "-o", str(board))
     assert result.returncode == 0, result.stderr
     text = board.read_text()
@@ -81,8 +105,22 @@ def test_strict_turns_failed_samples_into_nonzero_exit(tmp_path: Path, fredect_c
     shutil.copytree(ensure_built(), data)
     first = json.loads((data / "manifest.jsonl").read_text().splitlines()[0])
     (data / first["path"]).write_bytes(b"garbage")
-    args = ["run", "--model", "fredect", "--model-args", f"checkpoint={fredect_checkpoint}", "--tasks", "aigi-mini",
-            "--split", first["split"], "--data-root", str(data), "--output-dir", str(tmp_path / "out"), "--quiet"]
+    args = [
+        "run",
+        "--model",
+        "fredect",
+        "--model-args",
+        f"checkpoint={fredect_checkpoint}",
+        "--tasks",
+        "aigi-mini",
+        "--split",
+        first["split"],
+        "--data-root",
+        str(data),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
     relaxed = run_cli(*args)
     assert relaxed.returncode == 0, relaxed.stderr
     strict = run_cli(*args, "--strict")
@@ -90,8 +128,20 @@ def test_strict_turns_failed_samples_into_nonzero_exit(tmp_path: Path, fredect_c
 
 
 def test_tasks_all_reports_skips_and_runs_the_rest(tmp_path: Path, fredect_checkpoint: Path, aigi_mini: Path):
-    result = run_cli("run", "--model", "fredect", "--model-args", f"checkpoint={fredect_checkpoint}",
-                     "--tasks", "all", "--limit", "20", "--output-dir", str(tmp_path / "out"), "--quiet")
+    result = run_cli(
+        "run",
+        "--model",
+        "fredect",
+        "--model-args",
+        f"checkpoint={fredect_checkpoint}",
+        "--tasks",
+        "all",
+        "--limit",
+        "20",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert "aigi-mini" in result.stdout and "done" in result.stdout
 
@@ -115,21 +165,24 @@ def test_env_create_from_a_local_upstream_copy_installs_it_without_git(tmp_path:
     upstream = tmp_path / "mPLUG-Owl"
     (upstream / "mPLUG-Owl2").mkdir(parents=True)
     (upstream / "mPLUG-Owl2" / "pyproject.toml").write_text("[project]\nname = 'mplug_owl2'\n")
-    result = run_cli("env", "create", "mplug-owl2", "--dir", str(tmp_path / "env"), "--source", str(upstream),
-                     "--dry-run")
+    result = run_cli(
+        "env", "create", "mplug-owl2", "--dir", str(tmp_path / "env"), "--source", str(upstream), "--dry-run"
+    )
     assert result.returncode == 0, result.stderr
     assert "git+" not in result.stdout and "--source DIR" not in result.stderr
     assert f"pip install --no-deps {upstream / 'mPLUG-Owl2'}" in result.stdout
-    wrong = run_cli("env", "create", "mplug-owl2", "--dir", str(tmp_path / "env"), "--source", str(tmp_path),
-                    "--dry-run")
+    wrong = run_cli(
+        "env", "create", "mplug-owl2", "--dir", str(tmp_path / "env"), "--source", str(tmp_path), "--dry-run"
+    )
     assert wrong.returncode == 2 and "no Python project at" in wrong.stderr
 
 
 def test_a_failed_env_build_removes_what_it_made_and_prints_the_manual_recipe(tmp_path: Path):
     """E.g. pip cannot reach the git server: nothing half-built is left to be picked up by a later run."""
     fake_python = tmp_path / "python3"
-    fake_python.write_text('#!/bin/sh\n# "-m venv TARGET": make the folder, then fail like a broken step\n'
-                           'mkdir -p "$3/bin"; exit 3\n')
+    fake_python.write_text(
+        '#!/bin/sh\n# "-m venv TARGET": make the folder, then fail like a broken step\nmkdir -p "$3/bin"; exit 3\n'
+    )
     fake_python.chmod(0o755)
     target = tmp_path / "env"
     result = run_cli("env", "create", "mplug-owl2", "--dir", str(target), "--python", str(fake_python))
@@ -143,8 +196,9 @@ def test_a_failed_env_build_removes_what_it_made_and_prints_the_manual_recipe(tm
 def test_leaderboard_writes_plots_into_a_new_output_folder_and_never_into_the_cwd(tmp_path: Path):
     board = tmp_path / "board.yaml"
     table_vi = Path(__file__).resolve().parent.parent / "leaderboards" / "reported" / "fakescope-table-vi.yaml"
-    board.write_text(f"layout: per_subset\ntasks: [aigcdetect]\nmetrics: [ap]\nplots: [subset_bars]\n"
-                     f"reported: [{table_vi}]\n")
+    board.write_text(
+        f"layout: per_subset\ntasks: [aigcdetect]\nmetrics: [ap]\nplots: [subset_bars]\nreported: [{table_vi}]\n"
+    )
     (tmp_path / "empty").mkdir()
     out = tmp_path / "new" / "deeper" / "board.md"
     written = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), "-o", str(out))

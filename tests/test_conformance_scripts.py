@@ -15,26 +15,34 @@ sys.path.insert(0, str(REPO / "conformance"))
 import common  # noqa: E402
 
 
-@pytest.mark.parametrize("script, variable", [("check_mplug_owl2.py", "MPLUG_OWL_SRC"),
-                                              ("check_qwen_vl.py", "QWEN_VL_SRC")])
+@pytest.mark.parametrize(
+    "script, variable", [("check_mplug_owl2.py", "MPLUG_OWL_SRC"), ("check_qwen_vl.py", "QWEN_VL_SRC")]
+)
 def test_scripts_skip_with_a_reason_without_upstream_code(script, variable, tmp_path, monkeypatch):
     monkeypatch.delenv(variable, raising=False)
-    result = subprocess.run([sys.executable, str(REPO / "conformance" / script), "--output",
-                             str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "conformance" / script), "--output", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and result.stdout.startswith("SKIPPED: ")
     assert not (tmp_path / "r.json").exists()
 
 
 def test_comparison_fails_on_a_score_or_answer_difference():
     reference = {"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}}
-    same = common.compare({"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}},
-                          reference)
+    same = common.compare(
+        {"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}}, reference
+    )
     assert common.passed(same, 1e-5) and same["max_abs_score_diff"] == 0.0
-    off = common.compare({"a.png": {"score": 0.50002, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}},
-                         reference)
+    off = common.compare(
+        {"a.png": {"score": 0.50002, "text": "fake"}, "b.png": {"score": 0.25, "text": "real"}}, reference
+    )
     assert not common.passed(off, 1e-5)
-    wrong_answer = common.compare({"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "x"}},
-                                  reference)
+    wrong_answer = common.compare(
+        {"a.png": {"score": 0.5, "text": "fake"}, "b.png": {"score": 0.25, "text": "x"}}, reference
+    )
     assert not common.passed(wrong_answer, 1e-5) and wrong_answer["answers_identical"] == 1
     failed = common.compare({"a.png": {"score": None, "error": "boom", "text": None}}, {"a.png": reference["a.png"]})
     assert not common.passed(failed, 1e-5)

@@ -19,8 +19,18 @@ from harness.runner import Evaluator, RunConfig
 
 
 def evaluate(model: str, args: dict, out: Path, limit: int | None = 60, status: str = "done"):
-    config = RunConfig(model=model, model_args=args, tasks="aigi-mini", output_dir=out, progress=False,
-                       bootstrap=0, audit=False, limit=limit, device="cpu", batch_size=16)
+    config = RunConfig(
+        model=model,
+        model_args=args,
+        tasks="aigi-mini",
+        output_dir=out,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        limit=limit,
+        device="cpu",
+        batch_size=16,
+    )
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     assert outcome.status == status, outcome.reason
     return outcome, json.loads(outcome.results_path.read_text())
@@ -62,8 +72,13 @@ def test_cnnspot_missing_key_fails_loudly_with_the_key_named(tmp_path):
 
 def test_small_images_can_be_refused(tmp_path, aigi_mini):
     torch.save({"model": build_resnet("resnet18").state_dict()}, tmp_path / "c.pth")
-    outcome, results = evaluate("cnnspot", {"checkpoint": str(tmp_path / "c.pth"), "arch": "resnet18",
-                                            "small_images": "error"}, tmp_path / "out", 4, status="failed")
+    outcome, results = evaluate(
+        "cnnspot",
+        {"checkpoint": str(tmp_path / "c.pth"), "arch": "resnet18", "small_images": "error"},
+        tmp_path / "out",
+        4,
+        status="failed",
+    )
     assert outcome.n_failed == 4 and outcome.reason.startswith("all 4 samples failed; the first: ")
     assert outcome.results_path.exists()  # the failures are still recorded
     assert "smaller than the 224 crop" in read_samples(outcome.results_path)[0].error
@@ -87,11 +102,14 @@ def test_univfd_fc_weights_hf_backbone_and_openai_conversion(tmp_path, clip_dir,
     x = torch.stack([hf.prepare(Request(sample=sample))[0]])
     torch.testing.assert_close(hf.features(x), converted.features(x), rtol=1e-5, atol=1e-5)
     assert hf.score_batch([hf.prepare(Request(sample=sample))])[0].score == pytest.approx(
-        converted.score_batch([converted.prepare(Request(sample=sample))])[0].score, abs=1e-6)
+        converted.score_batch([converted.prepare(Request(sample=sample))])[0].score, abs=1e-6
+    )
     assert "converted" in converted.preprocessing()["backbone"]
     # a full UnivFD training checkpoint: the head is read from its fc.* keys
-    torch.save({"model": {"fc.weight": head["weight"], "fc.bias": head["bias"], "model.visual.x": torch.zeros(1)}},
-               tmp_path / "full.pth")
+    torch.save(
+        {"model": {"fc.weight": head["weight"], "fc.bias": head["bias"], "model.visual.x": torch.zeros(1)}},
+        tmp_path / "full.pth",
+    )
     UnivFD(checkpoint=str(tmp_path / "full.pth"), clip=str(clip_dir))
     with pytest.raises(CheckpointError, match="does not load cleanly"):  # wrong projection size: never re-initialised
         from transformers import CLIPConfig
@@ -113,8 +131,14 @@ def test_fredect_resnet_netc_checkpoint_and_dct_statistics(tmp_path, aigi_mini):
     torch.save({"netC": build_resnet("resnet18").state_dict()}, tmp_path / "fredect.pth")
     torch.save(torch.zeros(3, 32, 32, dtype=torch.float64), tmp_path / "dct_mean")
     torch.save(torch.ones(3, 32, 32, dtype=torch.float64), tmp_path / "dct_var")
-    args = {"checkpoint": str(tmp_path / "fredect.pth"), "dct_mean": str(tmp_path / "dct_mean"),
-            "dct_var": str(tmp_path / "dct_var"), "arch": "resnet18", "size": 32, "resize": 40}
+    args = {
+        "checkpoint": str(tmp_path / "fredect.pth"),
+        "dct_mean": str(tmp_path / "dct_mean"),
+        "dct_var": str(tmp_path / "dct_var"),
+        "arch": "resnet18",
+        "size": 32,
+        "resize": 40,
+    }
     outcome, results = evaluate("fredect-resnet", args, tmp_path / "out", 6)
     assert outcome.n_failed == 0 and results["model"]["preprocessing"]["center_crop"] == 32
     # the numbers, recomputed: Resize(40) -> CenterCrop(32) -> orthonormal 2-D DCT-II per channel written as
@@ -173,8 +197,9 @@ def test_clip_zeroshot_equals_the_library_zero_shot_and_scores_vary(tmp_path, cl
     scores = [r.score for r in records]
     by_id = {s.id: s for s in AigiMini().samples("test")}
     images = [load_image(by_id[r.sample_id]) for r in records]
-    np.testing.assert_allclose(scores, clip_zero_shot_reference(clip_dir, images, "a real photo.",
-                                                                "a synthetic image."), atol=1e-5)
+    np.testing.assert_allclose(
+        scores, clip_zero_shot_reference(clip_dir, images, "a real photo.", "a synthetic image."), atol=1e-5
+    )
     assert np.std(scores) > 1e-4  # a detector stuck at one value cannot pass
 
 
@@ -224,7 +249,8 @@ def test_univfd_linear_probe_round_trip(tmp_path, clip_dir, aigi_mini):
     task = AigiMini()
     out = tmp_path / "univfd"
     summary = UnivFDTrainer(clip=str(clip_dir), crop=64, max_epochs=5, progress=False).train(
-        list(task.samples("train"))[:200], list(task.samples("val"))[:80], out, "aigi-mini")
+        list(task.samples("train"))[:200], list(task.samples("val"))[:80], out, "aigi-mini"
+    )
     assert 1 <= len(summary["history"]) <= 5 and (out / "weights.safetensors").exists()
     outcome, results = evaluate("univfd", {"checkpoint": str(out)}, tmp_path / "eval", 40)
     assert outcome.n_failed == 0 and results["model"]["fingerprint"]["clip_sha256"]
@@ -275,7 +301,7 @@ def jpeg_folder(root: Path) -> Path:
     photo = skimage.data.astronaut()
     entries = []
     for i, (h, w) in enumerate([(300, 400), (256, 256), (480, 260), (120, 90)]):
-        Image.fromarray(np.ascontiguousarray(photo[i * 20:i * 20 + h, :w])).save(root / f"{i}.jpg", quality=88)
+        Image.fromarray(np.ascontiguousarray(photo[i * 20 : i * 20 + h, :w])).save(root / f"{i}.jpg", quality=88)
         entries.append(f"{i}.jpg")
     Image.fromarray(photo[:240, :240]).save(root / "p.png")
     buffer = io.BytesIO()
@@ -304,10 +330,17 @@ def test_torchvision_decoding_matches_pil_and_fails_bad_jpegs_per_sample(tmp_pat
     torch.save({"model": build_resnet("resnet18").state_dict()}, tmp_path / "c.pth")
     runs = {}
     for decode in ("pil", "torchvision"):
-        config = RunConfig(model="cnnspot", model_args={"checkpoint": str(tmp_path / "c.pth"), "arch": "resnet18",
-                                                        "decode": decode, "resize": resize},
-                           tasks="jpeg-list", output_dir=tmp_path / decode, progress=False, bootstrap=0,
-                           audit=False, device="cpu", batch_size=8)
+        config = RunConfig(
+            model="cnnspot",
+            model_args={"checkpoint": str(tmp_path / "c.pth"), "arch": "resnet18", "decode": decode, "resize": resize},
+            tasks="jpeg-list",
+            output_dir=tmp_path / decode,
+            progress=False,
+            bootstrap=0,
+            audit=False,
+            device="cpu",
+            batch_size=8,
+        )
         [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False, extra_plugins=(ListPlugin,))).run()
         assert outcome.status == "done", outcome.reason
         runs[decode] = {r.sample_id: r for r in read_samples(outcome.results_path)}

@@ -31,8 +31,10 @@ def test_set_cover_is_optimal_on_random_small_cases():
     rng = random.Random(0)
     universe = list("abcdefg")
     for _ in range(60):
-        pool = [Exemplar(str(i), frozenset(rng.sample(universe, rng.randint(1, 3))), fake=rng.random() < 0.5)
-                for i in range(rng.randint(3, 8))]
+        pool = [
+            Exemplar(str(i), frozenset(rng.sample(universe, rng.randint(1, 3))), fake=rng.random() < 0.5)
+            for i in range(rng.randint(3, 8))
+        ]
         target = rng.sample(sorted(set().union(*[e.categories for e in pool])), rng.randint(1, 3))
         best = brute_force(target, pool)
         if best is None:
@@ -59,8 +61,10 @@ def test_set_cover_needs_both_classes_and_prefers_exact_coverage():
 
 
 def test_acoti_prompt_carries_steer_demonstrations_and_label():
-    pool = [Exemplar("f1", frozenset({"hands", "text"}), True, "The fingers merge. Thus, fake."),
-            Exemplar("r1", frozenset({"lighting"}), False, "Shadows agree. Thus, real.")]
+    pool = [
+        Exemplar("f1", frozenset({"hands", "text"}), True, "The fingers merge. Thus, fake."),
+        Exemplar("r1", frozenset({"lighting"}), False, "Shadows agree. Thus, real."),
+    ]
     prompt = build_prompt(["hands", "lighting"], fake=True, pool=pool)
     assert "hands, lighting" in prompt.text and "The fingers merge" in prompt.text and "Shadows agree" in prompt.text
     assert "The target image is fake (AI-generated)" in prompt.text and prompt.exemplars == ["f1", "r1"]
@@ -103,14 +107,31 @@ def scripted_llm(text: str) -> str:
             return correct
         return next(k for k in options if k != correct)
     if "multiple-choice questions" in text:
-        return "```json\n" + json.dumps({
-            "vqa": [{"question": "What is odd about the hand?", "answer": "It has six fingers."},
-                    {"question": "No answer here"}],
-            "mcq": [{"question": "EASY: which part is distorted?", "correct": "the right hand",
-                     "distractors": ["the sky", "the shoes", "the car"]},
-                    {"question": "HARD: which part is distorted?", "correct": "the right hand",
-                     "distractors": ["the sky", "the shoes"]},
-                    {"question": "broken", "correct": "the right hand", "distractors": ["the right hand"]}]}) + "\n```"
+        return (
+            "```json\n"
+            + json.dumps(
+                {
+                    "vqa": [
+                        {"question": "What is odd about the hand?", "answer": "It has six fingers."},
+                        {"question": "No answer here"},
+                    ],
+                    "mcq": [
+                        {
+                            "question": "EASY: which part is distorted?",
+                            "correct": "the right hand",
+                            "distractors": ["the sky", "the shoes", "the car"],
+                        },
+                        {
+                            "question": "HARD: which part is distorted?",
+                            "correct": "the right hand",
+                            "distractors": ["the sky", "the shoes"],
+                        },
+                        {"question": "broken", "correct": "the right hand", "distractors": ["the right hand"]},
+                    ],
+                }
+            )
+            + "\n```"
+        )
     if "open-ended discussion" in text:
         return json.dumps([{"question": "How could the generator avoid this?", "answer": "Better hand priors."}])
     if "holistic reasoning" in text:
@@ -122,8 +143,14 @@ def test_builder_parts_2_to_4_and_contamination_filter_with_a_server(monkeypatch
     from harness.plugins.judges import OpenAICompatibleJudge
 
     monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "test")
-    records = [{"image": "a.png", "authenticity": "fake", "generator": "sd",
-                "reasoning": "The right hand has six fingers. Thus, I tend to think this is a fake image."}]
+    records = [
+        {
+            "image": "a.png",
+            "authenticity": "fake",
+            "generator": "sd",
+            "reasoning": "The right hand has six fingers. Thus, I tend to think this is a fake image.",
+        }
+    ]
     with FakeOpenAI(responder=scripted_llm) as server:
         llm = OpenAICompatibleJudge(model="writer", base_url=server.base_url, max_tokens=512)
         builder = FakeInstructBuilder(llm, seed=0)
@@ -168,9 +195,21 @@ def test_tiny_fakescope_deepspeed_zero2_end_to_end(tmp_path: Path, aigi_mini: Pa
     from importlib import resources
 
     zero3 = str(resources.files("harness.trainers") / "deepspeed" / "zero3.json")
-    cli = run_cli("train", "fakescope", "--data", str(small), "--base", str(tmp_path / "demo" / "base"),
-                  "--out", str(tmp_path / "cli"), "--deepspeed", zero3, "--args", "max_steps=2,batch_size=4",
-                  "--quiet")
+    cli = run_cli(
+        "train",
+        "fakescope",
+        "--data",
+        str(small),
+        "--base",
+        str(tmp_path / "demo" / "base"),
+        "--out",
+        str(tmp_path / "cli"),
+        "--deepspeed",
+        zero3,
+        "--args",
+        "max_steps=2,batch_size=4",
+        "--quiet",
+    )
     assert cli.returncode == 0, cli.stderr
     meta3 = json.loads((tmp_path / "cli" / "harness_training.json").read_text())
     assert meta3["vision_tower_bit_identical"] and meta3["deepspeed"].endswith("zero3.json")

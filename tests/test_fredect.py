@@ -22,8 +22,9 @@ def test_log_dct_matches_upstream_fftpack_formula():
     pixels = rng.integers(0, 256, (32, 32), dtype=np.uint8)
     feature, resized = log_dct(Image.fromarray(pixels), 32, grayscale=True)
     # GANDCTAnalysis src/image_np.py: dct2 = dct(dct(x, axis=0, norm='ortho'), axis=1, norm='ortho')
-    upstream = fftpack.dct(fftpack.dct(pixels.astype(np.float64), type=2, norm="ortho", axis=0),
-                           type=2, norm="ortho", axis=1)
+    upstream = fftpack.dct(
+        fftpack.dct(pixels.astype(np.float64), type=2, norm="ortho", axis=0), type=2, norm="ortho", axis=1
+    )
     np.testing.assert_allclose(feature, np.log(np.abs(upstream) + EPSILON), rtol=1e-10, atol=1e-10)
     assert not resized
 

@@ -38,8 +38,13 @@ def test_load_errors_name_the_file(tmp_path):
     empty.write_bytes(b"")
     text = tmp_path / "x.png"
     text.write_text("hello")
-    cases = {truncated: "corrupt or truncated", empty: "empty file", text: "not a readable image",
-             tmp_path / "missing.png": "file not found", tmp_path: "is a directory"}
+    cases = {
+        truncated: "corrupt or truncated",
+        empty: "empty file",
+        text: "not a readable image",
+        tmp_path / "missing.png": "file not found",
+        tmp_path: "is a directory",
+    }
     for path, reason in cases.items():
         with pytest.raises(ImageLoadError) as info:
             load_image(str(path))
@@ -84,12 +89,18 @@ def test_sixteen_bit_png_is_scaled_not_clipped():
     assert loaded.mean() == pytest.approx(127.5, abs=0.5) and len(np.unique(loaded)) == 256
 
 
-@pytest.mark.parametrize("values, expected", [
-    (np.linspace(0, 65535, 16).astype(np.int32), np.round(np.linspace(0, 65535, 16) / 65535 * 255)),  # 16-bit in I
-    (np.arange(16, dtype=np.int32) * 10, np.arange(16) * 10),                                     # 8-bit in I
-    (np.linspace(0, 1, 16).astype(np.float32), np.round(np.linspace(0, 1, 16) * 255)),            # float 0-1
-    (np.linspace(0, 300, 16).astype(np.float32), np.clip(np.round(np.linspace(0, 300, 16)), 0, 255)),  # float 0-255+
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (np.linspace(0, 65535, 16).astype(np.int32), np.round(np.linspace(0, 65535, 16) / 65535 * 255)),  # 16-bit in I
+        (np.arange(16, dtype=np.int32) * 10, np.arange(16) * 10),  # 8-bit in I
+        (np.linspace(0, 1, 16).astype(np.float32), np.round(np.linspace(0, 1, 16) * 255)),  # float 0-1
+        (
+            np.linspace(0, 300, 16).astype(np.float32),
+            np.clip(np.round(np.linspace(0, 300, 16)), 0, 255),
+        ),  # float 0-255+
+    ],
+)
 def test_i_and_f_modes_are_scaled_by_their_range(values, expected):
     image = Image.fromarray(values.reshape(4, 4))
     assert image.mode in ("I", "F")
@@ -105,8 +116,9 @@ def test_cmyk_ycbcr_and_alpha_modes_follow_the_standard_conversions():
     ycc = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     rgb = np.asarray(load_image(_roundtrip(Image.fromarray(ycc, mode="YCbCr"), "TIFF")))
     y, cb, cr = (ycc[..., i].astype(float) for i in range(3))  # JFIF full-range BT.601
-    reference = np.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
-                          y + 1.772 * (cb - 128)], axis=-1)
+    reference = np.stack(
+        [y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128), y + 1.772 * (cb - 128)], axis=-1
+    )
     assert np.abs(rgb.astype(float) - np.clip(np.round(reference), 0, 255)).max() <= 1
     la = np.stack([rng.integers(0, 256, (8, 8), dtype=np.uint8), np.full((8, 8), 7, np.uint8)], axis=-1)
     loaded = np.asarray(load_image(_roundtrip(Image.fromarray(la, mode="LA"), "PNG")))
@@ -147,16 +159,17 @@ def test_a_worker_is_sent_the_scaled_pixels_of_a_sixteen_bit_file(tmp_path):
     Image.fromarray(gradient).save(tmp_path / "deep.png")
     Image.fromarray((gradient // 257).astype(np.uint8)).save(tmp_path / "plain.png")
     adapter = InstructBlipAdapter(path=str(tmp_path), python=sys.executable)
-    payload, _ = adapter.prepare(Request(sample=Sample(id="d", image=str(tmp_path / "deep.png"), label=1),
-                                         kind="score"))
+    payload, _ = adapter.prepare(
+        Request(sample=Sample(id="d", image=str(tmp_path / "deep.png"), label=1), kind="score")
+    )
     pixels = np.asarray(open_image(payload))
     assert (pixels == np.asarray(load_image(str(tmp_path / "deep.png")))).all() and pixels.mean() > 120
     assert Image.open(io.BytesIO(base64.b64decode(payload["b64"]))).mode == "RGB"
-    plain, _ = adapter.prepare(Request(sample=Sample(id="p", image=str(tmp_path / "plain.png"), label=1),
-                                       kind="score"))
+    plain, _ = adapter.prepare(Request(sample=Sample(id="p", image=str(tmp_path / "plain.png"), label=1), kind="score"))
     assert plain == str((tmp_path / "plain.png").resolve())  # 8-bit files go as paths, as before
-    in_memory, _ = adapter.prepare(Request(sample=Sample(id="b", image=(tmp_path / "deep.png").read_bytes(),
-                                                         label=1), kind="score"))
+    in_memory, _ = adapter.prepare(
+        Request(sample=Sample(id="b", image=(tmp_path / "deep.png").read_bytes(), label=1), kind="score")
+    )
     assert (np.asarray(open_image(in_memory)) == pixels).all()  # 16-bit bytes are sent scaled too
 
 
@@ -180,8 +193,10 @@ def test_a_decompression_bomb_is_that_samples_error_not_the_tasks(tmp_path):
     (root / "gen" / "1_fake" / "bomb.png").write_bytes(bomb_png())
     samples = list(AIGCDetectBenchmark(data_root=str(tmp_path / "aigc")).samples())  # listing survives
     bomb = next(s for s in samples if s.id.endswith("bomb.png"))
-    assert "image too large" in bomb.metadata["header_error"] and "HARNESS_MAX_IMAGE_PIXELS" in bomb.metadata[
-        "header_error"]
+    assert (
+        "image too large" in bomb.metadata["header_error"]
+        and "HARNESS_MAX_IMAGE_PIXELS" in bomb.metadata["header_error"]
+    )
     with pytest.raises(ImageLoadError, match=r"bomb\.png: image too large .*10000000000 pixels"):
         load_image(bomb)
     assert load_image(next(s for s in samples if s is not bomb)).size == (16, 16)
@@ -193,6 +208,10 @@ def test_the_pixel_limit_is_a_setting():
     import sys
 
     code = "import PIL.Image, harness.images; print(PIL.Image.MAX_IMAGE_PIXELS)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "HARNESS_MAX_IMAGE_PIXELS": "1234"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HARNESS_MAX_IMAGE_PIXELS": "1234"},
+    )
     assert out.stdout.strip() == "1234"

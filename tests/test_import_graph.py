@@ -26,9 +26,12 @@ def imported_modules(path: Path, root: Path = CORE.parent) -> list[tuple[int, st
 
 
 def test_the_core_imports_nothing_from_plugins_tasks_or_trainers():
-    arrows = [f"{path.relative_to(CORE.parent)}:{line} imports {module}"
-              for path in sorted(CORE.rglob("*.py"))
-              for line, module in imported_modules(path) if module.startswith(OUTSIDE)]
+    arrows = [
+        f"{path.relative_to(CORE.parent)}:{line} imports {module}"
+        for path in sorted(CORE.rglob("*.py"))
+        for line, module in imported_modules(path)
+        if module.startswith(OUTSIDE)
+    ]
     assert arrows == []
 
 
@@ -36,17 +39,22 @@ def test_the_checker_sees_an_arrow(tmp_path):
     """The rule above is live: a core-style module importing a plugin, absolutely or relatively, is found."""
     bad = tmp_path / "harness" / "probe.py"
     bad.parent.mkdir()
-    bad.write_text("from harness.plugins.judge_metrics import JudgeMetric\nimport harness.tasks.builtin\n"
-                   "from .trainers import fakescope\n")
+    bad.write_text(
+        "from harness.plugins.judge_metrics import JudgeMetric\nimport harness.tasks.builtin\n"
+        "from .trainers import fakescope\n"
+    )
     found = [m for _, m in imported_modules(bad, tmp_path) if m.startswith(OUTSIDE)]
-    assert found == ["harness.plugins.judge_metrics.JudgeMetric", "harness.tasks.builtin",
-                     "harness.trainers.fakescope"]
+    assert found == ["harness.plugins.judge_metrics.JudgeMetric", "harness.tasks.builtin", "harness.trainers.fakescope"]
 
 
 def test_lmm_backends_are_standalone():
     """The worker runs the backends in environments without the harness: they import no harness module
     (their siblings come through _sibling.py)."""
     backends = CORE.parent / "plugins" / "lmm" / "backends"
-    found = [f"{path.name}:{line} imports {module}" for path in sorted(backends.glob("*.py"))
-             for line, module in imported_modules(path, CORE.parent) if module.split(".")[0] == "harness"]
+    found = [
+        f"{path.name}:{line} imports {module}"
+        for path in sorted(backends.glob("*.py"))
+        for line, module in imported_modules(path, CORE.parent)
+        if module.split(".")[0] == "harness"
+    ]
     assert found == []

@@ -17,21 +17,45 @@ from harness.records import SampleRecord
 SECRET = "sk-test-SECRET-never-written-4242"
 
 
-@pytest.mark.parametrize("reply,expected", [
-    ("Score: 2", 2.0), ("score：1", 1.0), ("**Score:** 1", 1.0), ("Score: 0.", 0.0), ("Score:2\nBecause...", 2.0),
-    ("The score is 1", 1.0), ("1/2", 1.0), ("I'd give it 2 out of 2.", 2.0), ("2", 2.0), ("  0  ", 0.0),
-    ("Rating 1.5 for partial coverage", 1.5),
-    ("Score: 3", None), ("Score: 7/10", None), ("I cannot judge this.", None), ("", None),
-    ("between 1 and 2", None),
-])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        ("Score: 2", 2.0),
+        ("score：1", 1.0),
+        ("**Score:** 1", 1.0),
+        ("Score: 0.", 0.0),
+        ("Score:2\nBecause...", 2.0),
+        ("The score is 1", 1.0),
+        ("1/2", 1.0),
+        ("I'd give it 2 out of 2.", 2.0),
+        ("2", 2.0),
+        ("  0  ", 0.0),
+        ("Rating 1.5 for partial coverage", 1.5),
+        ("Score: 3", None),
+        ("Score: 7/10", None),
+        ("I cannot judge this.", None),
+        ("", None),
+        ("between 1 and 2", None),
+    ],
+)
 def test_judge_score_parsing_on_messy_replies(reply, expected):
     assert parse_judge_score(reply) == expected
 
 
 def records(candidates):
-    return [SampleRecord(sample_id=str(i), subset="s", split="test", label=1, mode="generate", text=c,
-                         prompt="Why is this image fake?", metadata={"reference": "fused fingers; garbled text"})
-            for i, c in enumerate(candidates)]
+    return [
+        SampleRecord(
+            sample_id=str(i),
+            subset="s",
+            split="test",
+            label=1,
+            mode="generate",
+            text=c,
+            prompt="Why is this image fake?",
+            metadata={"reference": "fused fingers; garbled text"},
+        )
+        for i, c in enumerate(candidates)
+    ]
 
 
 @pytest.fixture()
@@ -40,13 +64,25 @@ def judge_env(monkeypatch):
 
 
 def make_judge(server, **kwargs):
-    return OpenAICompatibleJudge(model="judge-model", base_url=server.base_url, timeout=kwargs.pop("timeout", 5),
-                                 max_retries=kwargs.pop("max_retries", 2), **kwargs)
+    return OpenAICompatibleJudge(
+        model="judge-model",
+        base_url=server.base_url,
+        timeout=kwargs.pop("timeout", 5),
+        max_retries=kwargs.pop("max_retries", 2),
+        **kwargs,
+    )
 
 
 def test_judge_against_a_real_server(judge_env, tmp_path: Path):
-    candidates = ["REPLY=Score: 2|", "REPLY=**Score:** 1|", "RATE429 REPLY=Score: 0|", "ALWAYS500", "GARBAGE",
-                  "REPLY=no idea|", "SLOW"]
+    candidates = [
+        "REPLY=Score: 2|",
+        "REPLY=**Score:** 1|",
+        "RATE429 REPLY=Score: 0|",
+        "ALWAYS500",
+        "GARBAGE",
+        "REPLY=no idea|",
+        "SLOW",
+    ]
     with FakeOpenAI(slow_seconds=2.0) as server:
         metric = Completeness(judge=make_judge(server, timeout=0.5, max_retries=1), concurrency=3)
         recs = records(candidates)
@@ -108,8 +144,13 @@ def test_judge_concurrency_is_bounded(judge_env, tmp_path: Path):
 
 
 def test_judge_needs_explicit_configuration(monkeypatch):
-    for var in ("HARNESS_JUDGE_API_KEY", "OPENAI_API_KEY", "HARNESS_JUDGE_BASE_URL", "OPENAI_BASE_URL",
-                "HARNESS_JUDGE_MODEL"):
+    for var in (
+        "HARNESS_JUDGE_API_KEY",
+        "OPENAI_API_KEY",
+        "HARNESS_JUDGE_BASE_URL",
+        "OPENAI_BASE_URL",
+        "HARNESS_JUDGE_MODEL",
+    ):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError, match="needs a model"):
         OpenAICompatibleJudge()
@@ -119,8 +160,9 @@ def test_judge_needs_explicit_configuration(monkeypatch):
 
 def test_judge_metrics_in_compute_metrics_use_the_run_cache(judge_env, tmp_path: Path):
     with FakeOpenAI(default_reply="Score: 1") as server:
-        result = compute_metrics([Completeness(judge=make_judge(server))], records(["a", "b"]),
-                                 context=MetricContext(cache_dir=tmp_path))
+        result = compute_metrics(
+            [Completeness(judge=make_judge(server))], records(["a", "b"]), context=MetricContext(cache_dir=tmp_path)
+        )
     assert result["all"]["judge_completeness"]["value"] == 1.0
     assert (tmp_path / "judge.sqlite").exists()
 

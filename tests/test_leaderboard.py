@@ -4,11 +4,13 @@ from harness.boards import quick_spec, render_board
 
 
 def result(model, fp, task, value, date="2026-01-01", limit=None, failed=0, metric="auc"):
-    return {"model": {"name": model, "fingerprint_hash": fp * 8},
-            "task": {"name": task, "version": "1", "split": "test", "mode": "score", "main_metric": metric},
-            "metrics": {"all": {metric: {"value": value, "n": 10, "note": None}}},
-            "counts": {"n_samples": 10, "n_failed": failed, "limit": limit},
-            "provenance": {"date": date, "harness_version": "0.1.0"}}
+    return {
+        "model": {"name": model, "fingerprint_hash": fp * 8},
+        "task": {"name": task, "version": "1", "split": "test", "mode": "score", "main_metric": metric},
+        "metrics": {"all": {metric: {"value": value, "n": 10, "note": None}}},
+        "counts": {"n_samples": 10, "n_failed": failed, "limit": limit},
+        "provenance": {"date": date, "harness_version": "0.1.0"},
+    }
 
 
 def quick(results, metric=None):
@@ -16,18 +18,23 @@ def quick(results, metric=None):
 
 
 def test_best_bold_second_underlined_missing_cells_and_marks():
-    board = quick([
-        result("a", "1", "t1", 0.9), result("b", "2", "t1", 0.8, limit=5),
-        result("b", "2", "t2", None, failed=2), result("a", "1", "t2", 0.7), result("c", "3", "t1", 0.1),
-    ])
+    board = quick(
+        [
+            result("a", "1", "t1", 0.9),
+            result("b", "2", "t1", 0.8, limit=5),
+            result("b", "2", "t2", None, failed=2),
+            result("a", "1", "t2", 0.7),
+            result("c", "3", "t1", 0.1),
+        ]
+    )
     lines = board.splitlines()
     header = next(line for line in lines if line.startswith("| Model"))
     row = {name: next(line for line in lines if line.startswith(f"| {name} ")) for name in "abc"}
     assert "t1 (AUC)" in header and "t2 (AUC)" in header
     assert "**90.00**" in row["a"] and "**70.00**" in row["a"]
-    assert "<u>80.00</u><sup>L</sup>" in row["b"]          # second best, run with --limit: shown, marked
-    assert row["b"].split("|")[3].strip() == "–"            # no value (its samples failed)
-    assert row["c"].split("|")[3].strip() == "–"            # no t2 result for c
+    assert "<u>80.00</u><sup>L</sup>" in row["b"]  # second best, run with --limit: shown, marked
+    assert row["b"].split("|")[3].strip() == "–"  # no value (its samples failed)
+    assert row["c"].split("|")[3].strip() == "–"  # no t2 result for c
     assert "--limit" in board and "2 failed in all" in board
 
 

@@ -25,8 +25,8 @@ TESTS = Path(__file__).resolve().parent
 # -- Eq. 2 on hand-set logits -------------------------------------------------------------------
 def test_eq2_sums_logits_within_a_class_then_softmaxes():
     logits = np.zeros((2, 10))
-    logits[0, [1, 2]] = [2.0, 1.0]     # fake variants
-    logits[0, [5, 6]] = [0.5, -1.0]    # real variants
+    logits[0, [1, 2]] = [2.0, 1.0]  # fake variants
+    logits[0, [5, 6]] = [0.5, -1.0]  # real variants
     logits[1, [1, 2, 5, 6]] = [0.0, 0.0, 3.0, 3.0]
     p = soft_scores(logits, [1, 2], [5, 6], "eq2")
     expected0 = np.exp(3.0) / (np.exp(3.0) + np.exp(-0.5))
@@ -46,8 +46,12 @@ def test_logsumexp_variant_sums_probabilities():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return word_tokenizer(["USER : <image> What is the authenticity of this image ? ASSISTANT : This image is",
-                           "fake Fake real Real AI - generated authentic"])
+    return word_tokenizer(
+        [
+            "USER : <image> What is the authenticity of this image ? ASSISTANT : This image is",
+            "fake Fake real Real AI - generated authentic",
+        ]
+    )
 
 
 def test_case_variants_missing_and_multi_token_words(tokenizer):
@@ -77,8 +81,19 @@ def data(tmp_path_factory) -> Path:
 
 def run(model: str, args: dict, data: Path, out: Path, tasks="toy-task", batch_size=4, **kwargs):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
-    config = RunConfig(model=model, model_args=args, tasks=tasks, data_root=str(data), output_dir=out,
-                       batch_size=batch_size, progress=False, bootstrap=0, audit=False, device="cpu", **kwargs)
+    config = RunConfig(
+        model=model,
+        model_args=args,
+        tasks=tasks,
+        data_root=str(data),
+        output_dir=out,
+        batch_size=batch_size,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        device="cpu",
+        **kwargs,
+    )
     [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done", outcome.reason
     return outcome
@@ -106,8 +121,9 @@ def test_logsumexp_option_changes_scores_and_fingerprint(llava_path, data, tmp_p
 
 
 def test_generate_mode_records_text_and_verdicts(llava_path, data, tmp_path):
-    outcome = run("fakescope-llava", {"path": str(llava_path), "max_new_tokens": 6}, data, tmp_path,
-                  tasks="toy-questions")
+    outcome = run(
+        "fakescope-llava", {"path": str(llava_path), "max_new_tokens": 6}, data, tmp_path, tasks="toy-questions"
+    )
     records = read_samples(outcome.results_path)
     assert all(r.mode == "generate" and isinstance(r.text, str) for r in records)
     assert all(r.prompt == "Is this a real image, yes or no?" for r in records)
@@ -130,8 +146,11 @@ def test_missing_path_and_unknown_args_are_clear_errors():
 def test_worker_gives_the_same_scores_as_in_process(llava_path, data, tmp_path):
     local = run("fakescope-llava", {"path": str(llava_path)}, data, tmp_path / "local")
     worker = run("fakescope-llava", {"path": str(llava_path), "python": sys.executable}, data, tmp_path / "worker")
-    np.testing.assert_allclose([r.score for r in read_samples(worker.results_path)],
-                               [r.score for r in read_samples(local.results_path)], atol=1e-6)
+    np.testing.assert_allclose(
+        [r.score for r in read_samples(worker.results_path)],
+        [r.score for r in read_samples(local.results_path)],
+        atol=1e-6,
+    )
     info = json.loads(worker.results_path.read_text())["model"]["preprocessing"]
     assert info["isolated_worker"] is True and info["worker_python"]
 
@@ -146,10 +165,16 @@ def test_worker_crash_mid_batch_is_reported_restarted_and_loses_nothing(llava_pa
     with open(crash_data / "labels.txt", "a") as handle:
         handle.write("crash.png 1 gen\n")
     monkeypatch.setattr(LlavaAdapter, "backend_spec", "crashy_backend:CrashyBackend")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(Path(__file__).parent.parent / "plugins"
-                                                                           / "lmm" / "backends")]))
-    outcome = run("fakescope-llava", {"path": str(llava_path), "python": sys.executable}, crash_data,
-                  tmp_path / "out", batch_size=4)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), str(Path(__file__).parent.parent / "plugins" / "lmm" / "backends")])
+    )
+    outcome = run(
+        "fakescope-llava",
+        {"path": str(llava_path), "python": sys.executable},
+        crash_data,
+        tmp_path / "out",
+        batch_size=4,
+    )
     records = {r.sample_id: r for r in read_samples(outcome.results_path)}
     assert outcome.n_failed == 1
     assert "exited with code 3" in records["crash.png"].error
@@ -165,7 +190,8 @@ def test_worker_stderr_log_is_closed_and_removed(tmp_path, monkeypatch):
 
     (tmp_path / "quiet_backend.py").write_text(
         "import sys\nclass Quiet:\n    def __init__(self, **args):\n        print('loading', file=sys.stderr)\n"
-        "    def score(self, sources):\n        return [0.25 for _ in sources]\n")
+        "    def score(self, sources):\n        return [0.25 for _ in sources]\n"
+    )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     client = WorkerClient(sys.executable, "quiet_backend:Quiet", {"path": "x"})
     client.start()

@@ -30,25 +30,41 @@ def data(tmp_path_factory) -> Path:
 
 def run(model: str, args: dict, data: Path, out: Path, tasks="toy-task", batch_size=3):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
-    config = RunConfig(model=model, model_args=args, tasks=tasks, data_root=str(data), output_dir=out,
-                       batch_size=batch_size, progress=False, bootstrap=0, audit=False, device="cpu")
+    config = RunConfig(
+        model=model,
+        model_args=args,
+        tasks=tasks,
+        data_root=str(data),
+        output_dir=out,
+        batch_size=batch_size,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        device="cpu",
+    )
     [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done", outcome.reason
     return outcome
 
 
 def test_every_family_asks_the_same_question_with_the_same_answer_prefix():
-    texts = {cls.family: hf_vlm.score_text(cls.default_chat)
-             for cls in (llava.LlavaBackend, instructblip.InstructBlipBackend, idefics.IdeficsBackend)}
+    texts = {
+        cls.family: hf_vlm.score_text(cls.default_chat)
+        for cls in (llava.LlavaBackend, instructblip.InstructBlipBackend, idefics.IdeficsBackend)
+    }
     assert texts["llava"] == soft_scoring.DEFAULT_PROMPT  # the paper's prompt, Sec. V-B
     assert texts["instructblip"] == "What is the authenticity of this image? This image is"
-    assert texts["idefics"] == "User: What is the authenticity of this image?<image><end_of_utterance>\nAssistant: " \
-                               "This image is"
+    assert (
+        texts["idefics"] == "User: What is the authenticity of this image?<image><end_of_utterance>\nAssistant: "
+        "This image is"
+    )
     assert all(soft_scoring.QUESTION in t and t.endswith(" " + soft_scoring.ANSWER_PREFIX) for t in texts.values())
 
 
-@pytest.mark.parametrize("model,builder,family", [("instructblip-vicuna-7b", tiny_instructblip, "instructblip"),
-                                                  ("idefics-instruct", tiny_idefics, "idefics")])
+@pytest.mark.parametrize(
+    "model,builder,family",
+    [("instructblip-vicuna-7b", tiny_instructblip, "instructblip"), ("idefics-instruct", tiny_idefics, "idefics")],
+)
 def test_native_baseline_scores_batched_equal_single_and_answers(model, builder, family, data, tmp_path):
     path = builder(tmp_path / "model")
     batched = run(model, {"path": str(path)}, data, tmp_path / "a", batch_size=3)
@@ -113,6 +129,7 @@ def standins(monkeypatch):
             else:
                 made["model"] = s.XComposer2Standin(tokenizer)
             return made["model"]
+
         return load
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_loader("tokenizer"))
@@ -266,8 +283,9 @@ def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengt
     assert not Path(chat["image"]).exists()  # the temporary file is removed after the call
 
 
-@pytest.mark.parametrize("builder,backend_class", [(tiny_instructblip, instructblip.InstructBlipBackend),
-                                                   ("llava", llava.LlavaBackend)])
+@pytest.mark.parametrize(
+    "builder,backend_class", [(tiny_instructblip, instructblip.InstructBlipBackend), ("llava", llava.LlavaBackend)]
+)
 def test_fast_scoring_path_equals_the_full_processor_path(builder, backend_class, data, tmp_path):
     """Pixels prepared off the model thread + cached token ids give the processor's own inputs' logits."""
     import torch
@@ -302,8 +320,11 @@ def test_a_baseline_runs_in_a_worker_with_the_same_scores(data, tmp_path):
     path = tiny_instructblip(tmp_path / "m")
     local = run("instructblip-vicuna-7b", {"path": str(path)}, data, tmp_path / "local")
     worker = run("instructblip-vicuna-7b", {"path": str(path), "python": sys.executable}, data, tmp_path / "w")
-    np.testing.assert_allclose([r.score for r in read_samples(worker.results_path)],
-                               [r.score for r in read_samples(local.results_path)], atol=1e-6)
+    np.testing.assert_allclose(
+        [r.score for r in read_samples(worker.results_path)],
+        [r.score for r in read_samples(local.results_path)],
+        atol=1e-6,
+    )
     info = json.loads(worker.results_path.read_text())["model"]["preprocessing"]
     assert info["isolated_worker"] is True and info["backend"] == "instructblip"
 
@@ -313,8 +334,9 @@ def test_missing_weights_are_a_clear_error_not_a_download(tmp_path):
     from harness.plugins.lmm import InstructBlipAdapter
 
     adapter = InstructBlipAdapter(path="nobody/no-such-model")
-    with pytest.raises(ModelLoadError,
-                       match=r"not in the local Hugging Face cache .*`hf download nobody/no-such-model`"):
+    with pytest.raises(
+        ModelLoadError, match=r"not in the local Hugging Face cache .*`hf download nobody/no-such-model`"
+    ):
         adapter.setup("cpu")
     with pytest.raises(ModelLoadError, match="no checkpoint folder at") as missing:
         InstructBlipAdapter(path=str(tmp_path / "missing")).check()

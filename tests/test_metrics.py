@@ -23,8 +23,10 @@ from harness.records import SampleRecord
 def records(labels, scores, subsets=None, errors=None):
     subsets = subsets or ["all"] * len(labels)
     errors = errors or [None] * len(labels)
-    return [SampleRecord(sample_id=str(i), subset=s, split="test", label=lab, mode="score", score=sc, error=e)
-            for i, (lab, sc, s, e) in enumerate(zip(labels, scores, subsets, errors))]
+    return [
+        SampleRecord(sample_id=str(i), subset=s, split="test", label=lab, mode="score", score=sc, error=e)
+        for i, (lab, sc, s, e) in enumerate(zip(labels, scores, subsets, errors))
+    ]
 
 
 def test_parity_with_sklearn():
@@ -56,9 +58,12 @@ def test_single_class_is_none_with_a_note_not_nan():
 
 
 def test_compute_metrics_pairs_fake_subsets_with_the_real_pool_and_skips_errors():
-    recs = records([0, 0, 1, 1, 1, 1], [0.1, 0.6, 0.9, 0.4, 0.8, 0.2],
-                   subsets=["real", "real", "g1", "g1", "g2", "g2"],
-                   errors=[None, None, None, None, None, "broken"])
+    recs = records(
+        [0, 0, 1, 1, 1, 1],
+        [0.1, 0.6, 0.9, 0.4, 0.8, 0.2],
+        subsets=["real", "real", "g1", "g1", "g2", "g2"],
+        errors=[None, None, None, None, None, "broken"],
+    )
     result = compute_metrics([Accuracy(), RocAuc()], recs)
     assert result["all"]["acc"]["n"] == 5
     assert result["subsets"]["g1"]["auc"]["value"] == pytest.approx(roc_auc_score([0, 0, 1, 1], [0.1, 0.6, 0.9, 0.4]))
@@ -71,8 +76,10 @@ def test_compute_metrics_pairs_fake_subsets_with_the_real_pool_and_skips_errors(
 
 
 def test_verdict_metrics_count_unknowns_as_wrong():
-    recs = [SampleRecord(sample_id=str(i), subset="s", split="t", label=lab, mode="generate", text="x", verdict=v)
-            for i, (lab, v) in enumerate([(1, 1), (0, 1), (1, None), (0, 0)])]
+    recs = [
+        SampleRecord(sample_id=str(i), subset="s", split="t", label=lab, mode="generate", text="x", verdict=v)
+        for i, (lab, v) in enumerate([(1, 1), (0, 1), (1, None), (0, 0)])
+    ]
     assert VerdictAccuracy().aggregate(recs).value == 0.5
     assert UnknownRate().aggregate(recs).value == 0.25
 
@@ -111,11 +118,11 @@ def test_balanced_accuracy_hand_checked():
 
 
 def test_threshold_is_chosen_on_validation_never_on_test():
-    val = records([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4])          # best threshold ~0.25 on validation
-    test = records([0, 0, 1, 1], [0.5, 0.6, 0.7, 0.8])         # the test-optimal threshold would be 0.65
+    val = records([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4])  # best threshold ~0.25 on validation
+    test = records([0, 0, 1, 1], [0.5, 0.6, 0.7, 0.8])  # the test-optimal threshold would be 0.65
     value = ValidationThresholdAccuracy().aggregate(test, MetricContext(calibration=val))
     assert value.data["threshold"] == pytest.approx(0.25) and value.data["n_validation"] == 4
-    assert value.value == 0.5                                   # not the oracle 1.0
+    assert value.value == 0.5  # not the oracle 1.0
     assert ValidationThresholdAccuracy().aggregate(test).value is None
 
 
@@ -143,8 +150,9 @@ def test_fast_bootstrap_paths_equal_sklearn():
         labels = np.r_[0, 1, rng.integers(0, 2, n)]
         scores = np.round(rng.random(labels.size), int(rng.integers(1, 4)))  # ties included
         assert fast_roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-        assert fast_average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores),
-                                                                       abs=1e-12)
+        assert fast_average_precision(labels, scores) == pytest.approx(
+            average_precision_score(labels, scores), abs=1e-12
+        )
 
 
 def test_bootstrap_ci_contains_the_estimate_and_shrinks_with_n():
@@ -175,8 +183,7 @@ def test_bootstrap_keeps_class_counts_fixed():
 
 
 def test_groups_average_generators_and_split_seen_unseen():
-    recs = records([0, 0, 1, 1, 1, 1], [0.1, 0.2, 0.9, 0.8, 0.1, 0.3],
-                   subsets=["real", "real", "g1", "g1", "g2", "g2"])
+    recs = records([0, 0, 1, 1, 1, 1], [0.1, 0.2, 0.9, 0.8, 0.1, 0.3], subsets=["real", "real", "g1", "g1", "g2", "g2"])
     result = compute_metrics([Accuracy(), RocAuc()], recs, seen=["g1"])
     groups = result["groups"]
     # a fake-only generator's accuracy is its fake recall (g2: 0 of 2), not a pooled accuracy with the reals

@@ -31,15 +31,28 @@ def data(tmp_path_factory):
 
 
 def model(server, **kwargs):
-    adapter = OpenAIApiModel(model="gpt-test", base_url=server.base_url, timeout=kwargs.pop("timeout", 5),
-                             max_retries=kwargs.pop("max_retries", 2), concurrency=4, **kwargs)
+    adapter = OpenAIApiModel(
+        model="gpt-test",
+        base_url=server.base_url,
+        timeout=kwargs.pop("timeout", 5),
+        max_retries=kwargs.pop("max_retries", 2),
+        concurrency=4,
+        **kwargs,
+    )
     adapter.setup()
     return adapter
 
 
 def ask(adapter, data: Path, prompts):
-    requests = [Request(sample=Sample(id=f"s{i}", image=str(data / "img000.png"), label=1), kind="generate",
-                        prompt=p, generation=GenerationParams(max_new_tokens=16)) for i, p in enumerate(prompts)]
+    requests = [
+        Request(
+            sample=Sample(id=f"s{i}", image=str(data / "img000.png"), label=1),
+            kind="generate",
+            prompt=p,
+            generation=GenerationParams(max_new_tokens=16),
+        )
+        for i, p in enumerate(prompts)
+    ]
     return adapter.generate_batch([adapter.prepare(r) for r in requests])
 
 
@@ -91,8 +104,7 @@ def test_soft_scores_from_logprobs_present_and_absent(api_env, data):
 def test_prefill_continues_the_papers_prompt(api_env, data):
     with FakeOpenAI(top_logprobs=[("fake", -0.5), ("real", -1.5)]) as server:
         adapter = model(server, prefill=True)
-        adapter.score_batch([adapter.prepare(Request(sample=Sample(id="a", image=str(data / "img001.png"),
-                                                                     label=1)))])
+        adapter.score_batch([adapter.prepare(Request(sample=Sample(id="a", image=str(data / "img001.png"), label=1)))])
         sent = server.requests[-1]
         assert sent["messages"][-1] == {"role": "assistant", "content": "This image is"}
         assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
@@ -106,10 +118,15 @@ def test_anchor_probability_one_class_missing():
 def test_run_records_usage_cost_and_never_the_key(api_env, data, tmp_path):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     with FakeOpenAI(default_reply="No, it is AI-generated.") as server:
-        config = RunConfig(model="openai-api", model_args={"model": "gpt-test", "base_url": server.base_url,
-                                                           "price_in": 2.5, "price_out": 10.0},
-                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=False,
-                           bootstrap=0)
+        config = RunConfig(
+            model="openai-api",
+            model_args={"model": "gpt-test", "base_url": server.base_url, "price_in": 2.5, "price_out": 10.0},
+            tasks="toy-questions",
+            data_root=str(data),
+            output_dir=tmp_path,
+            progress=False,
+            bootstrap=0,
+        )
         [outcome] = Evaluator(config, plugins).run()
         n_requests = len(server.requests)
         # a rerun pays nothing twice
@@ -139,12 +156,21 @@ def test_judge_fallback_resolves_only_unknown_verdicts(api_env, data, tmp_path, 
     """Answers the rules cannot read go to the judge; parsed ones never do."""
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "judge-key")
-    with FakeOpenAI(default_reply="The picture shows an astronaut.") as model_server, \
-            FakeOpenAI(default_reply="Fake.") as judge_server:
+    with (
+        FakeOpenAI(default_reply="The picture shows an astronaut.") as model_server,
+        FakeOpenAI(default_reply="Fake.") as judge_server,
+    ):
         monkeypatch.setenv("HARNESS_JUDGE_ARGS", f"model=judge,base_url={judge_server.base_url}")
-        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": model_server.base_url},
-                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=False,
-                           bootstrap=0, verdict_judge="openai")
+        config = RunConfig(
+            model="openai-api",
+            model_args={"model": "m", "base_url": model_server.base_url},
+            tasks="toy-questions",
+            data_root=str(data),
+            output_dir=tmp_path,
+            progress=False,
+            bootstrap=0,
+            verdict_judge="openai",
+        )
         [outcome] = Evaluator(config, plugins).run()
         assert len(judge_server.requests) == 1  # six identical (question, answer) pairs: asked once
         assert "The picture shows an astronaut." in judge_server.requests[0]["messages"][-1]["content"]
@@ -155,14 +181,21 @@ def test_judge_fallback_resolves_only_unknown_verdicts(api_env, data, tmp_path, 
 def test_usage_counts_every_request_of_the_run_calibration_and_judge_included(api_env, data, tmp_path, monkeypatch):
     from benchmark_replicas import folder_tree
 
-    root = folder_tree(tmp_path / "WildRF", {"val/0_real": 5, "val/1_fake": 5, "test/reddit/0_real": 3,
-                                             "test/reddit/1_fake": 3})
+    root = folder_tree(
+        tmp_path / "WildRF", {"val/0_real": 5, "val/1_fake": 5, "test/reddit/0_real": 3, "test/reddit/1_fake": 3}
+    )
     plugins = HarnessPlugins(load_entrypoints=False)
     with FakeOpenAI(top_logprobs=[("fake", -0.2), ("real", -1.8)]) as server:
-        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": server.base_url,
-                                                           "price_in": 1.0, "price_out": 1.0},
-                           tasks="wildrf", data_root=str(root), output_dir=tmp_path / "out", progress=False,
-                           bootstrap=0, audit=False)
+        config = RunConfig(
+            model="openai-api",
+            model_args={"model": "m", "base_url": server.base_url, "price_in": 1.0, "price_out": 1.0},
+            tasks="wildrf",
+            data_root=str(root),
+            output_dir=tmp_path / "out",
+            progress=False,
+            bootstrap=0,
+            audit=False,
+        )
         [outcome] = Evaluator(config, plugins).run()
         usage = json.loads(outcome.results_path.read_text())["usage"]
         assert usage["this_run"]["requests"] == len(server.requests) == 16  # 6 test + 10 validation
@@ -173,9 +206,17 @@ def test_usage_counts_every_request_of_the_run_calibration_and_judge_included(ap
     monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "judge-key")
     with FakeOpenAI(default_reply="An astronaut.") as model_server, FakeOpenAI(default_reply="Fake.") as judge:
         monkeypatch.setenv("HARNESS_JUDGE_ARGS", f"model=judge,base_url={judge.base_url}")
-        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": model_server.base_url},
-                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path / "judged",
-                           progress=False, bootstrap=0, verdict_judge="openai", audit=False)
+        config = RunConfig(
+            model="openai-api",
+            model_args={"model": "m", "base_url": model_server.base_url},
+            tasks="toy-questions",
+            data_root=str(data),
+            output_dir=tmp_path / "judged",
+            progress=False,
+            bootstrap=0,
+            verdict_judge="openai",
+            audit=False,
+        )
         [outcome] = Evaluator(config, toy).run()
         usage = json.loads(outcome.results_path.read_text())["usage"]
         assert usage["by_source"]["judge:verdict_fallback"]["requests"] == len(judge.requests) == 1
@@ -196,10 +237,17 @@ def test_under_injected_faults_no_successful_answer_is_asked_twice_in_a_run_or_a
 
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     with FakeOpenAI(default_reply="No, it is AI-generated.", fault=fault) as server:
-        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": server.base_url,
-                                                           "max_retries": 0, "concurrency": 4},
-                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path / "out", progress=False,
-                           bootstrap=0, audit=False, batch_size=8)
+        config = RunConfig(
+            model="openai-api",
+            model_args={"model": "m", "base_url": server.base_url, "max_retries": 0, "concurrency": 4},
+            tasks="toy-questions",
+            data_root=str(data),
+            output_dir=tmp_path / "out",
+            progress=False,
+            bootstrap=0,
+            audit=False,
+            batch_size=8,
+        )
         failed = []
         for _ in range(12):  # the first run, then resumes until every sample is answered
             [outcome] = Evaluator(config, plugins).run()
@@ -213,10 +261,17 @@ def test_under_injected_faults_no_successful_answer_is_asked_twice_in_a_run_or_a
 def test_the_plan_is_printed_before_the_first_call_with_an_estimate(api_env, data, tmp_path, capsys):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     with FakeOpenAI(default_reply="Fake.") as server:
-        config = RunConfig(model="openai-api", model_args={"model": "m", "base_url": server.base_url,
-                                                           "price_in": 2.0, "price_out": 8.0},
-                           tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=True,
-                           bootstrap=0, audit=False, limit=4)
+        config = RunConfig(
+            model="openai-api",
+            model_args={"model": "m", "base_url": server.base_url, "price_in": 2.0, "price_out": 8.0},
+            tasks="toy-questions",
+            data_root=str(data),
+            output_dir=tmp_path,
+            progress=True,
+            bootstrap=0,
+            audit=False,
+            limit=4,
+        )
         Evaluator(config, plugins).run()
         plan = capsys.readouterr().err
         assert "toy-questions: 4 of 6 test samples (--limit 4: label-stratified, seed 0)" in plan

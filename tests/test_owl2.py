@@ -25,8 +25,10 @@ from harness.runner import Evaluator, RunConfig
 
 TESTS = Path(__file__).resolve().parent
 STANDINS = TESTS / "standins"
-CORPUS = ["USER : What is the authenticity of this image ? ASSISTANT : This image is fake real Fake Real yes no .",
-          "Is this a real image , yes or no ?"]
+CORPUS = [
+    "USER : What is the authenticity of this image ? ASSISTANT : This image is fake real Fake Real yes no .",
+    "Is this a real image , yes or no ?",
+]
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def photos(n: int = 3) -> list[Image.Image]:
 
     photo = skimage.data.astronaut()
     sizes = [(40, 24), (32, 32), (24, 48)]
-    return [Image.fromarray(photo[50 * i:50 * i + h, 60 * i:60 * i + w]) for i, (w, h) in enumerate(sizes[:n])]
+    return [Image.fromarray(photo[50 * i : 50 * i + h, 60 * i : 60 * i + w]) for i, (w, h) in enumerate(sizes[:n])]
 
 
 def reference_scores(path: Path, images: list[Image.Image], aspect: str | None) -> list[float]:
@@ -117,8 +119,9 @@ def test_owl2_aspect_choices_differ_on_non_square_images_and_the_argument_overri
 
     path = checkpoint(tmp_path, "pad")
     wide, square = photos(2)
-    by_mode = {mode: Owl2Backend(str(path), device="cpu", image_aspect_ratio=mode)
-               for mode in ("pad", "resize", "none")}
+    by_mode = {
+        mode: Owl2Backend(str(path), device="cpu", image_aspect_ratio=mode) for mode in ("pad", "resize", "none")
+    }
     wide_scores = {mode: b.score([wide])[0] for mode, b in by_mode.items()}
     assert len({round(s, 7) for s in wide_scores.values()}) == 3
     square_scores = {mode: b.score([square])[0] for mode, b in by_mode.items()}
@@ -135,9 +138,19 @@ def toy_data(tmp_path_factory) -> Path:
 
 def run(args: dict, data: Path, out: Path, mode: str, device: str = "auto"):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
-    config = RunConfig(model="fakescope-owl2", model_args=args, tasks="toy-questions", data_root=str(data),
-                       output_dir=out, batch_size=2, progress=False, bootstrap=0, audit=False, device=device,
-                       mode=mode)
+    config = RunConfig(
+        model="fakescope-owl2",
+        model_args=args,
+        tasks="toy-questions",
+        data_root=str(data),
+        output_dir=out,
+        batch_size=2,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        device=device,
+        mode=mode,
+    )
     [outcome] = Evaluator(config, plugins).run()
     return outcome
 
@@ -152,8 +165,10 @@ def test_owl2_through_its_worker_on_a_cpu_machine_with_device_auto(standin_packa
     assert scored.status == answered.status == "done" and scored.n_failed == answered.n_failed == 0
     assert scored.results_path != answered.results_path  # one folder per mode: nothing overwritten
     assert scored.results_path.exists() and answered.results_path.exists()
-    assert {scored.results_path.parent.name, answered.results_path.parent.name} == {"toy-questions-score",
-                                                                                    "toy-questions-generate"}
+    assert {scored.results_path.parent.name, answered.results_path.parent.name} == {
+        "toy-questions-score",
+        "toy-questions-generate",
+    }
     info = json.loads(scored.results_path.read_text())["model"]["preprocessing"]
     assert info["device"] == "cpu" and info["dtype"] == "float32" and info["isolated_worker"] is True
     records = read_samples(scored.results_path)
@@ -204,15 +219,26 @@ def test_missing_upstream_package_or_environment_is_a_clear_error_before_any_dat
     in_process = run_cli("run", "--model", "fakescope-owl2", "--model-args", f"path={ckpt}", env=env)
     assert in_process.returncode == 2 and "Traceback" not in in_process.stderr
     assert "lacks" in in_process.stderr and "harness env create mplug-owl2" in in_process.stderr
-    no_env = run_cli("run", "--model", "fakescope-owl2", "--model-args",
-                     f"path={ckpt},python={tmp_path / 'envs/none/bin/python'}", env=env)
+    no_env = run_cli(
+        "run",
+        "--model",
+        "fakescope-owl2",
+        "--model-args",
+        f"path={ckpt},python={tmp_path / 'envs/none/bin/python'}",
+        env=env,
+    )
     assert no_env.returncode == 2 and "worker interpreter" in no_env.stderr and "Traceback" not in no_env.stderr
     # a worker environment without the upstream package (e.g. a half-built one): found by a probe, same hint
-    bare = run_cli("run", "--model", "fakescope-owl2", "--model-args", f"path={ckpt},python={sys.executable}",
-                   env=env)
+    bare = run_cli("run", "--model", "fakescope-owl2", "--model-args", f"path={ckpt},python={sys.executable}", env=env)
     assert bare.returncode == 2 and "Traceback" not in bare.stderr
     assert "lacks mplug_owl2" in bare.stderr and "harness env create mplug-owl2" in bare.stderr
-    missing = run_cli("run", "--model", "fakescope-owl2", "--model-args",
-                      f"path={tmp_path / 'nowhere'},python={sys.executable}", env=env)
+    missing = run_cli(
+        "run",
+        "--model",
+        "fakescope-owl2",
+        "--model-args",
+        f"path={tmp_path / 'nowhere'},python={sys.executable}",
+        env=env,
+    )
     assert missing.returncode == 2 and "no checkpoint folder at" in missing.stderr
     assert not (cache / "aigi-mini-v1").exists()

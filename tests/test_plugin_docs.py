@@ -48,8 +48,16 @@ def folder_pairs(tmp_path) -> Path:
 def test_every_hook_is_documented_and_in_the_example():
     hooks = [name for name, value in vars(hookspecs).items() if name.startswith("register_") and callable(value)]
     text = DOC.read_text(encoding="utf-8")
-    assert sorted(hooks) == sorted(["register_models", "register_tasks", "register_metrics", "register_trainers",
-                                    "register_judges", "register_commands"])
+    assert sorted(hooks) == sorted(
+        [
+            "register_models",
+            "register_tasks",
+            "register_metrics",
+            "register_trainers",
+            "register_judges",
+            "register_commands",
+        ]
+    )
     defined = {node.name for node in ast.parse(doc_blocks()).body if isinstance(node, ast.FunctionDef)}
     for hook in hooks:
         assert f"## {hook}" in text, f"{hook} has no section in docs/plugins.md"
@@ -64,8 +72,17 @@ def test_the_documented_plugin_works_kind_by_kind(my_plugin, folder_pairs, tmp_p
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(my_plugin,))
     assert not [i for i in plugins.infos if i.error]
     # model + task + metric through a run
-    config = RunConfig(model="brightness", model_args={"gain": 1.0}, tasks="folder-pairs", data_root=str(folder_pairs),
-                       output_dir=tmp_path / "out", progress=False, bootstrap=0, audit=False, device="cpu")
+    config = RunConfig(
+        model="brightness",
+        model_args={"gain": 1.0},
+        tasks="folder-pairs",
+        data_root=str(folder_pairs),
+        output_dir=tmp_path / "out",
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        device="cpu",
+    )
     [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done" and outcome.n_samples == 8
     assert outcome.metrics["acc"]["value"] == 1.0 and outcome.metrics["auc"]["value"] == 1.0
@@ -78,7 +95,7 @@ def test_the_documented_plugin_works_kind_by_kind(my_plugin, folder_pairs, tmp_p
     task = build_task(plugins, "folder-pairs", str(folder_pairs))
     trainer = plugins.get("trainer", "brightness-gain").load()()
     summary = trainer.train(list(task.samples()), [], tmp_path / "ckpt", task_name="folder-pairs")
-    assert summary["n_train"] == 8 and summary["gain"] == pytest.approx(0.5 / ((125 / 255)), rel=0.05)
+    assert summary["n_train"] == 8 and summary["gain"] == pytest.approx(0.5 / (125 / 255), rel=0.05)
     # command
     parser = build_parser(plugins)
     args = parser.parse_args(["count", "folder-pairs", "--data-root", str(folder_pairs)])

@@ -13,17 +13,17 @@ from conftest import REPO, fake_distribution, run_cli
 from harness import hookimpl
 from harness.plugin_manager import BUILTIN_PLUGINS, HarnessPlugins
 
-GOOD_PLUGIN = '''
+GOOD_PLUGIN = """
 from harness import hookimpl
 
 @hookimpl
 def register_models(register):
     register("good-detector", "harness.plugins.fredect:FreDect", description="from good plugin")
-'''
+"""
 
 BROKEN_AT_IMPORT = "raise RuntimeError('this plugin is broken on purpose')\n"
 
-BROKEN_HOOK = '''
+BROKEN_HOOK = """
 from harness import hookimpl
 
 @hookimpl
@@ -34,7 +34,7 @@ def register_models(register):
 @hookimpl
 def register_tasks(register):
     register("badhook-task", "harness.tasks.aigi_mini:AigiMini")
-'''
+"""
 
 
 def test_builtins_register_through_the_same_hooks(plugins):
@@ -84,20 +84,25 @@ def test_broken_plugins_are_reported_and_skipped(plugin_site: Path):
     tasks = {m["name"] for m in json.loads(run_cli("ls", "tasks", "--json", env=env).stdout)}
     assert "badhook-task" in tasks  # the plugin's working hook still registered
     assert "plugin broken failed to load" in listing.stderr
-    assert "plugin badhook: register_models raised ValueError: hook exploded (what that hook registered is " \
-           "skipped; its register_tasks work)" in listing.stderr
+    assert (
+        "plugin badhook: register_models raised ValueError: hook exploded (what that hook registered is "
+        "skipped; its register_tasks work)" in listing.stderr
+    )
     table = run_cli("plugins", env=env)
     assert "ERROR: RuntimeError: this plugin is broken on purpose" in table.stdout
 
 
-@pytest.mark.parametrize("variable,value,expect_good", [
-    ("HARNESS_LOAD_PLUGINS", "", False),
-    ("HARNESS_LOAD_PLUGINS", "good", True),
-    ("HARNESS_LOAD_PLUGINS", "harness-good", True),
-    ("HARNESS_DISABLE_PLUGINS", "*", False),
-    ("HARNESS_DISABLE_PLUGINS", "good", False),
-    ("HARNESS_DISABLE_PLUGINS", "broken", True),
-])
+@pytest.mark.parametrize(
+    "variable,value,expect_good",
+    [
+        ("HARNESS_LOAD_PLUGINS", "", False),
+        ("HARNESS_LOAD_PLUGINS", "good", True),
+        ("HARNESS_LOAD_PLUGINS", "harness-good", True),
+        ("HARNESS_DISABLE_PLUGINS", "*", False),
+        ("HARNESS_DISABLE_PLUGINS", "good", False),
+        ("HARNESS_DISABLE_PLUGINS", "broken", True),
+    ],
+)
 def test_environment_blocks_external_plugins(plugin_site: Path, variable: str, value: str, expect_good: bool):
     env = {"PYTHONPATH": str(plugin_site), "HARNESS_LOAD_PLUGINS": None, variable: value}
     result = run_cli("ls", "models", "--json", env=env)
@@ -128,17 +133,42 @@ def test_example_plugin_package_installs_and_is_evaluated(tmp_path: Path, aigi_m
     """pip-install examples/harness-example-detector into a private folder, then evaluate its detector."""
     site = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(REPO / "examples" / "harness-example-detector")],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(REPO / "examples" / "harness-example-detector"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
     env = {"PYTHONPATH": str(site), "HARNESS_LOAD_PLUGINS": None}
     plugins = json.loads(run_cli("plugins", "--json", env=env).stdout)
     example = next(p for p in plugins if p["name"] == "example_detector")
     assert example["version"] == "0.1.0" and example["error"] is None
     out = tmp_path / "results"
-    result = run_cli("run", "--model", "example-highpass", "--tasks", "aigi-mini", "--limit", "60",
-                     "--output-dir", str(out), "--quiet", env=env)
+    result = run_cli(
+        "run",
+        "--model",
+        "example-highpass",
+        "--tasks",
+        "aigi-mini",
+        "--limit",
+        "60",
+        "--output-dir",
+        str(out),
+        "--quiet",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     [path] = list(out.glob("example-highpass-*/aigi-mini/results.json"))
     results = json.loads(path.read_text())
@@ -158,6 +188,23 @@ def test_every_builtin_manifest_imports(plugins, kind):
 
 def test_builtin_metrics_cover_the_paper_measures(plugins):
     names = set(plugins.registry.names("metric"))
-    assert {"acc", "ap", "auc", "eer", "balanced_acc", "real_acc", "fake_acc", "acc_val_threshold", "acc_curve",
-            "qual_acc", "bleu1", "bleu2", "rouge_l", "bertscore", "judge_completeness", "judge_preciseness",
-            "judge_relevance", "avr"} <= names
+    assert {
+        "acc",
+        "ap",
+        "auc",
+        "eer",
+        "balanced_acc",
+        "real_acc",
+        "fake_acc",
+        "acc_val_threshold",
+        "acc_curve",
+        "qual_acc",
+        "bleu1",
+        "bleu2",
+        "rouge_l",
+        "bertscore",
+        "judge_completeness",
+        "judge_preciseness",
+        "judge_relevance",
+        "avr",
+    } <= names

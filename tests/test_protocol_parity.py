@@ -57,8 +57,18 @@ class LookupPlugin:
 
 def harness_run(task: str, root: Path, out: Path, extra_metrics: Sequence[str] = ()) -> dict[str, Any]:
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(LookupPlugin,))
-    config = RunConfig(model="lookup", tasks=task, data_root=str(root), output_dir=out, progress=False,
-                       bootstrap=0, audit=False, device="cpu", use_cache=False, extra_metrics=list(extra_metrics))
+    config = RunConfig(
+        model="lookup",
+        tasks=task,
+        data_root=str(root),
+        output_dir=out,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+        device="cpu",
+        use_cache=False,
+        extra_metrics=list(extra_metrics),
+    )
     [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done", outcome.reason
     return json.loads(outcome.results_path.read_text())
@@ -84,8 +94,12 @@ def cnndetection_protocol(root: Path) -> dict[str, dict[str, float]]:
     out = {}
     for generator, (y, p) in per_generator.items():
         y, p = np.array(y), np.array(p)
-        out[generator] = {"acc": accuracy_score(y, p > 0.5), "real_acc": accuracy_score(y[y == 0], p[y == 0] > 0.5),
-                          "fake_acc": accuracy_score(y[y == 1], p[y == 1] > 0.5), "ap": average_precision_score(y, p)}
+        out[generator] = {
+            "acc": accuracy_score(y, p > 0.5),
+            "real_acc": accuracy_score(y[y == 0], p[y == 0] > 0.5),
+            "fake_acc": accuracy_score(y[y == 1], p[y == 1] > 0.5),
+            "ap": average_precision_score(y, p),
+        }
     return out
 
 
@@ -109,9 +123,19 @@ def univfd_oracle(y: np.ndarray, p: np.ndarray) -> float:
 def aigc_root(tmp_path_factory) -> Path:
     """Nested (progan/<category>/...) and flat generators, unequal class counts, upper-case extensions."""
     root = tmp_path_factory.mktemp("aigc")
-    folder_tree(root / "test", {"progan/car/0_real": 5, "progan/car/1_fake": 3, "progan/cat/0_real": 2,
-                                "progan/cat/1_fake": 6, "DALLE2/0_real@jpg": 7, "DALLE2/1_fake": 4,
-                                "Glide/0_real@JPEG": 3, "Glide/1_fake@JPEG": 9})
+    folder_tree(
+        root / "test",
+        {
+            "progan/car/0_real": 5,
+            "progan/car/1_fake": 3,
+            "progan/cat/0_real": 2,
+            "progan/cat/1_fake": 6,
+            "DALLE2/0_real@jpg": 7,
+            "DALLE2/1_fake": 4,
+            "Glide/0_real@JPEG": 3,
+            "Glide/1_fake@JPEG": 9,
+        },
+    )
     return root
 
 
@@ -145,17 +169,21 @@ def test_univfd_oracle_handles_separable_scores_and_ties_like_upstream():
     from harness.plugins.detection_metrics import UnivFDOracleAccuracy
 
     metric = UnivFDOracleAccuracy()
-    cases = [([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]),                  # separable: midpoint, accuracy 1
-             ([0, 0, 0, 1, 1], [0.5, 0.5, 0.2, 0.5, 0.9]),          # ties at the threshold: >= to search, > to count
-             ([1, 0, 1, 0, 1, 1], [0.3, 0.3, 0.6, 0.7, 0.7, 0.2])]  # interleaved order, unequal counts
+    cases = [
+        ([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]),  # separable: midpoint, accuracy 1
+        ([0, 0, 0, 1, 1], [0.5, 0.5, 0.2, 0.5, 0.9]),  # ties at the threshold: >= to search, > to count
+        ([1, 0, 1, 0, 1, 1], [0.3, 0.3, 0.6, 0.7, 0.7, 0.2]),
+    ]  # interleaved order, unequal counts
     for y, p in cases:
         y, p = np.array(y), np.array(p)
         assert metric.from_arrays(y, p) == pytest.approx(univfd_oracle(y, p), abs=1e-12)
 
 
 # -- SynthWildX (compute_metrics.py) -----------------------------------------------------------------------------
-needs_shared = pytest.mark.skipif(not (SHARED / "synthwildx" / "list.csv").exists(),
-                                  reason=f"upstream list.csv not found at {SHARED} (../shared/data)")
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "synthwildx" / "list.csv").exists(),
+    reason=f"upstream list.csv not found at {SHARED} (../shared/data)",
+)
 
 
 def synthwildx_protocol(list_csv: Path, scores_csv: Path, column: str) -> dict[str, dict[str, float]]:
@@ -200,8 +228,16 @@ def test_synthwildx_llr_export_gives_upstreams_numbers(tmp_path):
 
 # -- AntifakePrompt (one test run per folder) ----------------------------------------------------------------------
 def test_antifakeprompt_matches_its_per_folder_protocol(tmp_path):
-    root = folder_tree(tmp_path / "afp", {"test/0_real/COCO@JPEG": 6, "test/0_real/Flickr": 3,
-                                          "test/1_fake/SDXL": 5, "test/1_fake/lama": 2, "test/1_fake/IF": 7})
+    root = folder_tree(
+        tmp_path / "afp",
+        {
+            "test/0_real/COCO@JPEG": 6,
+            "test/0_real/Flickr": 3,
+            "test/1_fake/SDXL": 5,
+            "test/1_fake/lama": 2,
+            "test/1_fake/IF": 7,
+        },
+    )
     results = harness_run("antifakeprompt", root, tmp_path / "out")
     per_folder = {}
     for folder in sorted((root / "test").glob("*/*")):

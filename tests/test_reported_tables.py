@@ -26,8 +26,9 @@ def column(data: dict, row: dict, metric: str, header: str) -> float:
 
 
 def mismatches(data: dict, metric: str, derived, printed_header: str) -> set[str]:
-    return {row["model"] for row in data["rows"]
-            if abs(derived(row) - column(data, row, metric, printed_header)) > ROUNDING}
+    return {
+        row["model"] for row in data["rows"] if abs(derived(row) - column(data, row, metric, printed_header)) > ROUNDING
+    }
 
 
 def test_table_iii_fake_is_the_mean_of_the_generator_columns():
@@ -42,16 +43,29 @@ def test_table_iii_overall_is_the_mean_of_fake_and_real():
     data = table("iii")
     derived = lambda row: (column(data, row, "qual_acc", "Fake") + column(data, row, "qual_acc", "Real")) / 2  # noqa: E731
     # GeminiPro: 67.50 printed, 67.55 from its Fake / Real; LLaVA-v1.5: 57.70 printed, 68.30 derived
-    assert mismatches(data, "qual_acc", derived, "Overall") == {"GeminiPro (Proprietary)",
-                                                                 "LLaVA-v1.5 (Vicuna-7B, baseline)"}
+    assert mismatches(data, "qual_acc", derived, "Overall") == {
+        "GeminiPro (Proprietary)",
+        "LLaVA-v1.5 (Vicuna-7B, baseline)",
+    }
 
 
 def test_table_v_average_is_the_mean_of_the_six_columns():
     data = table("v")
     of = data["columns"]["Average"]["of"]
-    for metric, expected in (("ap", {"InternLM-XC.2-v1", "InstructBLIP", "Qwen-VL", "LLaVA-v1.5 (baseline)",
-                                     "mPLUG-Owl2 (baseline)", "FakeScope (LLaVA-v1.5)"}),
-                             ("auc", {"Qwen-VL", "IDEFICS-Instruct", "LLaVA-v1.5 (baseline)"})):
+    for metric, expected in (
+        (
+            "ap",
+            {
+                "InternLM-XC.2-v1",
+                "InstructBLIP",
+                "Qwen-VL",
+                "LLaVA-v1.5 (baseline)",
+                "mPLUG-Owl2 (baseline)",
+                "FakeScope (LLaVA-v1.5)",
+            },
+        ),
+        ("auc", {"Qwen-VL", "IDEFICS-Instruct", "LLaVA-v1.5 (baseline)"}),
+    ):
         derived = lambda row, m=metric: np.mean([column(data, row, m, h) for h in of])  # noqa: E731
         assert mismatches(data, metric, derived, "Average") == expected, metric
 
@@ -70,7 +84,7 @@ def test_table_vi_unseen_matches_no_one_set_of_generators():
     headers = data["columns"]["Average"]["of"]
     values = np.array([row["ap"][:17] for row in data["rows"]], dtype=float)
     unseen = np.array([column(data, row, "ap", "Unseen") for row in data["rows"]])
-    masks = ((np.arange(1, 2 ** 17)[:, None] >> np.arange(17)) & 1).astype(float)
+    masks = ((np.arange(1, 2**17)[:, None] >> np.arange(17)) & 1).astype(float)
     means = masks @ values.T / masks.sum(axis=1, keepdims=True)
     matched = np.abs(means - unseen[None, :]) <= ROUNDING
     assert not matched.all(axis=1).any()

@@ -21,9 +21,25 @@ PLUGIN = "from toy_components import register_models, register_tasks  # noqa: F4
 
 
 def harness_cmd(data: Path, out: Path, log: Path, sleep: float) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "--model", "mean-model", "--model-args",
-            f"log={log},sleep={sleep}", "--tasks", "toy-task", "--data-root", str(data), "--batch-size", "4",
-            "--output-dir", str(out), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--model",
+        "mean-model",
+        "--model-args",
+        f"log={log},sleep={sleep}",
+        "--tasks",
+        "toy-task",
+        "--data-root",
+        str(data),
+        "--batch-size",
+        "4",
+        "--output-dir",
+        str(out),
+        "--quiet",
+    ]
 
 
 @pytest.mark.slow
@@ -34,8 +50,13 @@ def test_kill_9_then_resume(tmp_path: Path):
     env.pop("HARNESS_LOAD_PLUGINS", None)
     out, log = tmp_path / "out", tmp_path / "computed.log"
 
-    proc = subprocess.Popen(harness_cmd(data, out, log, sleep=0.15), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        harness_cmd(data, out, log, sleep=0.15),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         if log.exists() and len(log.read_text().split()) >= 16:
@@ -49,8 +70,9 @@ def test_kill_9_then_resume(tmp_path: Path):
     assert not list(out.glob("*/toy-task/results.json")), "no results file before the task finished"
 
     log.write_text("")
-    resumed = subprocess.run(harness_cmd(data, out, log, sleep=0.0), env=env, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        harness_cmd(data, out, log, sleep=0.0), env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     second = log.read_text().split()
     [results_path] = list(out.glob("*/toy-task/results.json"))
@@ -63,8 +85,9 @@ def test_kill_9_then_resume(tmp_path: Path):
 
     # identical to an uninterrupted run
     fresh_out, fresh_log = tmp_path / "fresh", tmp_path / "fresh.log"
-    fresh = subprocess.run(harness_cmd(data, fresh_out, fresh_log, sleep=0.0), env=env, capture_output=True,
-                           text=True, timeout=300)
+    fresh = subprocess.run(
+        harness_cmd(data, fresh_out, fresh_log, sleep=0.0), env=env, capture_output=True, text=True, timeout=300
+    )
     assert fresh.returncode == 0, fresh.stderr
     [fresh_path] = list(fresh_out.glob("*/toy-task/results.json"))
     assert [(r.sample_id, r.score) for r in read_samples(fresh_path)] == [(r.sample_id, r.score) for r in records]

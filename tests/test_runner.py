@@ -13,9 +13,14 @@ from harness.plugin_manager import HarnessPlugins
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
 
-BAD_FILES = {"truncated.jpg": "corrupt or truncated", "zero.png": "empty file (0 bytes)",
-             "corrupt.png": "not a readable image", "notes.jpg": "not a readable image",
-             "folder.png": "cannot read file", "missing.png": "cannot read file"}
+BAD_FILES = {
+    "truncated.jpg": "corrupt or truncated",
+    "zero.png": "empty file (0 bytes)",
+    "corrupt.png": "not a readable image",
+    "notes.jpg": "not a readable image",
+    "folder.png": "cannot read file",
+    "missing.png": "cannot read file",
+}
 
 
 @pytest.fixture()
@@ -24,8 +29,15 @@ def toy_plugins() -> HarnessPlugins:
 
 
 def evaluate(toy_plugins, data: Path, out: Path, **kwargs):
-    config = RunConfig(model="mean-model", tasks="toy-task", data_root=str(data), output_dir=out,
-                       batch_size=kwargs.pop("batch_size", 5), progress=False, **kwargs)
+    config = RunConfig(
+        model="mean-model",
+        tasks="toy-task",
+        data_root=str(data),
+        output_dir=out,
+        batch_size=kwargs.pop("batch_size", 5),
+        progress=False,
+        **kwargs,
+    )
     evaluator = Evaluator(config, toy_plugins, command=["pytest"])
     [outcome] = evaluator.run()
     return outcome
@@ -117,8 +129,15 @@ def test_limit_and_results_provenance(toy_plugins, tmp_path):
     data = write_toy_data(tmp_path / "data", bad=False)
     outcome = evaluate(toy_plugins, data, tmp_path / "out", limit=7, seed=3)
     results = json.loads(outcome.results_path.read_text())
-    assert results["counts"] == {"n_samples": 7, "n_scored": 7, "n_failed": 0, "n_cached": 0,
-                                 "n_available": 24, "limit": 7, "n_calibration": None}
+    assert results["counts"] == {
+        "n_samples": 7,
+        "n_scored": 7,
+        "n_failed": 0,
+        "n_cached": 0,
+        "n_available": 24,
+        "limit": 7,
+        "n_calibration": None,
+    }
     prov = results["provenance"]
     assert prov["seed"] == 3 and prov["command"] == ["pytest"] and prov["config"]["limit"] == 7
     assert "numpy" in prov["packages"] and "harness.plugins.builtin_models" in prov["plugins"]
@@ -134,8 +153,17 @@ def test_missing_data_skips_with_reason(toy_plugins, tmp_path):
 def test_next_batch_is_prepared_while_the_model_runs(toy_plugins, tmp_path):
     """Decoding overlaps the model (issue #9): the probe's first call blocks until batch 2 is preparing."""
     data = write_toy_data(tmp_path / "data", n_good=12, bad=False)
-    config = RunConfig(model="overlap-probe", tasks="toy-task", data_root=str(data), output_dir=tmp_path / "out",
-                       batch_size=4, num_workers=2, progress=False, bootstrap=0, audit=False)
+    config = RunConfig(
+        model="overlap-probe",
+        tasks="toy-task",
+        data_root=str(data),
+        output_dir=tmp_path / "out",
+        batch_size=4,
+        num_workers=2,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+    )
     toy_components.OverlapProbe.ran_serially = False
     [outcome] = Evaluator(config, toy_plugins).run()
     assert outcome.status == "done" and outcome.n_samples == 12
@@ -145,9 +173,17 @@ def test_next_batch_is_prepared_while_the_model_runs(toy_plugins, tmp_path):
 def test_costliest_requests_run_first_and_records_keep_task_order(toy_plugins, tmp_path):
     data = write_toy_data(tmp_path / "data", n_good=9, bad=False)
     log = tmp_path / "calls.log"
-    config = RunConfig(model="costly-mean-model", model_args={"log": str(log)}, tasks="toy-task",
-                       data_root=str(data), output_dir=tmp_path / "out", batch_size=4, progress=False,
-                       bootstrap=0, audit=False)
+    config = RunConfig(
+        model="costly-mean-model",
+        model_args={"log": str(log)},
+        tasks="toy-task",
+        data_root=str(data),
+        output_dir=tmp_path / "out",
+        batch_size=4,
+        progress=False,
+        bootstrap=0,
+        audit=False,
+    )
     [outcome] = Evaluator(config, toy_plugins).run()
     assert log.read_text().split() == [f"img{i:03d}.png" for i in range(8, -1, -1)]
     assert [r.sample_id for r in read_samples(outcome.results_path)] == [f"img{i:03d}.png" for i in range(9)]
@@ -157,8 +193,9 @@ def test_limit_takes_a_seeded_label_stratified_subset_in_task_order():
     from harness.records import Sample
     from harness.runner import limited
 
-    samples = [Sample(id=f"r{i}", image="x", label=0) for i in range(90)] + \
-        [Sample(id=f"f{i}", image="x", label=1) for i in range(30)]
+    samples = [Sample(id=f"r{i}", image="x", label=0) for i in range(90)] + [
+        Sample(id=f"f{i}", image="x", label=1) for i in range(30)
+    ]
     picked = limited(samples, 8, seed=0)
     assert len(picked) == 8 and sum(s.label for s in picked) == 2  # the task's 3:1 share, not 8 reals
     assert [s.id for s in picked] == [s.id for s in samples if s in picked]  # task order kept
@@ -171,12 +208,22 @@ def test_limit_bounds_the_calibration_split_too(tmp_path, capsys):
     """With a validation split scored for acc_val_threshold, --limit N sends at most N + N samples to the model."""
     from benchmark_replicas import folder_tree
 
-    root = folder_tree(tmp_path / "WildRF", {"val/0_real": 15, "val/1_fake": 15, "test/reddit/0_real": 20,
-                                             "test/reddit/1_fake": 6})
+    root = folder_tree(
+        tmp_path / "WildRF", {"val/0_real": 15, "val/1_fake": 15, "test/reddit/0_real": 20, "test/reddit/1_fake": 6}
+    )
     log = tmp_path / "computed.txt"
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyPlugin,))
-    config = RunConfig(model="mean-model", model_args={"log": str(log)}, tasks="wildrf", data_root=str(root),
-                       output_dir=tmp_path / "out", limit=6, bootstrap=0, audit=False, progress=True)
+    config = RunConfig(
+        model="mean-model",
+        model_args={"log": str(log)},
+        tasks="wildrf",
+        data_root=str(root),
+        output_dir=tmp_path / "out",
+        limit=6,
+        bootstrap=0,
+        audit=False,
+        progress=True,
+    )
     [outcome] = Evaluator(config, plugins).run()
     assert outcome.status == "done" and outcome.n_samples == 6
     assert len(log.read_text().split()) == 12  # 6 test + 6 validation, not 6 + 30

@@ -19,17 +19,25 @@ from harness.plugins.text_metrics import BertScore, Bleu1, Bleu2, RougeL, tokeni
 from harness.records import SampleRecord
 
 PAIRS = [
-    ("This is a fake image because the fingers are fused and the text is garbled.",
-     "This is a fake image because the hand has fused fingers and the sign shows garbled text."),
-    ("The lighting is consistent and the texture looks natural, so it is real.",
-     "Natural skin texture and consistent shadows suggest a real photograph."),
+    (
+        "This is a fake image because the fingers are fused and the text is garbled.",
+        "This is a fake image because the hand has fused fingers and the sign shows garbled text.",
+    ),
+    (
+        "The lighting is consistent and the texture looks natural, so it is real.",
+        "Natural skin texture and consistent shadows suggest a real photograph.",
+    ),
     ("Fake.", "This image is fake: the background melts into the subject."),
 ]
 
 
 def text_records(pairs=PAIRS):
-    return [SampleRecord(sample_id=str(i), subset="s", split="test", label=1, mode="generate", text=c,
-                         metadata={"reference": r}) for i, (c, r) in enumerate(pairs)]
+    return [
+        SampleRecord(
+            sample_id=str(i), subset="s", split="test", label=1, mode="generate", text=c, metadata={"reference": r}
+        )
+        for i, (c, r) in enumerate(pairs)
+    ]
 
 
 def test_tokenizer_needs_no_punkt_data():
@@ -42,8 +50,9 @@ def test_bleu_parity_with_nltk():
     recs = text_records()
     smooth = SmoothingFunction().method1
     expected1 = [sentence_bleu([tokenize(r)], tokenize(c), weights=(1.0,), smoothing_function=smooth) for c, r in PAIRS]
-    expected2 = [sentence_bleu([tokenize(r)], tokenize(c), weights=(0.5, 0.5), smoothing_function=smooth)
-                 for c, r in PAIRS]
+    expected2 = [
+        sentence_bleu([tokenize(r)], tokenize(c), weights=(0.5, 0.5), smoothing_function=smooth) for c, r in PAIRS
+    ]
     assert Bleu1().aggregate(recs).value == pytest.approx(sum(expected1) / 3)
     assert Bleu2().aggregate(recs).value == pytest.approx(sum(expected2) / 3)
     assert recs[0].metrics["bleu1"] == pytest.approx(expected1[0])

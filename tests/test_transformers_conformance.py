@@ -47,8 +47,15 @@ def plain_llava(path: Path, images):
     processor, model = LlavaProcessor.from_pretrained(path), LlavaForConditionalGeneration.from_pretrained(path)
     padded = [llava_pad(i, processor.image_processor.image_mean) for i in images]
     encode = lambda image, text: processor(images=[image], text=[text], return_tensors="pt")  # noqa: E731
-    return (processor, model, padded, encode, f"USER: <image> {QUESTION} ASSISTANT: This image is",
-            f"USER: <image> {ASK} ASSISTANT:", {})
+    return (
+        processor,
+        model,
+        padded,
+        encode,
+        f"USER: <image> {QUESTION} ASSISTANT: This image is",
+        f"USER: <image> {ASK} ASSISTANT:",
+        {},
+    )
 
 
 def plain_instructblip(path: Path, images):
@@ -70,18 +77,30 @@ def plain_idefics(path: Path, images):
         return processor(text=[[before, image, after]], return_tensors="pt", add_end_of_utterance_token=False)
 
     tok = processor.tokenizer  # the model card's stopping rule and banned tokens
-    card = {"eos_token_id": tok("<end_of_utterance>", add_special_tokens=False).input_ids,
-            "bad_words_ids": tok(["<image>", "<fake_token_around_image>"], add_special_tokens=False).input_ids}
-    return (processor, model, images, encode,
-            f"User: {QUESTION}<image><end_of_utterance>\nAssistant: This image is",
-            f"User: {ASK}<image><end_of_utterance>\nAssistant:", card)
+    card = {
+        "eos_token_id": tok("<end_of_utterance>", add_special_tokens=False).input_ids,
+        "bad_words_ids": tok(["<image>", "<fake_token_around_image>"], add_special_tokens=False).input_ids,
+    }
+    return (
+        processor,
+        model,
+        images,
+        encode,
+        f"User: {QUESTION}<image><end_of_utterance>\nAssistant: This image is",
+        f"User: {ASK}<image><end_of_utterance>\nAssistant:",
+        card,
+    )
 
 
-@pytest.mark.parametrize("builder, backend_class, plain", [
-    (tiny_llava, llava.LlavaBackend, plain_llava),
-    (tiny_instructblip, instructblip.InstructBlipBackend, plain_instructblip),
-    (tiny_idefics, idefics.IdeficsBackend, plain_idefics),
-], ids=["llava", "instructblip", "idefics"])
+@pytest.mark.parametrize(
+    "builder, backend_class, plain",
+    [
+        (tiny_llava, llava.LlavaBackend, plain_llava),
+        (tiny_instructblip, instructblip.InstructBlipBackend, plain_instructblip),
+        (tiny_idefics, idefics.IdeficsBackend, plain_idefics),
+    ],
+    ids=["llava", "instructblip", "idefics"],
+)
 def test_backend_equals_a_plain_transformers_computation(builder, backend_class, plain, tmp_path):
     path = builder(tmp_path / "m")
     images = photos()
@@ -92,10 +111,12 @@ def test_backend_equals_a_plain_transformers_computation(builder, backend_class,
         for image in inputs_images:
             expected.append(eq2(model(**encode(image, score_text)).logits[0, -1], processor.tokenizer))
             inputs = encode(image, chat_text)
-            output = model.generate(**inputs, do_sample=False, max_new_tokens=6,
-                                    pad_token_id=processor.tokenizer.pad_token_id, **stop)
-            answers.append(processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:],
-                                                      skip_special_tokens=True).strip())
+            output = model.generate(
+                **inputs, do_sample=False, max_new_tokens=6, pad_token_id=processor.tokenizer.pad_token_id, **stop
+            )
+            answers.append(
+                processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+            )
     backend = backend_class(str(path), device="cpu")
     np.testing.assert_allclose(backend.score(images), expected, atol=1e-5)
     assert len({round(e, 6) for e in expected}) == len(expected)  # the image reaches the logits

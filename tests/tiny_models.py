@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CORPUS = ["USER: <image> What is the authenticity of this image? ASSISTANT: This image is fake",
-          "Is this a real image , yes or no ? Score : 0 1 2 real Real fake Fake yes no .",
-          "You are a helpful assistant . Evaluate whether the description completely includes"]
+CORPUS = [
+    "USER: <image> What is the authenticity of this image? ASSISTANT: This image is fake",
+    "Is this a real image , yes or no ? Score : 0 1 2 real Real fake Fake yes no .",
+    "You are a helpful assistant . Evaluate whether the description completely includes",
+]
 
 
 def word_tokenizer(corpus=CORPUS, extra_special=None):
@@ -16,10 +18,17 @@ def word_tokenizer(corpus=CORPUS, extra_special=None):
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>",
-                                                                             "<image>"]))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", **(extra_special or {}))
+    tok.train_from_iterator(
+        corpus, trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<image>"])
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        **(extra_special or {}),
+    )
 
 
 def tiny_causal_lm(path: Path, seed: int = 0) -> Path:
@@ -28,10 +37,18 @@ def tiny_causal_lm(path: Path, seed: int = 0) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = word_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -54,20 +71,44 @@ def tiny_llava(path: Path, seed: int = 0, corpus=None) -> Path:
     )
 
     tokenizer = word_tokenizer(corpus or CORPUS, {"extra_special_tokens": {"image_token": "<image>"}})
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=224, patch_size=32, projection_dim=32)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text,
-                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=224,
+        patch_size=32,
+        projection_dim=32,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
     improc = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
-    processor = LlavaProcessor(image_processor=improc, tokenizer=tokenizer, patch_size=32,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    processor = LlavaProcessor(
+        image_processor=improc,
+        tokenizer=tokenizer,
+        patch_size=32,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
@@ -79,20 +120,37 @@ def tiny_clip(path: Path, seed: int = 0) -> Path:
     from tokenizers.processors import TemplateProcessing
     from transformers import CLIPConfig, CLIPModel
 
-    tokenizer = word_tokenizer(["a real photo photograph taken with camera AI - generated image synthetic "
-                                "generated by diffusion model of ."])
+    tokenizer = word_tokenizer(
+        ["a real photo photograph taken with camera AI - generated image synthetic generated by diffusion model of ."]
+    )
     # as CLIP's own tokenizer: <s> text </s>; CLIP pools the text at the end token, so without one every prompt
     # would be pooled at its first token ("a") and all class embeddings would be equal
     tokenizer._tokenizer.post_processor = TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", tokenizer.bos_token_id), ("</s>", tokenizer.eos_token_id)])
+        single="<s> $A </s>", special_tokens=[("<s>", tokenizer.bos_token_id), ("</s>", tokenizer.eos_token_id)]
+    )
     config = CLIPConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 32,
-                     "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-                     "eos_token_id": tokenizer.eos_token_id},
-        vision_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 1,
-                       "image_size": 64, "patch_size": 16, "hidden_act": "quick_gelu"},
-        projection_dim=24)
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 32,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 1,
+            "image_size": 64,
+            "patch_size": 16,
+            "hidden_act": "quick_gelu",
+        },
+        projection_dim=24,
+    )
     torch.manual_seed(seed)
     CLIPModel(config).eval().save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -105,10 +163,12 @@ def hf_vision_to_openai(model) -> dict:
 
     sd = model.state_dict()
     v = "vision_model."
-    out = {"visual.class_embedding": sd[v + "embeddings.class_embedding"],
-           "visual.positional_embedding": sd[v + "embeddings.position_embedding.weight"],
-           "visual.conv1.weight": sd[v + "embeddings.patch_embedding.weight"],
-           "visual.proj": sd["visual_projection.weight"].t().contiguous()}
+    out = {
+        "visual.class_embedding": sd[v + "embeddings.class_embedding"],
+        "visual.positional_embedding": sd[v + "embeddings.position_embedding.weight"],
+        "visual.conv1.weight": sd[v + "embeddings.patch_embedding.weight"],
+        "visual.proj": sd["visual_projection.weight"].t().contiguous(),
+    }
     for src, dst in (("pre_layrnorm", "visual.ln_pre"), ("post_layernorm", "visual.ln_post")):
         out[f"{dst}.weight"], out[f"{dst}.bias"] = sd[f"{v}{src}.weight"], sd[f"{v}{src}.bias"]
     i = 0
@@ -128,10 +188,18 @@ def hf_vision_to_openai(model) -> dict:
 def _tiny_llama_config(tokenizer, **overrides):
     from transformers import LlamaConfig
 
-    values = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                  pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                  eos_token_id=tokenizer.eos_token_id)
+    values = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     return LlamaConfig(**{**values, **overrides})
 
 
@@ -148,19 +216,39 @@ def tiny_instructblip(path: Path, seed: int = 0) -> Path:
     )
 
     tokenizer, qformer_tokenizer = word_tokenizer(), word_tokenizer()
-    vision = InstructBlipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                                      image_size=64, patch_size=16,
-                                      initializer_range=0.02)  # default 1e-10: ~zero weights
-    qformer = InstructBlipQFormerConfig(vocab_size=len(qformer_tokenizer), hidden_size=32, num_hidden_layers=1,
-                                        num_attention_heads=4, intermediate_size=64, encoder_hidden_size=32,
-                                        pad_token_id=qformer_tokenizer.pad_token_id)
-    config = InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
-                                text_config=_tiny_llama_config(tokenizer).to_dict(), num_query_tokens=4,
-                                image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    vision = InstructBlipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        image_size=64,
+        patch_size=16,
+        initializer_range=0.02,
+    )  # default 1e-10: ~zero weights
+    qformer = InstructBlipQFormerConfig(
+        vocab_size=len(qformer_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        encoder_hidden_size=32,
+        pad_token_id=qformer_tokenizer.pad_token_id,
+    )
+    config = InstructBlipConfig(
+        vision_config=vision.to_dict(),
+        qformer_config=qformer.to_dict(),
+        text_config=_tiny_llama_config(tokenizer).to_dict(),
+        num_query_tokens=4,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
     torch.manual_seed(seed)
     InstructBlipForConditionalGeneration(config).eval().save_pretrained(path)
-    InstructBlipProcessor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer,
-                          qformer_tokenizer=qformer_tokenizer, num_query_tokens=4).save_pretrained(path)
+    InstructBlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+        tokenizer=tokenizer,
+        qformer_tokenizer=qformer_tokenizer,
+        num_query_tokens=4,
+    ).save_pretrained(path)
     return path
 
 
@@ -169,17 +257,35 @@ def tiny_idefics(path: Path, seed: int = 0) -> Path:
     import torch
     from transformers import IdeficsConfig, IdeficsForVisionText2Text, IdeficsImageProcessor, IdeficsProcessor
 
-    tokenizer = word_tokenizer(CORPUS + ["User : Assistant :"],
-                               {"additional_special_tokens": ["<fake_token_around_image>", "<end_of_utterance>"]})
+    tokenizer = word_tokenizer(
+        CORPUS + ["User : Assistant :"],
+        {"additional_special_tokens": ["<fake_token_around_image>", "<end_of_utterance>"]},
+    )
     config = IdeficsConfig(
-        vocab_size=len(tokenizer), additional_vocab_size=0, hidden_size=64, intermediate_size=128,
-        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=256, cross_layer_interval=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, use_resampler=False, freeze_text_layers=False,
+        vocab_size=len(tokenizer),
+        additional_vocab_size=0,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+        cross_layer_interval=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_resampler=False,
+        freeze_text_layers=False,
         alpha_initializer="ones",  # default "zeros": the gated cross-attention would ignore the image at init
         freeze_vision_layers=False,
-        vision_config={"embed_dim": 32, "image_size": 32, "patch_size": 16, "num_hidden_layers": 1,
-                       "num_attention_heads": 4, "intermediate_size": 64})
+        vision_config={
+            "embed_dim": 32,
+            "image_size": 32,
+            "patch_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+        },
+    )
     torch.manual_seed(seed)
     IdeficsForVisionText2Text(config).eval().save_pretrained(path)
     IdeficsProcessor(image_processor=IdeficsImageProcessor(image_size=32), tokenizer=tokenizer).save_pretrained(path)

@@ -133,7 +133,7 @@ def write_toy_data(root: Path, n_good: int = 24, bad: bool = True) -> Path:
     lines = []
     for i in range(n_good):
         y, x = (i * 17) % 400, (i * 29) % 400
-        crop = photo[y:y + 48, x:x + 48].astype(np.float64)
+        crop = photo[y : y + 48, x : x + 48].astype(np.float64)
         label = i % 2
         if label:
             crop = np.clip(crop * 0.5 + 120, 0, 255)
@@ -166,8 +166,9 @@ class ToyQuestionTask(ToyTask):
 
         if mode == "score":
             return Request(sample=sample, kind="score")
-        return Request(sample=sample, kind="generate", prompt=self.question,
-                       generation=GenerationParams(max_new_tokens=8))
+        return Request(
+            sample=sample, kind="generate", prompt=self.question, generation=GenerationParams(max_new_tokens=8)
+        )
 
     def parse_verdict(self, sample: Sample, text: str) -> int | None:
         from harness.verdicts import parse_verdict

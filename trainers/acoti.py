@@ -54,8 +54,12 @@ def select_exemplars(categories: Sequence[str], pool: Sequence[Exemplar]) -> lis
     lower.append(1.0)
     rows.append([0.0 if e.fake else 1.0 for e in pool])
     lower.append(1.0)
-    result = milp(c=cost, constraints=LinearConstraint(np.array(rows), lb=np.array(lower), ub=np.inf),
-                  integrality=np.ones(n), bounds=Bounds(0, 1))
+    result = milp(
+        c=cost,
+        constraints=LinearConstraint(np.array(rows), lb=np.array(lower), ub=np.inf),
+        integrality=np.ones(n),
+        bounds=Bounds(0, 1),
+    )
     if not result.success:
         raise CoverError(f"Eq. 1 has no solution: {result.message}")
     return [e for e, x in zip(pool, result.x) if x > 0.5]
@@ -75,8 +79,10 @@ def build_prompt(categories: Sequence[str], fake: bool, pool: Sequence[Exemplar]
     """Steer (categories), Demonstrate (Eq. 1 exemplars), Enlighten (label + CoT prompt)."""
     template = (resources.files("harness.trainers") / "prompts" / f"acoti.{version}.txt").read_text(encoding="utf-8")
     chosen = select_exemplars(categories, pool)
-    demos = "\n\n".join(f"Example {i + 1} ({'fake' if e.fake else 'real'}; evidence: "
-                        f"{', '.join(sorted(e.categories))}):\n{e.reasoning}" for i, e in enumerate(chosen))
+    demos = "\n\n".join(
+        f"Example {i + 1} ({'fake' if e.fake else 'real'}; evidence: {', '.join(sorted(e.categories))}):\n{e.reasoning}"
+        for i, e in enumerate(chosen)
+    )
     authenticity = "fake (AI-generated)" if fake else "real"
     text = template.format(categories=", ".join(sorted(categories)), demonstrations=demos, authenticity=authenticity)
     return ACoTIPrompt(text, [e.id for e in chosen], sorted(categories), authenticity)

@@ -22,8 +22,13 @@ class Extracted:
     errors: list[str] = field(default_factory=list)
 
 
-def extract(samples: Sequence[Sample], featurize: Callable[[Sample], np.ndarray], desc: str,
-            progress: bool = True, workers: int | None = None) -> Extracted:
+def extract(
+    samples: Sequence[Sample],
+    featurize: Callable[[Sample], np.ndarray],
+    desc: str,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Extracted:
     """Apply ``featurize`` to every labelled sample in worker threads; failures are collected, not raised."""
     from harness.progress import progress_bar
 
@@ -38,8 +43,10 @@ def extract(samples: Sequence[Sample], featurize: Callable[[Sample], np.ndarray]
             errors.append(f"{labelled[index].describe()}: {type(exc).__name__}: {exc}")
 
     workers = workers or max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            progress_bar(total=len(labelled), desc=desc, unit="img", enabled=progress, leave=False) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        progress_bar(total=len(labelled), desc=desc, unit="img", enabled=progress, leave=False) as bar,
+    ):
         for _ in pool.map(work, range(len(labelled))):
             bar.update(1)
     kept = [i for i, r in enumerate(results) if r is not None]

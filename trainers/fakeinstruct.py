@@ -44,12 +44,18 @@ def _fake(record: dict[str, Any]) -> bool:
     return value in (1, "1", "fake", "Fake", True)
 
 
-def conversation(record_id: str, image: str, question: str, answer: str, part: int,
-                 record: dict[str, Any]) -> dict[str, Any]:
+def conversation(
+    record_id: str, image: str, question: str, answer: str, part: int, record: dict[str, Any]
+) -> dict[str, Any]:
     """One LLaVA-format instruction."""
-    return {"id": record_id, "image": image, "part": part, "generator": record.get("generator"),
-            "authenticity": "fake" if _fake(record) else "real",
-            "conversations": [{"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}]}
+    return {
+        "id": record_id,
+        "image": image,
+        "part": part,
+        "generator": record.get("generator"),
+        "authenticity": "fake" if _fake(record) else "real",
+        "conversations": [{"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}],
+    }
 
 
 def part1(records: Sequence[dict[str, Any]], per_record: int = 2, seed: int = 0) -> list[dict[str, Any]]:
@@ -96,11 +102,25 @@ def format_mcq(question: str, correct: str, distractors: Sequence[str], rng: ran
 class FakeInstructBuilder:
     """Builds Parts 1-4 from FakeChain records with an LLM (``llm.complete(prompt) -> str``)."""
 
-    def __init__(self, llm: Any = None, seed: int = 0, n_part2: int = 2, n_part3: int = 3, n_mcq: int = 2,
-                 n_distractors: int = 3, n_part4: int = 2, contamination_filter: bool = True) -> None:
+    def __init__(
+        self,
+        llm: Any = None,
+        seed: int = 0,
+        n_part2: int = 2,
+        n_part3: int = 3,
+        n_mcq: int = 2,
+        n_distractors: int = 3,
+        n_part4: int = 2,
+        contamination_filter: bool = True,
+    ) -> None:
         self.llm, self.rng = llm, random.Random(seed)
-        self.n_part2, self.n_part3, self.n_mcq, self.n_distractors, self.n_part4 = n_part2, n_part3, n_mcq, \
-            n_distractors, n_part4
+        self.n_part2, self.n_part3, self.n_mcq, self.n_distractors, self.n_part4 = (
+            n_part2,
+            n_part3,
+            n_mcq,
+            n_distractors,
+            n_part4,
+        )
         self.contamination_filter = contamination_filter
         self.stats = {"llm_failures": 0, "dropped_contaminated": 0, "dropped_invalid": 0}
 
@@ -123,8 +143,9 @@ class FakeInstructBuilder:
         return out
 
     def _ask(self, template: str, record: dict[str, Any], **fields: Any) -> Any:
-        prompt = _prompt(template).format(authenticity="fake" if _fake(record) else "real",
-                                          reasoning=record["reasoning"], **fields)
+        prompt = _prompt(template).format(
+            authenticity="fake" if _fake(record) else "real", reasoning=record["reasoning"], **fields
+        )
         try:
             return _json(self.llm.complete(prompt))
         except Exception:  # noqa: BLE001 - a failed or malformed generation drops this record's part
@@ -133,12 +154,17 @@ class FakeInstructBuilder:
 
     def _part2(self, index: int, record: dict[str, Any]) -> list[dict[str, Any]]:
         items = self._ask("fakeinstruct_part2", record, n=self.n_part2) or []
-        return [conversation(f"p2-{index}-{k}", record["image"], item["question"], record["reasoning"], 2, record)
-                for k, item in enumerate(items) if isinstance(item, dict) and item.get("question")]
+        return [
+            conversation(f"p2-{index}-{k}", record["image"], item["question"], record["reasoning"], 2, record)
+            for k, item in enumerate(items)
+            if isinstance(item, dict) and item.get("question")
+        ]
 
     def _part3(self, index: int, record: dict[str, Any]) -> list[dict[str, Any]]:
-        data = self._ask("fakeinstruct_part3", record, n=self.n_part3, n_mcq=self.n_mcq,
-                         n_distractors=self.n_distractors) or {}
+        data = (
+            self._ask("fakeinstruct_part3", record, n=self.n_part3, n_mcq=self.n_mcq, n_distractors=self.n_distractors)
+            or {}
+        )
         out = []
         for k, item in enumerate(data.get("vqa", []) if isinstance(data, dict) else []):
             if not item.get("question") or not item.get("answer"):
@@ -146,8 +172,7 @@ class FakeInstructBuilder:
                 continue
             if self._contaminated(item["question"], item["answer"]):
                 continue
-            out.append(conversation(f"p3-{index}-v{k}", record["image"], item["question"], item["answer"], 3,
-                                    record))
+            out.append(conversation(f"p3-{index}-v{k}", record["image"], item["question"], item["answer"], 3, record))
         for k, item in enumerate(data.get("mcq", []) if isinstance(data, dict) else []):
             try:
                 question, answer, letter = format_mcq(item["question"], item["correct"], item["distractors"], self.rng)
@@ -161,9 +186,11 @@ class FakeInstructBuilder:
 
     def _part4(self, index: int, record: dict[str, Any]) -> list[dict[str, Any]]:
         items = self._ask("fakeinstruct_part4", record, n=self.n_part4) or []
-        return [conversation(f"p4-{index}-{k}", record["image"], item["question"], item["answer"], 4, record)
-                for k, item in enumerate(items)
-                if isinstance(item, dict) and item.get("question") and item.get("answer")]
+        return [
+            conversation(f"p4-{index}-{k}", record["image"], item["question"], item["answer"], 4, record)
+            for k, item in enumerate(items)
+            if isinstance(item, dict) and item.get("question") and item.get("answer")
+        ]
 
     def _contaminated(self, question: str, reference: str) -> bool:
         """Whether a text-only answer (no image) already matches an objective reference (MCQ letter, yes/no)."""

@@ -93,8 +93,12 @@ def collate(batch: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
     for i, item in enumerate(batch):
         n = len(item["input_ids"])
         ids[i, :n], labels[i, :n], mask[i, :n] = item["input_ids"], item["labels"], 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask,
-            "pixel_values": torch.stack([b["pixel_values"] for b in batch])}
+    return {
+        "input_ids": ids,
+        "labels": labels,
+        "attention_mask": mask,
+        "pixel_values": torch.stack([b["pixel_values"] for b in batch]),
+    }
 
 
 def single_process_env() -> dict[str, str | None]:
@@ -135,25 +139,55 @@ class FakeScopeTrainer(Trainer):
     model_name = "fakescope-llava"
     requires_task = False
 
-    def __init__(self, data: str | None = None, base: str | None = None, deepspeed: str | None = None,
-                 epochs: float = 1.0, max_steps: int = -1, lr: float = 2e-5, batch_size: int = 4,
-                 grad_accum: int = 1, bf16: Any = "auto", gradient_checkpointing: bool = False, seed: int = 0,
-                 max_length: int = 1024, weight_decay: float = 0.0, warmup_ratio: float = 0.03,
-                 progress: bool = True, **args: Any) -> None:
-        super().__init__(data=data, base=base, deepspeed=deepspeed, epochs=epochs, max_steps=max_steps, lr=lr,
-                         batch_size=batch_size, grad_accum=grad_accum, bf16=bf16,
-                         gradient_checkpointing=gradient_checkpointing, seed=seed, max_length=max_length, **args)
+    def __init__(
+        self,
+        data: str | None = None,
+        base: str | None = None,
+        deepspeed: str | None = None,
+        epochs: float = 1.0,
+        max_steps: int = -1,
+        lr: float = 2e-5,
+        batch_size: int = 4,
+        grad_accum: int = 1,
+        bf16: Any = "auto",
+        gradient_checkpointing: bool = False,
+        seed: int = 0,
+        max_length: int = 1024,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.03,
+        progress: bool = True,
+        **args: Any,
+    ) -> None:
+        super().__init__(
+            data=data,
+            base=base,
+            deepspeed=deepspeed,
+            epochs=epochs,
+            max_steps=max_steps,
+            lr=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            bf16=bf16,
+            gradient_checkpointing=gradient_checkpointing,
+            seed=seed,
+            max_length=max_length,
+            **args,
+        )
         if not data or not base:
             raise ValueError("fakescope training needs --data FakeInstruct.json and --base LLAVA_DIR")
         self.data, self.base, self.deepspeed = Path(data), base, deepspeed
         self.epochs, self.max_steps, self.lr = float(epochs), int(max_steps), float(lr)
         self.batch_size, self.grad_accum, self.bf16 = int(batch_size), int(grad_accum), bf16
-        self.gradient_checkpointing, self.seed, self.max_length = bool(gradient_checkpointing), int(seed), \
-            int(max_length)
+        self.gradient_checkpointing, self.seed, self.max_length = (
+            bool(gradient_checkpointing),
+            int(seed),
+            int(max_length),
+        )
         self.weight_decay, self.warmup_ratio, self.progress = float(weight_decay), float(warmup_ratio), progress
 
-    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str,
-              resume: bool = True) -> dict[str, Any]:
+    def train(
+        self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
+    ) -> dict[str, Any]:
         """Fine-tune, verify the frozen tower, save a folder the ``fakescope-llava`` adapter loads."""
         import torch
         from transformers import AutoProcessor, LlavaForConditionalGeneration
@@ -177,8 +211,17 @@ class FakeScopeTrainer(Trainer):
             os.environ.clear()
             os.environ.update(saved_env)
 
-    def _train(self, model: Any, processor: Any, before: dict[str, Any], bf16: bool, records: list[dict[str, Any]],
-               out_dir: Path, task_name: str, resume: bool) -> dict[str, Any]:
+    def _train(
+        self,
+        model: Any,
+        processor: Any,
+        before: dict[str, Any],
+        bf16: bool,
+        records: list[dict[str, Any]],
+        out_dir: Path,
+        task_name: str,
+        resume: bool,
+    ) -> dict[str, Any]:
         import inspect
 
         import torch
@@ -193,18 +236,36 @@ class FakeScopeTrainer(Trainer):
         dataset = InstructionDataset(records, processor, self.data.parent, self.max_length)
         pad_id = processor.tokenizer.pad_token_id or 0
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
-        warmup = ({"warmup_ratio": self.warmup_ratio}
-                  if "warmup_ratio" in inspect.signature(TrainingArguments.__init__).parameters
-                  else {"warmup_steps": self.warmup_ratio})
+        warmup = (
+            {"warmup_ratio": self.warmup_ratio}
+            if "warmup_ratio" in inspect.signature(TrainingArguments.__init__).parameters
+            else {"warmup_steps": self.warmup_ratio}
+        )
         args = TrainingArguments(
-            output_dir=str(out_dir / "trainer"), per_device_train_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.grad_accum, learning_rate=self.lr, num_train_epochs=self.epochs,
-            max_steps=self.max_steps, weight_decay=self.weight_decay, **warmup,
-            lr_scheduler_type="cosine", logging_steps=1, save_strategy="epoch", save_total_limit=1, report_to=[],
-            bf16=bf16, use_cpu=not cuda, deepspeed=self.deepspeed, remove_unused_columns=False, seed=self.seed,
-            dataloader_num_workers=0, disable_tqdm=not self.progress)
-        trainer = HFTrainer(model=model, args=args, train_dataset=dataset,
-                            data_collator=lambda batch: collate(batch, pad_id))
+            output_dir=str(out_dir / "trainer"),
+            per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.grad_accum,
+            learning_rate=self.lr,
+            num_train_epochs=self.epochs,
+            max_steps=self.max_steps,
+            weight_decay=self.weight_decay,
+            **warmup,
+            lr_scheduler_type="cosine",
+            logging_steps=1,
+            save_strategy="epoch",
+            save_total_limit=1,
+            report_to=[],
+            bf16=bf16,
+            use_cpu=not cuda,
+            deepspeed=self.deepspeed,
+            remove_unused_columns=False,
+            seed=self.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=not self.progress,
+        )
+        trainer = HFTrainer(
+            model=model, args=args, train_dataset=dataset, data_collator=lambda batch: collate(batch, pad_id)
+        )
         last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).is_dir() else None
         trainer.train(resume_from_checkpoint=last)
         trainer.save_model(str(out_dir))
@@ -212,13 +273,27 @@ class FakeScopeTrainer(Trainer):
         identical = tower_unchanged(before, out_dir)
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         seen = sorted({r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")})
-        meta = {"trainer": "fakescope", "base": str(self.base), "data": str(self.data), "n_instructions": len(records),
-                "parts": sorted({r.get("part") for r in records if r.get("part") is not None}),
-                "deepspeed": self.deepspeed, "bf16": bf16, "lr": self.lr, "epochs": self.epochs,
-                "max_steps": self.max_steps, "losses": losses, "vision_tower_bit_identical": identical,
-                "trained_on": {"task": task_name or str(self.data), "seen_generators": seen}}
+        meta = {
+            "trainer": "fakescope",
+            "base": str(self.base),
+            "data": str(self.data),
+            "n_instructions": len(records),
+            "parts": sorted({r.get("part") for r in records if r.get("part") is not None}),
+            "deepspeed": self.deepspeed,
+            "bf16": bf16,
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "max_steps": self.max_steps,
+            "losses": losses,
+            "vision_tower_bit_identical": identical,
+            "trained_on": {"task": task_name or str(self.data), "seen_generators": seen},
+        }
         (out_dir / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if not identical:
             raise RuntimeError("the frozen vision tower changed during training")
-        return {"losses": losses, "first_loss": losses[0] if losses else None,
-                "last_loss": losses[-1] if losses else None, "vision_tower_bit_identical": identical}
+        return {
+            "losses": losses,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "vision_tower_bit_identical": identical,
+        }

@@ -46,28 +46,63 @@ def build_tiny_base(out: Path, seed: int = 0) -> Path:
 
     from harness.plugins.lmm.backends.soft_scoring import DEFAULT_PROMPT
 
-    corpus = PART1_WHAT + PART1_YES_FAKE + PART1_YES_REAL + [
-        CHAT, DEFAULT_PROMPT, "This image is fake . This image is real . Yes , No , Fake Real FAKE REAL"]
+    corpus = (
+        PART1_WHAT
+        + PART1_YES_FAKE
+        + PART1_YES_REAL
+        + [CHAT, DEFAULT_PROMPT, "This image is fake . This image is real . Yes , No , Fake Real FAKE REAL"]
+    )
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>",
-                                                                             "<image>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                        eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-                              image_size=IMAGE, patch_size=8, projection_dim=64)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text,
-                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-2)
+    tok.train_from_iterator(
+        corpus, trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<image>"])
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        image_size=IMAGE,
+        patch_size=8,
+        projection_dim=64,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
     improc = CLIPImageProcessor(size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE})
-    processor = LlavaProcessor(image_processor=improc, tokenizer=tokenizer, patch_size=8,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    processor = LlavaProcessor(
+        image_processor=improc,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
@@ -113,8 +148,15 @@ def pretrain_tower(base: Path, train: list, val: list, epochs: int = 30, lr: flo
     return auc
 
 
-def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True, n_train: int | None = None,
-        tower_epochs: int = 30, eval_limit: int | None = None) -> dict[str, Any]:
+def run(
+    out: Path,
+    epochs: float = 2.0,
+    seed: int = 0,
+    quiet: bool = True,
+    n_train: int | None = None,
+    tower_epochs: int = 30,
+    eval_limit: int | None = None,
+) -> dict[str, Any]:
     """The five steps of the module docstring; returns (and writes) the summary.
 
     ``n_train`` (a seeded, label-balanced subset of the training split), ``tower_epochs`` and ``eval_limit``
@@ -139,26 +181,50 @@ def run(out: Path, epochs: float = 2.0, seed: int = 0, quiet: bool = True, n_tra
         train = [s for group in by_label for s in rng.sample(group, min(len(group), n_train // 2))]
     base = build_tiny_base(out / "base", seed)
     tower_auc = pretrain_tower(base, train, val, epochs=tower_epochs, seed=seed)
-    records = [{"image": s.image, "authenticity": "fake" if s.label else "real", "generator": s.subset,
-                "reasoning": ""} for s in train]
+    records = [
+        {"image": s.image, "authenticity": "fake" if s.label else "real", "generator": s.subset, "reasoning": ""}
+        for s in train
+    ]
     data = out / "fakeinstruct-part1.json"
     data.write_text(json.dumps(part1(records, per_record=2, seed=seed)), encoding="utf-8")
     zero2 = str(resources.files("harness.trainers") / "deepspeed" / "zero2.json")
-    trainer = FakeScopeTrainer(data=str(data), base=str(base), deepspeed=zero2, epochs=epochs, lr=1e-3,
-                               batch_size=16, warmup_ratio=0.0, seed=seed, progress=not quiet)
+    trainer = FakeScopeTrainer(
+        data=str(data),
+        base=str(base),
+        deepspeed=zero2,
+        epochs=epochs,
+        lr=1e-3,
+        batch_size=16,
+        warmup_ratio=0.0,
+        seed=seed,
+        progress=not quiet,
+    )
     training = trainer.train([], [], out / "fakescope-tiny", "aigi-mini (Part 1)", resume=False)
-    config = RunConfig(model="fakescope-llava", model_args={"path": str(out / "fakescope-tiny")}, tasks="aigi-mini",
-                       output_dir=out / "results", progress=not quiet, bootstrap=200, device="cpu",
-                       limit=eval_limit)
+    config = RunConfig(
+        model="fakescope-llava",
+        model_args={"path": str(out / "fakescope-tiny")},
+        tasks="aigi-mini",
+        output_dir=out / "results",
+        progress=not quiet,
+        bootstrap=200,
+        device="cpu",
+        limit=eval_limit,
+    )
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     results = json.loads(outcome.results_path.read_text())
-    summary = {"tower_probe_val_auc": tower_auc, "first_loss": training["first_loss"],
-               "last_loss": training["last_loss"], "n_losses": len(training["losses"]),
-               "vision_tower_bit_identical": training["vision_tower_bit_identical"],
-               "test_auc": results["metrics"]["all"]["auc"]["value"],
-               "test_auc_ci": results["metrics"]["all"]["auc"].get("ci"),
-               "test_acc": results["metrics"]["all"]["acc"]["value"], "deepspeed": "ZeRO-2, CPU, one process (gloo)",
-               "seconds": round(time.time() - start, 1), "results": str(outcome.results_path)}
+    summary = {
+        "tower_probe_val_auc": tower_auc,
+        "first_loss": training["first_loss"],
+        "last_loss": training["last_loss"],
+        "n_losses": len(training["losses"]),
+        "vision_tower_bit_identical": training["vision_tower_bit_identical"],
+        "test_auc": results["metrics"]["all"]["auc"]["value"],
+        "test_auc_ci": results["metrics"]["all"]["auc"].get("ci"),
+        "test_acc": results["metrics"]["all"]["acc"]["value"],
+        "deepspeed": "ZeRO-2, CPU, one process (gloo)",
+        "seconds": round(time.time() - start, 1),
+        "results": str(outcome.results_path),
+    }
     write_benchmark(out / "demo_summary.json", summary)
     return summary
 

@@ -25,28 +25,48 @@ class FormatShortcutTrainer(Trainer):
         super().__init__(C=C, **args)
         self.C, self.progress = float(C), progress
 
-    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str,
-              resume: bool = True) -> dict[str, Any]:
+    def train(
+        self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
+    ) -> dict[str, Any]:
         """Read headers, build the token vocabulary, fit, validate, save."""
         from sklearn.linear_model import LogisticRegression
 
-        tokens = extract(train, lambda s: np.array(storage_tokens(file_metadata(s.image)), dtype=object),
-                         "format-shortcut headers (train)", self.progress)
+        tokens = extract(
+            train,
+            lambda s: np.array(storage_tokens(file_metadata(s.image)), dtype=object),
+            "format-shortcut headers (train)",
+            self.progress,
+        )
         vocabulary = sorted({t for row in tokens.features for t in row})
         index = {t: i for i, t in enumerate(vocabulary)}
         matrix = np.stack([one_hot(list(row), index) for row in tokens.features])
         classifier = LogisticRegression(C=self.C, max_iter=1000).fit(matrix, tokens.labels)
-        summary: dict[str, Any] = {"n_train": len(matrix), "vocabulary": vocabulary,
-                                   "train_skipped": tokens.errors}
+        summary: dict[str, Any] = {"n_train": len(matrix), "vocabulary": vocabulary, "train_skipped": tokens.errors}
         if val:
-            val_tokens = extract(val, lambda s: one_hot(storage_tokens(file_metadata(s.image)), index),
-                                 "format-shortcut headers (val)", self.progress)
-            summary["val"] = validation_summary(val_tokens.labels,
-                                                classifier.predict_proba(val_tokens.features)[:, 1])
-        config = {"model": "format-shortcut", "vocabulary": vocabulary, "C": self.C,
-                  "trained_on": {"task": task_name, "n_train": len(matrix),
-                                 "seen_generators": seen_generators(tokens.samples)},
-                  "validation": summary.get("val")}
-        save_numpy_checkpoint(out_dir, {"coef": classifier.coef_.ravel().astype(np.float64),
-                                        "intercept": classifier.intercept_.astype(np.float64)}, config)
+            val_tokens = extract(
+                val,
+                lambda s: one_hot(storage_tokens(file_metadata(s.image)), index),
+                "format-shortcut headers (val)",
+                self.progress,
+            )
+            summary["val"] = validation_summary(val_tokens.labels, classifier.predict_proba(val_tokens.features)[:, 1])
+        config = {
+            "model": "format-shortcut",
+            "vocabulary": vocabulary,
+            "C": self.C,
+            "trained_on": {
+                "task": task_name,
+                "n_train": len(matrix),
+                "seen_generators": seen_generators(tokens.samples),
+            },
+            "validation": summary.get("val"),
+        }
+        save_numpy_checkpoint(
+            out_dir,
+            {
+                "coef": classifier.coef_.ravel().astype(np.float64),
+                "intercept": classifier.intercept_.astype(np.float64),
+            },
+            config,
+        )
         return summary

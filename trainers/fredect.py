@@ -37,7 +37,7 @@ def resolve_size(size: Any, samples: Sequence[Sample]) -> int:
         return int(size)
     shapes = Counter((s.metadata.get("width"), s.metadata.get("height")) for s in samples)
     if len(shapes) == 1:
-        (width, height), = shapes
+        ((width, height),) = shapes
         if width and width == height:
             return int(width)
     return UPSTREAM_SIZE
@@ -49,14 +49,22 @@ class FreDectTrainer(Trainer):
     name = "fredect"
     model_name = "fredect"
 
-    def __init__(self, size: Any = "auto", grayscale: bool = True, C: float | None = None,
-                 max_iter: int = 5000, progress: bool = True, **args: Any) -> None:
+    def __init__(
+        self,
+        size: Any = "auto",
+        grayscale: bool = True,
+        C: float | None = None,
+        max_iter: int = 5000,
+        progress: bool = True,
+        **args: Any,
+    ) -> None:
         super().__init__(size=size, grayscale=grayscale, C=C, max_iter=max_iter, **args)
         self.grayscale, self.C, self.max_iter, self.progress = bool(grayscale), C, int(max_iter), progress
         self.size_arg = size
 
-    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str,
-              resume: bool = True) -> dict[str, Any]:
+    def train(
+        self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
+    ) -> dict[str, Any]:
         """Extract log-DCT features, standardise, fit, validate, save."""
         from sklearn.linear_model import LogisticRegression
 
@@ -78,12 +86,24 @@ class FreDectTrainer(Trainer):
             val_data = extract(val, featurize, "fredect features (val)", self.progress)
             val_flat = ((val_data.features - mean) / std).reshape(len(val_data.features), -1)
             summary["val"] = validation_summary(val_data.labels, classifier.predict_proba(val_flat)[:, 1])
-        config = {"model": "fredect", "size": size, "grayscale": self.grayscale, "epsilon": EPSILON,
-                  "classifier": "sklearn LogisticRegression (L2)", "C": C,
-                  "trained_on": {"task": task_name, "n_train": len(flat),
-                                 "seen_generators": seen_generators(data.samples)},
-                  "validation": summary.get("val")}
-        save_numpy_checkpoint(out_dir, {"dct_mean": mean.astype(np.float32), "dct_std": std.astype(np.float32),
-                                        "coef": classifier.coef_.ravel().astype(np.float64),
-                                        "intercept": classifier.intercept_.astype(np.float64)}, config)
+        config = {
+            "model": "fredect",
+            "size": size,
+            "grayscale": self.grayscale,
+            "epsilon": EPSILON,
+            "classifier": "sklearn LogisticRegression (L2)",
+            "C": C,
+            "trained_on": {"task": task_name, "n_train": len(flat), "seen_generators": seen_generators(data.samples)},
+            "validation": summary.get("val"),
+        }
+        save_numpy_checkpoint(
+            out_dir,
+            {
+                "dct_mean": mean.astype(np.float32),
+                "dct_std": std.astype(np.float32),
+                "coef": classifier.coef_.ravel().astype(np.float64),
+                "intercept": classifier.intercept_.astype(np.float64),
+            },
+            config,
+        )
         return summary

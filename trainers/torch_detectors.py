@@ -46,8 +46,9 @@ def _tensors(samples: Sequence[Sample], pipeline: Any, desc: str, progress: bool
     from harness.progress import progress_bar
 
     xs, ys, errors = [], [], []
-    for sample in progress_bar([s for s in samples if s.label is not None], desc=desc, unit="img",
-                               enabled=progress, leave=False):
+    for sample in progress_bar(
+        [s for s in samples if s.label is not None], desc=desc, unit="img", enabled=progress, leave=False
+    ):
         try:
             tensor, _ = pipeline(load_image(sample))
         except Exception as exc:  # noqa: BLE001
@@ -95,8 +96,13 @@ class EarlyStopping:
 
     def state(self) -> dict[str, Any]:
         """For ``resume.pt``."""
-        return {"lr": self.lr, "best": self.best, "stage_best": self.stage_best, "bad_epochs": self.bad_epochs,
-                "delta": self.delta}
+        return {
+            "lr": self.lr,
+            "best": self.best,
+            "stage_best": self.stage_best,
+            "bad_epochs": self.bad_epochs,
+            "delta": self.delta,
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         """From ``resume.pt``."""
@@ -104,9 +110,21 @@ class EarlyStopping:
         self.bad_epochs, self.delta = int(state["bad_epochs"]), float(state["delta"])
 
 
-def fit(module: Any, parameters: Callable[[], Any], forward: Callable[[Any], Any], train: tuple[Any, Any],
-        val: tuple[Any, Any], out_dir: Path, lr: float, batch_size: int, max_epochs: int, seed: int,
-        resume: bool, progress: bool, flip: bool = False) -> dict[str, Any]:
+def fit(
+    module: Any,
+    parameters: Callable[[], Any],
+    forward: Callable[[Any], Any],
+    train: tuple[Any, Any],
+    val: tuple[Any, Any],
+    out_dir: Path,
+    lr: float,
+    batch_size: int,
+    max_epochs: int,
+    seed: int,
+    resume: bool,
+    progress: bool,
+    flip: bool = False,
+) -> dict[str, Any]:
     """Train ``module`` (only ``parameters()``) on tensors with early stopping; returns the history."""
     import torch
 
@@ -135,9 +153,10 @@ def fit(module: Any, parameters: Callable[[], Any], forward: Callable[[Any], Any
         module.train()
         order = torch.randperm(len(x_train))
         losses = []
-        for start in progress_bar(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}", leave=False,
-                                  enabled=progress):
-            index = order[start:start + batch_size]
+        for start in progress_bar(
+            range(0, len(order), batch_size), desc=f"epoch {epoch + 1}", leave=False, enabled=progress
+        ):
+            index = order[start : start + batch_size]
             batch = x_train[index]
             if flip:
                 mask = torch.rand(len(batch)) < 0.5
@@ -149,17 +168,34 @@ def fit(module: Any, parameters: Callable[[], Any], forward: Callable[[Any], Any
             losses.append(float(loss.detach()))
         module.eval()
         with torch.no_grad():
-            val_scores = torch.cat([torch.sigmoid(forward(val[0][i:i + batch_size]))
-                                    for i in range(0, len(val[0]), batch_size)]).numpy()
+            val_scores = torch.cat(
+                [torch.sigmoid(forward(val[0][i : i + batch_size])) for i in range(0, len(val[0]), batch_size)]
+            ).numpy()
         val_acc = float(np.mean((val_scores > 0.5) == val[1].numpy().astype(bool)))
         improved, stop = stopper.step(val_acc)
         if improved:
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_acc": val_acc, "lr": stopper.lr,
-                        "improved": improved})
-        torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "best_model": best_state,
-                    "stopper": stopper.state(), "epoch": epoch, "history": json.dumps(history),
-                    "rng": torch.get_rng_state()}, str(resume_path))
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(losses)),
+                "val_acc": val_acc,
+                "lr": stopper.lr,
+                "improved": improved,
+            }
+        )
+        torch.save(
+            {
+                "model": module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best_model": best_state,
+                "stopper": stopper.state(),
+                "epoch": epoch,
+                "history": json.dumps(history),
+                "rng": torch.get_rng_state(),
+            },
+            str(resume_path),
+        )
         if stop:
             break
     module.load_state_dict(best_state)
@@ -170,8 +206,9 @@ def _val_summary(module_forward: Callable[[Any], Any], val: tuple[Any, Any], bat
     import torch
 
     with torch.no_grad():
-        scores = torch.cat([torch.sigmoid(module_forward(val[0][i:i + batch_size]))
-                            for i in range(0, len(val[0]), batch_size)]).numpy()
+        scores = torch.cat(
+            [torch.sigmoid(module_forward(val[0][i : i + batch_size])) for i in range(0, len(val[0]), batch_size)]
+        ).numpy()
     return validation_summary(val[1].numpy().astype(int), scores)
 
 
@@ -190,17 +227,39 @@ class CNNSpotTrainer(Trainer):
     name = "cnnspot"
     model_name = "cnnspot"
 
-    def __init__(self, arch: str = "resnet50", crop: int = 224, resize: int | None = 256, lr: float = 1e-4,
-                 batch_size: int = 64, max_epochs: int = 100, pretrained: str | None = None, flip: bool = False,
-                 seed: int = 0, progress: bool = True, **args: Any) -> None:
-        super().__init__(arch=arch, crop=crop, resize=resize, lr=lr, batch_size=batch_size, max_epochs=max_epochs,
-                         pretrained=pretrained, flip=flip, seed=seed, **args)
+    def __init__(
+        self,
+        arch: str = "resnet50",
+        crop: int = 224,
+        resize: int | None = 256,
+        lr: float = 1e-4,
+        batch_size: int = 64,
+        max_epochs: int = 100,
+        pretrained: str | None = None,
+        flip: bool = False,
+        seed: int = 0,
+        progress: bool = True,
+        **args: Any,
+    ) -> None:
+        super().__init__(
+            arch=arch,
+            crop=crop,
+            resize=resize,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            pretrained=pretrained,
+            flip=flip,
+            seed=seed,
+            **args,
+        )
         self.arch, self.crop, self.resize = arch, int(crop), (int(resize) if resize else None)
         self.lr, self.batch_size, self.max_epochs = float(lr), int(batch_size), int(max_epochs)
         self.pretrained, self.flip, self.seed, self.progress = pretrained, bool(flip), int(seed), progress
 
-    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str,
-              resume: bool = True) -> dict[str, Any]:
+    def train(
+        self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
+    ) -> dict[str, Any]:
         """Fit, keep the best epoch by validation accuracy, save."""
         import torch
 
@@ -225,18 +284,50 @@ class CNNSpotTrainer(Trainer):
         x_val, y_val, _ = _tensors(val, pipeline, "cnnspot images (val)", self.progress)
         out_dir = Path(out_dir)
         forward = lambda batch: network(batch).reshape(-1)  # noqa: E731
-        result = fit(network, network.parameters, forward, (x_train, y_train), (x_val, y_val), out_dir, self.lr,
-                     self.batch_size, self.max_epochs, self.seed, resume, self.progress, self.flip)
+        result = fit(
+            network,
+            network.parameters,
+            forward,
+            (x_train, y_train),
+            (x_val, y_val),
+            out_dir,
+            self.lr,
+            self.batch_size,
+            self.max_epochs,
+            self.seed,
+            resume,
+            self.progress,
+            self.flip,
+        )
         network.eval()
-        summary = {"n_train": len(x_train), "train_skipped": skipped, **result,
-                   "val": _val_summary(forward, (x_val, y_val), self.batch_size)}
-        _save(out_dir, network.state_dict(), {
-            "model": "cnnspot", "arch": self.arch, "crop": self.crop, "train_resize": self.resize, "init": init,
-            "recipe": {"optimizer": "Adam", "lr": self.lr, "batch_size": self.batch_size, "loss": "BCEWithLogits",
-                       "early_stopping": "val acc, patience 5, lr/10, stop < 1e-6", "augmentation": "none",
-                       "flip": self.flip},
-            "trained_on": {"task": task_name, "n_train": len(x_train), "seen_generators": seen_generators(train)},
-            "validation": summary["val"]})
+        summary = {
+            "n_train": len(x_train),
+            "train_skipped": skipped,
+            **result,
+            "val": _val_summary(forward, (x_val, y_val), self.batch_size),
+        }
+        _save(
+            out_dir,
+            network.state_dict(),
+            {
+                "model": "cnnspot",
+                "arch": self.arch,
+                "crop": self.crop,
+                "train_resize": self.resize,
+                "init": init,
+                "recipe": {
+                    "optimizer": "Adam",
+                    "lr": self.lr,
+                    "batch_size": self.batch_size,
+                    "loss": "BCEWithLogits",
+                    "early_stopping": "val acc, patience 5, lr/10, stop < 1e-6",
+                    "augmentation": "none",
+                    "flip": self.flip,
+                },
+                "trained_on": {"task": task_name, "n_train": len(x_train), "seen_generators": seen_generators(train)},
+                "validation": summary["val"],
+            },
+        )
         return summary
 
 
@@ -246,18 +337,31 @@ class UnivFDTrainer(Trainer):
     name = "univfd"
     model_name = "univfd"
 
-    def __init__(self, clip: str | None = None, crop: int = 224, lr: float = 1e-4, batch_size: int = 256,
-                 max_epochs: int = 100, seed: int = 0, progress: bool = True, **args: Any) -> None:
-        super().__init__(clip=clip, crop=crop, lr=lr, batch_size=batch_size, max_epochs=max_epochs, seed=seed,
-                         **args)
+    def __init__(
+        self,
+        clip: str | None = None,
+        crop: int = 224,
+        lr: float = 1e-4,
+        batch_size: int = 256,
+        max_epochs: int = 100,
+        seed: int = 0,
+        progress: bool = True,
+        **args: Any,
+    ) -> None:
+        super().__init__(clip=clip, crop=crop, lr=lr, batch_size=batch_size, max_epochs=max_epochs, seed=seed, **args)
         if not clip:
             raise ValueError("univfd training needs --args clip=PATH (the CLIP ViT-L/14 backbone)")
         self.clip, self.crop, self.lr = clip, int(crop), float(lr)
-        self.batch_size, self.max_epochs, self.seed, self.progress = int(batch_size), int(max_epochs), int(seed), \
-            progress
+        self.batch_size, self.max_epochs, self.seed, self.progress = (
+            int(batch_size),
+            int(max_epochs),
+            int(seed),
+            progress,
+        )
 
-    def train(self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str,
-              resume: bool = True) -> dict[str, Any]:
+    def train(
+        self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
+    ) -> dict[str, Any]:
         """Embed once with the frozen backbone, fit the head, save the head."""
         import torch
 
@@ -273,7 +377,7 @@ class UnivFDTrainer(Trainer):
 
         def embed(x: Any) -> Any:
             with torch.no_grad():
-                return torch.cat([backbone(pixel_values=x[i:i + 64]).image_embeds for i in range(0, len(x), 64)])
+                return torch.cat([backbone(pixel_values=x[i : i + 64]).image_embeds for i in range(0, len(x), 64)])
 
         f_train, f_val = embed(x_train), embed(x_val)
         torch.manual_seed(self.seed)
@@ -281,18 +385,45 @@ class UnivFDTrainer(Trainer):
         torch.nn.init.normal_(head.weight, 0.0, 0.02)
         forward = lambda feats: head(feats).reshape(-1)  # noqa: E731
         out_dir = Path(out_dir)
-        result = fit(head, head.parameters, forward, (f_train, y_train), (f_val, y_val), out_dir, self.lr,
-                     self.batch_size, self.max_epochs, self.seed, resume, self.progress)
-        summary = {"n_train": len(f_train), "train_skipped": skipped, **result,
-                   "val": _val_summary(forward, (f_val, y_val), self.batch_size)}
-        _save(out_dir, head.state_dict(), {
-            "model": "univfd", "clip": str(self.clip), "backbone": source, "crop": self.crop,
-            "recipe": {"optimizer": "Adam (AdamW wd 0 upstream)", "lr": self.lr, "batch_size": self.batch_size,
-                       "loss": "BCEWithLogits", "early_stopping": "val acc, patience 5, lr/10, stop < 1e-6",
-                       "augmentation": "none", "backbone": "frozen"},
-            "trained_on": {"task": task_name, "n_train": len(f_train), "seen_generators": seen_generators(train)},
-            "validation": summary["val"]})
+        result = fit(
+            head,
+            head.parameters,
+            forward,
+            (f_train, y_train),
+            (f_val, y_val),
+            out_dir,
+            self.lr,
+            self.batch_size,
+            self.max_epochs,
+            self.seed,
+            resume,
+            self.progress,
+        )
+        summary = {
+            "n_train": len(f_train),
+            "train_skipped": skipped,
+            **result,
+            "val": _val_summary(forward, (f_val, y_val), self.batch_size),
+        }
+        _save(
+            out_dir,
+            head.state_dict(),
+            {
+                "model": "univfd",
+                "clip": str(self.clip),
+                "backbone": source,
+                "crop": self.crop,
+                "recipe": {
+                    "optimizer": "Adam (AdamW wd 0 upstream)",
+                    "lr": self.lr,
+                    "batch_size": self.batch_size,
+                    "loss": "BCEWithLogits",
+                    "early_stopping": "val acc, patience 5, lr/10, stop < 1e-6",
+                    "augmentation": "none",
+                    "backbone": "frozen",
+                },
+                "trained_on": {"task": task_name, "n_train": len(f_train), "seen_generators": seen_generators(train)},
+                "validation": summary["val"],
+            },
+        )
         return summary
-
-
-

@@ -97,16 +97,26 @@ class LmmAdapter(ModelAdapter):
     #: a package the backend imports that the harness's own environment normally lacks
     upstream_module: str | None = None
 
-    def __init__(self, path: str | None = None, python: str | None = None, max_new_tokens: int = 256,
-                 request_timeout: float | None = None, **args: Any) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        python: str | None = None,
+        max_new_tokens: int = 256,
+        request_timeout: float | None = None,
+        **args: Any,
+    ) -> None:
         super().__init__(path=path, python=python, max_new_tokens=max_new_tokens, **args)
         if not path:
-            raise ValueError(f"{self.display} needs --model-args path=DIR (a local checkpoint folder or a hub id "
-                             "already in the local Hugging Face cache)")
+            raise ValueError(
+                f"{self.display} needs --model-args path=DIR (a local checkpoint folder or a hub id "
+                "already in the local Hugging Face cache)"
+            )
         unknown = set(args) - set(self.backend_args)
         if unknown:
-            raise ValueError(f"unknown model arguments {sorted(unknown)}; known: path, python, max_new_tokens, "
-                             f"request_timeout, {', '.join(self.backend_args)}")
+            raise ValueError(
+                f"unknown model arguments {sorted(unknown)}; known: path, python, max_new_tokens, "
+                f"request_timeout, {', '.join(self.backend_args)}"
+            )
         if self.requires_remote_code:
             from harness.plugins.lmm.backends.hf_vlm import require_remote_code
 
@@ -122,8 +132,11 @@ class LmmAdapter(ModelAdapter):
     # -- identity ----------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         """Backend, arguments and the content hash of the checkpoint's weight files."""
-        return {"class": self.backend_spec, "weights_sha256": self.weights_hash(),
-                "args": {k: v for k, v in self.args.items() if k not in ("path", "python", "request_timeout")}}
+        return {
+            "class": self.backend_spec,
+            "weights_sha256": self.weights_hash(),
+            "args": {k: v for k, v in self.args.items() if k not in ("path", "python", "request_timeout")},
+        }
 
     def weights_hash(self) -> str:
         """SHA-256 over the checkpoint folder's files (memoised by path, size and mtime); for a hub id, over
@@ -150,8 +163,10 @@ class LmmAdapter(ModelAdapter):
 
     def preprocessing(self) -> dict[str, Any]:
         """The backend's anchors, prompts and image pipeline (known once loaded)."""
-        return self.info or {"note": "model not loaded in this run (all answers came from the cache)",
-                             "declared": self.backend_kwargs}
+        return self.info or {
+            "note": "model not loaded in this run (all answers came from the cache)",
+            "declared": self.backend_kwargs,
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------
     def check(self) -> None:
@@ -160,38 +175,47 @@ class LmmAdapter(ModelAdapter):
         self.check_weights_present()
         if self.python:
             if not Path(self.python).expanduser().exists():
-                raise ModelLoadError(f"{self.display}: worker interpreter {self.python} not found. "
-                                     + self._env_hint())
+                raise ModelLoadError(f"{self.display}: worker interpreter {self.python} not found. " + self._env_hint())
             missing = self._missing_in_worker_env()
             if missing:
-                raise ModelLoadError(f"{self.display}: the worker environment of {self.python} lacks "
-                                     f"{', '.join(missing)}. " + self._env_hint())
+                raise ModelLoadError(
+                    f"{self.display}: the worker environment of {self.python} lacks "
+                    f"{', '.join(missing)}. " + self._env_hint()
+                )
         elif self.upstream_module:
             import importlib.util
 
             if importlib.util.find_spec(self.upstream_module) is None:
-                raise ModelLoadError(f"{self.display} runs upstream's {self.upstream_module!r} package, which this "
-                                     f"Python lacks. " + self._env_hint())
+                raise ModelLoadError(
+                    f"{self.display} runs upstream's {self.upstream_module!r} package, which this "
+                    f"Python lacks. " + self._env_hint()
+                )
 
     def _missing_in_worker_env(self) -> list[str]:
         """Packages the backend needs that the worker's interpreter cannot import (a quick probe, no import)."""
         import subprocess
 
         needed = ["torch", "transformers"] + ([self.upstream_module] if self.upstream_module else [])
-        probe = ("import importlib.util, sys; "
-                 "print(','.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))")
-        result = subprocess.run([str(Path(self.python).expanduser()), "-c", probe, *needed], capture_output=True,
-                                text=True, timeout=120)
+        probe = (
+            "import importlib.util, sys; "
+            "print(','.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+        )
+        result = subprocess.run(
+            [str(Path(self.python).expanduser()), "-c", probe, *needed], capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
-            raise ModelLoadError(f"{self.display}: the worker interpreter {self.python} does not run: "
-                                 f"{result.stderr.strip()[-500:]}")
+            raise ModelLoadError(
+                f"{self.display}: the worker interpreter {self.python} does not run: {result.stderr.strip()[-500:]}"
+            )
         return [m for m in result.stdout.strip().split(",") if m]
 
     def _env_hint(self) -> str:
         recipe = self.env_recipe or "NAME"
         source = " --source UPSTREAM_DIR" if recipe == "mplug-owl2" else ""
-        return (f"Build a worker environment with `harness env create {recipe} --dir envs/{recipe}{source}`, "
-                f"then pass --model-args python=envs/{recipe}/bin/python")
+        return (
+            f"Build a worker environment with `harness env create {recipe} --dir envs/{recipe}{source}`, "
+            f"then pass --model-args python=envs/{recipe}/bin/python"
+        )
 
     def setup(self, device: str = "cpu") -> None:
         """Load the backend in-process, or start the worker (which resolves ``auto`` with its own torch)."""
@@ -209,8 +233,9 @@ class LmmAdapter(ModelAdapter):
             except (WorkerError, WorkerCrashed) as exc:
                 self.worker.close()
                 hint = f" {self._env_hint()}" if "ModuleNotFoundError" in str(exc) else ""
-                raise ModelLoadError(f"{self.display}: the worker ({self.python}) could not load {self.path}: "
-                                     f"{exc}.{hint}") from exc
+                raise ModelLoadError(
+                    f"{self.display}: the worker ({self.python}) could not load {self.path}: {exc}.{hint}"
+                ) from exc
             self.device = self.info.get("device", self.device)
         else:
             self.backend = self._backend_class()(**args)
@@ -231,7 +256,8 @@ class LmmAdapter(ModelAdapter):
                 f"{self.display}: {self.path!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
                 f"and nothing is downloaded during a run. Fetch it on a machine with network access "
                 f"(`hf download {self.path}`, with HF_HOME pointing at the cache this machine reads) or pass "
-                f"--model-args path=DIR of a local copy.")
+                f"--model-args path=DIR of a local copy."
+            )
         raise ModelLoadError(f"{self.display}: no checkpoint folder at {str(local)!r} (--model-args path=...)")
 
     def _backend_class(self) -> Any:
@@ -279,8 +305,9 @@ class LmmAdapter(ModelAdapter):
             return self._from_worker("generate", inputs, options)
         return self.backend.generate([i for i, _ in inputs], [p or "" for _, p in inputs], **options)
 
-    def _from_worker(self, op: str, inputs: Sequence[tuple[Any, str | None]],
-                     options: dict[str, Any] | None = None) -> list[Prediction]:
+    def _from_worker(
+        self, op: str, inputs: Sequence[tuple[Any, str | None]], options: dict[str, Any] | None = None
+    ) -> list[Prediction]:
         items = [{"image": image, "prompt": prompt} for image, prompt in inputs]
         results = self.worker.request(op, items, options)
         out = []

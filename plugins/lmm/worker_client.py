@@ -33,8 +33,15 @@ class WorkerCrashed(RuntimeError):
 class WorkerClient:
     """One worker process serving one backend; restarted on demand after a crash."""
 
-    def __init__(self, python: str, backend: str, args: dict[str, Any], env: dict[str, str] | None = None,
-                 startup_timeout: float = 1800.0, request_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        python: str,
+        backend: str,
+        args: dict[str, Any],
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 1800.0,
+        request_timeout: float | None = None,
+    ) -> None:
         self.python, self.backend, self.args = python, backend, args
         self.env = env
         self.startup_timeout, self.request_timeout = startup_timeout, request_timeout
@@ -56,9 +63,15 @@ class WorkerClient:
         self._stderr_handle = os.fdopen(handle, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.update(self.env or {})
-        self.proc = subprocess.Popen([self.python, str(WORKER_SCRIPT)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._stderr_handle, text=True,
-                                     bufsize=1, env=env)
+        self.proc = subprocess.Popen(
+            [self.python, str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr_handle,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, args=(self.proc, self._lines), daemon=True).start()
         response = self._call({"op": "load", "backend": self.backend, "args": self.args}, self.startup_timeout)
@@ -141,6 +154,7 @@ class WorkerClient:
         tail = ""
         if self._stderr_path and os.path.exists(self._stderr_path):
             tail = Path(self._stderr_path).read_text(errors="replace")[-1500:].strip()
-        raise WorkerCrashed(f"model worker ({self.python}) {why or f'exited with code {code}'} during "
-                            f"{message['op']} of {len(message.get('items', []))} items"
-                            + (f"; stderr tail: {tail}" if tail else ""))
+        raise WorkerCrashed(
+            f"model worker ({self.python}) {why or f'exited with code {code}'} during "
+            f"{message['op']} of {len(message.get('items', []))} items" + (f"; stderr tail: {tail}" if tail else "")
+        )

@@ -41,8 +41,14 @@ def torch_dtype(name: str, device: str) -> Any:
 
     if name == "auto":
         return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "fp32": torch.float32, "float32": torch.float32}
+    table = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+    }
     if name not in table:
         raise ValueError(f"dtype must be auto, bf16, fp16 or fp32, not {name!r}")
     return table[name]
@@ -73,9 +79,11 @@ def plain(value: Any) -> Any:
 def require_remote_code(trust_remote_code: Any, model: str) -> None:
     """Refuse to run a model repository's own Python code unless the user opted in."""
     if str(trust_remote_code).lower() not in ("1", "true", "yes"):
-        raise ValueError(f"{model} runs Python code shipped inside its model repository; allow it with "
-                         "--model-args trust_remote_code=true (normally together with python=ENV/bin/python "
-                         "of an environment from `harness env create`)")
+        raise ValueError(
+            f"{model} runs Python code shipped inside its model repository; allow it with "
+            "--model-args trust_remote_code=true (normally together with python=ENV/bin/python "
+            "of an environment from `harness env create`)"
+        )
 
 
 def _compile_backend(value: Any) -> str | None:
@@ -102,19 +110,43 @@ class HfVlmBackend:
     #: one cached token sequence repeated plus stacked pixels, and pixels can be made off the model thread
     fixed_image_tokens = False
 
-    def __init__(self, path: str, device: str = "cpu", dtype: str = "auto", score_prompt: str | None = None,
-                 chat_template: str | None = None, fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
-                 real: Sequence[str] = soft_scoring.DEFAULT_REAL, multi_token: str = "skip", method: str = "eq2",
-                 pad_to_square: bool | None = None, attn_implementation: str | None = None,
-                 compile: Any = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        device: str = "cpu",
+        dtype: str = "auto",
+        score_prompt: str | None = None,
+        chat_template: str | None = None,
+        fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
+        real: Sequence[str] = soft_scoring.DEFAULT_REAL,
+        multi_token: str = "skip",
+        method: str = "eq2",
+        pad_to_square: bool | None = None,
+        attn_implementation: str | None = None,
+        compile: Any = False,
+    ) -> None:
         import transformers
 
         model_class = getattr(transformers, self.model_class)
-        model = model_class.from_pretrained(path, local_files_only=True,
-                                            **load_kwargs(dtype, device, attn_implementation)).to(device).eval()
+        model = (
+            model_class.from_pretrained(path, local_files_only=True, **load_kwargs(dtype, device, attn_implementation))
+            .to(device)
+            .eval()
+        )
         processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
-        self._configure(model, processor, device, score_prompt, chat_template, fake, real, multi_token, method,
-                        pad_to_square, compile)
+        self._configure(
+            model,
+            processor,
+            device,
+            score_prompt,
+            chat_template,
+            fake,
+            real,
+            multi_token,
+            method,
+            pad_to_square,
+            compile,
+        )
 
     @classmethod
     def from_components(cls, model: Any, processor: Any, device: str = "cpu", **options: Any) -> "HfVlmBackend":
@@ -124,10 +156,20 @@ class HfVlmBackend:
         backend._configure(model.to(device).eval(), processor, device, **options)
         return backend
 
-    def _configure(self, model: Any, processor: Any, device: str, score_prompt: str | None = None,
-                   chat_template: str | None = None, fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
-                   real: Sequence[str] = soft_scoring.DEFAULT_REAL, multi_token: str = "skip", method: str = "eq2",
-                   pad_to_square: bool | None = None, compile: Any = False) -> None:
+    def _configure(
+        self,
+        model: Any,
+        processor: Any,
+        device: str,
+        score_prompt: str | None = None,
+        chat_template: str | None = None,
+        fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
+        real: Sequence[str] = soft_scoring.DEFAULT_REAL,
+        multi_token: str = "skip",
+        method: str = "eq2",
+        pad_to_square: bool | None = None,
+        compile: Any = False,
+    ) -> None:
         import torch
 
         self._torch = torch
@@ -143,8 +185,7 @@ class HfVlmBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.fake, self.real = soft_scoring.resolve_anchors(self.tokenizer, self.score_prompt, fake, real,
-                                                            multi_token)
+        self.fake, self.real = soft_scoring.resolve_anchors(self.tokenizer, self.score_prompt, fake, real, multi_token)
         improc = self.processor.image_processor
         mean = getattr(improc, "image_mean", None) or [0.5, 0.5, 0.5]
         self.fill = [int(255 * m) for m in mean]  # truncated, as upstream LLaVA
@@ -156,16 +197,24 @@ class HfVlmBackend:
         """Anchors, prompts and preprocessing, for results."""
         improc = self.processor.image_processor
         return {
-            "backend": self.family, "model_class": self.model_class, "device": self.device,
-            "dtype": str(self.model.dtype), "torch_compile": self.compiled or False,
-            "score_prompt": self.score_prompt, "chat_template": self.chat_template, "method": self.method,
+            "backend": self.family,
+            "model_class": self.model_class,
+            "device": self.device,
+            "dtype": str(self.model.dtype),
+            "torch_compile": self.compiled or False,
+            "score_prompt": self.score_prompt,
+            "chat_template": self.chat_template,
+            "method": self.method,
             **soft_scoring.anchors_record(self.fake, self.real),
-            "preprocessing": {"pad_to_square": self.pad_to_square, "pad_fill": self.fill,
-                              "processor": type(improc).__name__,
-                              "size": plain(getattr(improc, "size", None)),
-                              "crop_size": plain(getattr(improc, "crop_size", None)),
-                              "image_mean": plain(getattr(improc, "image_mean", None)),
-                              "image_std": plain(getattr(improc, "image_std", None))},
+            "preprocessing": {
+                "pad_to_square": self.pad_to_square,
+                "pad_fill": self.fill,
+                "processor": type(improc).__name__,
+                "size": plain(getattr(improc, "size", None)),
+                "crop_size": plain(getattr(improc, "crop_size", None)),
+                "image_mean": plain(getattr(improc, "image_mean", None)),
+                "image_std": plain(getattr(improc, "image_std", None)),
+            },
         }
 
     # -- family hooks --------------------------------------------------------------------------
@@ -236,16 +285,27 @@ class HfVlmBackend:
         """P(fake) per image by Eq. 2 (or the logsumexp variant)."""
         return soft_scoring.soft_scores(self.next_token_logits(sources), self.fake.ids, self.real.ids, self.method)
 
-    def generate(self, sources: Sequence[Any], prompts: Sequence[str], max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, do_sample: bool = False) -> list[str]:
+    def generate(
+        self,
+        sources: Sequence[Any],
+        prompts: Sequence[str],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        do_sample: bool = False,
+    ) -> list[str]:
         """Answers to ``prompts`` (greedy unless ``do_sample``), new tokens only."""
         images = self._images(sources)
         inputs = self._inputs(images, [self.chat_template.format(prompt=p) for p in prompts])
-        kwargs: dict[str, Any] = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
-                                  "pad_token_id": self.tokenizer.pad_token_id, **self.generate_kwargs()}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": int(max_new_tokens),
+            "do_sample": bool(do_sample),
+            "pad_token_id": self.tokenizer.pad_token_id,
+            **self.generate_kwargs(),
+        }
         if do_sample:
             kwargs.update(temperature=float(temperature), top_p=float(top_p))
         with self._torch.inference_mode():
             output = self.model.generate(**inputs, **kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

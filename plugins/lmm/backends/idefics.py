@@ -40,14 +40,19 @@ class IdeficsBackend(hf_vlm.HfVlmBackend):
             if not mark:
                 raise ValueError(f"IDEFICS chat template must contain {hf_vlm.IMAGE_MARK}: {text!r}")
             prompts.append([piece for piece in (before, image, after) if not isinstance(piece, str) or piece])
-        return dict(self.processor(text=prompts, return_tensors="pt", padding=True,
-                                   add_end_of_utterance_token=False))
+        return dict(self.processor(text=prompts, return_tensors="pt", padding=True, add_end_of_utterance_token=False))
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Stop at ``<end_of_utterance>`` (or EOS); never generate image tokens."""
         tok = self.tokenizer
-        stop = [i for i in (tok.convert_tokens_to_ids(END_OF_UTTERANCE), tok.eos_token_id)
-                if i is not None and i != tok.unk_token_id]
-        banned = [[i] for i in tok.convert_tokens_to_ids(["<image>", "<fake_token_around_image>"])
-                  if i is not None and i != tok.unk_token_id]
+        stop = [
+            i
+            for i in (tok.convert_tokens_to_ids(END_OF_UTTERANCE), tok.eos_token_id)
+            if i is not None and i != tok.unk_token_id
+        ]
+        banned = [
+            [i]
+            for i in tok.convert_tokens_to_ids(["<image>", "<fake_token_around_image>"])
+            if i is not None and i != tok.unk_token_id
+        ]
         return {"eos_token_id": stop, **({"bad_words_ids": banned} if banned else {})}

@@ -69,11 +69,20 @@ def upstream_model_name(path: str) -> str:
 class Owl2Backend:
     """Loads an mPLUG-Owl2 (or FakeScope-Owl2) checkpoint with upstream code."""
 
-    def __init__(self, path: str, device: str = "cuda", dtype: str = "auto",
-                 score_prompt: str = OWL2_SCORE_PROMPT, chat_template: str = OWL2_CHAT,
-                 fake: Sequence[str] = soft_scoring.DEFAULT_FAKE, real: Sequence[str] = soft_scoring.DEFAULT_REAL,
-                 multi_token: str = "skip", method: str = "eq2", image_aspect_ratio: str = "config",
-                 **_: Any) -> None:
+    def __init__(
+        self,
+        path: str,
+        device: str = "cuda",
+        dtype: str = "auto",
+        score_prompt: str = OWL2_SCORE_PROMPT,
+        chat_template: str = OWL2_CHAT,
+        fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
+        real: Sequence[str] = soft_scoring.DEFAULT_REAL,
+        multi_token: str = "skip",
+        method: str = "eq2",
+        image_aspect_ratio: str = "config",
+        **_: Any,
+    ) -> None:
         import torch
         from mplug_owl2.constants import IMAGE_TOKEN_INDEX
         from mplug_owl2.mm_utils import process_images, tokenizer_image_token
@@ -84,30 +93,42 @@ class Owl2Backend:
         self.torch, self.device, self.method = torch, device, method
         self.score_prompt, self.chat_template = score_prompt, chat_template
         self.tokenizer, model, self.image_processor, _ = load_pretrained_model(
-            path, None, upstream_model_name(path), device_map={"": device}, device=device)
+            path, None, upstream_model_name(path), device_map={"": device}, device=device
+        )
         self.loaded_dtype = str(model.dtype)
         self.model = model.to(device=device, dtype=owl2_dtype(dtype, device)).eval()
         configured = getattr(self.model.config, "image_aspect_ratio", None)
         self.aspect = configured if image_aspect_ratio == "config" else image_aspect_ratio
         self.aspect_source = "checkpoint config" if image_aspect_ratio == "config" else "model argument"
-        self._process = lambda opened: process_images(opened, self.image_processor,
-                                                      SimpleNamespace(image_aspect_ratio=self.aspect))
-        self._tokenize = lambda text: tokenizer_image_token(text, self.tokenizer, IMAGE_TOKEN_INDEX,
-                                                            return_tensors="pt")
+        self._process = lambda opened: process_images(
+            opened, self.image_processor, SimpleNamespace(image_aspect_ratio=self.aspect)
+        )
+        self._tokenize = lambda text: tokenizer_image_token(
+            text, self.tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt"
+        )
         text_prompt = score_prompt.replace("<|image|>", "")
         self.fake, self.real = soft_scoring.resolve_anchors(self.tokenizer, text_prompt, fake, real, multi_token)
 
     def info(self) -> dict[str, Any]:
         """Anchors, prompts, dtype and preprocessing, for results."""
         mean = list(self.image_processor.image_mean)
-        return {"backend": "mplug-owl2 (upstream mplug_owl2)", "device": self.device,
-                "dtype": str(self.model.dtype).replace("torch.", ""),
-                "upstream_loader_dtype": self.loaded_dtype.replace("torch.", ""),
-                "score_prompt": self.score_prompt, "chat_template": self.chat_template, "method": self.method,
-                **soft_scoring.anchors_record(self.fake, self.real),
-                "preprocessing": {"image_aspect_ratio": self.aspect, "image_aspect_ratio_source": self.aspect_source,
-                                  "pad_fill": [int(m * 255) for m in mean] if self.aspect == "pad" else None,
-                                  "image_mean": mean, "image_std": list(self.image_processor.image_std)}}
+        return {
+            "backend": "mplug-owl2 (upstream mplug_owl2)",
+            "device": self.device,
+            "dtype": str(self.model.dtype).replace("torch.", ""),
+            "upstream_loader_dtype": self.loaded_dtype.replace("torch.", ""),
+            "score_prompt": self.score_prompt,
+            "chat_template": self.chat_template,
+            "method": self.method,
+            **soft_scoring.anchors_record(self.fake, self.real),
+            "preprocessing": {
+                "image_aspect_ratio": self.aspect,
+                "image_aspect_ratio_source": self.aspect_source,
+                "pad_fill": [int(m * 255) for m in mean] if self.aspect == "pad" else None,
+                "image_mean": mean,
+                "image_std": list(self.image_processor.image_std),
+            },
+        }
 
     def _pixels(self, sources: Sequence[Any]) -> Any:
         pixels = self._process([images_mod.open_image(s) for s in sources])
@@ -123,8 +144,15 @@ class Owl2Backend:
             logits = self.model(input_ids.repeat(pixels.shape[0], 1), images=pixels)["logits"][:, -1]
         return soft_scoring.soft_scores(logits.float().cpu(), self.fake.ids, self.real.ids, self.method)
 
-    def generate(self, sources: Sequence[Any], prompts: Sequence[str], max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, do_sample: bool = False) -> list[str]:
+    def generate(
+        self,
+        sources: Sequence[Any],
+        prompts: Sequence[str],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        do_sample: bool = False,
+    ) -> list[str]:
         """Greedy answers (sampled with ``do_sample``), one image at a time (prompts differ in length)."""
         answers = []
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
@@ -132,7 +160,13 @@ class Owl2Backend:
             pixels = self._pixels([source])
             input_ids = self._tokenize(self.chat_template.format(prompt=prompt)).unsqueeze(0).to(self.device)
             with self.torch.inference_mode():
-                output = self.model.generate(input_ids, images=pixels, max_new_tokens=int(max_new_tokens),
-                                             do_sample=bool(do_sample), use_cache=True, **sampling)
-            answers.append(self.tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True).strip())
+                output = self.model.generate(
+                    input_ids,
+                    images=pixels,
+                    max_new_tokens=int(max_new_tokens),
+                    do_sample=bool(do_sample),
+                    use_cache=True,
+                    **sampling,
+                )
+            answers.append(self.tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True).strip())
         return answers

@@ -32,8 +32,14 @@ hf_vlm = sibling("hf_vlm")
 SYSTEM = "You are a helpful assistant."
 
 
-def chatml_context(tokenizer: Any, query: str, history: Any = None, system: str = SYSTEM,
-                   max_window_size: int = 6144, chat_format: str = "chatml") -> tuple[str, list[int]]:
+def chatml_context(
+    tokenizer: Any,
+    query: str,
+    history: Any = None,
+    system: str = SYSTEM,
+    max_window_size: int = 6144,
+    chat_format: str = "chatml",
+) -> tuple[str, list[int]]:
     """ChatML for one user turn, ending with the assistant's header (the layout of Qwen's ``make_context``)."""
     if chat_format != "chatml":
         raise ValueError(f"unsupported chat format {chat_format!r}")
@@ -60,7 +66,8 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
             return RuntimeError(
                 f"loading Qwen-VL-Chat's tokenizer failed ({text}). Its code looks for SimSun.ttf in the Hugging "
                 f"Face cache and in the current folder, and otherwise downloads it: put SimSun.ttf (shipped in the "
-                f"Qwen/Qwen-VL-Chat repository) into {folder}")
+                f"Qwen/Qwen-VL-Chat repository) into {folder}"
+            )
         return exc
 
     def __init__(self, path: str, system: str = SYSTEM, **kwargs: Any) -> None:
@@ -87,9 +94,14 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
         with remote_code.image_paths(sources, self.max_path_bytes) as paths:
             rows = []
             for path in paths:
-                _, tokens = self.make_context(self.tokenizer, self._query(path, self.question), history=[],
-                                              system=self.system, max_window_size=self.max_window_size,
-                                              chat_format="chatml")
+                _, tokens = self.make_context(
+                    self.tokenizer,
+                    self._query(path, self.question),
+                    history=[],
+                    system=self.system,
+                    max_window_size=self.max_window_size,
+                    chat_format="chatml",
+                )
                 rows.append(list(tokens) + prefix)
             width = max(len(r) for r in rows)
             pad = 0 if self.tokenizer.pad_token_id is None else int(self.tokenizer.pad_token_id)
@@ -100,16 +112,29 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
         return self.score_logits(list(logits))
 
-    def generate(self, sources: Sequence[Any], prompts: Sequence[str], max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, do_sample: bool = False) -> list[str]:
+    def generate(
+        self,
+        sources: Sequence[Any],
+        prompts: Sequence[str],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        do_sample: bool = False,
+    ) -> list[str]:
         """Answers through the repository's ``chat`` (one image at a time), greedy unless ``do_sample``."""
         answers = []
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
         with remote_code.image_paths(sources, self.max_path_bytes) as paths:
             for path, prompt in zip(paths, prompts):
                 with self.torch.inference_mode():
-                    response, _ = self.model.chat(self.tokenizer, query=self._query(path, prompt), history=None,
-                                                  system=self.system, do_sample=bool(do_sample),
-                                                  max_new_tokens=int(max_new_tokens), **sampling)
+                    response, _ = self.model.chat(
+                        self.tokenizer,
+                        query=self._query(path, prompt),
+                        history=None,
+                        system=self.system,
+                        do_sample=bool(do_sample),
+                        max_new_tokens=int(max_new_tokens),
+                        **sampling,
+                    )
                 answers.append(str(response).strip())
         return answers

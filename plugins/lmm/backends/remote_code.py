@@ -101,10 +101,19 @@ class RemoteCodeBackend:
     #: longest image path the repository's prompt format accepts (bytes), ``None`` = no limit
     max_path_bytes: int | None = None
 
-    def __init__(self, path: str, device: str = "cuda", dtype: str = "auto", trust_remote_code: Any = False,
-                 fake: Sequence[str] = soft_scoring.DEFAULT_FAKE, real: Sequence[str] = soft_scoring.DEFAULT_REAL,
-                 multi_token: str = "skip", method: str = "eq2", question: str = soft_scoring.QUESTION,
-                 answer_prefix: str = soft_scoring.ANSWER_PREFIX) -> None:
+    def __init__(
+        self,
+        path: str,
+        device: str = "cuda",
+        dtype: str = "auto",
+        trust_remote_code: Any = False,
+        fake: Sequence[str] = soft_scoring.DEFAULT_FAKE,
+        real: Sequence[str] = soft_scoring.DEFAULT_REAL,
+        multi_token: str = "skip",
+        method: str = "eq2",
+        question: str = soft_scoring.QUESTION,
+        answer_prefix: str = soft_scoring.ANSWER_PREFIX,
+    ) -> None:
         hf_vlm.require_remote_code(trust_remote_code, self.display)
         import torch
         import transformers
@@ -116,11 +125,20 @@ class RemoteCodeBackend:
         auto = getattr(transformers, self.auto_class)
         with working_directory(folder):
             try:
-                self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=True,
-                                                                            local_files_only=True)
-                self.model = auto.from_pretrained(path, trust_remote_code=True, local_files_only=True,
-                                                  **hf_vlm.load_kwargs(dtype, device),
-                                                  **self.precision_kwargs(dtype, device)).to(device).eval()
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                    path, trust_remote_code=True, local_files_only=True
+                )
+                self.model = (
+                    auto.from_pretrained(
+                        path,
+                        trust_remote_code=True,
+                        local_files_only=True,
+                        **hf_vlm.load_kwargs(dtype, device),
+                        **self.precision_kwargs(dtype, device),
+                    )
+                    .to(device)
+                    .eval()
+                )
             except Exception as exc:
                 raise self.explain_load_error(exc, folder) from exc
         # the anchors are what follows the answer prefix at the start of the assistant's turn
@@ -139,13 +157,20 @@ class RemoteCodeBackend:
         """Anchors and prompts, and the dtype the weights really have, for results."""
         weights = next(iter(self.model.parameters()), None) if hasattr(self.model, "parameters") else None
         dtype = weights.dtype if weights is not None else getattr(self.model, "dtype", "")
-        return {"backend": self.display, "remote_code": type(self.model).__module__, "device": self.device,
-                "dtype": str(dtype).replace("torch.", ""), "requested_dtype": self.requested_dtype,
-                "method": self.method,
-                "question": self.question, "answer_prefix": self.answer_prefix,
-                **soft_scoring.anchors_record(self.fake, self.real)}
+        return {
+            "backend": self.display,
+            "remote_code": type(self.model).__module__,
+            "device": self.device,
+            "dtype": str(dtype).replace("torch.", ""),
+            "requested_dtype": self.requested_dtype,
+            "method": self.method,
+            "question": self.question,
+            "answer_prefix": self.answer_prefix,
+            **soft_scoring.anchors_record(self.fake, self.real),
+        }
 
     def score_logits(self, sequences: list[Any]) -> list[float]:
         """Eq. 2 on a list of [vocab] logit rows."""
-        return soft_scoring.soft_scores(self.torch.stack([s.float().cpu() for s in sequences]),
-                                        self.fake.ids, self.real.ids, self.method)
+        return soft_scoring.soft_scores(
+            self.torch.stack([s.float().cpu() for s in sequences]), self.fake.ids, self.real.ids, self.method
+        )

@@ -55,8 +55,9 @@ def token_text(token: Any) -> str:
     return str(token)
 
 
-def resolve_anchor(tokenizer: Any, prompt: str, variants: Sequence[str], multi_token: str = "skip",
-                   word: str = "") -> AnchorSet:
+def resolve_anchor(
+    tokenizer: Any, prompt: str, variants: Sequence[str], multi_token: str = "skip", word: str = ""
+) -> AnchorSet:
     """Resolve variant words to next-token ids after ``prompt`` (see the module docstring)."""
     if multi_token not in ("skip", "first"):
         raise ValueError(f"multi_token must be 'skip' or 'first', not {multi_token!r}")
@@ -69,7 +70,7 @@ def resolve_anchor(tokenizer: Any, prompt: str, variants: Sequence[str], multi_t
             # the variant merged with the prompt's last token: tokenise it alone with a leading space
             continuation = tokenizer(" " + variant, add_special_tokens=False)["input_ids"]
         else:
-            continuation = full[len(base):]
+            continuation = full[len(base) :]
         if not continuation:
             anchor.skipped[variant] = "tokenizes to nothing"
             continue
@@ -88,8 +89,13 @@ def resolve_anchor(tokenizer: Any, prompt: str, variants: Sequence[str], multi_t
     return anchor
 
 
-def resolve_anchors(tokenizer: Any, prompt: str, fake: Sequence[str] = DEFAULT_FAKE,
-                    real: Sequence[str] = DEFAULT_REAL, multi_token: str = "skip") -> tuple[AnchorSet, AnchorSet]:
+def resolve_anchors(
+    tokenizer: Any,
+    prompt: str,
+    fake: Sequence[str] = DEFAULT_FAKE,
+    real: Sequence[str] = DEFAULT_REAL,
+    multi_token: str = "skip",
+) -> tuple[AnchorSet, AnchorSet]:
     """Both classes' anchors; raises ``ValueError`` if a class has no scorable variant."""
     fake_set = resolve_anchor(tokenizer, prompt, fake, multi_token, "fake")
     real_set = resolve_anchor(tokenizer, prompt, real, multi_token, "real")
@@ -104,8 +110,10 @@ def resolve_anchors(tokenizer: Any, prompt: str, fake: Sequence[str] = DEFAULT_F
 
 def anchors_record(fake: AnchorSet, real: AnchorSet) -> dict[str, Any]:
     """The resolved anchors as results record them, with whether the classes have equal variant counts."""
-    return {"anchors": {"fake": fake.as_dict(), "real": real.as_dict()},
-            "anchor_counts_equal": len(fake.ids) == len(real.ids)}
+    return {
+        "anchors": {"fake": fake.as_dict(), "real": real.as_dict()},
+        "anchor_counts_equal": len(fake.ids) == len(real.ids),
+    }
 
 
 def soft_scores(logits: Any, fake_ids: Sequence[int], real_ids: Sequence[int], method: str = "eq2") -> list[float]:

@@ -54,8 +54,9 @@ def resolve_device(device: str | None) -> str:
         return "cpu" if device != "cuda" else "cuda"
     if not torch.cuda.is_available():
         if device == "cuda":
-            raise RuntimeError("--device cuda requested, but the worker's torch sees no CUDA device "
-                               "(use --device auto or cpu)")
+            raise RuntimeError(
+                "--device cuda requested, but the worker's torch sees no CUDA device (use --device auto or cpu)"
+            )
         return "cpu"
     if local is not None and torch.cuda.device_count() > 0:
         return f"cuda:{int(local) % torch.cuda.device_count()}"
@@ -123,13 +124,26 @@ def serve(stdin=None, stdout=None) -> int:
             if op == "load":
                 backend = _load_backend(request["backend"], request.get("args", {}))
                 info = backend.info() if hasattr(backend, "info") else {}
-                send({"id": rid, "ok": True, "info": info, "protocol": PROTOCOL_VERSION,
-                      "python": sys.version.split()[0], "pid": os.getpid()})
+                send(
+                    {
+                        "id": rid,
+                        "ok": True,
+                        "info": info,
+                        "protocol": PROTOCOL_VERSION,
+                        "python": sys.version.split()[0],
+                        "pid": os.getpid(),
+                    }
+                )
             elif op in ("score", "generate"):
                 if backend is None:
                     raise RuntimeError("no backend loaded: send a 'load' request first")
-                send({"id": rid, "ok": True,
-                      "results": _run_items(backend, op, request.get("items", []), request.get("options", {}))})
+                send(
+                    {
+                        "id": rid,
+                        "ok": True,
+                        "results": _run_items(backend, op, request.get("items", []), request.get("options", {})),
+                    }
+                )
             elif op == "shutdown":
                 send({"id": rid, "ok": True})
                 return 0

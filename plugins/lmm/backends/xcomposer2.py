@@ -35,7 +35,8 @@ META_INSTRUCTION = (
     "- InternLM-XComposer (浦语·灵笔) can understand and communicate fluently in the language chosen by the user "
     "such as English and 中文.\n"
     "- InternLM-XComposer (浦语·灵笔) is capable of comprehending and articulating responses effectively based on "
-    "the provided image.")
+    "the provided image."
+)
 
 
 class XComposer2Backend(remote_code.RemoteCodeBackend):
@@ -71,11 +72,13 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
             prefix = self._embed_tokens(prefix_ids.to(self.device))
             for path in paths:
                 image = self.model.encode_img(path)
-                inputs, im_mask = self.model.interleav_wrap_chat(self.tokenizer, IMAGE_HERE + self.question, image,
-                                                                 [], self.meta_instruction)
+                inputs, im_mask = self.model.interleav_wrap_chat(
+                    self.tokenizer, IMAGE_HERE + self.question, image, [], self.meta_instruction
+                )
                 embeds = torch.cat([inputs["inputs_embeds"], prefix.to(inputs["inputs_embeds"].dtype)], dim=1)
-                mask = torch.cat([im_mask.bool(), torch.zeros(1, prefix.shape[1], dtype=torch.bool,
-                                                               device=im_mask.device)], dim=1)
+                mask = torch.cat(
+                    [im_mask.bool(), torch.zeros(1, prefix.shape[1], dtype=torch.bool, device=im_mask.device)], dim=1
+                )
                 rows.append((embeds, mask))
             logits: list[Any] = []
             for group in _equal_length_runs(rows):
@@ -84,16 +87,30 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
                 logits.extend(self.model(inputs_embeds=embeds, im_mask=mask).logits[:, -1])
         return self.score_logits(logits)
 
-    def generate(self, sources: Sequence[Any], prompts: Sequence[str], max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, do_sample: bool = False) -> list[str]:
+    def generate(
+        self,
+        sources: Sequence[Any],
+        prompts: Sequence[str],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        do_sample: bool = False,
+    ) -> list[str]:
         """Answers through the repository's ``chat``, greedy unless ``do_sample``."""
         answers = []
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
         with remote_code.image_paths(sources) as paths, self.torch.inference_mode(), self._autocast():
             for path, prompt in zip(paths, prompts):
-                response, _ = self.model.chat(self.tokenizer, query=IMAGE_HERE + prompt, image=path, history=[],
-                                              do_sample=bool(do_sample), max_new_tokens=int(max_new_tokens),
-                                              meta_instruction=self.meta_instruction, **sampling)
+                response, _ = self.model.chat(
+                    self.tokenizer,
+                    query=IMAGE_HERE + prompt,
+                    image=path,
+                    history=[],
+                    do_sample=bool(do_sample),
+                    max_new_tokens=int(max_new_tokens),
+                    meta_instruction=self.meta_instruction,
+                    **sampling,
+                )
                 answers.append(str(response).strip())
         return answers
 

@@ -10,8 +10,9 @@ from transformers import CLIPImageProcessor, PreTrainedTokenizerFast
 from .tiny import TinyOwl2
 
 
-def load_pretrained_model(model_path, model_base, model_name, load_8bit=False, load_4bit=False, device_map="auto",
-                          device="cuda", **kwargs):
+def load_pretrained_model(
+    model_path, model_base, model_name, load_8bit=False, load_4bit=False, device_map="auto", device="cuda", **kwargs
+):
     """Load the stand-in checkpoint at ``model_path``, forced to float16."""
     if device != "cuda":
         device_map = {"": device}

@@ -68,17 +68,26 @@ class TinyOwl2(torch.nn.Module):
         return ids
 
 
-def save_tiny_owl2(path, tokenizer, image_aspect_ratio: str | None = "pad", image_size: int = 32,
-                   seed: int = 0) -> Path:
+def save_tiny_owl2(
+    path, tokenizer, image_aspect_ratio: str | None = "pad", image_size: int = 32, seed: int = 0
+) -> Path:
     """Write a stand-in checkpoint: config (with ``image_aspect_ratio``), weights, tokenizer, CLIP processor."""
     from transformers import CLIPImageProcessor
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 256,
-            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 256,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
     config = {"model_type": "mplug_owl2", "text_config": text}
     if image_aspect_ratio is not None:
         config["image_aspect_ratio"] = image_aspect_ratio
@@ -87,6 +96,7 @@ def save_tiny_owl2(path, tokenizer, image_aspect_ratio: str | None = "pad", imag
     (path / "config.json").write_text(json.dumps(config))
     torch.save(model.state_dict(), path / "standin_model.bin")
     tokenizer.save_pretrained(path)
-    CLIPImageProcessor(size={"shortest_edge": image_size},
-                       crop_size={"height": image_size, "width": image_size}).save_pretrained(path)
+    CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    ).save_pretrained(path)
     return path
