@@ -41,9 +41,10 @@ test: install-dev
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-## lint: ruff (pyflakes, pycodestyle, import order) and mypy on the core, as configured in pyproject.toml
+## lint: ruff (pyflakes, pycodestyle, import order; formatting) and mypy on the core, as in pyproject.toml
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## leaderboards: the published aigi-mini boards (leaderboards/*.md, *.png) from a fresh real run
