@@ -159,13 +159,14 @@ def run(
 ) -> dict[str, Any]:
     """The five steps of the module docstring; returns (and writes) the summary.
 
-    ``n_train`` (a seeded, label-balanced subset of the training split), ``tower_epochs`` and ``eval_limit``
-    shrink the run for tests that prove the mechanics; the defaults are the recorded demo."""
+    ``n_train`` (a seeded, label-stratified subset of the training split, as ``--limit`` takes it),
+    ``tower_epochs`` and ``eval_limit`` shrink the run for tests that prove the mechanics; the defaults are the
+    recorded demo."""
     from importlib import resources
 
     from harness.plugin_manager import HarnessPlugins
     from harness.results import write_benchmark
-    from harness.runner import Evaluator, RunConfig
+    from harness.runner import Evaluator, RunConfig, limited
     from harness.tasks.aigi_mini import AigiMini
     from harness.trainers.fakescope import FakeScopeTrainer
 
@@ -173,12 +174,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     task = AigiMini()
     train, val = list(task.samples("train")), list(task.samples("val"))
-    if n_train is not None:
-        import random
-
-        rng = random.Random(seed)
-        by_label = [[s for s in train if s.label == label] for label in (0, 1)]
-        train = [s for group in by_label for s in rng.sample(group, min(len(group), n_train // 2))]
+    train = limited(train, n_train, seed)  # the run's own --limit sampler: seeded, label-stratified
     base = build_tiny_base(out / "base", seed)
     tower_auc = pretrain_tower(base, train, val, epochs=tower_epochs, seed=seed)
     records = [
