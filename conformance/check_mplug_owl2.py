@@ -54,24 +54,8 @@ def main() -> int:
         common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
     source = Path(args.upstream).expanduser().resolve()
     python = Path(args.env).resolve() / "bin" / "python"
-    if not python.exists():
-        built = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "harness.cli",
-                "env",
-                "create",
-                "mplug-owl2",
-                "--dir",
-                args.env,
-                "--source",
-                str(source),
-            ]
-        )
-        if built.returncode != 0:
-            print("error: could not build the worker environment", file=sys.stderr)
-            return 1
+    if not common.ensure_env(python, "mplug-owl2", args.env, source):
+        return 1
     work = Path(tempfile.mkdtemp(prefix="conformance-owl2-"))
     root, present = common.fakeclass_root(work / "FakeBench", args.queries)
     task_args = f"queries={args.queries}"

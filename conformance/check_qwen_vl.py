@@ -56,14 +56,7 @@ def main() -> int:
         common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
     source = Path(args.source).expanduser().resolve()
     python = Path(args.env).resolve() / "bin" / "python"
-    if (
-        not python.exists()
-        and subprocess.run(
-            [sys.executable, "-m", "harness.cli", "env", "create", "qwen-vl-chat", "--dir", args.env]
-        ).returncode
-        != 0
-    ):
-        print("error: could not build the worker environment", file=sys.stderr)
+    if not common.ensure_env(python, "qwen-vl-chat", args.env):
         return 1
     work = Path(tempfile.mkdtemp(prefix="conformance-qwen-"))
     deep = work.joinpath(*[f"a-folder-with-a-long-name-{i:02d}" for i in range(8)])  # > 256 bytes per image path

@@ -65,6 +65,20 @@ def fakeclass_root(root: Path, queries: Path) -> tuple[Path, list[str]]:
     return root, present
 
 
+def ensure_env(python: Path, recipe: str, env_dir: str, source: Path | None = None) -> bool:
+    """The worker environment: kept when ``python`` exists, else built with ``harness env create`` (offline from
+    ``source`` when the recipe installs upstream code). False, with a message, when the build fails."""
+    if python.exists():
+        return True
+    command = [sys.executable, "-m", "harness.cli", "env", "create", recipe, "--dir", env_dir]
+    if source is not None:
+        command += ["--source", str(source)]
+    if subprocess.run(command).returncode != 0:
+        print("error: could not build the worker environment", file=sys.stderr)
+        return False
+    return True
+
+
 def harness_run(
     model: str,
     model_args: dict[str, Any],
