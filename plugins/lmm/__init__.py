@@ -278,10 +278,10 @@ class LmmAdapter(ModelAdapter):
         image = load_image(request.sample)
         if self.python:
             source = request.sample.image
-            if isinstance(source, bytes) or high_bit_depth(request.sample):
-                # bytes, or a 16-bit / float file the worker's PIL would clip: the 8-bit pixels decoded here
-                data = source if isinstance(source, bytes) and not high_bit_depth(request.sample) else png_bytes(image)
-                return {"b64": base64.b64encode(data).decode("ascii")}, request.prompt
+            if high_bit_depth(request.sample):  # the worker's PIL would clip it: send the 8-bit pixels decoded here
+                return {"b64": base64.b64encode(png_bytes(image)).decode("ascii")}, request.prompt
+            if isinstance(source, bytes):
+                return {"b64": base64.b64encode(source).decode("ascii")}, request.prompt
             return str(Path(source).resolve()), request.prompt
         if request.kind == "score" and getattr(self.backend, "fixed_image_tokens", False):
             # pixels made here, in the runner's worker threads, while the model runs on the previous batch
