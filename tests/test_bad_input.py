@@ -56,11 +56,12 @@ def test_non_utf8_names_and_a_bomb_fail_or_score_per_sample_and_resume(tmp_path)
 def corpus(root: Path) -> dict[str, tuple[str, object]]:
     """Write the corpus; returns name -> ("score", expected P(fake) = mean pixel / 255 on correct pixels) or
     ("error", words the sample's error must contain)."""
+    import io
 
     import numpy as np
     import skimage.data
     from PIL import Image
-    from test_images import bomb_png
+    from test_images import _roundtrip, bomb_png
 
     photo = skimage.data.astronaut()[:32, :32]
     expect: dict[str, tuple[str, object]] = {}
@@ -90,7 +91,7 @@ def corpus(root: Path) -> dict[str, tuple[str, object]]:
         "photo.webp",
         rgb,
         "WEBP",
-        np.asarray(Image.open(_encoded(rgb, "WEBP", lossless=True)).convert("RGB")),
+        np.asarray(Image.open(io.BytesIO(_roundtrip(rgb, "WEBP", lossless=True))).convert("RGB")),
         lossless=True,
     )
     save("photo.tiff", rgb, "TIFF", photo)
@@ -104,7 +105,7 @@ def corpus(root: Path) -> dict[str, tuple[str, object]]:
     exif[0x0112] = 9  # orientation out of range
     save("bad-orientation.png", rgb, "PNG", photo, exif=exif.tobytes())
     save("corrupt-exif.png", rgb, "PNG", photo, exif=b"Exif\x00\x00not-a-tiff-header")
-    jpeg = _encoded(rgb, "JPEG", quality=90).getvalue()
+    jpeg = _roundtrip(rgb, "JPEG", quality=90)
     (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     expect["truncated.jpg"] = ("error", "truncated.jpg: corrupt or truncated")
     png = (root / "rgb.png").read_bytes()
@@ -132,15 +133,6 @@ def corpus(root: Path) -> dict[str, tuple[str, object]]:
         print("corpus: no unreadable-file case: running as root, which reads any file")
     (root / "labels.txt").write_text("".join(f"{name} 1 corpus\n" for name in expect))
     return expect
-
-
-def _encoded(image, fmt: str, **kwargs):
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **kwargs)
-    buffer.seek(0)
-    return buffer
 
 
 def test_the_bad_input_corpus_runs_to_the_end_with_exact_counts(tmp_path):

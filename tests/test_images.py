@@ -73,9 +73,9 @@ def test_read_image_bytes_has_the_same_errors_as_decoding(tmp_path):
 
 
 # -- every mode PIL can hand back, against a reference conversion written here --------------------------
-def _roundtrip(image: Image.Image, fmt: str) -> bytes:
+def _roundtrip(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
