@@ -172,16 +172,20 @@ def read_image_bytes(sample_or_source: Sample | str | bytes | Path) -> bytes:
     return _checked_path(source).read_bytes()
 
 
-def load_image(sample_or_source: Sample | str | bytes | Path, mode: str = "RGB") -> Image.Image:
+def load_image(
+    sample_or_source: Sample | str | bytes | Path, mode: str = "RGB", where: str | None = None
+) -> Image.Image:
     """Decode an image fully (so truncation is caught here) and convert it to ``mode``.
 
     High-bit-depth and float images are scaled, not clipped (:func:`to_eight_bit`). Pixels are
     returned in stored order: an EXIF orientation tag is not applied, as no upstream benchmark loader
     applies it (a corrupt EXIF block is ignored the same way). Raises :class:`ImageLoadError` naming
-    the file for missing, empty, truncated, corrupt and non-image files.
+    the file (or ``where``: e.g. the path of bytes already read) for missing, empty, truncated, corrupt and
+    non-image files.
     """
     source = sample_or_source.image if isinstance(sample_or_source, Sample) else sample_or_source
-    where = sample_or_source.describe() if isinstance(sample_or_source, Sample) else str(source)[:200]
+    if where is None:
+        where = sample_or_source.describe() if isinstance(sample_or_source, Sample) else str(source)[:200]
     try:
         with _open(source) as im:
             im.load()

@@ -72,6 +72,22 @@ class ModelAdapter(ABC):
         plan before the first call; ``None`` when there is nothing to say."""
         return None
 
+    def in_flight_limit(self) -> int:
+        """For a request-bound model (an HTTP API, a served engine), how many requests to keep in flight; the
+        runner then streams requests through :meth:`answer_one` (:mod:`harness.streaming`) instead of batching
+        them, independent of ``--batch-size``. ``0`` (default): a batched model."""
+        return 0
+
+    def answer_one(self, prepared: Any, mode: str) -> Any:
+        """One prepared request's answer (a :class:`~harness.records.Prediction`, a P(fake) or a text), called
+        from many threads at once when :meth:`in_flight_limit` is above 0."""
+        raise NotImplementedError(f"{type(self).__name__} answers in batches (score_batch / generate_batch)")
+
+    def run_notes(self) -> dict[str, Any]:
+        """What happened inside the model during the run that a reader of the results should know (endpoints
+        used, failovers), recorded under ``model.run_notes`` in each results file; ``{}`` when nothing."""
+        return {}
+
     def score_batch(self, inputs: Sequence[Any]) -> Sequence[float]:
         """P(fake) for each prepared input, in order."""
         raise NotImplementedError(f"{type(self).__name__} does not serve score requests")

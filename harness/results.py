@@ -255,6 +255,7 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             "fingerprint_hash": run.model_fp_hash,
             "preprocessing": model.preprocessing(),
             "request_kinds": sorted(model.request_kinds),
+            **({"run_notes": notes} if (notes := model.run_notes()) else {}),
         },
         "task": {
             "name": task.name,

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache
@@ -28,6 +28,7 @@ from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
 from harness.records import Prediction, Request, Sample, SampleRecord
 from harness.results import TaskRun, model_dir_name, provenance, usage_totals, write_task_results
+from harness.streaming import RequestStream, describe_error, normalise_prediction
 
 
 class RunError(ValueError):
@@ -96,6 +97,23 @@ class WorkItem:
     request: Request
     key: str | None = None
     record: SampleRecord | None = None
+
+
+@dataclass
+class _StartedTask:
+    """A task whose requests are under way: what finishing it needs."""
+
+    name: str
+    task: Task
+    mode: str
+    split: str
+    samples: list[Sample]
+    n_available: int
+    task_fp: dict[str, Any]
+    metrics: list[Metric]
+    evaluation: Callable[[], list[SampleRecord] | None]
+    calibration: Callable[[], list[SampleRecord] | None] | None
+    start: float
 
 
 def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sample]:
@@ -200,7 +218,7 @@ class Evaluator:
         self.model_fp = self.model.fingerprint()
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
-        self._calibration_all: list[SampleRecord] = []  # the last task's validation records, for usage
+        self._stream: RequestStream | None = None  # one stream for the whole run, when streaming
         self.cache = ResponseCache(
             config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None, rehash=config.rehash
         )
@@ -222,15 +240,30 @@ class Evaluator:
         outcomes = []
         try:
             self.model.check()  # weights and environment, before any data is built or listed
-            for manifest in manifests:
-                outcomes.append(self._run_task(manifest.name, explicit))
+            if self._streaming():
+                # request-bound model: every task's requests go into one stream up front, so the slots a task's
+                # last answers leave free are filled by the next task's first requests
+                started = [self._start_task(manifest.name, explicit) for manifest in manifests]
+                outcomes = [self._finish_task(s) if isinstance(s, _StartedTask) else s for s in started]
+            else:
+                for manifest in manifests:
+                    begun = self._start_task(manifest.name, explicit)
+                    outcomes.append(self._finish_task(begun) if isinstance(begun, _StartedTask) else begun)
         finally:
+            if self._stream is not None:
+                self._stream.close()
             self.cache.close()
             self.model.close()
         return outcomes
 
+    def _streaming(self) -> bool:
+        """Whether this run streams requests (a request-bound model, one process) instead of batching them."""
+        return self.model.in_flight_limit() > 0 and rank_world()[1] == 1
+
     # -- one task ----------------------------------------------------------------------------
-    def _run_task(self, task_name: str, explicit: bool) -> TaskOutcome:
+    def _start_task(self, task_name: str, explicit: bool) -> _StartedTask | TaskOutcome:
+        """Build and list the task and set its requests going (answered at once when batched, submitted to the
+        stream when streaming); an outcome straight away when it is skipped or cannot start."""
         try:
             task = build_task(self.plugins, task_name, self.config.data_root, self.config.task_args)
             ok, reason = task.available()
@@ -255,8 +288,23 @@ class Evaluator:
         task_fp = self._task_fingerprint(task, split, mode)
         own = list(task.metrics_for(mode))
         metrics_list = build_metrics(self.plugins, own + [m for m in self.config.extra_metrics if m not in own])
-        records = self._evaluate(task, samples, mode, hash_obj(task_fp), task_name)
-        calibration = self._calibration_records(task, split, mode, metrics_list, task_name)  # every rank joins
+        evaluation = self._begin(task, samples, mode, hash_obj(task_fp), task_name)
+        calibration = self._begin_calibration(task, split, mode, metrics_list, task_name)  # every rank joins
+        return _StartedTask(
+            task_name, task, mode, split, samples, n_available, task_fp, metrics_list, evaluation, calibration, start
+        )
+
+    def _finish_task(self, started: _StartedTask) -> TaskOutcome:
+        """Wait for a started task's answers, then compute its metrics and write its results."""
+        task, task_name, mode, split, samples = started.task, started.name, started.mode, started.split, started.samples
+        n_available, task_fp, metrics_list, start = started.n_available, started.task_fp, started.metrics, started.start
+        records = started.evaluation()
+        calibration_all = started.calibration() if started.calibration else None
+        calibration = (
+            None
+            if calibration_all is None
+            else [r for r in calibration_all if r.error is None and r.score is not None and r.label is not None]
+        )
         if records is None:  # a rank other than 0 under torchrun: its shards are done
             return TaskOutcome(task_name, "shard", f"rank {rank_world()[0]} answered its shard", n_samples=len(samples))
         judges: dict[str, dict[str, Any]] = {}
@@ -282,7 +330,7 @@ class Evaluator:
             used = getattr(metric, "judge_usage", lambda: None)()
             if used:
                 judges[metric.name] = used
-        usage = usage_totals(records, self._calibration_all, judges)
+        usage = usage_totals(records, calibration_all or [], judges)  # every request of the validation split counts
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
@@ -354,11 +402,11 @@ class Evaluator:
         fingerprint["split"], fingerprint["mode"] = split, mode
         return fingerprint
 
-    def _calibration_records(
+    def _begin_calibration(
         self, task: Task, split: str, mode: str, metrics: Sequence[Metric], task_name: str
-    ) -> list[SampleRecord] | None:
-        """Scored records of the task's validation split, when a metric needs them (cached like any run)."""
-        self._calibration_all = []
+    ) -> Callable[[], list[SampleRecord] | None] | None:
+        """The task's validation split, set going like the evaluated split when a metric needs it to choose a
+        threshold (cached like any run); ``None`` when no metric does."""
         cal_split = task.calibration_split
         if not cal_split or cal_split == split or not any(m.needs_calibration for m in metrics):
             return None
@@ -366,11 +414,7 @@ class Evaluator:
         samples = limited(available, self.config.limit, self.config.seed)  # --limit bounds every split
         self._plan(task_name, cal_split, len(samples), len(available), "to choose the threshold of acc_val_threshold")
         fingerprint = self._task_fingerprint(task, cal_split, mode)
-        records = self._evaluate(task, samples, mode, hash_obj(fingerprint), f"{task_name}/{cal_split}")
-        if records is None:
-            return None
-        self._calibration_all = records  # every request of it counts in the run's usage and cost
-        return [r for r in records if r.error is None and r.score is not None and r.label is not None]
+        return self._begin(task, samples, mode, hash_obj(fingerprint), f"{task_name}/{cal_split}")
 
     def _plan(self, task_name: str, split: str, n: int, available: int, why: str = "") -> None:
         """Say, before the first model call, how many samples of which split this run will send."""
@@ -391,26 +435,13 @@ class Evaluator:
         seen = trained.get("seen_generators")
         return list(seen) if seen is not None else None
 
-    def _evaluate(
+    def _begin(
         self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str, task_name: str
-    ) -> list[SampleRecord] | None:
-        """Records of every sample (cached or answered now); ``None`` on ranks other than 0 under torchrun."""
-        items = [WorkItem(i, task.request(sample, mode)) for i, sample in enumerate(samples)]
-        for item in items:
-            try:
-                sample_hash = self.cache.sample_hash(item.request.sample)
-            except OSError as exc:
-                item.record = self._record(
-                    task,
-                    item.request,
-                    mode,
-                    Prediction(error=f"{item.request.sample.describe()}: cannot read file ({exc.strerror or exc})"),
-                    "",
-                    0.0,
-                )
-                continue
-            item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
-        self.cache.flush()
+    ) -> Callable[[], list[SampleRecord] | None]:
+        """Set a split's requests going; returns what gives its records (in task order; ``None`` on ranks other
+        than 0 under torchrun). Batched models answer here and now; a streaming run submits the requests to the
+        run's stream and the records are collected when asked for."""
+        items = self._keyed(task, samples, mode, task_fp_hash)
         rank, world = rank_world()
         if world > 1 and not self.config.use_cache:
             raise RunError("data-parallel runs merge through the response cache: drop --no-cache")
@@ -438,6 +469,85 @@ class Evaluator:
             )
         if pending:
             self._ensure_model()  # before the progress bar: a model that cannot load says so on a clean line
+        if self._streaming():
+            return self._submit(task, mode, items, pending, task_name)
+        records = self._evaluate(task, mode, items, pending, others, task_name)
+        return lambda: records
+
+    def _keyed(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str) -> list[WorkItem]:
+        """A work item per sample with its response-cache key; an unreadable file is its sample's error."""
+        items = [WorkItem(i, task.request(sample, mode)) for i, sample in enumerate(samples)]
+        for item in items:
+            try:
+                sample_hash = self.cache.sample_hash(item.request.sample)
+            except OSError as exc:
+                item.record = self._record(
+                    task,
+                    item.request,
+                    mode,
+                    Prediction(error=f"{item.request.sample.describe()}: cannot read file ({exc.strerror or exc})"),
+                    "",
+                    0.0,
+                )
+                continue
+            item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
+        self.cache.flush()
+        return items
+
+    def _submit(
+        self, task: Task, mode: str, items: list[WorkItem], pending: list[WorkItem], task_name: str
+    ) -> Callable[[], list[SampleRecord]]:
+        """Streaming: each pending request goes to the run's stream, which keeps up to the model's
+        ``in_flight_limit()`` requests in flight across batch and task boundaries and commits each answer to the
+        cache as it arrives; the returned function waits for this split's answers and gives its records."""
+        if self._stream is None:
+            self._stream = RequestStream(self.model, self.model.in_flight_limit())
+        bar = progress_bar(
+            total=len(items),
+            initial=len(items) - len(pending),
+            desc=f"{task_name} [{self.model_name}]",
+            unit="img",
+            enabled=self.config.progress,
+            dynamic_ncols=True,
+            leave=False,
+        )
+
+        def done(item: WorkItem, prediction: Prediction, seconds: float) -> None:  # in the stream's threads
+            if prediction.ok and self.config.use_cache and item.key:
+                self.cache.put_many([(item.key, self._payload(prediction, seconds))])
+            bar.update(1)
+
+        futures = [(item, self._stream.submit(item, mode, done)) for item in pending]
+
+        def collect() -> list[SampleRecord]:
+            try:
+                for item, future in futures:
+                    prediction, seconds = future.result()
+                    item.record = self._record(task, item.request, mode, prediction, item.key or "", seconds)
+            finally:
+                bar.close()
+            return [item.record for item in items if item.record is not None]
+
+        return collect
+
+    @staticmethod
+    def _payload(prediction: Prediction, seconds: float) -> dict[str, Any]:
+        """What the response cache keeps of an answer."""
+        return {"score": prediction.score, "text": prediction.text, "extra": prediction.extra, "seconds": seconds}
+
+    def _evaluate(
+        self,
+        task: Task,
+        mode: str,
+        items: list[WorkItem],
+        pending: list[WorkItem],
+        others: list[WorkItem],
+        task_name: str,
+    ) -> list[SampleRecord] | None:
+        """Batched: answer the pending items batch by batch (the next batch prepared in worker threads while the
+        model runs on this one), committing each batch to the cache; ``None`` on ranks other than 0."""
+        rank, world = rank_world()
+        n_done = len(items) - len(pending) - len(others)
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
         bar = progress_bar(
             total=len(pending) + n_done if world > 1 else len(items),
@@ -467,17 +577,7 @@ class Evaluator:
                     for item, (prediction, seconds) in zip(batch, answers):
                         item.record = self._record(task, item.request, mode, prediction, item.key or "", seconds)
                         if prediction.ok and self.config.use_cache and item.key:
-                            to_cache.append(
-                                (
-                                    item.key,
-                                    {
-                                        "score": prediction.score,
-                                        "text": prediction.text,
-                                        "extra": prediction.extra,
-                                        "seconds": seconds,
-                                    },
-                                )
-                            )
+                            to_cache.append((item.key, self._payload(prediction, seconds)))
                     if to_cache:
                         self.cache.put_many(to_cache)
                     bar.update(len(batch))
@@ -560,7 +660,7 @@ class Evaluator:
             try:
                 return self.model.prepare(request), None
             except Exception as exc:  # noqa: BLE001 - the error stays with its sample
-                return None, _describe_error(exc, request)
+                return None, describe_error(exc, request)
 
         if len(requests) > 1 and self.config.num_workers > 1:
             return [pool.submit(prepare, r) for r in requests]
@@ -591,13 +691,13 @@ class Evaluator:
             return self._predictions(self._invoke(inputs, mode), len(inputs))
         except Exception as exc:  # noqa: BLE001
             if len(inputs) == 1:
-                return [Prediction(error=_describe_error(exc, requests[0]))]
+                return [Prediction(error=describe_error(exc, requests[0]))]
         predictions = []
         for item, request in zip(inputs, requests):
             try:
                 predictions.extend(self._predictions(self._invoke([item], mode), 1))
             except Exception as exc:  # noqa: BLE001
-                predictions.append(Prediction(error=_describe_error(exc, request)))
+                predictions.append(Prediction(error=describe_error(exc, request)))
         return predictions
 
     def _invoke(self, inputs: list[Any], mode: str) -> Sequence[Any]:
@@ -608,19 +708,7 @@ class Evaluator:
         outputs = list(outputs)
         if len(outputs) != expected:
             raise RuntimeError(f"model returned {len(outputs)} outputs for {expected} inputs")
-        predictions = []
-        for out in outputs:
-            if isinstance(out, Prediction):
-                predictions.append(out)
-            elif isinstance(out, str):
-                predictions.append(Prediction(text=out))
-            else:
-                value = float(out)
-                if value != value or not 0.0 <= value <= 1.0:
-                    predictions.append(Prediction(error=f"model returned an invalid P(fake) {out!r}"))
-                else:
-                    predictions.append(Prediction(score=value))
-        return predictions
+        return [normalise_prediction(out) for out in outputs]
 
     def _record(
         self,
@@ -667,12 +755,6 @@ class _Inline:
     def result(self) -> Any:
         """Prepare now."""
         return self.prepare(self.request)
-
-
-def _describe_error(exc: BaseException, request: Request) -> str:
-    message = f"{type(exc).__name__}: {exc}"
-    where = request.sample.describe()
-    return message if where in message else f"{where}: {message}"
 
 
 def default_workers() -> int:

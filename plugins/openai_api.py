@@ -1,53 +1,81 @@
-"""``openai-api``: any OpenAI-compatible chat endpoint as a model (GPT-4V/4o, Gemini or Claude through
-compatible endpoints, a local vLLM server).
+"""``openai-api`` (alias ``vllm``): any OpenAI-compatible chat endpoint as a model (GPT-4V/4o, Gemini or Claude
+through compatible endpoints, vLLM servers).
 
-- Images go inline as base64 data URLs; requests run with bounded concurrency
-  (``concurrency``); 429 / 5xx / timeouts are retried with exponential backoff by
-  the ``openai`` client (``max_retries``, honouring ``Retry-After``); a request that
-  still fails becomes that sample's error. The runner's response cache makes a
-  rerun pay nothing twice.
+- A request-bound model: the runner keeps ``concurrency`` requests in flight continuously, across batches
+  and tasks (:mod:`harness.streaming`), independent of ``--batch-size``. Images go inline as base64 data URLs,
+  each file read once. 429 / 5xx / timeouts are retried with exponential backoff by the ``openai`` client
+  (``max_retries``, honouring ``Retry-After``); a request that still fails becomes that sample's error. The
+  runner's response cache makes a rerun pay nothing twice.
+- ``base_url`` may name several endpoints (a JSON list, or URLs separated by ``;`` or spaces: one
+  ``vllm serve`` per GPU): requests go to the least-loaded one, and one that dies mid-run is taken out, its
+  requests answered by the others (:mod:`harness.plugins.openai_endpoints`; recorded under ``run_notes``).
+- ``launch=N`` starts N ``vllm serve`` processes of ``model=PATH`` on the local GPUs first and stops them at
+  the end (:mod:`harness.plugins.vllm_launcher`).
 - ``generate``: the task's prompt at temperature 0.
-- ``score``: the FakeScope question, one token, ``logprobs`` with ``top_logprobs``;
-  P(fake) = sum p(fake variants) / (sum p(fake variants) + sum p(real variants)) over
-  the variants present in the returned top tokens (the logsumexp variant of Eq. 2:
-  an API returns log-probabilities, not logits, and only the top k). If the endpoint
-  returns no log-probabilities, or no anchor among them, the score is **unavailable**
-  (a per-sample error), never invented. ``prefill=true`` (vLLM) continues an
-  assistant turn "This image is" as the paper's prompt does.
-- Token usage (and cost, with ``price_in``/``price_out`` in USD per million tokens) is
-  recorded per sample and summed in the results.
-- The key is read from ``HARNESS_API_KEY`` (else ``OPENAI_API_KEY``) and never
-  appears in fingerprints, results, logs or errors.
+- ``score``: the FakeScope question, one answer token. ``score_method=auto`` (default) asks for the paper's
+  Eq. 2 exactly where the endpoint allows it (vLLM): the anchor tokens' ids come from the server's
+  ``/tokenize`` (resolved in context, as the local scorer does), the answer is restricted to them
+  (``allowed_token_ids``) and their log-probabilities returned by id; with every anchor's log-probability
+  in hand and as many fake as real variants, ``sum(lp_fake) - sum(lp_real)`` equals ``sum(z_fake) -
+  sum(z_real)`` (the normaliser cancels), which is Eq. 2. Where the endpoint cannot (OpenAI's API: no
+  ``/tokenize``, no ``allowed_token_ids``), it falls back to ``topk``: the probability mass of the fake
+  variants over fake + real among the ``top_logprobs`` returned (an anchor outside the top k is lost).
+  Each sample records which method gave its score; ``score_method=exact`` refuses the fallback. No score
+  is ever invented: no log-probabilities, or no anchor among them, is that sample's error. ``prefill=true``
+  (vLLM) continues an assistant turn "This image is" as the paper's prompt does.
+- Token usage (and cost, with ``price_in``/``price_out`` in USD per million tokens) is recorded per sample
+  and summed in the results.
+- The key is read from ``HARNESS_API_KEY`` (else ``OPENAI_API_KEY``) and never appears in fingerprints,
+  results, logs or errors.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import math
 import os
+import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Sequence
 
-from harness.images import load_image
+from harness.images import load_image, read_image_bytes
 from harness.interfaces import ModelAdapter
 from harness.plugins.api_errors import api_error_message
-from harness.plugins.lmm.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL
+from harness.plugins.lmm.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL, resolve_anchors
+from harness.plugins.openai_endpoints import EndpointPool
 from harness.records import Prediction, Request
 
 SCORE_QUESTION = "What is the authenticity of this image?"
 PREFILL = "This image is"
+SCORE_METHODS = ("auto", "exact", "topk")
+
+
+def split_urls(base_url: Any) -> list[str | None]:
+    """``base_url`` as a list: a list stays one, a string splits on ``;`` and whitespace, ``None`` is the
+    client's default endpoint."""
+    if base_url is None:
+        return [None]
+    if isinstance(base_url, (list, tuple)):
+        urls = [str(u).strip() for u in base_url if str(u).strip()]
+    else:
+        urls = [u for u in re.split(r"[;\s]+", str(base_url)) if u]
+    if not urls:
+        raise ValueError("base_url names no endpoint")
+    return list(dict.fromkeys(urls))
 
 
 class OpenAIApiModel(ModelAdapter):
-    """Chat-completions model over HTTP."""
+    """Chat-completions model over HTTP, on one endpoint or several."""
 
     request_kinds = frozenset({"score", "generate"})
 
     def __init__(
         self,
         model: str | None = None,
-        base_url: str | None = None,
+        base_url: Any = None,
         concurrency: int = 8,
         timeout: float = 120.0,
         max_retries: int = 5,
@@ -59,12 +87,38 @@ class OpenAIApiModel(ModelAdapter):
         price_in: float | None = None,
         price_out: float | None = None,
         image_detail: str = "auto",
+        score_method: str = "auto",
+        launch: int = 0,
+        launch_command: str | None = None,
+        launch_args: str = "",
+        chat_template: str | None = None,
+        served_model_name: str | None = None,
+        launch_timeout: float = 1800.0,
         **args: Any,
     ) -> None:
         model = model or os.environ.get("HARNESS_API_MODEL")
         base_url = base_url or os.environ.get("HARNESS_API_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
         if not model:
             raise ValueError("openai-api needs --model-args model=NAME (or HARNESS_API_MODEL)")
+        if score_method not in SCORE_METHODS:
+            raise ValueError(f"score_method must be one of {', '.join(SCORE_METHODS)}, not {score_method!r}")
+        self.launcher: Any = None
+        if int(launch or 0) > 0:
+            from harness.plugins.vllm_launcher import VllmLauncher
+
+            self.launcher = VllmLauncher(
+                model_path=str(model),
+                replicas=int(launch),
+                served_model_name=served_model_name,
+                command=launch_command,
+                extra_args=launch_args,
+                chat_template=chat_template,
+                timeout=float(launch_timeout),
+            )
+            args.update(launched_from=str(model), launch=int(launch))
+            model, base_url = self.launcher.served_model_name, self.launcher.base_urls
+        elif chat_template:
+            raise ValueError("chat_template= applies to engines started with launch=N; pass it to vllm serve")
         super().__init__(
             model=model,
             base_url=base_url,
@@ -74,29 +128,46 @@ class OpenAIApiModel(ModelAdapter):
             fake=list(fake),
             real=list(real),
             image_detail=image_detail,
+            score_method=score_method,
             **args,
         )
-        self.model, self.base_url = model, base_url
+        self.model = str(model)
+        self.base_urls = split_urls(base_url)
+        self.base_url = self.base_urls[0]
         self.concurrency, self.timeout, self.max_retries = int(concurrency), float(timeout), int(max_retries)
         self.max_tokens, self.top_logprobs, self.prefill = int(max_tokens), int(top_logprobs), bool(prefill)
         self.fake, self.real = list(fake), list(real)
         self.price_in, self.price_out = price_in, price_out
         self.image_detail = image_detail
+        self.score_method = score_method
         self.client: Any = None
+        self.pool: EndpointPool | None = None
+        self._anchors: dict[str, Any] | None = None  # resolved anchor ids, or the reason exact scoring is off
+        self._anchor_lock = threading.Lock()
+        self._methods: dict[str, int] = {}
 
     def fingerprint(self) -> dict[str, Any]:
-        """Model, endpoint and request settings (no key, no concurrency or timeouts)."""
+        """Model, endpoint and request settings (no key, no concurrency or timeouts). Several endpoints are
+        replicas of one model: which ones, or how many, does not change an answer's key."""
         return {
             "class": "openai-api",
             "model": self.model,
-            "base_url": self.base_url,
+            "base_url": self._endpoint_identity(),
             "max_tokens": self.max_tokens,
             "top_logprobs": self.top_logprobs,
             "prefill": self.prefill,
             "fake": self.fake,
             "real": self.real,
             "image_detail": self.image_detail,
+            **({"score_method": self.score_method} if self.score_method != "auto" else {}),
         }
+
+    def _endpoint_identity(self) -> str | None:
+        """What names the server in the fingerprint: its URL; for several endpoints (replicas of one model) or
+        engines launched here (fresh ports every run), what they serve."""
+        if self.launcher is not None:
+            return f"launched: {self.launcher.model_path}"
+        return self.base_url if len(self.base_urls) == 1 else "data-parallel replicas"
 
     def preprocessing(self) -> dict[str, Any]:
         """What is sent."""
@@ -104,34 +175,81 @@ class OpenAIApiModel(ModelAdapter):
             "image": "original file bytes, base64 data URL",
             "detail": self.image_detail,
             "score_prompt": SCORE_QUESTION + (f" [assistant prefill: {PREFILL!r}]" if self.prefill else ""),
-            "score_method": "logsumexp over anchor variants in top_logprobs (Eq. 2 needs logits; "
-            "APIs return top-k log-probabilities)",
+            "score_method": {
+                "auto": "Eq. 2 exactly where the endpoint allows (vLLM: /tokenize, allowed_token_ids, "
+                "log-probabilities by token id), else the top-k fallback; each sample records its method",
+                "exact": "Eq. 2 exactly (vLLM: /tokenize, allowed_token_ids, log-probabilities by token id)",
+                "topk": "probability mass of the anchor variants among top_logprobs (an approximation of Eq. 2)",
+            }[self.score_method],
             "temperature": 0,
         }
 
+    def check(self) -> None:
+        """Start the engines when asked to launch them (their health is waited for here, before any data)."""
+        if self.launcher is not None:
+            self.launcher.start()
+
     def setup(self, device: str = "cpu") -> None:
-        """Create the client (no network traffic yet)."""
+        """Create one client per endpoint (no network traffic yet)."""
         from openai import OpenAI
 
         key = os.environ.get("HARNESS_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        if not key and not self.base_url:
+        if not key and self.base_urls == [None]:
             raise ValueError(
                 "openai-api needs HARNESS_API_KEY (or OPENAI_API_KEY) for the OpenAI API, or "
                 "base_url=... for a local OpenAI-compatible server"
             )
-        self.client = OpenAI(
-            api_key=key or "EMPTY", base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
-        )
+        several = len(self.base_urls) > 1
+        clients = [
+            (
+                url,
+                OpenAI(
+                    api_key=key or "EMPTY",
+                    base_url=url,
+                    timeout=self.timeout,
+                    # several endpoints: a failed request goes to another one at once instead of backing off here
+                    max_retries=0 if several else self.max_retries,
+                ),
+            )
+            for url in self.base_urls
+        ]
+        self.client = clients[0][1]
+        self.pool = EndpointPool(clients, max_retries=self.max_retries)
+
+    def close(self) -> None:
+        """Stop launched engines."""
+        if self.launcher is not None:
+            self.launcher.stop()
+
+    def run_notes(self) -> dict[str, Any]:
+        """Endpoints used (and any that died), the score methods used, launched engines."""
+        notes: dict[str, Any] = {}
+        if self.pool is not None and len(self.pool.endpoints) > 1:
+            notes.update(self.pool.note())
+        if self._methods:
+            notes["score_methods"] = dict(self._methods)
+        if self._anchors is not None and self._anchors.get("why_not_exact"):
+            notes["why_not_exact"] = self._anchors["why_not_exact"]
+        if self.launcher is not None:
+            notes["launched"] = self.launcher.note()
+        return notes
 
     # -- requests ----------------------------------------------------------------------------
+    def in_flight_limit(self) -> int:
+        """``concurrency`` requests in flight (the runner streams them)."""
+        return max(1, self.concurrency)
+
     def prepare(self, request: Request) -> tuple[str, Request]:
-        """Check the image decodes, then build its data URL from the original bytes."""
-        image = load_image(request.sample)
-        source = request.sample.image
-        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-        fmt = (image.format or _format_of(raw) or "png").lower()
+        """Read the file once, check it decodes, and build its data URL from those bytes."""
+        raw = read_image_bytes(request.sample)
+        load_image(raw, where=request.sample.describe())  # decoded in full: a truncated file is caught here
+        fmt = (_format_of(raw) or "png").lower()
         mime = "jpeg" if fmt in ("jpeg", "jpg", "mpo") else fmt
         return f"data:image/{mime};base64,{base64.b64encode(raw).decode('ascii')}", request
+
+    def answer_one(self, prepared: tuple[str, Request], mode: str) -> Prediction:
+        """One request's answer; anything raising is that request's error."""
+        return self._guarded(self._score_one if mode == "score" else self._generate_one, prepared)
 
     #: image tokens assumed per request for the plan's estimate: OpenAI's count for a ~1k px image at
     #: detail high/auto (85 + 4 tiles x 170), and its flat 85 at detail low
@@ -156,25 +274,24 @@ class OpenAIApiModel(ModelAdapter):
         return words + " (estimate)"
 
     def score_batch(self, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
-        """Soft scores from top log-probabilities, concurrently."""
+        """Soft scores, concurrently (the runner streams through :meth:`answer_one` instead)."""
         return self._map(self._score_one, inputs)
 
     def generate_batch(self, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
-        """Answers at temperature 0, concurrently."""
+        """Answers at temperature 0, concurrently (the runner streams through :meth:`answer_one` instead)."""
         return self._map(self._generate_one, inputs)
 
+    @staticmethod
+    def _guarded(fn: Any, item: tuple[str, Request]) -> Prediction:
+        """``fn(item)``; a raise is that item's error, so one malformed reply never costs the others."""
+        try:
+            return fn(item)
+        except Exception as exc:  # noqa: BLE001
+            return Prediction(error=f"malformed API response: {type(exc).__name__}: {exc}")
+
     def _map(self, fn: Any, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
-        """``fn`` over the batch; an item that raises is that item's error, so the answers already received
-        (and paid for) are never lost to a retry of the whole batch."""
-
-        def guarded(item: tuple[str, Request]) -> Prediction:
-            try:
-                return fn(item)
-            except Exception as exc:  # noqa: BLE001 - one malformed reply must not cost the others
-                return Prediction(error=f"malformed API response: {type(exc).__name__}: {exc}")
-
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(pool.map(guarded, inputs))
+            return list(pool.map(lambda item: self._guarded(fn, item), inputs))
 
     def _messages(self, url: str, text: str) -> list[dict[str, Any]]:
         return [
@@ -191,7 +308,9 @@ class OpenAIApiModel(ModelAdapter):
         url, request = item
         params = request.generation
         max_tokens = params.max_new_tokens if params else self.max_tokens
-        response, error = self._create(messages=self._messages(url, request.prompt or ""), max_tokens=max_tokens)
+        response, error, endpoint = self._create(
+            messages=self._messages(url, request.prompt or ""), max_tokens=max_tokens
+        )
         if error:
             return Prediction(error=error)
         try:
@@ -200,17 +319,45 @@ class OpenAIApiModel(ModelAdapter):
             return Prediction(error="malformed API response: no choices in the reply")
         if not isinstance(text, str):
             return Prediction(error="malformed API response: no message content")
-        return Prediction(text=text, extra=self._usage(response))
+        return Prediction(text=text, extra=self._usage(response, endpoint))
 
+    # -- Eq. 2 -------------------------------------------------------------------------------
     def _score_one(self, item: tuple[str, Request]) -> Prediction:
         url, request = item
         messages = self._messages(url, SCORE_QUESTION)
-        extra_body = None
+        extra_body: dict[str, Any] = {}
         if self.prefill:
             messages.append({"role": "assistant", "content": PREFILL})
-            extra_body = {"continue_final_message": True, "add_generation_prompt": False}
-        response, error = self._create(
-            messages=messages, max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs, extra_body=extra_body
+            extra_body.update({"continue_final_message": True, "add_generation_prompt": False})
+        anchors = self._anchor_ids() if self.score_method != "topk" else None
+        if anchors is not None and anchors.get("ids"):
+            ids = anchors["ids"]
+            response, error, endpoint = self._create(
+                messages=messages,
+                max_tokens=1,
+                logprobs=True,
+                # processed log-probs: the anchors are the only finite ones; raw: the more come back, the likelier
+                # every anchor is among them
+                top_logprobs=max(len(ids), self.top_logprobs),
+                extra_body={**extra_body, "allowed_token_ids": ids, "return_tokens_as_token_ids": True},
+            )
+            if error and self.score_method == "auto" and "HTTP 400" in error:
+                self._no_exact(f"the endpoint refused allowed_token_ids ({error})")
+            elif error:
+                return Prediction(error=error)
+            else:
+                return self._exact_score(response, anchors, endpoint)
+        if self.score_method == "exact":
+            why = (anchors or {}).get("why_not_exact", "unknown")
+            return Prediction(
+                error=f"soft score unavailable: exact Eq. 2 needs vLLM's /tokenize and allowed_token_ids ({why})"
+            )
+        response, error, endpoint = self._create(
+            messages=messages,
+            max_tokens=1,
+            logprobs=True,
+            top_logprobs=self.top_logprobs,
+            extra_body=extra_body or None,
         )
         if error:
             return Prediction(error=error)
@@ -223,33 +370,162 @@ class OpenAIApiModel(ModelAdapter):
         score, detail = anchor_probability(((t.token, t.logprob) for t in top), self.fake, self.real)
         if score is None:
             return Prediction(error=f"soft score unavailable: {detail['reason']}")
-        extra = self._usage(response)
-        extra["soft_score"] = detail
+        extra = self._usage(response, endpoint)
+        extra["soft_score"] = {"method": "topk", "exact": False, **detail}
+        self._count("topk")
         return Prediction(score=score, extra=extra)
 
-    def _create(self, **kwargs: Any) -> tuple[Any, str | None]:
+    def _exact_score(self, response: Any, anchors: dict[str, Any], endpoint: str) -> Prediction:
+        """Eq. 2 from the anchors' log-probabilities, returned by id."""
+        try:
+            top = response.choices[0].logprobs.content[0].top_logprobs
+        except (AttributeError, IndexError, TypeError):
+            top = None
+        if not top:
+            return Prediction(error="soft score unavailable: the endpoint returned no log-probabilities")
+        by_id: dict[int, float] = {}
+        for entry in top:
+            match = re.fullmatch(r"token_id:(\d+)", str(entry.token))
+            if match:
+                by_id[int(match.group(1))] = float(entry.logprob)
+        fake_ids, real_ids = anchors["fake"], anchors["real"]
+        missing = [i for i in fake_ids + real_ids if i not in by_id]
+        if not by_id or all(i in missing for i in fake_ids) and all(i in missing for i in real_ids):
+            return Prediction(error="soft score unavailable: no anchor token among the returned log-probabilities")
+        extra = self._usage(response, endpoint)
+        if missing or len(fake_ids) != len(real_ids):
+            # not every anchor came back, or the classes have unequal counts (Eq. 2's sums then depend on the
+            # absolute logits, which no endpoint returns): probability mass over what came back, labelled
+            fake_mass = sum(math.exp(by_id[i]) for i in fake_ids if i in by_id)
+            real_mass = sum(math.exp(by_id[i]) for i in real_ids if i in by_id)
+            why = (
+                f"anchor ids {missing} not among the returned log-probabilities"
+                if missing
+                else f"{len(fake_ids)} fake vs {len(real_ids)} real anchor tokens"
+            )
+            extra["soft_score"] = {"method": "anchor-mass", "exact": False, "why": why, "anchors": anchors["record"]}
+            self._count("anchor-mass")
+            return Prediction(score=fake_mass / (fake_mass + real_mass), extra=extra)
+        margin = sum(by_id[i] for i in fake_ids) - sum(by_id[i] for i in real_ids)  # = sum z_fake - sum z_real
+        score = 1.0 / (1.0 + math.exp(-margin)) if margin > -700 else 0.0
+        extra["soft_score"] = {"method": "eq2", "exact": True, "anchors": anchors["record"]}
+        self._count("eq2")
+        return Prediction(score=score, extra=extra)
+
+    def _anchor_ids(self) -> dict[str, Any]:
+        """The anchor variants' token ids, resolved once through the endpoint's ``/tokenize`` in the context of
+        the scored position (after the prefill when there is one), as the local scorer resolves them."""
+        with self._anchor_lock:
+            if self._anchors is not None:
+                return self._anchors
+            context = PREFILL if self.prefill else ""
+            try:
+                tokenizer = _ServerTokenizer(self.base_url, self.model, self.timeout)
+                tokenizer(context or "This")  # is there a /tokenize at all?
+            except Exception as exc:  # noqa: BLE001 - no /tokenize: the labelled fallback
+                self._anchors = {"why_not_exact": f"no usable /tokenize on the endpoint ({type(exc).__name__}: {exc})"}
+                return self._anchors
+            try:
+                fake, real = resolve_anchors(tokenizer, context, self.fake, self.real)
+            except Exception as exc:  # noqa: BLE001
+                self._anchors = {"why_not_exact": f"the anchors do not resolve: {type(exc).__name__}: {exc}"}
+                return self._anchors
+            fake_ids, real_ids = list(fake.ids), list(real.ids)
+            self._anchors = {
+                "ids": fake_ids + real_ids,
+                "fake": fake_ids,
+                "real": real_ids,
+                "record": {"fake": fake.as_dict(), "real": real.as_dict()},
+            }
+            return self._anchors
+
+    def _no_exact(self, why: str) -> None:
+        with self._anchor_lock:
+            self._anchors = {"why_not_exact": why}
+
+    def _count(self, method: str) -> None:
+        with self._anchor_lock:
+            self._methods[method] = self._methods.get(method, 0) + 1
+
+    # -- transport ---------------------------------------------------------------------------
+    def _create(self, **kwargs: Any) -> tuple[Any, str | None, str]:
+        """One chat completion through the endpoint pool: (response, error, endpoint URL)."""
         import openai
 
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        assert self.pool is not None, "setup() creates the clients"
         try:
-            return self.client.chat.completions.create(model=self.model, temperature=0, **kwargs), None
-        except (openai.APIError, ValueError, TypeError) as exc:
-            return None, api_error_message(exc, "API", self.timeout, self.max_retries)
+            response, endpoint = self.pool.call(
+                lambda client: client.chat.completions.create(model=self.model, temperature=0, **kwargs), _retryable
+            )
+            return response, None, endpoint
+        except (openai.APIError, ValueError, TypeError, RuntimeError) as exc:
+            return None, api_error_message(exc, "API", self.timeout, self.max_retries), ""
 
-    def _usage(self, response: Any) -> dict[str, Any]:
+    def _usage(self, response: Any, endpoint: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if len(self.base_urls) > 1 and endpoint:
+            out["endpoint"] = endpoint
         usage = getattr(response, "usage", None)
         if usage is None:
-            return {}
+            return out
         tokens = {
             "prompt_tokens": int(usage.prompt_tokens or 0),
             "completion_tokens": int(usage.completion_tokens or 0),
         }
-        out: dict[str, Any] = {"usage": tokens}
+        out["usage"] = tokens
         if self.price_in is not None and self.price_out is not None:
             out["cost_usd"] = (
                 tokens["prompt_tokens"] * float(self.price_in) + tokens["completion_tokens"] * float(self.price_out)
             ) / 1e6
         return out
+
+
+def _retryable(exc: BaseException) -> str | None:
+    """Whether another endpoint may answer what this one failed: the failure's kind, or ``None``."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
+        return str(exc.status_code)
+    return None
+
+
+class _ServerTokenizer:
+    """A tokenizer-shaped view of a vLLM server's ``POST /tokenize`` (served at the root, beside ``/v1``)."""
+
+    def __init__(self, base_url: str | None, model: str, timeout: float) -> None:
+        if not base_url:
+            raise ValueError("the OpenAI API has no /tokenize")
+        self.root = re.sub(r"/v1/?$", "", base_url.rstrip("/"))
+        self.model, self.timeout = model, timeout
+        self.unk_token_id = None
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        tokens = self._post("/tokenize", {"prompt": text, "add_special_tokens": add_special_tokens})["tokens"]
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise ValueError("/tokenize returned no token ids")
+        return {"input_ids": tokens}
+
+    def convert_ids_to_tokens(self, token_id: int) -> str:
+        """The token's text through ``/detokenize`` (for the record), ``token_id:N`` where there is none."""
+        try:
+            return str(self._post("/detokenize", {"tokens": [int(token_id)]})["prompt"])
+        except Exception:  # noqa: BLE001 - only the record's label depends on it
+            return f"token_id:{token_id}"
+
+    def _post(self, route: str, payload: dict[str, Any]) -> dict[str, Any]:
+        import urllib.request
+
+        body = json.dumps({"model": self.model, **payload}).encode()
+        request = urllib.request.Request(
+            self.root + route, data=body, headers={"content-type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as reply:  # an HTTP error status raises
+            return json.loads(reply.read())
 
 
 def anchor_probability(top: Any, fake: Sequence[str], real: Sequence[str]) -> tuple[float | None, dict[str, Any]]:

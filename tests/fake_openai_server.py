@@ -57,6 +57,8 @@ class FakeOpenAI:
             def do_POST(self):  # noqa: N802 - http.server API
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.rstrip("/").endswith("/chat/completions"):  # as OpenAI's API: no /tokenize
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 text = _text_of(body["messages"][-1]["content"]) if body.get("messages") else ""
                 with outer._lock:
                     outer.requests.append(body)

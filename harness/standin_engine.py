@@ -1,0 +1,294 @@
+"""A stand-in for a served LMM engine: the HTTP surface of ``vllm serve`` that the harness uses, on the CPU.
+
+It answers ``POST /v1/chat/completions``, ``POST /tokenize``, ``POST /detokenize``, ``GET /health`` and
+``GET /v1/models`` the way vLLM's OpenAI-compatible server does, with a fixed ``latency`` per request and at
+most ``capacity`` requests served at once (the rest wait, as in an engine's queue). It exists to test and
+measure the harness's served path without a GPU: the streaming runner and the multi-endpoint client
+(``benchmarks/api_throughput.py``), the ``launch=N`` launcher (it is a command the launcher can start), and
+Eq. 2 through the server.
+
+Known logits. Every request has logits ``z`` over a small word vocabulary (:data:`VOCAB`), drawn from a seed
+that is a hash of the request's messages (:func:`logits_for`), so a test can compute the paper's Eq. 2 from the
+same logits independently. The server implements vLLM's semantics around them:
+
+- ``allowed_token_ids`` restricts the answer to those ids (``-inf`` elsewhere);
+- ``logprobs_mode`` (server option, vLLM's ``--logprobs-mode``): ``raw_logprobs`` returns the log-softmax of the
+  *unrestricted* logits, ``processed_logprobs`` that of the logits after the restriction;
+- ``top_logprobs`` returns the k most likely tokens of that distribution, at most ``max_logprobs``;
+- ``return_tokens_as_token_ids`` writes tokens as ``token_id:N``;
+- ``/tokenize`` splits on whitespace (``add_special_tokens`` is accepted and ignored).
+
+``strict_openai=True`` behaves like OpenAI's own API instead: unknown sampling fields are a 400 and there is no
+``/tokenize``. ``die_after=N`` makes the engine stop listening after N answers (an endpoint dying mid-run).
+
+    python -m harness.standin_engine --port 8000 --latency 0.2 --capacity 64 --served-model-name fakescope
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+#: the stand-in's vocabulary; token id = position
+VOCAB = (
+    ["<unk>", "This", "image", "is", "fake", "Fake", "FAKE", "real", "Real", "REAL", "a", "the", "photo", "of"]
+    + ["generated", "by", "AI", "because", "shadows", "texture", "lighting", "edges", "look", "natural", "odd", "."]
+    + [f"w{i}" for i in range(100)]
+)
+TOKEN_ID = {token: index for index, token in enumerate(VOCAB)}
+
+
+def tokenize(text: str) -> list[int]:
+    """Whitespace tokens of ``text`` as ids (unknown words are ``<unk>``, id 0)."""
+    return [TOKEN_ID.get(word, 0) for word in text.split()]
+
+
+def logits_for(messages: Any) -> list[float]:
+    """The logits of the answer's first position for these messages: seeded by their JSON, one per vocabulary
+    token, spread wide enough that anchors often fall outside a top-20 of the full vocabulary."""
+    seed = int.from_bytes(hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest()[:8], "big")
+    rng = random.Random(seed)
+    return [rng.gauss(0.0, 3.0) for _ in VOCAB]
+
+
+def _last_text(messages: Any) -> str:
+    """The text parts of the last message."""
+    if not messages:
+        return ""
+    content = messages[-1].get("content", "")
+    if isinstance(content, str):
+        return content
+    return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def log_softmax(logits: list[float]) -> list[float]:
+    """``z - logsumexp(z)``, ``-inf`` entries kept."""
+    top = max(logits)
+    total = top + math.log(sum(math.exp(z - top) for z in logits if z != -math.inf))
+    return [z - total if z != -math.inf else -math.inf for z in logits]
+
+
+class StandinEngine:
+    """The engine in a background thread: ``with StandinEngine(latency=0.2) as engine: engine.base_url``."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        latency: float = 0.0,
+        capacity: int = 1_000_000,
+        served_model_name: str = "standin",
+        logprobs_mode: str = "raw_logprobs",
+        max_logprobs: int = 20,
+        strict_openai: bool = False,
+        die_after: int | None = None,
+        reply_words: int = 12,
+    ) -> None:
+        if logprobs_mode not in ("raw_logprobs", "processed_logprobs"):
+            raise ValueError(f"logprobs_mode must be raw_logprobs or processed_logprobs, not {logprobs_mode!r}")
+        self.latency, self.capacity = float(latency), int(capacity)
+        self.served_model_name, self.logprobs_mode = served_model_name, logprobs_mode
+        self.max_logprobs, self.strict_openai = int(max_logprobs), bool(strict_openai)
+        self.die_after, self.reply_words = die_after, int(reply_words)
+        self.answered = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.dead = False
+        #: (start, end, text of the last message) of every answered request, for tests that look at overlap
+        self.timeline: list[tuple[float, float, str]] = []
+        self._slots = threading.BoundedSemaphore(self.capacity)
+        self._lock = threading.Lock()
+        engine = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real engine's server
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if self.path.rstrip("/") == "/health":
+                    return self._send(200, {})
+                if self.path.rstrip("/") == "/v1/models":
+                    return self._send(200, {"object": "list", "data": [{"id": engine.served_model_name}]})
+                return self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                if engine.dead:
+                    self.close_connection = True
+                    return None
+                if self.path.rstrip("/") == "/tokenize" and not engine.strict_openai:
+                    tokens = tokenize(body.get("prompt", ""))
+                    return self._send(200, {"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
+                if self.path.rstrip("/") == "/detokenize" and not engine.strict_openai:
+                    words = [VOCAB[t] if 0 <= t < len(VOCAB) else "<unk>" for t in body.get("tokens", [])]
+                    return self._send(200, {"prompt": " ".join(words)})
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                status, payload = engine.complete(body)
+                return self._send(status, payload)
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                raw = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 4096  # hundreds of clients connect at once
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # -- the engine --------------------------------------------------------------------------
+    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One chat completion: wait for a slot, hold it ``latency`` seconds, answer from the known logits."""
+        if self.strict_openai:
+            unknown = sorted(set(body) & {"allowed_token_ids", "return_tokens_as_token_ids", "continue_final_message"})
+            if unknown:
+                return 400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}"}}
+        if body.get("model") != self.served_model_name:
+            return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
+        with self._slots:
+            began = time.monotonic()
+            with self._lock:
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                if self.latency:
+                    time.sleep(self.latency)
+                payload = self._answer(body)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+        with self._lock:
+            self.answered += 1
+            self.timeline.append((began, time.monotonic(), _last_text(body.get("messages"))))
+            dying = self.die_after is not None and self.answered >= self.die_after and not self.dead
+            if dying:
+                self.dead = True
+        if dying:
+            threading.Thread(target=self._die, daemon=True).start()
+        return 200, payload
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        logits = logits_for(body.get("messages"))
+        allowed = body.get("allowed_token_ids")
+        processed = [z if allowed is None or i in allowed else -math.inf for i, z in enumerate(logits)]
+        chosen = max(range(len(VOCAB)), key=lambda i: processed[i])
+        as_ids = bool(body.get("return_tokens_as_token_ids"))
+
+        def name(i: int) -> str:
+            return f"token_id:{i}" if as_ids else VOCAB[i]
+
+        max_tokens = int(body.get("max_tokens") or 16)
+        words = [VOCAB[chosen]] + [VOCAB[1 + (chosen + k) % (len(VOCAB) - 1)] for k in range(1, self.reply_words)]
+        words = words[:max_tokens]
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": " ".join(words)},
+            "finish_reason": "length" if len(words) == max_tokens else "stop",
+        }
+        if body.get("logprobs"):
+            logprobs = log_softmax(processed if self.logprobs_mode == "processed_logprobs" else logits)
+            k = min(int(body.get("top_logprobs") or 0), self.max_logprobs)
+            order = sorted((i for i in range(len(VOCAB)) if logprobs[i] != -math.inf), key=lambda i: -logprobs[i])
+            top = [{"token": name(i), "logprob": logprobs[i], "bytes": None} for i in order[:k]]
+            choice["logprobs"] = {
+                "content": [{"token": name(chosen), "logprob": logprobs[chosen], "bytes": None, "top_logprobs": top}]
+            }
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        return {
+            "id": f"chatcmpl-standin-{self.answered}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.served_model_name,
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(words),
+                "total_tokens": prompt_tokens + len(words),
+            },
+        }
+
+    def _die(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> StandinEngine:
+        """Serve in a background thread."""
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if not self.dead:
+            self.dead = True
+            self._die()
+
+    def __enter__(self) -> StandinEngine:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted (the launcher's stand-in for ``vllm serve``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", default=None, help="accepted and ignored (vllm serve's MODEL)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--capacity", type=int, default=1_000_000, help="requests served at once")
+    parser.add_argument("--served-model-name", default="standin")
+    parser.add_argument("--logprobs-mode", default="raw_logprobs", choices=("raw_logprobs", "processed_logprobs"))
+    parser.add_argument("--max-logprobs", type=int, default=20)
+    parser.add_argument("--strict-openai", action="store_true")
+    parser.add_argument("--startup-delay", type=float, default=0.0, help="seconds before listening (model load)")
+    args, _ = parser.parse_known_args(argv)  # vllm serve's other options are accepted and ignored
+    time.sleep(args.startup_delay)
+    engine = StandinEngine(
+        port=args.port,
+        latency=args.latency,
+        capacity=args.capacity,
+        served_model_name=args.served_model_name,
+        logprobs_mode=args.logprobs_mode,
+        max_logprobs=args.max_logprobs,
+        strict_openai=args.strict_openai,
+    )
+    print(f"stand-in engine on {engine.base_url} serving {args.served_model_name!r}", flush=True)
+    try:
+        engine.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
