@@ -310,6 +310,13 @@ def test_compile_option_compiles_the_forward_pass_and_keeps_scores(data, tmp_pat
     compiled = llava.LlavaBackend(str(path), compile="eager")  # the inductor backend needs a compiler toolchain
     assert compiled.info()["torch_compile"] == "eager" and plain.info()["torch_compile"] is False
     assert compiled.score(images) == pytest.approx(plain.score(images), abs=1e-6)
+    # only the scoring call is compiled: generate() runs the model's own eager forward (a compiled model object
+    # recompiled at every decoding step's new shape: 0.047 answers/s instead of 34.7 in a CPU rehearsal)
+    assert hasattr(compiled._score_forward, "_torchdynamo_orig_callable")
+    assert not hasattr(compiled.model.forward, "_torchdynamo_orig_callable")
+    assert compiled.generate(images[:1], ["Is it real?"], max_new_tokens=3) == plain.generate(
+        images[:1], ["Is it real?"], max_new_tokens=3
+    )
 
 
 @pytest.mark.slow

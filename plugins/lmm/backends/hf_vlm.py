@@ -178,9 +178,11 @@ class HfVlmBackend:
         self.score_prompt = score_prompt or score_text(self.chat_template)
         self.pad_to_square = self.default_pad_to_square if pad_to_square is None else bool(pad_to_square)
         self.compiled = _compile_backend(compile)
-        if self.compiled:
-            # the forward pass only: generate() keeps working; a new batch shape compiles once more
-            self.model.forward = torch.compile(self.model.forward, backend=self.compiled, dynamic=False)
+        # the scoring forward pass only, as a separate callable: generate() keeps the model's own eager forward
+        # (compiling the model object itself made every decoding step of generate() a new shape to compile)
+        self._score_forward = (
+            torch.compile(self.model.forward, backend=self.compiled, dynamic=False) if self.compiled else self.model
+        )
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -278,7 +280,7 @@ class HfVlmBackend:
             images = self._images(sources)
             inputs = self._inputs(images, [prompt or self.score_prompt] * len(images))
         with torch.inference_mode():
-            output = self.model(**inputs, logits_to_keep=1)
+            output = self._score_forward(**inputs, logits_to_keep=1)
         return output.logits[:, -1, :].float().cpu()
 
     def score(self, sources: Sequence[Any]) -> list[float]:
