@@ -10,8 +10,23 @@ from pathlib import Path
 from typing import Any
 
 
-def write_jpegs(folder: Path, n: int, size: tuple[int, int] = (1024, 768), quality: int = 90) -> Path:
-    """``n`` distinct JPEGs (scikit-image's astronaut, shifted and tinted per file) and ``manifest.jsonl``."""
+def card_name(device_name: str) -> str:
+    """A GPU's model as a file-name word: "NVIDIA H100 80GB HBM3" -> h100, "NVIDIA A100-SXM4-80GB" -> a100,
+    "NVIDIA H200" -> h200 (the first word with a digit that is not a memory size; not the last word: hbm3)."""
+    import re
+
+    words = [w for w in re.split(r"[\s-]+", device_name) if re.search(r"\d", w) and not re.fullmatch(r"\d+GB", w, re.I)]
+    return (words[0] if words else device_name.split()[-1]).lower()
+
+
+def write_jpegs(
+    folder: Path, n: int, size: tuple[int, int] = (1024, 768), quality: int = 90, workers: int | None = None
+) -> Path:
+    """``n`` distinct JPEGs (scikit-image's astronaut, shifted and tinted per file) and ``manifest.jsonl``,
+    encoded in ``workers`` threads (PIL releases the GIL while encoding; default: every core)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     import skimage.data
     from PIL import Image
@@ -19,10 +34,15 @@ def write_jpegs(folder: Path, n: int, size: tuple[int, int] = (1024, 768), quali
     base = Image.fromarray(skimage.data.astronaut()).resize(size)
     pixels = np.asarray(base, dtype=np.int16)
     folder.mkdir(parents=True, exist_ok=True)
+
+    def write(i: int) -> None:
+        shifted = np.clip(np.roll(pixels, i * 7, axis=1) + (i % 13) - 6, 0, 255).astype(np.uint8)
+        Image.fromarray(shifted).save(folder / f"{i:05d}.jpg", quality=quality)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        list(pool.map(write, range(n)))
     with open(folder / "manifest.jsonl", "w", encoding="utf-8") as manifest:
         for i in range(n):
-            shifted = np.clip(np.roll(pixels, i * 7, axis=1) + (i % 13) - 6, 0, 255).astype(np.uint8)
-            Image.fromarray(shifted).save(folder / f"{i:05d}.jpg", quality=quality)
             manifest.write(json.dumps({"id": f"{i:05d}", "image": f"{i:05d}.jpg", "label": i % 2}) + "\n")
     return folder / "manifest.jsonl"
 

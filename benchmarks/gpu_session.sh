@@ -1,19 +1,61 @@
 #!/usr/bin/env bash
-# One lent-GPU session's measurements (issue #9), sized to finish in about 6 minutes on one H100:
-# the LMM benchmark at the LLaVA-1.5-7B shape (ceiling, forward, end to end from JPEGs with and
-# without torch.compile, padded generate, continuous batching) and the detectors end to end from
-# JPEGs with PIL vs nvJPEG decoding. Results land in $OUT (or benchmarks/results/) named by the card.
-#   run:  bash benchmarks/gpu_session.sh
-set -euo pipefail
+# One lent-GPU session's measurements (issues #9, #16), sized to finish within 8 minutes on one H100 or H200:
+#   1. lmm:          LLaVA-1.5-7B shape: matmul ceiling, forward soft-scoring, end to end from JPEGs through the
+#                    runner, padded 128-token generate, continuous batching (goals: scoring >= 0.75 x ceiling)
+#   2. lmm-compiled: the same end-to-end scoring with torch.compile, in a process of its own
+#   3. detectors:    CNNSpot / UnivFD / FreDect stages and end to end from JPEG files, PIL vs nvJPEG decoding
+#                    (goal: >= 1,500 img/s from JPEG files)
+# Every step runs on its own, under its own time limit; a failing or timed-out step does not stop the others,
+# and each finished mode is already in its JSON. All output is kept: $OUT/<step>.log, $OUT/<step>-<card>.json,
+# $OUT/summary.txt (each step's exit code and seconds), $OUT/gpu-info.csv.
+#   run:        bash benchmarks/gpu_session.sh                       (results in $OUT, else benchmarks/results/)
+#   rehearse:   GPU_SESSION_REHEARSAL=1 OUT=/tmp/x bash benchmarks/gpu_session.sh   (CPU, tiny shapes, the
+#               eager compile backend (inductor's C++ build alone takes a minute on 2 cores), under a minute;
+#               tests/test_benchmarks.py runs it so the script cannot rot)
+set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-benchmarks/results}"
 mkdir -p "$out"
 py="${PYTHON:-python3}"
-# the lent machine's image has torch, transformers, torchvision, pluggy, tabulate, scikit-learn and
-# scikit-image but no network: install the harness itself from this checkout, nothing else
-"$py" -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu-info.csv"
-card=$("$py" -c "import torch; print(torch.cuda.get_device_name(0).split()[-1].lower())")
-"$py" benchmarks/lmm_throughput.py --device cuda --compile --output "$out/lmm-$card.json" 2>&1 | tail -20
-"$py" benchmarks/detector_throughput.py --device cuda --batch-size 128 --e2e 4096 --workers "$(nproc)" \
-    --output "$out/detectors-$card.json" 2>&1 | tail -12
+rehearsal="${GPU_SESSION_REHEARSAL:-0}"
+summary="$out/summary.txt"
+: >"$summary"
+
+step() {  # step NAME SECONDS COMMAND...: run under a time limit, keep all output, record exit code and time
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    echo "$name rc=$rc seconds=$((SECONDS - start)) limit=$limit" | tee -a "$summary"
+    tail -n 25 "$out/$name.log"
+}
+
+if [ "$rehearsal" = 1 ]; then
+    card=cpu-rehearsal
+    lmm=(--shape tiny --device cpu --e2e-images 8 --batch-sizes 1,2 --repeats 1 --new-tokens 4
+         --generate-batch-sizes 1 --cb-requests 2 --compile-backend eager)
+    det=(--device cpu --tiny --repeats 1 --batch-size 4 --e2e 8 --workers 2)
+    limits=(300 300 300)
+else
+    # the lent machine has torch, transformers, torchvision, pluggy, tabulate, scikit-learn and scikit-image but
+    # no network: install the harness itself from this checkout, nothing else
+    step install 60 "$py" -m pip install -q --no-deps --no-build-isolation --no-index -e .
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu-info.csv" 2>&1
+    cat "$out/gpu-info.csv"
+    # the card's model ("NVIDIA H100 80GB HBM3" -> h100, "NVIDIA A100-SXM4-80GB" -> a100), not its last word
+    card=$("$py" -c "import sys, torch; sys.path.insert(0, 'benchmarks'); from bench_data import card_name
+print(card_name(torch.cuda.get_device_name(0)))")
+    lmm=(--device cuda)
+    det=(--device cuda --batch-size 128 --e2e 4096 --workers "$(nproc)")
+    limits=(200 120 90)  # with the 60 s install: at most 470 s
+fi
+echo "card: $card" | tee -a "$summary"
+
+step lmm "${limits[0]}" "$py" benchmarks/lmm_throughput.py "${lmm[@]}" \
+    --modes ceiling,score,score-e2e,generate,generate-cb --output "$out/lmm-$card.json"
+step lmm-compiled "${limits[1]}" "$py" benchmarks/lmm_throughput.py "${lmm[@]}" \
+    --modes score-e2e-compiled --output "$out/lmm-compiled-$card.json"
+step detectors "${limits[2]}" "$py" benchmarks/detector_throughput.py "${det[@]}" \
+    --output "$out/detectors-$card.json"
+echo "all output in $out"

@@ -126,3 +126,53 @@ def test_api_throughput_script_runs_against_a_local_server(tmp_path: Path):
     assert [r["run"] for r in rows] == ["warm-up", "main"] and rows[1]["images"] == 6 and rows[1]["failed"] == 0
     assert rows[1]["answers_per_s"] > 0 and rows[1]["completion_tokens"] > 0
     assert len(server.requests) == 9 and "Explain this image." in json.dumps(asked)
+
+
+def test_card_names_are_the_model_not_the_memory_type():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_data import card_name
+
+    assert card_name("NVIDIA H100 80GB HBM3") == "h100"
+    assert card_name("NVIDIA A100-SXM4-80GB") == "a100"
+    assert card_name("NVIDIA H200") == "h200"
+    assert card_name("NVIDIA GeForce RTX 4090") == "4090"
+
+
+@pytest.mark.slow
+def test_gpu_session_rehearses_on_the_cpu(tmp_path: Path):
+    """benchmarks/gpu_session.sh end to end at tiny shapes: every step finishes, writes its JSON and log, and the
+    compiled scoring runs in a process of its own (the compiled model is never the one that generates)."""
+    import os
+
+    out = tmp_path / "session"
+    env = dict(os.environ, GPU_SESSION_REHEARSAL="1", OUT=str(out), PYTHON=sys.executable)
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = (out / "summary.txt").read_text().splitlines()
+    assert [line.split()[:2] for line in summary[1:]] == [
+        ["lmm", "rc=0"],
+        ["lmm-compiled", "rc=0"],
+        ["detectors", "rc=0"],
+    ], summary
+    lmm = json.loads((out / "lmm-cpu-rehearsal.json").read_text())
+    assert [r["mode"] for r in lmm["rows"]][:3] == ["score", "score", "score-e2e"]
+    compiled = json.loads((out / "lmm-compiled-cpu-rehearsal.json").read_text())
+    assert [r["mode"] for r in compiled["rows"]] == ["score-e2e compiled"] and compiled["rows"][0]["images_per_s"] > 0
+    assert json.loads((out / "detectors-cpu-rehearsal.json").read_text())["rows"]
+    assert all((out / f"{step}.log").stat().st_size > 0 for step in ("lmm", "lmm-compiled", "detectors"))
+
+
+def test_gpu_session_keeps_going_past_a_failing_step(tmp_path: Path):
+    """A step that fails is recorded and the next steps still run (no set -e with a pipe losing the rest)."""
+    import os
+
+    out = tmp_path / "session"
+    env = dict(os.environ, GPU_SESSION_REHEARSAL="1", OUT=str(out), PYTHON="false")
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    summary = (out / "summary.txt").read_text()
+    assert all(f"{step} rc=1" in summary for step in ("lmm", "lmm-compiled", "detectors")), summary
+    assert "all output in" in result.stdout
