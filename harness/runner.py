@@ -29,6 +29,7 @@ from harness.progress import progress_bar
 from harness.records import Prediction, Request, Sample, SampleRecord
 from harness.results import TaskRun, model_dir_name, provenance, usage_totals, write_task_results
 from harness.streaming import RequestStream, describe_error, normalise_prediction
+from harness.threads import ThreadPlan, apply_threads, plan_threads
 
 
 class RunError(ValueError):
@@ -219,6 +220,7 @@ class Evaluator:
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
         self._stream: RequestStream | None = None  # one stream for the whole run, when streaming
+        self.thread_plan: ThreadPlan | None = None  # chosen once the model is loaded
         self.cache = ResponseCache(
             config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None, rehash=config.rehash
         )
@@ -334,6 +336,8 @@ class Evaluator:
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
+        if self.thread_plan is not None:
+            prov["threads"] = self.thread_plan.as_dict()
         run = TaskRun(
             model_name=self.model_name,
             model=self.model,
@@ -651,6 +655,13 @@ class Evaluator:
                     f"model {self.model_name!r} could not be loaded: {type(exc).__name__}: {exc}"
                 ) from exc
             self.model_ready = True
+            # preparation threads and torch's intra-op threads share the cores (harness/threads.py)
+            self.thread_plan = plan_threads(
+                str(getattr(self.model, "device", self.config.device)),
+                self.config.num_workers,
+                request_bound=self.model.in_flight_limit() > 0,
+            )
+            apply_threads(self.thread_plan)
 
     def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> list[Future | _Inline]:
         """Submit each request's ``prepare`` to the worker threads; with one worker, prepare inline when the
