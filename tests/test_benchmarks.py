@@ -176,3 +176,36 @@ def test_gpu_session_keeps_going_past_a_failing_step(tmp_path: Path):
     summary = (out / "summary.txt").read_text()
     assert all(f"{step} rc=1" in summary for step in ("lmm", "lmm-compiled", "detectors")), summary
     assert "all output in" in result.stdout
+
+
+@pytest.mark.slow
+def test_api_throughput_compares_the_harness_with_a_plain_pool_on_standin_engines(tmp_path: Path):
+    """The comparison rows of issue #16 at a tiny size: both clients, every concurrency, the endpoint scaling."""
+    out = tmp_path / "api.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "api_throughput.py"), "--standin", "--images", "24",
+         "--concurrencies", "4,16", "--latency", "0.05", "--capacity", "8", "--endpoints", "2",
+         "--endpoint-capacity", "2", "--scaling-concurrency", "8", "--max-tokens", "4", "--output", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["concurrency"], r["endpoints"]) for r in rows] == [(4, 1), (16, 1), (8, 1), (8, 2)]
+    assert all(r["failed"] == 0 and r["harness_per_s"] > 0 for r in rows)
+    assert rows[0]["ideal_per_s"] == 80 and rows[1]["ideal_per_s"] == 160  # min(concurrency, capacity) / latency
+    assert rows[0]["plain_pool_per_s"] > 0 and data["endpoint_speedup"] > 1
+
+
+@pytest.mark.slow
+def test_cpu_threads_script_runs_tiny(tmp_path: Path):
+    out = tmp_path / "threads.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "cpu_threads.py"), "--tiny", "--images", "8", "--prepare-n", "10",
+         "--output", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["measure"] for r in rows] == ["prepare (PIL image)", "end to end, resnet18"]
+    assert rows[1]["torch_threads"].startswith("auto") and all(r["images_per_s"] > 0 for r in rows)
