@@ -83,6 +83,11 @@ class ModelAdapter(ABC):
         from many threads at once when :meth:`in_flight_limit` is above 0."""
         raise NotImplementedError(f"{type(self).__name__} answers in batches (score_batch / generate_batch)")
 
+    def computes_here(self) -> bool:
+        """Whether the model's compute runs in this process (default); ``False`` for a model in a worker process or
+        behind a server, so the runner leaves this process's cores to sample preparation (:mod:`harness.threads`)."""
+        return self.in_flight_limit() == 0
+
     def run_notes(self) -> dict[str, Any]:
         """What happened inside the model during the run that a reader of the results should know (endpoints
         used, failovers), recorded under ``model.run_notes`` in each results file; ``{}`` when nothing."""

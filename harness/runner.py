@@ -659,7 +659,7 @@ class Evaluator:
             self.thread_plan = plan_threads(
                 str(getattr(self.model, "device", self.config.device)),
                 self.config.num_workers,
-                request_bound=self.model.in_flight_limit() > 0,
+                elsewhere=not self.model.computes_here(),
             )
             apply_threads(self.thread_plan)
 

@@ -8,7 +8,7 @@ CNNSpot's transforms of a 1024x768 image in 2 worker threads ran at 310 img/s (P
 with one intra-op thread each, against 284 and 259 with torch's default; CNNSpot (ResNet-50) on the CPU ran end
 to end at 10.5 img/s with every core to torch against 6.5 with one. Hence the policy:
 
-- the model runs on a GPU, in a worker process, or is a request-bound API model: torch keeps **one** intra-op
+- the model runs on a GPU, in a worker process, or behind a server (an API model): torch keeps **one** intra-op
   thread in this process; the CPU's work here is per-sample preparation, parallel across the worker threads;
 - the model runs on the CPU in this process: torch keeps **every core** (the forward pass dominates; the
   preparation threads are short and release the GIL while decoding).
@@ -47,8 +47,9 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan_threads(device: str, workers: int, request_bound: bool = False, cores: int | None = None) -> ThreadPlan:
-    """The thread counts for a model on ``device`` with ``workers`` preparation threads (see the module doc)."""
+def plan_threads(device: str, workers: int, elsewhere: bool = False, cores: int | None = None) -> ThreadPlan:
+    """The thread counts for a model on ``device`` with ``workers`` preparation threads (see the module doc);
+    ``elsewhere``: the model computes outside this process (a worker process, a server)."""
     cores = cores or available_cores()
     workers = max(1, int(workers))
     chosen = os.environ.get("HARNESS_TORCH_THREADS", "").strip().lower()
@@ -56,8 +57,8 @@ def plan_threads(device: str, workers: int, request_bound: bool = False, cores: 
         return ThreadPlan(cores, workers, None, "left as torch has it (HARNESS_TORCH_THREADS=keep or OMP_NUM_THREADS)")
     if chosen:
         return ThreadPlan(cores, workers, max(1, int(chosen)), "HARNESS_TORCH_THREADS")
-    if request_bound:
-        return ThreadPlan(cores, workers, 1, "request-bound model: torch only prepares samples, one thread each")
+    if elsewhere:
+        return ThreadPlan(cores, workers, 1, "the model computes in another process: torch here only prepares samples")
     if not str(device).startswith("cpu"):
         return ThreadPlan(cores, workers, 1, f"model on {device}: preparation parallel across workers, 1 thread each")
     return ThreadPlan(cores, workers, cores, "model on the CPU: every core to its forward pass")

@@ -19,17 +19,17 @@ def no_overrides(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("device", "workers", "request_bound", "expected"),
+    ("device", "workers", "elsewhere", "expected"),
     [
         ("cuda:3", 8, False, 1),  # the GPU computes; the cores prepare, one thread per worker
         ("cpu", 1, False, 16),  # inline preparation: every core to the model
         ("cpu", 4, False, 16),  # the forward pass dominates (measured: 10.5 vs 6.5 img/s with one thread)
         ("auto", 4, False, 1),  # a worker-process model resolves its own device: this process only prepares
-        ("cpu", 4, True, 1),  # an API model: torch only prepares
+        ("cpu", 4, True, 1),  # a worker-process or API model: torch here only prepares
     ],
 )
-def test_the_policy(device, workers, request_bound, expected):
-    assert plan_threads(device, workers, request_bound, cores=16).torch_threads == expected
+def test_the_policy(device, workers, elsewhere, expected):
+    assert plan_threads(device, workers, elsewhere, cores=16).torch_threads == expected
 
 
 def test_overrides(monkeypatch):
@@ -60,3 +60,13 @@ def test_a_run_sets_and_records_the_thread_counts(tmp_path, monkeypatch):
         apply_threads(plan_threads("cpu", 1, cores=before))
     recorded = json.loads(outcome.results_path.read_text())["provenance"]["threads"]
     assert recorded["torch_threads"] == 6 and recorded["workers"] == 2 and recorded["cores"] == 6
+
+
+def test_models_say_where_they_compute():
+    from harness.plugins.lmm import Owl2Adapter
+    from harness.plugins.openai_api import OpenAIApiModel
+    from harness.testing import NoopModel
+
+    assert NoopModel().computes_here()
+    assert not OpenAIApiModel(model="m", base_url="http://127.0.0.1:9/v1").computes_here()
+    assert not Owl2Adapter(path="/nowhere", python="/usr/bin/python3").computes_here()

@@ -217,6 +217,10 @@ class LmmAdapter(ModelAdapter):
             f"then pass --model-args python=envs/{recipe}/bin/python"
         )
 
+    def computes_here(self) -> bool:
+        """In-process unless the model runs in a worker environment (``python=...``)."""
+        return not self.python
+
     def setup(self, device: str = "cpu") -> None:
         """Load the backend in-process, or start the worker (which resolves ``auto`` with its own torch)."""
         from harness.devices import resolve_device
