@@ -240,6 +240,7 @@ class Evaluator:
         manifests = self.plugins.registry.select_tasks(self.config.tasks)
         explicit = len(manifests) == 1 and self.config.tasks.strip() != "all"
         outcomes = []
+        finished = False
         try:
             self.model.check()  # weights and environment, before any data is built or listed
             if self._streaming():
@@ -251,9 +252,10 @@ class Evaluator:
                 for manifest in manifests:
                     begun = self._start_task(manifest.name, explicit)
                     outcomes.append(self._finish_task(begun) if isinstance(begun, _StartedTask) else begun)
+            finished = True
         finally:
             if self._stream is not None:
-                self._stream.close()
+                self._stream.close(wait=finished)
             self.cache.close()
             self.model.close()
         return outcomes

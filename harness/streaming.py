@@ -64,6 +64,7 @@ class RequestStream:
         done(item, prediction, seconds)
         return prediction, seconds
 
-    def close(self) -> None:
-        """Stop: requests not yet started are dropped (a later run asks them), those in flight finish."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Stop: requests not yet started are dropped (a later run asks them); those in flight finish first when
+        ``wait`` (a run interrupted by Ctrl-C or an error does not wait for them: their answers are not kept)."""
+        self.pool.shutdown(wait=wait, cancel_futures=True)
