@@ -170,19 +170,20 @@ class StandinEngine:
             with self._lock:
                 self.in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            payload: dict[str, Any] | None = None
             try:
                 if self.latency:
                     time.sleep(self.latency)
                 payload = self._answer(body)
             finally:
-                with self._lock:
+                with self._lock:  # one step: no observer sees the request neither in flight nor answered
                     self.in_flight -= 1
-        with self._lock:
-            self.answered += 1
-            self.timeline.append((began, time.monotonic(), _last_text(body.get("messages"))))
-            dying = self.die_after is not None and self.answered >= self.die_after and not self.dead
-            if dying:
-                self.dead = True
+                    if payload is not None:
+                        self.answered += 1
+                        self.timeline.append((began, time.monotonic(), _last_text(body.get("messages"))))
+                    dying = self.die_after is not None and self.answered >= self.die_after and not self.dead
+                    if dying:
+                        self.dead = True
         if dying:
             threading.Thread(target=self._die, daemon=True).start()
         return 200, payload
