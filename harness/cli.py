@@ -49,17 +49,22 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         "run",
         help="evaluate a model on tasks",
         description="Evaluate one model on one or more tasks. Finished samples are cached, so "
-        "rerunning the same command after an interruption resumes where it stopped.",
+        "rerunning the same command after an interruption resumes where it stopped. lm-evaluation-harness "
+        "spellings work too (--model_args, --batch_size auto, --output_path, --gen_kwargs, --use_cache, "
+        "--log_samples, --tasks list).",
     )
     run.add_argument("--model", required=True, help="model name (see `harness ls models`)")
     run.add_argument(
         "--model-args",
+        "--model_args",
         default="",
         metavar="K=V,...",
-        help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible)",
+        help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible), or one JSON object",
     )
     run.add_argument(
-        "--tasks", default="aigi-mini", help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini)"
+        "--tasks",
+        default="aigi-mini",
+        help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini); 'list' lists them",
     )
     run.add_argument(
         "--limit",
@@ -68,9 +73,18 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         help="a quick look: N samples of each task, label-stratified and seeded (--seed), and at most N "
         "of a validation split scored for thresholds; the plan is printed before the first call",
     )
-    run.add_argument("--batch-size", type=int, default=32, help="samples per model call (default 32)")
+    run.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=batch_size_arg,
+        default=32,
+        help="samples per model call (default 32); 'auto' starts at 512 and halves on out-of-memory "
+        "('auto:N' starts at N). API models keep their own concurrency instead",
+    )
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (default)")
-    run.add_argument("--output-dir", type=Path, default=Path("results"), help="default: ./results")
+    run.add_argument(
+        "--output-dir", "--output_dir", "--output_path", type=Path, default=Path("results"), help="default: ./results"
+    )
     run.add_argument("--split", default=None, help="task split (default: the task's own, usually test)")
     run.add_argument(
         "--mode",
@@ -78,9 +92,10 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         choices=["score", "generate"],
         help="request kind (default: the task's first mode the model serves)",
     )
-    run.add_argument("--data-root", default=None, help="root folder of the task's data")
+    run.add_argument("--data-root", "--data_root", default=None, help="root folder of the task's data")
     run.add_argument(
         "--include-path",
+        "--include_path",
         action="append",
         default=[],
         metavar="DIR",
@@ -89,6 +104,7 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--task-args",
+        "--task_args",
         default="",
         metavar="K=V,...",
         help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX",
@@ -98,11 +114,34 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--num-workers",
+        "--num_workers",
         type=int,
         default=None,
         help="threads for image decoding and preprocessing (default: CPUs, at most 8)",
     )
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    run.add_argument(
+        "--use-cache",
+        "--use_cache",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the response cache's SQLite file (default: OUTPUT_DIR/.cache/responses.sqlite)",
+    )
+    run.add_argument(
+        "--gen-kwargs",
+        "--gen_kwargs",
+        default="",
+        metavar="K=V,...",
+        help="decoding settings for generate requests, over each task's own: max_new_tokens, temperature, "
+        "top_p, do_sample (part of the cache key)",
+    )
+    run.add_argument(
+        "--log-samples",
+        "--log_samples",
+        action="store_true",
+        help="accepted for lm-eval habits: per-sample records (samples.jsonl) are always written",
+    )
     run.add_argument(
         "--rehash",
         action="store_true",
@@ -125,6 +164,7 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--verdict-judge",
+        "--verdict_judge",
         default=None,
         metavar="JUDGE",
         help="ask this LLM judge (see `harness ls judges`) for verdicts the rule-based parser "
@@ -132,6 +172,7 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--extra-metrics",
+        "--extra_metrics",
         default="",
         metavar="NAME,...",
         help="metrics added to each task's own, e.g. acc_oracle_univfd (UnivFD's published accuracy "
@@ -139,6 +180,7 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--no-audit",
+        "--no_audit",
         action="store_true",
         help="skip the format-shortcut audit (storage-only classifier accuracy per task)",
     )
@@ -217,6 +259,20 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     return parser
 
 
+def batch_size_arg(text: str) -> int | str:
+    """``--batch-size``: a positive number, ``auto`` or ``auto:N`` (lm-eval's spellings)."""
+    lowered = text.strip().lower()
+    if lowered == "auto" or (lowered.startswith("auto:") and lowered[5:].isdigit() and int(lowered[5:]) > 0):
+        return lowered
+    try:
+        value = int(lowered)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'auto' or 'auto:N', not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("the batch size must be at least 1")
+    return value
+
+
 def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     """``harness run``."""
     from harness.runner import Evaluator, RunConfig, default_workers
@@ -224,6 +280,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
+    if args.tasks.strip() == "list":  # lm-eval's `--tasks list`
+        return cmd_ls(argparse.Namespace(kind="tasks", json=False), plugins)
 
     config = RunConfig(
         model=args.model,
@@ -248,6 +306,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         task_args=parse_kv(args.task_args),
         extra_metrics=[m for m in args.extra_metrics.split(",") if m],
         rehash=args.rehash,
+        gen_kwargs=parse_kv(args.gen_kwargs),
+        cache_path=args.use_cache,
     )
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
@@ -410,8 +470,9 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 def _take_include_paths(argv: Sequence[str]) -> None:
     """``--include-path DIR`` (any command that takes it) joins ``HARNESS_INCLUDE_PATH`` before the plugins load,
     so the folder's task specs are registered like the built-in ones."""
-    found = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--include-path"]
-    found += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--include-path=")]
+    flags = ("--include-path", "--include_path")
+    found = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in flags]
+    found += [arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0] in flags and "=" in arg]
     if found:
         current = [p for p in os.environ.get("HARNESS_INCLUDE_PATH", "").split(os.pathsep) if p]
         os.environ["HARNESS_INCLUDE_PATH"] = os.pathsep.join(current + [str(Path(p).resolve()) for p in found])

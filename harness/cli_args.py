@@ -21,12 +21,20 @@ def parse_value(text: str) -> Any:
 
 
 def parse_kv(spec: str | None) -> dict[str, Any]:
-    """Parse ``"a=1,b=x,c=[1,2]"``; commas inside brackets or quotes do not split.
+    """Parse ``"a=1,b=x,c=[1,2]"`` (commas inside brackets or quotes do not split), or a JSON object.
 
     Raises ``ValueError`` naming the bad part when a part has no ``=``.
     """
     if not spec:
         return {}
+    if spec.strip().startswith("{"):  # lm-eval's JSON form: --model_args '{"pretrained": "..."}'
+        try:
+            parsed = json.loads(spec)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON: {spec!r} ({exc})") from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"expected a JSON object, got {spec!r}")
+        return parsed
     parts: list[str] = []
     current: list[str] = []
     depth, quote = 0, ""

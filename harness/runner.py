@@ -9,6 +9,7 @@ commit each batch to the cache, then compute metrics and write
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
@@ -26,7 +27,7 @@ from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadErr
 from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
-from harness.records import Prediction, Request, Sample, SampleRecord
+from harness.records import GenerationParams, Prediction, Request, Sample, SampleRecord
 from harness.results import TaskRun, model_dir_name, provenance, usage_totals, write_task_results
 from harness.streaming import RequestStream, describe_error, normalise_prediction
 from harness.threads import ThreadPlan, apply_threads, plan_threads
@@ -44,7 +45,8 @@ class RunConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     tasks: str = "aigi-mini"
     limit: int | None = None
-    batch_size: int = 32
+    #: samples per model call, or "auto" / "auto:N": the largest that fits, halved from N (512) on out-of-memory
+    batch_size: int | str = 32
     device: str = "auto"
     output_dir: Path = Path("results")
     strict: bool = False
@@ -64,11 +66,16 @@ class RunConfig:
     extra_metrics: list[str] = field(default_factory=list)
     #: hash every image file's content again (the memo trusts path + size + mtime)
     rehash: bool = False
+    #: decoding settings for generate requests, over each task's own (``--gen-kwargs``)
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: the response cache's file (default: ``output_dir/.cache/responses.sqlite``)
+    cache_path: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         data = dict(self.__dict__)
         data["output_dir"] = str(self.output_dir)
+        data["cache_path"] = str(self.cache_path) if self.cache_path else None
         return data
 
 
@@ -222,8 +229,11 @@ class Evaluator:
         self._stream: RequestStream | None = None  # one stream for the whole run, when streaming
         self.thread_plan: ThreadPlan | None = None  # chosen once the model is loaded
         self.cache = ResponseCache(
-            config.output_dir / ".cache" / "responses.sqlite" if config.use_cache else None, rehash=config.rehash
+            (config.cache_path or config.output_dir / ".cache" / "responses.sqlite") if config.use_cache else None,
+            rehash=config.rehash,
         )
+        self._check_gen_kwargs()
+        self.auto_batch = auto_batch_start(config.batch_size)  # None: a fixed batch size
         self.model_dir = config.output_dir / model_dir_name(self.model_name, self.model_fp_hash)
 
     # -- public ------------------------------------------------------------------------------
@@ -340,6 +350,8 @@ class Evaluator:
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
         if self.thread_plan is not None:
             prov["threads"] = self.thread_plan.as_dict()
+        if self.auto_batch is not None:
+            prov["batch_size_found"] = self.auto_batch  # --batch-size auto: the largest that fitted
         run = TaskRun(
             model_name=self.model_name,
             model=self.model,
@@ -480,9 +492,22 @@ class Evaluator:
         records = self._evaluate(task, mode, items, pending, others, task_name)
         return lambda: records
 
+    def _check_gen_kwargs(self) -> None:
+        allowed = {f.name for f in dataclasses.fields(GenerationParams)}
+        unknown = sorted(set(self.config.gen_kwargs) - allowed)
+        if unknown:
+            raise RunError(f"--gen-kwargs: unknown {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+
+    def _with_gen_kwargs(self, request: Request) -> Request:
+        """A generate request with ``--gen-kwargs`` over the task's decoding settings (they enter the cache key)."""
+        if request.kind != "generate" or not self.config.gen_kwargs:
+            return request
+        base = request.generation or GenerationParams()
+        return dataclasses.replace(request, generation=dataclasses.replace(base, **self.config.gen_kwargs))
+
     def _keyed(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str) -> list[WorkItem]:
         """A work item per sample with its response-cache key; an unreadable file is its sample's error."""
-        items = [WorkItem(i, task.request(sample, mode)) for i, sample in enumerate(samples)]
+        items = [WorkItem(i, self._with_gen_kwargs(task.request(sample, mode))) for i, sample in enumerate(samples)]
         for item in items:
             try:
                 sample_hash = self.cache.sample_hash(item.request.sample)
@@ -565,20 +590,29 @@ class Evaluator:
             leave=False,
         )
         try:
-            size = max(1, self.config.batch_size)
-            batches = [pending[start : start + size] for start in range(0, len(pending), size)]
+            size = self.auto_batch or max(1, int(self.config.batch_size))
+            position = 0
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
-                upcoming = self._start_preparing([it.request for it in batches[0]], pool) if batches else None
-                for number, batch in enumerate(batches):
+
+                def prepare(start: int) -> list[Future | _Inline] | None:
+                    part = pending[start : start + size]
+                    return self._start_preparing([it.request for it in part], pool) if part else None
+
+                upcoming = prepare(0)
+                while position < len(pending):
+                    batch = pending[position : position + size]
                     preparing = upcoming
                     # the next batch decodes in the worker threads while the model runs on this one
-                    upcoming = (
-                        self._start_preparing([it.request for it in batches[number + 1]], pool)
-                        if number + 1 < len(batches)
-                        else None
-                    )
+                    upcoming = prepare(position + size)
                     assert preparing is not None  # one preparation per batch, started a turn ahead
-                    answers = self._answer_batch([it.request for it in batch], mode, preparing)
+                    try:
+                        answers = self._answer_batch([it.request for it in batch], mode, preparing)
+                    except _OutOfMemory:
+                        # --batch-size auto: half of what did not fit, and try again
+                        size = self.auto_batch = max(1, len(batch) // 2)
+                        _free_accelerator_memory()
+                        upcoming = prepare(position)
+                        continue
                     to_cache: list[tuple[str, dict[str, Any]]] = []
                     for item, (prediction, seconds) in zip(batch, answers):
                         item.record = self._record(task, item.request, mode, prediction, item.key or "", seconds)
@@ -587,6 +621,7 @@ class Evaluator:
                     if to_cache:
                         self.cache.put_many(to_cache)
                     bar.update(len(batch))
+                    position += len(batch)
         finally:
             bar.close()
         if world > 1:
@@ -703,6 +738,8 @@ class Evaluator:
         try:
             return self._predictions(self._invoke(inputs, mode), len(inputs))
         except Exception as exc:  # noqa: BLE001
+            if self.auto_batch is not None and len(inputs) > 1 and _is_out_of_memory(exc):
+                raise _OutOfMemory() from exc
             if len(inputs) == 1:
                 return [Prediction(error=describe_error(exc, requests[0]))]
         predictions = []
@@ -757,6 +794,28 @@ class Evaluator:
             metadata=sample.metadata,
             extra=dict(extra),
         )
+
+
+class _OutOfMemory(Exception):
+    """A batch did not fit (``--batch-size auto``): the runner halves the batch size and asks again."""
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the device ran out of memory (torch's OutOfMemoryError, or a worker's message)."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def auto_batch_start(batch_size: int | str) -> int | None:
+    """Where ``--batch-size auto`` starts (512, or N of ``auto:N``); ``None`` for a fixed batch size."""
+    if isinstance(batch_size, str) and batch_size.startswith("auto"):
+        return int(batch_size[5:]) if batch_size.startswith("auto:") else 512
+    return None
 
 
 class _Inline:

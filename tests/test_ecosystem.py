@@ -1,0 +1,197 @@
+"""At home in the ecosystem (issue #17): lm-eval's spellings, the Python API, what a plugin author imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+from conftest import run_cli
+from toy_components import MeanModel, ToyPlugin, write_toy_data
+
+import harness
+from harness.cli_args import parse_kv
+from harness.plugin_manager import HarnessPlugins
+from harness.runner import Evaluator, RunConfig, RunError
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_toy_data(tmp_path_factory.mktemp("eco") / "data", n_good=20, bad=False)
+
+
+def test_model_args_as_json_or_key_values():
+    assert parse_kv('{"pretrained": "x/y", "batch": 8, "flag": true}') == {
+        "pretrained": "x/y",
+        "batch": 8,
+        "flag": True,
+    }
+    assert parse_kv("pretrained=x/y,batch=8") == {"pretrained": "x/y", "batch": 8}
+    with pytest.raises(ValueError, match="JSON"):
+        parse_kv('{"unterminated": ')
+
+
+def test_lm_eval_spellings_run_unchanged(data, tmp_path):
+    """An lm-eval user's command line, underscores and all, against the toy plugin."""
+    cache = tmp_path / "mycache.sqlite"
+    out = tmp_path / "out"
+    site = str(Path(__file__).resolve().parent)
+    env = {"PYTHONPATH": site, "HARNESS_LOAD_PLUGINS": None}
+    code = (
+        "import sys; from toy_components import ToyPlugin; from harness.plugin_manager import HarnessPlugins; "
+        "import harness.cli as cli; cli.get_plugins = lambda: HarnessPlugins(extra_plugins=(ToyPlugin,)); "
+        "sys.exit(cli.main(sys.argv[1:]))"
+    )
+    argv = [
+        "run", "--model", "mean-model", "--model_args", '{"sleep": 0}', "--tasks", "toy-task",
+        "--data_root", str(data), "--batch_size", "auto:8", "--output_path", str(out), "--log_samples",
+        "--use_cache", str(cache), "--num_workers", "1", "--quiet",
+    ]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, env=_env(env)
+    )
+    assert result.returncode == 0, result.stderr
+    [results] = list(out.glob("*/toy-task/results.json"))
+    assert cache.is_file() and not (out / ".cache" / "responses.sqlite").exists(), "--use_cache names the file"
+    assert json.loads(results.read_text())["provenance"]["batch_size_found"] == 8
+    listing = subprocess.run(
+        [sys.executable, "-c", code, "run", "--model", "mean-model", "--tasks", "list"],
+        capture_output=True, text=True, timeout=120, env=_env(env),
+    )  # fmt: skip
+    assert listing.returncode == 0 and "toy-task" in listing.stdout
+
+
+def _env(overrides: dict[str, str | None]) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def test_help_names_the_lm_eval_spellings():
+    text = run_cli("run", "--help").stdout
+    for flag in ("--model_args", "--batch_size", "--output_path", "--gen_kwargs", "--use_cache", "--log_samples"):
+        assert flag in text, flag
+
+
+class MemoryBoundModel(MeanModel):
+    """Runs out of memory on batches of more than 6, like a GPU would."""
+
+    batches: list[int] = []
+
+    def score_batch(self, inputs: Sequence[Any]) -> list[float]:
+        MemoryBoundModel.batches.append(len(inputs))
+        if len(inputs) > 6:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().score_batch(inputs)
+
+
+class MemoryPlugin(ToyPlugin):
+    @staticmethod
+    @harness.hookimpl
+    def register_models(register):
+        register("memory-bound", "test_ecosystem:MemoryBoundModel")
+
+
+def test_batch_size_auto_halves_until_it_fits(data, tmp_path):
+    MemoryBoundModel.batches = []
+    config = RunConfig(
+        model="memory-bound", tasks="toy-task", data_root=str(data), output_dir=tmp_path, progress=False,
+        bootstrap=0, audit=False, batch_size="auto:32", num_workers=2,
+    )  # fmt: skip
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False, extra_plugins=(MemoryPlugin,))).run()
+    assert outcome.status == "done" and outcome.n_failed == 0, "no sample pays for the search"
+    assert MemoryBoundModel.batches[:3] == [20, 10, 5] and set(MemoryBoundModel.batches[2:]) == {5}
+    assert json.loads(outcome.results_path.read_text())["provenance"]["batch_size_found"] == 5
+    fixed = RunConfig(
+        model="memory-bound", tasks="toy-task", data_root=str(data), output_dir=tmp_path / "fixed", progress=False,
+        bootstrap=0, audit=False, batch_size=32, use_cache=False,
+    )  # fmt: skip
+    [plain] = Evaluator(fixed, HarnessPlugins(load_entrypoints=False, extra_plugins=(MemoryPlugin,))).run()
+    assert plain.n_failed == 0, "a fixed batch size that fails falls back to one item at a time, as before"
+
+
+SEEN: list[Any] = []
+
+
+class Recorder(MeanModel):
+    """Answers every question 'It is fake.' and records the decoding settings it was asked with."""
+
+    request_kinds = frozenset({"generate"})
+
+    def prepare(self, request):
+        SEEN.append(request.generation)
+        return request.sample.id
+
+    def generate_batch(self, inputs):
+        return ["It is fake."] * len(inputs)
+
+
+def test_gen_kwargs_override_the_tasks_decoding_and_key_the_cache(data, tmp_path):
+    from toy_components import ToyLmmPlugin
+
+    class Plugin(ToyLmmPlugin):
+        @staticmethod
+        @harness.hookimpl
+        def register_models(register):
+            register("recorder", "test_ecosystem:Recorder")
+
+    def run(**kwargs):
+        config = RunConfig(
+            model="recorder", tasks="toy-questions", data_root=str(data), output_dir=tmp_path, progress=False,
+            bootstrap=0, audit=False, **kwargs,
+        )  # fmt: skip
+        return Evaluator(config, HarnessPlugins(load_entrypoints=False, extra_plugins=(Plugin,))).run()[0]
+
+    SEEN.clear()
+    run()
+    assert {g.max_new_tokens for g in SEEN} == {8}  # the task's own
+    SEEN.clear()
+    changed = run(gen_kwargs={"max_new_tokens": 3, "temperature": 0.7})
+    assert changed.n_cached == 0 and {(g.max_new_tokens, g.temperature) for g in SEEN} == {(3, 0.7)}
+    with pytest.raises(RunError, match="unknown beams"):
+        run(gen_kwargs={"beams": 4})
+
+
+def test_python_api_round_trip(data, tmp_path):
+    """harness.evaluate gives the numbers the CLI writes, from the same cache."""
+    run = harness.evaluate(
+        model="mean-model", tasks=["toy-task"], data_root=str(data), output_dir=tmp_path, plugins=[ToyPlugin],
+        progress=False, bootstrap=0,
+    )  # fmt: skip
+    assert run.ok and run.model == "mean-model"
+    auc = run.metrics("toy-task")["auc"]["value"]
+    # the same number from the images and scikit-learn alone
+    import numpy as np
+    from PIL import Image
+    from sklearn.metrics import roc_auc_score
+
+    lines = [line.split() for line in (data / "labels.txt").read_text().splitlines()]
+    means = [np.asarray(Image.open(data / name).convert("RGB"), dtype=np.float64).mean() / 255 for name, _, _ in lines]
+    assert auc == pytest.approx(roc_auc_score([int(label) for _, label, _ in lines], means), abs=1e-12)
+    again = harness.evaluate(
+        model="mean-model", tasks="toy-task", data_root=str(data), output_dir=tmp_path, plugins=[ToyPlugin],
+        progress=False, bootstrap=0,
+    )  # fmt: skip
+    assert again.outcomes[0].n_cached == 20 and again.metrics("toy-task")["auc"]["value"] == auc
+    with pytest.raises(KeyError, match="no results for task 'nope'"):
+        run.metrics("nope")
+
+
+def test_plugin_authors_import_from_harness_itself():
+    for name in ("ModelAdapter", "Task", "Metric", "Sample", "Request", "Prediction", "hookimpl", "evaluate"):
+        assert hasattr(harness, name), name
+    code = (
+        "import sys, harness; heavy = [m for m in ('torch', 'numpy', 'PIL', 'sklearn') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", "importing harness stays cheap"
