@@ -133,8 +133,13 @@ class Cell:
     marks: list[str] = field(default_factory=list)
 
 
+def _name(result: dict[str, Any]) -> str:
+    """What a run evaluated: the served model's name for an API model, else the registry name."""
+    return result["model"].get("display_name") or result["model"]["name"]
+
+
 def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
-    name = result["model"]["name"]
+    name = _name(result)
     if result.get("reported"):
         return f"{name} [paper]"
     key = f"{name}-{result['model']['fingerprint_hash'][:8]}"
@@ -153,23 +158,24 @@ def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[t
         for r in results
         if r["task"]["name"] in spec.tasks
         and not r.get("reported")
-        and (spec.models is None or r["model"]["name"] in spec.models)
+        and (spec.models is None or r["model"]["name"] in spec.models or _name(r) in spec.models)
     ]
     by_name: dict[str, set[str]] = {}
     for r in relevant:
-        by_name.setdefault(r["model"]["name"], set()).add(r["model"]["fingerprint_hash"])
+        by_name.setdefault(_name(r), set()).add(r["model"]["fingerprint_hash"])
     ambiguous = {n for n, hashes in by_name.items() if len(hashes) > 1}
     problems = []
-    for result in relevant:
+    for result in relevant:  # the latest run per (model, task): earlier runs are history, not rows
+        key = (_label(result, spec, ambiguous), result["task"]["name"])
+        if key not in chosen or _created(result) > _created(chosen[key]):
+            chosen[key] = result
+    for result in chosen.values():
         counts = result["counts"]
-        where = f"{result['model']['name']} on {result['task']['name']} ({result.get('_path', '?')})"
+        where = f"{_name(result)} on {result['task']['name']} ({result.get('_path', '?')})"
         if counts.get("limit") is not None and not spec.allow_limit:
             problems.append(f"{where}: run with --limit {counts['limit']} (set allow_limit: true to show it, marked)")
         if counts.get("n_failed") and not spec.allow_failed:
             problems.append(f"{where}: {counts['n_failed']} failed samples (set allow_failed: true to show it)")
-        key = (_label(result, spec, ambiguous), result["task"]["name"])
-        if key not in chosen or result["provenance"]["date"] > chosen[key]["provenance"]["date"]:
-            chosen[key] = result
     versions: dict[str, set[str]] = {}
     for (_, task), result in chosen.items():
         versions.setdefault(task, set()).add(str(result["task"]["version"]))  # runs only: printed rows come later
@@ -187,6 +193,11 @@ def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[t
     if not chosen:
         raise BoardError(f"no results for tasks {spec.tasks}" + (f" and models {spec.models}" if spec.models else ""))
     return chosen
+
+
+def _created(result: dict[str, Any]) -> str:
+    """When a run finished (results files before timestamps: their provenance date)."""
+    return str(result.get("created") or result["provenance"]["date"])
 
 
 def _cell(entry: dict[str, Any] | None) -> Cell:

@@ -230,7 +230,12 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         description="Without --board: one table, models x tasks, each task's main metric. "
         "With --board SPEC.yaml: a paper-style board (see leaderboards/README.md).",
     )
-    board.add_argument("results", nargs="*", help="results.json files or folders holding them")
+    board.add_argument(
+        "results",
+        nargs="*",
+        help="folders of results (each task folder's latest run, results.json; the latest run per model and "
+        "task wins) or results files (an earlier run's results_<time>.json, named on purpose)",
+    )
     board.add_argument(
         "--results",
         dest="results_dirs",

@@ -83,6 +83,11 @@ class ModelAdapter(ABC):
         from many threads at once when :meth:`in_flight_limit` is above 0."""
         raise NotImplementedError(f"{type(self).__name__} answers in batches (score_batch / generate_batch)")
 
+    def display_name(self) -> str | None:
+        """What was evaluated, when the registry name does not say it (``openai-api`` serving ``gpt-4o``): used in
+        the results folder's name and as the board label; ``None`` (default): the registry name."""
+        return None
+
     def computes_here(self) -> bool:
         """Whether the model's compute runs in this process (default); ``False`` for a model in a worker process or
         behind a server, so the runner leaves this process's cores to sample preparation (:mod:`harness.threads`)."""

@@ -4,11 +4,15 @@ Layout under ``--output-dir``::
 
     <output-dir>/
       .cache/responses.sqlite          response cache (resume; reruns are free)
-      <model>-<fp8>/<task>/results.json   metrics, counts, config, provenance
-      <model>-<fp8>/<task>/samples.jsonl  one record per sample, in task order
+      <model>-<fp8>/<task>/results_<time>.json   metrics, counts, config, provenance of the run at <time>
+      <model>-<fp8>/<task>/samples_<time>.jsonl  one record per sample, in task order
+      <model>-<fp8>/<task>/results.json          the latest run's results (a copy, ``"latest": true``)
+      <model>-<fp8>/<task>/samples.jsonl         and its records
 
 ``<fp8>`` is the first 8 hex digits of the model fingerprint (name, args,
-checkpoint hash), so two checkpoints of one adapter never overwrite each other.
+checkpoint hash), so two checkpoints of one adapter never overwrite each other; ``<model>`` names what was
+evaluated (``openai-api-gpt-4o`` for a served model). A rerun adds a timestamped pair beside the earlier
+ones (the response cache makes it free) and moves ``results.json`` to it: no run is lost.
 """
 
 from __future__ import annotations
@@ -242,14 +246,23 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
     from harness.fingerprint import hash_obj
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    now = _dt.datetime.now(_dt.timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
+    while (out_dir / f"results_{stamp}.json").exists():  # two runs within a microsecond
+        now += _dt.timedelta(microseconds=1)
+        stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
     lines = "".join(json.dumps(r.to_json(), ensure_ascii=False, default=str) + "\n" for r in run.records)
+    _atomic_write(out_dir / f"samples_{stamp}.jsonl", lines)
     _atomic_write(out_dir / "samples.jsonl", lines)
     failures = [{"sample_id": r.sample_id, "error": r.error} for r in run.records if r.error]
     model, task = run.model, run.task
     results = {
         "schema": RESULTS_SCHEMA,
+        "created": now.isoformat(timespec="microseconds"),
+        "run_file": f"results_{stamp}.json",
         "model": {
             "name": run.model_name,
+            **({"display_name": shown} if (shown := model.display_name()) else {}),
             "args": getattr(model, "args", {}),
             "fingerprint": run.model_fp,
             "fingerprint_hash": run.model_fp_hash,
@@ -290,13 +303,16 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             out_dir / name,
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
+    text = json.dumps(results, indent=2, ensure_ascii=False, default=str)
+    _atomic_write(out_dir / f"results_{stamp}.json", text + "\n")
     path = out_dir / "results.json"
-    _atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+    _atomic_write(path, text[:-1] + ',\n  "latest": true\n}\n')  # the latest run, marked
     return path
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
-    """Every ``results.json`` at or below the given files and folders."""
+    """Every ``results.json`` (each folder's latest run) at or below the given folders, and the given files as
+    they are (an earlier run's ``results_<time>.json`` named on purpose)."""
     found = []
     for path in map(Path, paths):
         if path.is_file():
@@ -318,7 +334,9 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 
 def read_samples(results_path: str | Path) -> list[SampleRecord]:
-    """The per-sample records beside a results file."""
-    path = Path(results_path).with_name("samples.jsonl")
+    """The per-sample records beside a results file (``samples_<time>.jsonl`` beside ``results_<time>.json``)."""
+    name = Path(results_path).name
+    stamped = re.fullmatch(r"results_(.+)\.json", name)
+    path = Path(results_path).with_name(f"samples_{stamped.group(1)}.jsonl" if stamped else "samples.jsonl")
     with open(path, encoding="utf-8") as handle:
         return [SampleRecord.from_json(json.loads(line)) for line in handle if line.strip()]

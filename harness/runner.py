@@ -234,7 +234,10 @@ class Evaluator:
         )
         self._check_gen_kwargs()
         self.auto_batch = auto_batch_start(config.batch_size)  # None: a fixed batch size
-        self.model_dir = config.output_dir / model_dir_name(self.model_name, self.model_fp_hash)
+        shown = self.model.display_name()
+        self.model_dir = config.output_dir / model_dir_name(
+            f"{self.model_name}-{shown}" if shown and shown != self.model_name else self.model_name, self.model_fp_hash
+        )
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> list[TaskOutcome]:

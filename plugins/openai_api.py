@@ -162,6 +162,10 @@ class OpenAIApiModel(ModelAdapter):
             **({"score_method": self.score_method} if self.score_method != "auto" else {}),
         }
 
+    def display_name(self) -> str:
+        """The served model's name (results folders and board labels)."""
+        return self.model
+
     def _endpoint_identity(self) -> str | None:
         """What names the server in the fingerprint: its URL; for several endpoints (replicas of one model) or
         engines launched here (fresh ports every run), what they serve."""

@@ -195,3 +195,50 @@ def test_plugin_authors_import_from_harness_itself():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", "importing harness stays cheap"
+
+
+def test_a_rerun_keeps_the_earlier_results_and_the_board_shows_the_latest(data, tmp_path):
+    from harness.boards import quick_spec, select_results
+    from harness.results import find_results, load_results, read_samples
+
+    def run(out, limit=None):
+        return harness.evaluate(
+            model="mean-model", tasks="toy-task", data_root=str(data), output_dir=out, plugins=[ToyPlugin],
+            progress=False, bootstrap=0, limit=limit,
+        )  # fmt: skip
+
+    first = run(tmp_path / "a")
+    second = run(tmp_path / "a")
+    folder = Path(second.outcomes[0].results_path).parent
+    stamped = sorted(folder.glob("results_*.json"))
+    assert len(stamped) == 2 and len(sorted(folder.glob("samples_*.jsonl"))) == 2, "nothing overwritten"
+    latest = json.loads((folder / "results.json").read_text())
+    assert latest["latest"] is True and latest["run_file"] == stamped[-1].name
+    assert json.loads(stamped[0].read_text())["created"] == first.results["toy-task"]["created"]
+    assert len(read_samples(stamped[0])) == 20 and all(r.cached for r in read_samples(stamped[1]))
+    # an older run in another folder loses to the newer one of the same model and task
+    newest = run(tmp_path / "b", limit=10)
+    results = [load_results(p) for p in find_results([tmp_path / "a", tmp_path / "b"])]
+    chosen = select_results(results, quick_spec(results, None))
+    assert list(chosen) == [("mean-model", "toy-task")]
+    assert chosen[("mean-model", "toy-task")]["created"] == newest.results["toy-task"]["created"]
+    assert chosen[("mean-model", "toy-task")]["counts"]["limit"] == 10
+
+
+def test_served_models_are_named_by_what_they_serve(data, tmp_path, monkeypatch):
+    from harness.boards import quick_spec, render_board
+    from harness.results import find_results, load_results
+    from harness.standin_engine import StandinEngine
+
+    monkeypatch.setenv("HARNESS_API_KEY", "EMPTY")
+    with StandinEngine(served_model_name="fakescope-llava", logprobs_mode="processed_logprobs") as engine:
+        run = harness.evaluate(
+            model="openai-api", model_args={"model": "fakescope-llava", "base_url": engine.base_url},
+            tasks="toy-task", data_root=str(data), output_dir=tmp_path, plugins=[ToyPlugin], progress=False,
+            bootstrap=0,
+        )  # fmt: skip
+    path = Path(run.outcomes[0].results_path)
+    assert path.parent.parent.name.startswith("openai-api-fakescope-llava-")
+    results = [load_results(p) for p in find_results([tmp_path])]
+    board = render_board(quick_spec(results, None), results)
+    assert "fakescope-llava" in board and "openai-api" not in board
