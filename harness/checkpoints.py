@@ -63,3 +63,11 @@ def load_numpy_checkpoint(
     if missing or unexpected:
         raise CheckpointError(f"{folder}: missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
     return tensors, config, hash_path(folder / WEIGHTS)
+
+
+def checkpoint_argument(model: str, checkpoint: str | None, path: str | None) -> str | None:
+    """The one checkpoint argument of every adapter: ``checkpoint=`` (the detectors' name) or ``path=`` (the
+    LMMs'), either works everywhere; both naming different things is an error."""
+    if checkpoint and path and str(checkpoint) != str(path):
+        raise ValueError(f"{model}: checkpoint= and path= name different things ({checkpoint}, {path}); give one")
+    return checkpoint or path

@@ -116,6 +116,8 @@ class SampleRecord:
     split: str
     label: int | None
     mode: str
+    #: the image file scored (printable; ``None`` for an image held in memory, e.g. a parquet row)
+    image: str | None = None
     score: float | None = None
     text: str | None = None
     verdict: int | None = None

@@ -27,7 +27,7 @@ from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadErr
 from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
-from harness.records import GenerationParams, Prediction, Request, Sample, SampleRecord
+from harness.records import GenerationParams, Prediction, Request, Sample, SampleRecord, printable
 from harness.results import TaskRun, model_dir_name, provenance, usage_totals, write_task_results
 from harness.streaming import RequestStream, describe_error, normalise_prediction
 from harness.threads import ThreadPlan, apply_threads, plan_threads
@@ -786,6 +786,7 @@ class Evaluator:
             split=sample.split,
             label=sample.label,
             mode=mode,
+            image=printable(sample.image) if isinstance(sample.image, str) else None,
             score=prediction.score,
             text=text,
             verdict=verdict,

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.checkpoints import CheckpointError
+from harness.checkpoints import CheckpointError, checkpoint_argument
 from harness.images import load_image, read_image_bytes
 from harness.interfaces import ModelAdapter
 from harness.plugins.torch_checkpoints import (
@@ -118,7 +118,8 @@ class TorchDetector(ModelAdapter):
     request_kinds = frozenset({"score"})
     name = ""
 
-    def __init__(self, checkpoint: str | None = None, decode: str = "pil", **args: Any) -> None:
+    def __init__(self, checkpoint: str | None = None, decode: str = "pil", path: str | None = None, **args: Any):
+        checkpoint = checkpoint_argument(self.name, checkpoint, path)
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
             raise ValueError(

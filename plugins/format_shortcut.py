@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.audit import one_hot, storage_tokens
-from harness.checkpoints import load_numpy_checkpoint
+from harness.checkpoints import checkpoint_argument, load_numpy_checkpoint
 from harness.images import file_metadata
 from harness.interfaces import ModelAdapter
 from harness.records import Request
@@ -33,7 +33,8 @@ class FormatShortcut(ModelAdapter):
 
     request_kinds = frozenset({"score"})
 
-    def __init__(self, checkpoint: str | None = None, **args: Any) -> None:
+    def __init__(self, checkpoint: str | None = None, path: str | None = None, **args: Any) -> None:
+        checkpoint = checkpoint_argument("format-shortcut", checkpoint, path)
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
             raise ValueError(

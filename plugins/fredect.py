@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.checkpoints import load_numpy_checkpoint
+from harness.checkpoints import checkpoint_argument, load_numpy_checkpoint
 from harness.images import load_image
 from harness.interfaces import ModelAdapter
 from harness.records import Request
@@ -60,7 +60,8 @@ class FreDect(ModelAdapter):
 
     request_kinds = frozenset({"score"})
 
-    def __init__(self, checkpoint: str | None = None, **args: Any) -> None:
+    def __init__(self, checkpoint: str | None = None, path: str | None = None, **args: Any) -> None:
+        checkpoint = checkpoint_argument("fredect", checkpoint, path)
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
             raise ValueError(

@@ -51,6 +51,9 @@ class SynthWildX(BenchmarkTask):
 
     def __init__(self, data_root: str | None = None, list_csv: str | None = None, **options: Any) -> None:
         super().__init__(data_root=data_root, **options)
+        if list_csv and self.root is None:
+            # --task-args list_csv=FILE alone: the images lie beside the list, as in upstream's data/synthwildx/
+            self.root = Path(list_csv).expanduser().resolve().parent
         self.list_csv = Path(list_csv) if list_csv else (self.root / "list.csv" if self.root else None)
         self.listed = 0
         self.missing: list[str] = []

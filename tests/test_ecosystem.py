@@ -242,3 +242,44 @@ def test_served_models_are_named_by_what_they_serve(data, tmp_path, monkeypatch)
     results = [load_results(p) for p in find_results([tmp_path])]
     board = render_board(quick_spec(results, None), results)
     assert "fakescope-llava" in board and "openai-api" not in board
+
+
+def test_one_checkpoint_argument_name_across_adapters(tmp_path):
+    import torch
+
+    from harness.plugins.detectors import CNNSpot, build_resnet
+    from harness.plugins.lmm import LlavaAdapter
+
+    weights = tmp_path / "cnnspot.pth"
+    torch.save({"model": build_resnet("resnet18").state_dict()}, weights)
+    by_checkpoint = CNNSpot(checkpoint=str(weights), arch="resnet18")
+    by_path = CNNSpot(path=str(weights), arch="resnet18")
+    assert by_path.fingerprint() == by_checkpoint.fingerprint(), "one model, one cache key, whichever name"
+    assert LlavaAdapter(checkpoint="/models/x").path == LlavaAdapter(path="/models/x").path == "/models/x"
+    with pytest.raises(ValueError, match="name different things"):
+        CNNSpot(checkpoint=str(weights), path="/elsewhere", arch="resnet18")
+
+
+def test_records_name_their_image_file(data, tmp_path):
+    from harness.results import read_samples
+
+    run = harness.evaluate(
+        model="mean-model", tasks="toy-task", data_root=str(data), output_dir=tmp_path, plugins=[ToyPlugin],
+        progress=False, bootstrap=0,
+    )  # fmt: skip
+    records = read_samples(run.outcomes[0].results_path)
+    assert all(Path(r.image) == data / r.sample_id for r in records)
+
+
+def test_synthwildx_from_its_list_alone(tmp_path):
+    """--task-args list_csv=FILE without --data-root: the images lie beside the list (upstream's layout)."""
+    from benchmark_replicas import SHARED, synthwildx_root
+
+    if not (SHARED / "synthwildx" / "list.csv").is_file():
+        pytest.skip(f"{SHARED}/synthwildx/list.csv absent: the real upstream list is needed")
+    from harness.tasks.synthwildx import SynthWildX
+
+    root = synthwildx_root(tmp_path / "swx")
+    task = SynthWildX(list_csv=str(root / "list.csv"))
+    assert task.available() == (True, "")
+    assert sum(1 for _ in task.samples()) == len((root / "list.csv").read_text().splitlines()) - 1

@@ -39,6 +39,7 @@ import base64
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.checkpoints import checkpoint_argument
 from harness.images import HIGH_BIT_MODES, file_metadata, load_image
 from harness.interfaces import ModelAdapter, ModelLoadError
 from harness.records import Prediction, Request
@@ -103,18 +104,20 @@ class LmmAdapter(ModelAdapter):
         python: str | None = None,
         max_new_tokens: int = 256,
         request_timeout: float | None = None,
+        checkpoint: str | None = None,
         **args: Any,
     ) -> None:
+        path = checkpoint_argument(self.display, checkpoint, path)
         super().__init__(path=path, python=python, max_new_tokens=max_new_tokens, **args)
         if not path:
             raise ValueError(
-                f"{self.display} needs --model-args path=DIR (a local checkpoint folder or a hub id "
-                "already in the local Hugging Face cache)"
+                f"{self.display} needs --model-args checkpoint=DIR (or path=DIR: a local checkpoint folder or a "
+                "hub id already in the local Hugging Face cache)"
             )
         unknown = set(args) - set(self.backend_args)
         if unknown:
             raise ValueError(
-                f"unknown model arguments {sorted(unknown)}; known: path, python, max_new_tokens, "
+                f"unknown model arguments {sorted(unknown)}; known: checkpoint (or path), python, max_new_tokens, "
                 f"request_timeout, {', '.join(self.backend_args)}"
             )
         if self.requires_remote_code:
