@@ -135,7 +135,7 @@ def test_generate_mode_records_text_and_verdicts(llava_path, data, tmp_path):
 def test_missing_path_and_unknown_args_are_clear_errors():
     from harness.plugins.lmm import LlavaAdapter
 
-    with pytest.raises(ValueError, match="needs --model-args path=DIR"):
+    with pytest.raises(ValueError, match="needs --model-args checkpoint=DIR"):
         LlavaAdapter()
     with pytest.raises(ValueError, match=r"unknown model arguments \['temprature'\]"):
         LlavaAdapter(path="x", temprature=0)
