@@ -2,10 +2,11 @@
 
 Every rank lists the same samples and computes the same cache keys; sample ``i``
 belongs to rank ``i % world_size``. Each rank answers its own unfinished samples
-and commits them to the shared response cache (SQLite serialises the writers);
-failures, which are never cached, are gathered on rank 0 with
-``torch.distributed.gather_object`` (gloo). Rank 0 then reads every answer from the
-cache and writes the results. Because keys do not depend on the rank, a run can
+and commits them to its own cache file (no two processes write one SQLite file: that
+breaks on the network filesystems multi-node runs share); failures, which are never
+cached, are gathered on rank 0 with ``torch.distributed.gather_object`` (gloo). Rank 0
+then merges the rank files into the shared cache, reads every answer from it and
+writes the results. Because keys do not depend on the rank, a run can
 be resumed with any number of processes, one included.
 """
 
@@ -37,6 +38,13 @@ def gather_to_rank0(local: Any) -> list[Any] | None:
     gathered: list[Any] | None = [None] * world if rank == 0 else None
     dist.gather_object(local, gathered, dst=0)
     return gathered
+
+
+def barrier() -> None:
+    """Wait until every rank is here."""
+    import torch.distributed as dist
+
+    dist.barrier()
 
 
 def local_device() -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.audit import format_shortcut_audit
-from harness.cache import ResponseCache
+from harness.cache import ResponseCache, merge_rank_files
 from harness.distributed import rank_world
 from harness.fingerprint import hash_obj
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
@@ -228,9 +228,11 @@ class Evaluator:
         self.model_ready = False
         self._stream: RequestStream | None = None  # one stream for the whole run, when streaming
         self.thread_plan: ThreadPlan | None = None  # chosen once the model is loaded
+        rank, world = rank_world()
         self.cache = ResponseCache(
             (config.cache_path or config.output_dir / ".cache" / "responses.sqlite") if config.use_cache else None,
             rehash=config.rehash,
+            rank=rank if world > 1 else None,  # under torchrun: a file per rank, merged by rank 0
         )
         self._check_gen_kwargs()
         self.auto_batch = auto_batch_start(config.batch_size)  # None: a fixed batch size
@@ -270,6 +272,12 @@ class Evaluator:
             if self._stream is not None:
                 self._stream.close(wait=finished)
             self.cache.close()
+            if finished and self.cache.rank is not None and self.cache.path is not None:
+                from harness.distributed import barrier
+
+                barrier()  # every rank's file is closed: rank 0 folds them in for good and removes them
+                if self.cache.rank == 0:
+                    merge_rank_files(self.cache.path, rank_world()[1], remove=True)
             self.model.close()
         return outcomes
 
@@ -647,16 +655,19 @@ class Evaluator:
         self, task: Task, mode: str, items: list[WorkItem], pending: list[WorkItem], others: list[WorkItem]
     ) -> list[SampleRecord] | None:
         """Gather the other ranks' failures on rank 0 and read their answers from the cache."""
-        from harness.distributed import gather_to_rank0
+        from harness.distributed import barrier, gather_to_rank0
 
         failures = [
             (it.index, it.record.error, it.record.seconds)
             for it in pending
             if it.record is not None and it.record.error
         ]
-        gathered = gather_to_rank0(failures)
+        gathered = gather_to_rank0(failures)  # every rank has committed its shard to its own cache file by now
+        if gathered is not None and self.cache.path is not None:
+            merge_rank_files(self.cache.path, rank_world()[1])  # rank 0 alone writes the shared file
+        barrier()  # nobody reads the shared file while rank 0 writes it
         if gathered is None:
-            return None  # not rank 0: this rank's shard is committed to the cache
+            return None  # not rank 0: this rank's shard is in the shared cache
         failed = {i: (error, seconds) for part in gathered for i, error, seconds in part}
         answers = self.cache.get_many(it.key for it in others if it.key)
         for item in others:

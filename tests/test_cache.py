@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from harness.cache import ResponseCache
 
@@ -27,3 +30,30 @@ def test_many_processes_create_one_new_cache_at_once(tmp_path: Path):
             cache = ResponseCache(path)
             assert len(cache.get_many(f"k{w}" for w in range(8))) == 8
             cache.close()
+
+
+def test_rank_files_are_written_apart_and_merged_by_rank_0(tmp_path):
+    """Under torchrun no two processes write one SQLite file (network filesystems break its locks): each rank
+    writes its own, reads the shared one read-only, and rank 0 merges."""
+    from harness.cache import merge_rank_files, rank_file
+
+    shared = tmp_path / ".cache" / "responses.sqlite"
+    before = ResponseCache(shared)
+    before.put_many([("old", {"score": 0.1})])
+    before.close()
+    ranks = [ResponseCache(shared, rank=r) for r in range(2)]
+    ranks[0].put_many([("a", {"score": 0.2}), ("old", {"score": 0.9})])
+    ranks[1].put_many([("b", {"score": 0.3})])
+    assert ranks[1].get_many(["old", "a", "b"]) == {"old": {"score": 0.1}, "b": {"score": 0.3}}
+    assert ranks[0].get_many(["old"]) == {"old": {"score": 0.9}}, "a rank's own answer wins"
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        ranks[1]._db.execute("INSERT INTO shared.responses VALUES ('x', '{}', 0)")
+    assert rank_file(shared, 1).is_file()
+    assert merge_rank_files(shared, 2) == 3
+    assert ranks[1].get_many(["a"]) == {"a": {"score": 0.2}}, "after the merge every rank sees every answer"
+    for cache in ranks:
+        cache.close()
+    merge_rank_files(shared, 2, remove=True)
+    assert not rank_file(shared, 0).exists() and not rank_file(shared, 1).exists()
+    merged = ResponseCache(shared)
+    assert merged.get_many(["old", "a", "b"]) == {"old": {"score": 0.9}, "a": {"score": 0.2}, "b": {"score": 0.3}}

@@ -68,6 +68,12 @@ def test_two_ranks_shard_merge_and_resume_with_one(tmp_path: Path):
     assert results["counts"]["n_samples"] == 26 and results["counts"]["n_failed"] == 6
     errors = {r.sample_id: r.error for r in read_samples(path) if r.error}
     assert "zero.png" in errors and "corrupt.png" in errors  # failures from both ranks reach rank 0
+    # each rank wrote its own cache file; rank 0 folded them into the shared one and removed them
+    assert sorted(p.name for p in (out / ".cache").iterdir() if "rank" in p.name) == []
+    import sqlite3
+
+    with sqlite3.connect(out / ".cache" / "responses.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 20
 
     single_out = tmp_path / "single"
     single = subprocess.run(
