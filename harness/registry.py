@@ -48,6 +48,9 @@ class Manifest:
     description: str = ""
     tags: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: where the data or weights come from: paper, repository, hub id, licence, size, layout, what
+    #: ``harness data check`` expects (printed by ``data check`` and ``ls --json``)
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> Any:
         """Import and return the target attribute, with a clear error on failure."""
@@ -82,6 +85,7 @@ class Manifest:
             "description": self.description,
             "tags": list(self.tags),
             "options": self.options,
+            "sources": self.sources,
         }
 
 
@@ -120,6 +124,7 @@ class Registry:
             aliases: Iterable[str] = (),
             description: str = "",
             tags: Iterable[str] = (),
+            sources: dict[str, Any] | None = None,
             **options: Any,
         ) -> None:
             if not isinstance(name, str) or not name:
@@ -134,6 +139,7 @@ class Registry:
                     description=description,
                     tags=tuple(tags),
                     options=dict(options),
+                    sources=dict(sources or {}),
                 )
             )
 
@@ -182,3 +188,17 @@ class Registry:
             for manifest in matches:
                 chosen.setdefault(manifest.name, manifest)
         return list(chosen.values())
+
+
+def with_sources(register: Any, table_yaml: str, section: str) -> Any:
+    """``register`` that adds each name's entry of a sources table (a plugin's ``sources.yaml``: where the data or
+    weights come from) to its manifest, unless the call gives its own."""
+    import yaml
+
+    entries = (yaml.safe_load(table_yaml) or {}).get(section) or {}
+
+    def register_with_sources(name: str, target: str, **kwargs: Any) -> None:
+        kwargs.setdefault("sources", entries.get(name))
+        register(name, target, **kwargs)
+
+    return register_with_sources

@@ -132,6 +132,10 @@ def data_check(args: argparse.Namespace, plugins: object) -> int:
     from harness.cli_args import parse_kv
     from harness.runner import build_task
 
+    sources = plugins.get("task", args.task).sources  # type: ignore[attr-defined]
+    if sources:  # where the data comes from and what is expected, before what was found
+        width = max(len(k) for k in sources)
+        print("\n".join(f"{key:>{width}}: {value}" for key, value in sources.items()) + "\n")
     task = build_task(plugins, args.task, args.data_root, parse_kv(args.task_args))
     if not hasattr(task, "check"):
         print(f"error: task {task.name!r} has no data check", file=sys.stderr)

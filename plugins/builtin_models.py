@@ -6,6 +6,11 @@ from harness import hookimpl
 @hookimpl
 def register_models(register):
     """Detectors that run without torch."""
+    from importlib import resources
+
+    from harness.registry import with_sources
+
+    register = with_sources(register, (resources.files("harness.plugins") / "sources.yaml").read_text(), "models")
     register(
         "fredect",
         "harness.plugins.fredect:FreDect",

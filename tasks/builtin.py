@@ -6,6 +6,11 @@ from harness import hookimpl
 @hookimpl
 def register_tasks(register):
     """aigi-mini (offline smoke benchmark) and the five published benchmarks of the paper."""
+    from importlib import resources
+
+    from harness.registry import with_sources
+
+    register = with_sources(register, (resources.files("harness.tasks") / "sources.yaml").read_text(), "tasks")
     register(
         "aigi-mini",
         "harness.tasks.aigi_mini:AigiMini",
@@ -50,9 +55,7 @@ def register_tasks(register):
         tags=("in-the-wild", "detection"),
         description="SynthWildX: list.csv + downloaded images (Table V). HARNESS_DATA_SYNTHWILDX.",
     )
-    # folder benchmarks that are data, not code: tasks/specs/*.yaml (WildRF)
-    from importlib import resources
-
+    # folder benchmarks that are data, not code: tasks/specs/*.yaml (WildRF, AntifakePrompt)
     from harness.tasks.folder_spec import register_specs, spec_files
 
     register_specs(register, spec_files([str(resources.files("harness.tasks") / "specs")]))
