@@ -553,7 +553,8 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
 
 
 def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
-    """PNG plots named in the spec: ``acc_curve`` (Fig. 7) and ``subset_bars`` (per-generator bars)."""
+    """PNG plots named in the spec: ``acc_curve`` (Fig. 7), ``subset_bars`` (per-generator bars, Fig. 6 style) and
+    ``roc`` (ROC curves per model, overall and per generator, from each run's ``samples.jsonl``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -581,8 +582,10 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
             fig.savefig(path, dpi=120)
             plt.close(fig)
             written.append(path)
+        if "roc" in spec.plots:
+            written += _roc_plots(plt, task, by_model, out_dir, stem)
         if "subset_bars" in spec.plots:
-            metric = spec.metrics[0]
+            metric = spec.metrics[0] if spec.metrics else next(iter(by_model.values()))["task"]["main_metric"]
             subsets = sorted({s for r in by_model.values() for s in r["metrics"]["subsets"]})
             fig, ax = plt.subplots(figsize=(max(5, len(subsets) * 1.2), 3.5))
             width = 0.8 / max(1, len(by_model))
@@ -603,3 +606,52 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
             plt.close(fig)
             written.append(path)
     return written
+
+
+def _roc_plots(plt: Any, task: str, by_model: dict[str, dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
+    """One ROC figure per task: every model's curve over all samples, and one panel per generator subset (its fake
+    images against the task's real pool, as the metrics pair them). Printed rows (no samples) are left out."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from harness.results import read_samples
+
+    curves: dict[str, list[Any]] = {}
+    for model, result in sorted(by_model.items()):
+        if result.get("reported") or not result.get("_path"):
+            continue
+        try:
+            records = [r for r in read_samples(result["_path"]) if r.score is not None and r.label is not None]
+        except OSError:
+            continue
+        if records:
+            curves[model] = records
+    if not curves:
+        return []
+    subsets = sorted({r.subset for records in curves.values() for r in records if r.label == 1})
+    panels = ["all"] + subsets
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
+    for index, panel in enumerate(panels):
+        ax = axes[index // columns][index % columns]
+        for model, records in curves.items():
+            chosen = [r for r in records if panel == "all" or r.label == 0 or r.subset == panel]
+            labels = [r.label for r in chosen]
+            if len(set(labels)) < 2:
+                continue
+            scores = [r.score for r in chosen]
+            fpr, tpr, _ = roc_curve(labels, scores)
+            ax.plot(fpr, tpr, label=f"{model} ({100 * roc_auc_score(labels, scores):.1f})")
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.5, linestyle=":")
+        ax.set_title(panel if panel != "all" else f"{task}: all", fontsize=9)
+        ax.set_xlabel("false positive rate", fontsize=8)
+        ax.set_ylabel("true positive rate", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="lower right")
+    for index in range(len(panels), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    fig.tight_layout()
+    path = out_dir / f"{stem}-{task}-roc.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]

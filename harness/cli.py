@@ -251,6 +251,14 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     board.add_argument("--allow-failed", action="store_true", help="admit runs with failed samples (marked)")
     board.add_argument("--no-plots", action="store_true", help="skip the spec's PNG plots")
     board.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also draw, from any results (no spec needed), each task's ROC curves (overall and per generator, "
+        "from samples.jsonl) and a per-generator bar chart of its main metric (paper Fig. 6 style) into DIR",
+    )
+    board.add_argument(
         "--reported",
         action="append",
         default=[],
@@ -461,6 +469,13 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     except BoardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        figures = BoardSpec(**{**spec.__dict__, "plots": ["roc", "subset_bars"]})
+        if not figures.metrics:
+            figures.metrics = [args.metric or (results[0]["task"]["main_metric"] if results else "auc")]
+        drawn = render_plots(figures, results, args.plots, "figure")
+        print(f"{len(drawn)} plots written to {args.plots}", file=sys.stderr)
     if plots:
         markdown += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
     if args.output:

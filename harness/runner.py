@@ -470,7 +470,7 @@ class Evaluator:
         """Set a split's requests going; returns what gives its records (in task order; ``None`` on ranks other
         than 0 under torchrun). Batched models answer here and now; a streaming run submits the requests to the
         run's stream and the records are collected when asked for."""
-        items = self._keyed(task, samples, mode, task_fp_hash)
+        items = self._keyed(task, samples, mode, task_fp_hash, task_name)
         rank, world = rank_world()
         if world > 1 and not self.config.use_cache:
             raise RunError("data-parallel runs merge through the response cache: drop --no-cache")
@@ -516,10 +516,23 @@ class Evaluator:
         base = request.generation or GenerationParams()
         return dataclasses.replace(request, generation=dataclasses.replace(base, **self.config.gen_kwargs))
 
-    def _keyed(self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str) -> list[WorkItem]:
-        """A work item per sample with its response-cache key; an unreadable file is its sample's error."""
+    def _keyed(
+        self, task: Task, samples: list[Sample], mode: str, task_fp_hash: str, task_name: str = ""
+    ) -> list[WorkItem]:
+        """A work item per sample with its response-cache key; an unreadable file is its sample's error. Keys need
+        each image's content hash: minutes on a large benchmark the first time, so it has its own progress bar."""
         items = [WorkItem(i, self._with_gen_kwargs(task.request(sample, mode))) for i, sample in enumerate(samples)]
+        hashing = progress_bar(
+            total=len(items),
+            desc=f"{task_name}: hashing images",
+            unit="file",
+            enabled=self.config.progress,
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=0.5,
+        )
         for item in items:
+            hashing.update(1)
             try:
                 sample_hash = self.cache.sample_hash(item.request.sample)
             except OSError as exc:
@@ -533,6 +546,7 @@ class Evaluator:
                 )
                 continue
             item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
+        hashing.close()
         self.cache.flush()
         return items
 
@@ -551,7 +565,7 @@ class Evaluator:
             unit="img",
             enabled=self.config.progress,
             dynamic_ncols=True,
-            leave=False,
+            leave=True,  # the finished task's bar stays on screen
         )
 
         def done(item: WorkItem, prediction: Prediction, seconds: float) -> None:  # in the stream's threads
@@ -598,7 +612,7 @@ class Evaluator:
             unit="img",
             enabled=self.config.progress,
             dynamic_ncols=True,
-            leave=False,
+            leave=True,  # the finished task's bar stays on screen
         )
         try:
             size = self.auto_batch or max(1, int(self.config.batch_size))

@@ -283,3 +283,20 @@ def test_synthwildx_from_its_list_alone(tmp_path):
     task = SynthWildX(list_csv=str(root / "list.csv"))
     assert task.available() == (True, "")
     assert sum(1 for _ in task.samples()) == len((root / "list.csv").read_text().splitlines()) - 1
+
+
+def test_pictures_from_any_results_folder(data, tmp_path):
+    """ROC curves (overall and per generator) and the per-generator bars, with no board spec."""
+    from PIL import Image
+
+    from harness.cli import main
+
+    for model in ("mean-model", "noop"):
+        harness.evaluate(
+            model=model, tasks="toy-task", data_root=str(data), output_dir=tmp_path / "results", plugins=[ToyPlugin],
+            progress=False, bootstrap=0,
+        )  # fmt: skip
+    assert main(["leaderboard", str(tmp_path / "results"), "--plots", str(tmp_path / "figs")]) == 0
+    roc, bars = tmp_path / "figs" / "figure-toy-task-roc.png", tmp_path / "figs" / "figure-toy-task-subsets.png"
+    assert Image.open(roc).size[0] > 300 and Image.open(bars).size[0] > 300
+    assert not list(Path.cwd().glob("figure-*.png")), "never into the working folder"
