@@ -23,6 +23,7 @@ from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache, merge_rank_files
 from harness.distributed import rank_world
 from harness.fingerprint import hash_obj
+from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
 from harness.metrics_runner import compute_metrics
 from harness.plugin_manager import HarnessPlugins
@@ -197,13 +198,19 @@ def build_model(plugins: HarnessPlugins, name: str, args: dict[str, Any]) -> tup
 def build_task(
     plugins: HarnessPlugins, name: str, data_root: str | None, task_args: dict[str, Any] | None = None
 ) -> Task:
-    """Construct the task registered as ``name`` with its manifest options and the user's ``--task-args``."""
+    """Construct the task registered as ``name`` with its manifest options and the user's ``--task-args``;
+    ``data_root="hf:SOURCE"`` makes it read a ``datasets`` dataset (:mod:`harness.hf_data`)."""
     manifest = plugins.get("task", name)
     cls = manifest.load()
     kwargs = {**manifest.options, **(task_args or {})}
-    if data_root:
+    from_hub = is_hf_source(data_root) and not getattr(cls, "reads_hf_source", False)
+    if data_root and not from_hub:
         kwargs["data_root"] = data_root
-    return cls(**kwargs)
+    task = cls(**kwargs)
+    if from_hub:  # any task reads a `datasets` dataset: only where its samples come from changes
+        assert data_root is not None
+        serve_from_hub(task, data_root[len("hf:") :])
+    return task
 
 
 def build_metrics(plugins: HarnessPlugins, names: Sequence[str]) -> list[Metric]:

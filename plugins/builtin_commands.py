@@ -170,6 +170,28 @@ def data_check(args: argparse.Namespace, plugins: object) -> int:
     return 0 if report.ok else 1
 
 
+def data_export(args: argparse.Namespace, plugins: object) -> int:
+    """``harness data export TASK --to DIR``: the task's samples as a ``datasets`` dataset."""
+    from harness.cli_args import parse_kv
+    from harness.hf_data import export_task
+    from harness.runner import build_task
+
+    task = build_task(plugins, args.task, args.data_root, parse_kv(args.task_args))
+    ok, reason = task.available()
+    if not ok:
+        print(f"error: {task.name}: {reason}", file=sys.stderr)
+        return 1
+    splits = [s for s in (args.splits or "").split(",") if s] or list(
+        dict.fromkeys(s for s in (task.default_split, task.calibration_split) if s)
+    )
+    counts = export_task(task, splits, args.to)
+    print(
+        f"{task.name}: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + f" images written to {args.to}"
+        f" (read back: --data-root hf:{args.to})"
+    )
+    return 0
+
+
 @hookimpl
 def register_commands(subparsers):
     """``harness env create|list`` (isolated worker environments) and ``harness data check``."""
@@ -210,3 +232,21 @@ def register_commands(subparsers):
     check.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
     check.add_argument("--max-items", type=int, default=20, help="items listed per category (default 20)")
     check.set_defaults(func=data_check)
+    export = data_sub.add_parser(
+        "export",
+        help="write a local benchmark as a Hugging Face `datasets` dataset (parquet shards + card)",
+        description="Write a task's samples (original image bytes, labels, subsets, per-sample metadata) as "
+        "parquet shards with a dataset card, which `--data-root hf:DIR` reads back with identical results and "
+        "`huggingface-cli upload` can push to the Hub as it is.",
+    )
+    export.add_argument("task", help="task name (see `harness ls tasks`)")
+    export.add_argument("--to", type=Path, required=True, metavar="DIR", help="folder to write")
+    export.add_argument("--data-root", default=None, help="root folder of the task's data")
+    export.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
+    export.add_argument(
+        "--splits", default=None, help="comma-separated splits (default: the task's own and its validation split)"
+    )
+    export.add_argument(
+        "--include-path", action="append", default=[], metavar="DIR", help="a folder of folder-benchmark specs"
+    )
+    export.set_defaults(func=data_export)

@@ -49,6 +49,8 @@ class AIGCDetectBenchmark(BenchmarkTask):
 
     name = "aigcdetect"
     version = "1"
+    #: reads ``hf:`` itself (the parquet mirror's ``generator`` column and row ids)
+    reads_hf_source = True
     env_var = "HARNESS_DATA_AIGCDETECT"
     default_name = "AIGCDetectBenchmark"
     default_metrics = ("acc", "ap", "auc", "real_acc", "fake_acc", "balanced_acc", "eer")
