@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench_data import list_task_plugins, timed_evaluation, write_jpegs
+from bench_data import list_task_plugins, timed_evaluation, timed_runs, write_jpegs
 
 QUESTION = "What is the authenticity of this image? Explain the evidence."
 
@@ -172,24 +172,14 @@ def two_task_plugins(manifest: Path) -> Any:
 
 def harness_rate(manifest: Path, urls: list[str], concurrency: int, max_tokens: int) -> tuple[float, int]:
     """Answers/s of one harness run over both tasks (response cache off), and how many failed."""
-    from harness.runner import Evaluator, RunConfig
-
-    with tempfile.TemporaryDirectory() as out:
-        config = RunConfig(
-            model="openai-api",
-            model_args={"model": "standin", "base_url": urls, "concurrency": concurrency, "max_tokens": max_tokens},
-            tasks="bench-a,bench-b",
-            mode="generate",
-            output_dir=Path(out),
-            progress=False,
-            bootstrap=0,
-            audit=False,
-            use_cache=False,
-            task_args={"question": QUESTION},
-        )
-        start = time.perf_counter()
-        outcomes = Evaluator(config, two_task_plugins(manifest)).run()
-        seconds = time.perf_counter() - start
+    outcomes, seconds, _ = timed_runs(
+        two_task_plugins(manifest),
+        "openai-api",
+        {"model": "standin", "base_url": urls, "concurrency": concurrency, "max_tokens": max_tokens},
+        tasks="bench-a,bench-b",
+        mode="generate",
+        task_args={"question": QUESTION},
+    )
     answered = sum(o.n_samples - o.n_failed for o in outcomes)
     return answered / seconds, sum(o.n_failed for o in outcomes)
 

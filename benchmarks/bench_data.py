@@ -67,19 +67,18 @@ def list_task_plugins(manifest: Path, task: str = "bench-jpegs", models: dict[st
     return HarnessPlugins(load_entrypoints=False, extra_plugins=(BenchPlugin,))
 
 
-def timed_evaluation(
-    plugins: Any, model: str, model_args: dict[str, Any] | None = None, allow_failed: bool = False, **config: Any
-) -> tuple[Any, float, dict[str, Any]]:
-    """One harness run of ``model`` over the ``bench-jpegs`` task, response cache off, into a temporary folder:
-    its outcome, wall seconds and results.json. ``config``: further :class:`RunConfig` fields. Raises when
-    the run did not finish, or (unless ``allow_failed``) when a sample failed."""
+def timed_runs(
+    plugins: Any, model: str, model_args: dict[str, Any] | None = None, tasks: str = "bench-jpegs", **config: Any
+) -> tuple[list[Any], float, list[dict[str, Any]]]:
+    """One harness run of ``model`` over ``tasks``, response cache off, into a temporary folder: the tasks'
+    outcomes, the wall seconds and their results.json. ``config``: further :class:`RunConfig` fields."""
     from harness.runner import Evaluator, RunConfig
 
     with tempfile.TemporaryDirectory() as out:
         run = RunConfig(
             model=model,
             model_args=model_args or {},
-            tasks="bench-jpegs",
+            tasks=tasks,
             output_dir=Path(out),
             progress=False,
             bootstrap=0,
@@ -88,9 +87,18 @@ def timed_evaluation(
             **config,
         )
         start = time.perf_counter()
-        [outcome] = Evaluator(run, plugins).run()
+        outcomes = Evaluator(run, plugins).run()
         seconds = time.perf_counter() - start
-        results = json.loads(outcome.results_path.read_text()) if outcome.results_path else {}
+        results = [json.loads(o.results_path.read_text()) if o.results_path else {} for o in outcomes]
+    return outcomes, seconds, results
+
+
+def timed_evaluation(
+    plugins: Any, model: str, model_args: dict[str, Any] | None = None, allow_failed: bool = False, **config: Any
+) -> tuple[Any, float, dict[str, Any]]:
+    """One harness run of ``model`` over the ``bench-jpegs`` task (:func:`timed_runs`): its outcome, wall seconds
+    and results.json. Raises when the run did not finish, or (unless ``allow_failed``) when a sample failed."""
+    [outcome], seconds, [results] = timed_runs(plugins, model, model_args, **config)
     if outcome.status != "done" or (outcome.n_failed and not allow_failed):
         raise RuntimeError(
             f"benchmark run of {model} failed: {outcome.status} {outcome.reason} ({outcome.n_failed} samples failed)"

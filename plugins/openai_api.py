@@ -365,10 +365,7 @@ class OpenAIApiModel(ModelAdapter):
         )
         if error:
             return Prediction(error=error)
-        try:
-            top = response.choices[0].logprobs.content[0].top_logprobs
-        except (AttributeError, IndexError, TypeError):
-            top = None
+        top = _top_logprobs(response)
         if not top:
             return Prediction(error="soft score unavailable: the endpoint returned no log-probabilities")
         score, detail = anchor_probability(((t.token, t.logprob) for t in top), self.fake, self.real)
@@ -381,10 +378,7 @@ class OpenAIApiModel(ModelAdapter):
 
     def _exact_score(self, response: Any, anchors: dict[str, Any], endpoint: str) -> Prediction:
         """Eq. 2 from the anchors' log-probabilities, returned by id."""
-        try:
-            top = response.choices[0].logprobs.content[0].top_logprobs
-        except (AttributeError, IndexError, TypeError):
-            top = None
+        top = _top_logprobs(response)
         if not top:
             return Prediction(error="soft score unavailable: the endpoint returned no log-probabilities")
         by_id: dict[int, float] = {}
@@ -483,6 +477,14 @@ class OpenAIApiModel(ModelAdapter):
                 tokens["prompt_tokens"] * float(self.price_in) + tokens["completion_tokens"] * float(self.price_out)
             ) / 1e6
         return out
+
+
+def _top_logprobs(response: Any) -> list[Any] | None:
+    """The top log-probabilities of the answer's first token, or ``None`` when the reply has none."""
+    try:
+        return response.choices[0].logprobs.content[0].top_logprobs
+    except (AttributeError, IndexError, TypeError):
+        return None
 
 
 def _retryable(exc: BaseException) -> str | None:
