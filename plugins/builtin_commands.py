@@ -192,6 +192,13 @@ def data_export(args: argparse.Namespace, plugins: object) -> int:
     return 0
 
 
+def build_fakeinstruct(args: argparse.Namespace, plugins: object) -> int:
+    """``harness data build-fakeinstruct`` (:mod:`harness.trainers.fakeinstruct_build`)."""
+    from harness.trainers.fakeinstruct_build import main
+
+    return main(args, plugins)
+
+
 @hookimpl
 def register_commands(subparsers):
     """``harness env create|list`` (isolated worker environments) and ``harness data check``."""
@@ -250,3 +257,14 @@ def register_commands(subparsers):
         "--include-path", action="append", default=[], metavar="DIR", help="a folder of folder-benchmark specs"
     )
     export.set_defaults(func=data_export)
+    instruct = data_sub.add_parser(
+        "build-fakeinstruct",
+        help="labelled images or FakeChain records -> a FakeInstruct training file (Parts 1-4, ACoTI)",
+        description="Build FakeInstruct (paper Sec. IV) for `harness train fakescope`: Part 1 from labels alone, "
+        "Parts 2-4 and the textual-contamination filter with a text LLM, ACoTI reasoning with a multimodal "
+        "one; every call cached (resumable), the cost printed first, a summary of what was kept and dropped.",
+    )
+    instruct.set_defaults(func=build_fakeinstruct)
+    from harness.trainers.fakeinstruct_build import add_arguments
+
+    add_arguments(instruct)
