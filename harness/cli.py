@@ -215,6 +215,11 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     train.add_argument("--data", default=None, help="instruction data JSON (fakescope)")
     train.add_argument("--base", default=None, help="base checkpoint folder (fakescope)")
     train.add_argument("--deepspeed", default=None, help="DeepSpeed config JSON, e.g. trainers/deepspeed/zero2.json")
+    train.add_argument(
+        "--backbone",
+        default=None,
+        help="fakescope: llava (default) or mplug-owl2 (trains in its worker environment: --args python=...)",
+    )
     train.add_argument("--split", default="train", help="training split (default: train)")
     train.add_argument("--val-split", default="val", help="validation split, '' for none (default: val)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
@@ -395,7 +400,7 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 
     manifest = plugins.get("trainer", args.trainer)
     trainer_args = parse_kv(args.args)
-    for key in ("data", "base", "deepspeed"):
+    for key in ("data", "base", "deepspeed", "backbone"):
         if getattr(args, key):
             trainer_args[key] = getattr(args, key)
     if args.quiet:
@@ -405,9 +410,11 @@ def cmd_train(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     if not getattr(trainer_cls, "requires_task", True):
         summary = trainer.train([], [], args.out, task_name=args.task or "")
         (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        model_name = "fakescope-owl2" if getattr(trainer, "backbone", "") == "mplug-owl2" else trainer.model_name
+        python = f",python={trainer.python}" if getattr(trainer, "python", None) else ""
         print(
-            f"model written to {args.out}  (evaluate with: harness run --model {trainer.model_name} "
-            f"--model-args path={args.out} --tasks aigi-mini)"
+            f"model written to {args.out}  (evaluate with: harness run --model {model_name} "
+            f"--model-args path={args.out}{python} --tasks aigi-mini)"
         )
         return 0
     if not args.task:

@@ -16,7 +16,12 @@ import common  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    "script, variable", [("check_mplug_owl2.py", "MPLUG_OWL_SRC"), ("check_qwen_vl.py", "QWEN_VL_SRC")]
+    "script, variable",
+    [
+        ("check_mplug_owl2.py", "MPLUG_OWL_SRC"),
+        ("check_qwen_vl.py", "QWEN_VL_SRC"),
+        ("check_owl2_training.py", "MPLUG_OWL_SRC"),
+    ],
 )
 def test_scripts_skip_with_a_reason_without_upstream_code(script, variable, tmp_path, monkeypatch):
     monkeypatch.delenv(variable, raising=False)
@@ -54,3 +59,14 @@ def test_recorded_results_name_their_upstream_and_passed():
         assert latest["passed"] is True and latest["upstream"]["commit"]
         assert all(run["max_abs_score_diff"] <= latest["tolerance"] for run in latest["runs"])
         assert all(run["answers_identical"] == run["images"] >= 4 for run in latest["runs"])
+
+
+def test_the_recorded_owl2_training_ran_against_upstream_and_passed():
+    """FakeScope-owl2 trained by the harness with upstream's classes: loss fell, the encoder stayed, the resume
+    continued, and the harness scored the checkpoint as upstream's own loader and code do."""
+    [*_, latest] = json.loads((REPO / "conformance" / "results" / "mplug-owl2-training.json").read_text())
+    assert latest["passed"] is True and latest["upstream"]["commit"] and all(latest["checks"].values())
+    losses = latest["training"]["losses"]
+    assert losses[-1] < losses[0] and latest["training"]["zero_stage"] == 2
+    assert latest["scoring"]["max_abs_score_diff"] <= latest["tolerance"]
+    assert latest["scoring"]["answers_identical"] == latest["scoring"]["images"] >= 4

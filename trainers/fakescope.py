@@ -1,6 +1,12 @@
-"""FakeScope supervised instruction tuning on FakeInstruct (paper Sec. V-A), LLaVA-1.5 backbone.
+"""FakeScope supervised instruction tuning on FakeInstruct (paper Sec. V-A): LLaVA-1.5 here, mPLUG-Owl2 in its worker.
 
 ``harness train fakescope --data FakeInstruct.json --base LLAVA_DIR --out DIR [--deepspeed CONFIG]``
+
+``--backbone mplug-owl2 --args python=ENV/bin/python`` trains FakeScope-owl2 instead: the run happens in the
+mPLUG-Owl2 worker environment (upstream's classes and data pipeline, DeepSpeed beside its torch 2.0.1), driven
+from here like the evaluation worker (``plugins/lmm/backends/owl2_train.py``); the data is FakeInstruct in
+mPLUG-Owl2's format (``harness data build-fakeinstruct --backbone owl2``). The rest of this docstring is the
+LLaVA backbone:
 
 - Data: LLaVA conversation JSON (``{"image", "conversations": [{"from": "human", "value":
   "<image>\\n..."}, {"from": "gpt", "value": "..."}]}``, as written by
@@ -27,6 +33,7 @@ from harness.interfaces import Trainer
 from harness.records import Sample
 
 CHAT = "USER: <image> {question} ASSISTANT:"
+BACKBONES = ("llava", "mplug-owl2")
 META = "harness_training.json"
 
 
@@ -156,8 +163,19 @@ class FakeScopeTrainer(Trainer):
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.03,
         progress: bool = True,
+        backbone: str = "llava",
+        python: str | None = None,
+        save_steps: int = 500,
         **args: Any,
     ) -> None:
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
+        if backbone == "mplug-owl2" and not python:
+            raise ValueError(
+                "--backbone mplug-owl2 trains in the mPLUG-Owl2 worker environment: pass --args python=ENV/bin/python "
+                "(build it with `harness env create mplug-owl2`)"
+            )
+        self.backbone, self.python, self.save_steps = backbone, python, int(save_steps)
         super().__init__(
             data=data,
             base=base,
@@ -171,10 +189,11 @@ class FakeScopeTrainer(Trainer):
             gradient_checkpointing=gradient_checkpointing,
             seed=seed,
             max_length=max_length,
+            backbone=backbone,
             **args,
         )
         if not data or not base:
-            raise ValueError("fakescope training needs --data FakeInstruct.json and --base LLAVA_DIR")
+            raise ValueError("fakescope training needs --data FakeInstruct.json and --base CHECKPOINT_DIR")
         self.data, self.base, self.deepspeed = Path(data), base, deepspeed
         self.epochs, self.max_steps, self.lr = float(epochs), int(max_steps), float(lr)
         self.batch_size, self.grad_accum, self.bf16 = int(batch_size), int(grad_accum), bf16
@@ -188,7 +207,10 @@ class FakeScopeTrainer(Trainer):
     def train(
         self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
     ) -> dict[str, Any]:
-        """Fine-tune, verify the frozen tower, save a folder the ``fakescope-llava`` adapter loads."""
+        """Fine-tune, verify the frozen tower, save a folder the ``fakescope-llava`` (or ``fakescope-owl2``)
+        adapter loads."""
+        if self.backbone == "mplug-owl2":
+            return self._train_owl2(Path(out_dir))
         import torch
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
@@ -210,6 +232,51 @@ class FakeScopeTrainer(Trainer):
             restore_env(previous)
             os.environ.clear()
             os.environ.update(saved_env)
+
+    def _train_owl2(self, out_dir: Path) -> dict[str, Any]:
+        """Run ``owl2_train.py`` with the worker environment's Python (ranks inherit the launcher's variables)."""
+        import subprocess
+        import sys
+
+        from harness.interfaces import ModelLoadError
+
+        script = Path(__file__).resolve().parent.parent / "plugins" / "lmm" / "backends" / "owl2_train.py"
+        if not script.is_file():  # installed package layout
+            from importlib import resources
+
+            script = Path(str(resources.files("harness.plugins.lmm.backends") / "owl2_train.py"))
+        python = Path(str(self.python)).expanduser()
+        if not python.exists():
+            raise ModelLoadError(
+                f"{python}: no such Python; build the environment with `harness env create mplug-owl2`"
+            )
+        argv = [
+            str(python), str(script), "--base", str(self.base), "--data", str(self.data.resolve()),
+            "--out", str(out_dir), "--epochs", str(self.epochs), "--max-steps", str(self.max_steps),
+            "--lr", str(self.lr), "--weight-decay", str(self.weight_decay), "--batch-size", str(self.batch_size),
+            "--grad-accum", str(self.grad_accum), "--max-length", str(self.max_length),
+            "--bf16", "auto" if self.bf16 == "auto" else str(bool(self.bf16)).lower(),
+            "--save-steps", str(self.save_steps), "--seed", str(self.seed),
+        ]  # fmt: skip
+        if self.deepspeed:
+            argv += ["--deepspeed", str(Path(self.deepspeed).resolve())]
+        if self.gradient_checkpointing:
+            argv.append("--gradient-checkpointing")
+        print("training in the mPLUG-Owl2 environment: " + " ".join(argv[:2]), file=sys.stderr, flush=True)
+        finished = subprocess.run(argv, check=False)
+        if finished.returncode != 0:
+            raise RuntimeError(f"mPLUG-Owl2 training failed (exit code {finished.returncode}); see its output above")
+        meta = json.loads((out_dir / META).read_text(encoding="utf-8"))
+        if not meta["frozen"]["vision_encoder_unchanged"]:
+            raise RuntimeError("the frozen vision encoder changed during training")
+        losses = meta["losses"]
+        return {
+            "losses": losses,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "vision_tower_bit_identical": True,
+            "backbone": "mplug-owl2",
+        }
 
     def _train(
         self,

@@ -1,0 +1,249 @@
+"""FakeScope-owl2 training: instruction tuning of mPLUG-Owl2 on FakeInstruct, in the mPLUG-Owl2 worker environment.
+
+Standalone (imports no harness module): it runs with the worker environment's Python, where upstream's
+``mplug_owl2`` and its old torch / transformers pins live, driven by ``harness train fakescope --backbone
+mplug-owl2 --args python=ENV/bin/python`` (or under ``deepspeed`` / ``torchrun`` for several GPUs, one process
+per rank). What the paper states (Sec. III): the vision encoder frozen, the modality projector (for mPLUG-Owl2 its
+visual abstractor) and the language model trained, on eight GPUs. The data pipeline is upstream's own
+(``mplug_owl2.train.train``: ``LazySupervisedDataset``, the ``mplug_owl2`` conversation template, label masking,
+the collator), so the checkpoint is trained exactly as upstream trains; the optimisation is a DeepSpeed engine
+(ZeRO-2 or -3 from a config file, ``"auto"`` values filled from the arguments), gradient checkpointing optional,
+resumed from the last DeepSpeed checkpoint in ``OUT/deepspeed``.
+
+One upstream behaviour is not kept: ``LazySupervisedDataset`` replaces an item whose image file is missing by a
+random other item, silently. Here every image is checked before training and a missing one is an error that
+names it.
+
+The output folder is what upstream's ``load_pretrained_model`` and the harness's ``fakescope-owl2`` adapter load
+as is (config, weights, tokenizer, image processor), with ``harness_training.json``: data, hyper-parameters,
+environment versions, per-step losses and the frozen-encoder check (its weights bit-identical after training).
+
+    python owl2_train.py --base DIR --data FAKEINSTRUCT.json --out DIR [--deepspeed zero2.json] [--epochs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def ds_config(path: str | None, args: argparse.Namespace, bf16: bool, world: int) -> dict[str, Any]:
+    """The DeepSpeed config: the file's (ZeRO-2 by default), its ``"auto"`` values filled from the arguments."""
+    config: dict[str, Any] = json.loads(Path(path).read_text()) if path else {"zero_optimization": {"stage": 2}}
+    fill = {
+        "train_micro_batch_size_per_gpu": args.batch_size,
+        "gradient_accumulation_steps": args.grad_accum,
+        "train_batch_size": args.batch_size * args.grad_accum * world,
+        "gradient_clipping": 1.0,
+    }
+    for key, value in fill.items():
+        if config.get(key, "auto") == "auto":
+            config[key] = value
+    config["optimizer"] = {
+        "type": "AdamW",
+        "params": {"lr": args.lr, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": args.weight_decay},
+    }
+    config.pop("scheduler", None)
+    config["bf16"] = {"enabled": bf16}
+    config["fp16"] = {"enabled": False}
+    config["zero_allow_untested_optimizer"] = True
+    zero = config.setdefault("zero_optimization", {"stage": 2})
+    for key in list(zero):
+        if zero[key] == "auto":
+            zero.pop(key)
+    return config
+
+
+def tensor_digest(module: Any) -> str:
+    """SHA-256 over a module's parameters (names, shapes, bytes): the frozen-encoder check."""
+    digest = hashlib.sha256()
+    for name, param in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(param.shape)).encode())
+        digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and save (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="mPLUG-Owl2 checkpoint folder")
+    parser.add_argument("--data", required=True, help="FakeInstruct in mPLUG-Owl2 format (JSON list)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--image-folder", default="", help="prefix of relative image paths (default: absolute)")
+    parser.add_argument("--deepspeed", default=None, help="DeepSpeed config JSON (default: ZeRO-2)")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--max-steps", type=int, default=-1)
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--bf16", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--save-steps", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+        os.environ.setdefault(key, value)
+    if "MASTER_PORT" not in os.environ:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(probe.getsockname()[1])
+    import deepspeed
+    import mplug_owl2
+    import transformers
+    from mplug_owl2.model.modeling_mplug_owl2 import MPLUGOwl2LlamaForCausalLM
+    from mplug_owl2.train import train as upstream
+    from transformers import AutoTokenizer, CLIPImageProcessor
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = json.loads(Path(args.data).read_text(encoding="utf-8"))
+    missing = [r["image"] for r in records if "image" in r and not Path(args.image_folder, r["image"]).is_file()]
+    if missing:  # upstream would silently train on a random other item instead
+        print(f"error: {len(missing)} image files not found, e.g. {missing[:3]}", file=sys.stderr)
+        return 2
+    torch.manual_seed(args.seed)
+    cuda = torch.cuda.is_available()
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) if args.bf16 == "auto" else args.bf16 == "true"
+    tokenizer = AutoTokenizer.from_pretrained(args.base, use_fast=False, local_files_only=True)
+    tokenizer.model_max_length = args.max_length
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token  # as upstream's train()
+    model = MPLUGOwl2LlamaForCausalLM.from_pretrained(args.base, torch_dtype=torch.float32, local_files_only=True)
+    model.config.use_cache = False
+    # paper Sec. III / upstream's freeze_vision_model + tune_visual_abstractor: encoder frozen, the rest trained
+    model.requires_grad_(True)
+    vision = model.get_model().vision_model
+    vision.requires_grad_(False)
+    encoder_before = tensor_digest(vision)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    upstream.conversation_lib.default_conversation = upstream.conversation_lib.conv_templates["mplug_owl2"]
+    data_args = upstream.DataArguments(
+        data_path=args.data,
+        lazy_preprocess=True,
+        is_multimodal=True,
+        image_folder=args.image_folder,
+        image_aspect_ratio=getattr(model.config, "image_aspect_ratio", None) or "pad",
+    )
+    data_args.image_processor = CLIPImageProcessor.from_pretrained(args.base, local_files_only=True)
+    dataset = upstream.LazySupervisedDataset(data_path=args.data, tokenizer=tokenizer, data_args=data_args)
+    collator = upstream.DataCollatorForSupervisedDataset(tokenizer=tokenizer)
+    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collator)
+    config = ds_config(args.deepspeed, args, bf16, world)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable, config=config)
+    steps_per_epoch = max(1, len(loader) // args.grad_accum)
+    total = args.max_steps if args.max_steps > 0 else max(1, int(args.epochs * steps_per_epoch))
+    step, losses = 0, []
+    checkpoints = out / "deepspeed"
+    if (checkpoints / "latest").is_file():  # resume
+        _, client = engine.load_checkpoint(str(checkpoints))
+        step, losses = int(client.get("step", 0)), list(client.get("losses", []))
+        print(f"resumed from step {step}", flush=True)
+    device = engine.device
+    begin = time.time()
+    micro = 0
+    while step < total:
+        sampler.set_epoch(step // steps_per_epoch)
+        for batch in loader:
+            if step >= total:
+                break
+            images = batch["images"].to(device, dtype=torch.bfloat16 if bf16 else torch.float32)
+            output = engine(
+                input_ids=batch["input_ids"].to(device),
+                labels=batch["labels"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                images=images,
+            )
+            engine.backward(output.loss)
+            engine.step()
+            micro += 1
+            if micro % args.grad_accum == 0:
+                step += 1
+                losses.append(round(float(output.loss.detach()), 6))
+                if rank == 0:
+                    print(json.dumps({"step": step, "of": total, "loss": losses[-1]}), flush=True)
+                if step % args.save_steps == 0 or step == total:
+                    engine.save_checkpoint(str(checkpoints), client_state={"step": step, "losses": losses})
+    module = engine.module
+    stage = config["zero_optimization"].get("stage", 0)
+    params = list(module.parameters())
+    gather = deepspeed.zero.GatheredParameters(params, modifier_rank=0) if stage == 3 else _Nothing()
+    with gather:
+        encoder_after = tensor_digest(module.get_model().vision_model)
+        if rank == 0:
+            module.config.use_cache = True
+            module.save_pretrained(str(out), safe_serialization=False)
+    if rank == 0:
+        tokenizer.save_pretrained(str(out))
+        data_args.image_processor.save_pretrained(str(out))
+        record = {
+            "backbone": "mplug-owl2",
+            "base": str(args.base),
+            "data": {
+                "path": str(args.data),
+                "sha256": hashlib.sha256(Path(args.data).read_bytes()).hexdigest(),
+                "instructions": len(records),
+            },
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in ("epochs", "max_steps", "lr", "weight_decay", "batch_size", "grad_accum", "max_length", "seed")
+            }
+            | {"gradient_checkpointing": args.gradient_checkpointing, "bf16": bf16, "world_size": world},
+            "deepspeed": {"config": args.deepspeed, "zero_stage": stage, "resolved": config},
+            "frozen": {
+                "vision_encoder_sha256_before": encoder_before,
+                "vision_encoder_sha256_after": encoder_after,
+                "vision_encoder_unchanged": encoder_before == encoder_after,
+                "trained": "visual abstractor + language model (paper Sec. III)",
+                "trainable_parameters": sum(p.numel() for p in trainable),
+            },
+            "steps": step,
+            "losses": losses,
+            "trained_on": {
+                "task": str(args.data),
+                "seen_generators": sorted(
+                    {r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")}
+                ),
+            },
+            "seconds": round(time.time() - begin, 3),
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "deepspeed": deepspeed.__version__,
+                "mplug_owl2": getattr(mplug_owl2, "__version__", "unknown"),
+                "python": sys.version.split()[0],
+            },
+        }
+        (out / "harness_training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(json.dumps({"done": str(out), "steps": step, "encoder_unchanged": encoder_before == encoder_after}))
+    return 0
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
