@@ -74,3 +74,21 @@ def test_part_1_from_a_task_alone_needs_no_llm(tmp_path, cache_dir, capsys):
     assert labels == {"fake", "real"}, "the stratified --limit keeps both labels"
     answers = {item["conversations"][1]["value"].lower() for item in items}
     assert all(any(word in a for word in ("fake", "real", "yes", "no")) for a in answers)
+
+
+def test_part_1_from_a_folder_of_class_folders(tmp_path):
+    from PIL import Image
+
+    for generator, label in (("sdxl", "1_fake"), ("sdxl", "0_real"), ("dalle", "1_fake")):
+        (tmp_path / "imgs" / generator / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / generator / label / "a.png")
+    out = tmp_path / "p1.json"
+    argv = ["data", "build-fakeinstruct", "--images", str(tmp_path / "imgs"), "--parts", "1", "--out", str(out),
+            "--cache", str(tmp_path / "c.sqlite")]  # fmt: skip
+    assert main(argv) == 0
+    items = json.loads(out.read_text())
+    assert {(i["generator"], i["authenticity"]) for i in items} == {
+        ("sdxl", "fake"),
+        ("sdxl", "real"),
+        ("dalle", "fake"),
+    }

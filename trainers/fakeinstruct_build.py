@@ -1,8 +1,8 @@
 """``harness data build-fakeinstruct``: labelled images (or FakeChain records) -> a FakeInstruct training file.
 
-Inputs: ``--images TASK`` (any registered task's split, a folder through ``--data-root hf:DIR``: label and
-generator per image, no reasoning yet) or ``--records FILE`` (FakeChain records, JSON list or JSON lines:
-``image``, ``authenticity``, ``reasoning``, ``categories``, ``generator``). Then:
+Inputs: ``--images DIR|TASK`` (a folder of ``0_real`` / ``1_fake`` class folders, or any registered task's
+split: label and generator per image, no reasoning yet) or ``--records FILE`` (FakeChain records, JSON list or
+JSON lines: ``image``, ``authenticity``, ``reasoning``, ``categories``, ``generator``). Then:
 
 - **ACoTI reasoning** (paper Sec. III-C) for records without reasoning, when ``--exemplars FILE`` gives the
   human demonstrations (``id``, ``categories``, ``fake``, ``reasoning``) and the record has evidence
@@ -41,10 +41,44 @@ def load_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def records_from_folder(root: Path) -> list[dict]:
+    """One record per image below ``root`` inside a class folder (``0_real`` / ``real`` / ``1_fake`` / ``fake``);
+    the folder above the class folder names the generator."""
+    from harness.hf_data import _label_of
+
+    records = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        classes = [i for i, part in enumerate(path.parts) if part.lower() in ("0_real", "real", "1_fake", "fake")]
+        if not classes:
+            continue
+        index = classes[-1]
+        label = _label_of(path.parts[index], None)
+        generator = path.parts[index - 1] if index > len(root.parts) else "unknown"
+        records.append(
+            {
+                "id": path.relative_to(root).as_posix(),
+                "image": str(path),
+                "authenticity": "fake" if label == 1 else "real",
+                "generator": generator,
+                "reasoning": "",
+                "categories": [],
+            }
+        )
+    if not records:
+        raise ValueError(f"{root}: no image inside a 0_real / 1_fake (or real / fake) folder")
+    return records
+
+
 def records_from_task(plugins: Any, task_name: str, data_root: str | None, split: str | None) -> list[dict]:
-    """One record per labelled image file of a task's split (no reasoning yet)."""
+    """One record per labelled image file of a task's split (no reasoning yet); a folder instead of a task name is
+    read by its class folders (:func:`records_from_folder`)."""
     from harness.runner import build_task
 
+    if Path(task_name).expanduser().is_dir():
+        return records_from_folder(Path(task_name).expanduser().resolve())
     task = build_task(plugins, task_name, data_root)
     ok, reason = task.available()
     if not ok:
@@ -230,7 +264,9 @@ def load_records_plain(path: Path) -> list[dict]:
 def add_arguments(parser: Any) -> None:
     """The command's options."""
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", metavar="TASK", help="a task whose labelled images to instruct on")
+    source.add_argument(
+        "--images", metavar="DIR|TASK", help="a folder of 0_real / 1_fake images, or a task whose images to use"
+    )
     source.add_argument("--records", metavar="FILE", help="FakeChain records (JSON list or lines)")
     parser.add_argument("--data-root", default=None, help="the task's data (a folder: hf:DIR)")
     parser.add_argument("--split", default=None, help="the task's split (default: its own)")
