@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collator)
     config = ds_config(args.deepspeed, args, bf16, world)
+    if config["zero_optimization"].get("stage") == 3 and not cuda:
+        # measured: DeepSpeed 0.14's ZeRO-3 on torch 2.0.1's gloo fails ("no support for _allgather_base")
+        print("error: ZeRO-3 needs GPUs in this environment (torch 2.0.1's gloo lacks the all-gather ZeRO-3 uses); "
+              "use trainers/deepspeed/zero2.json on the CPU", file=sys.stderr)  # fmt: skip
+        return 2
     trainable = [p for p in model.parameters() if p.requires_grad]
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable, config=config)
     steps_per_epoch = max(1, len(loader) // args.grad_accum)
