@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,28 +33,17 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     """Run the comparison; exit 1 when the harness and upstream disagree."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--upstream",
-        default=os.environ.get("MPLUG_OWL_SRC"),
-        help="local copy of X-PLUG/mPLUG-Owl (or its mPLUG-Owl2 folder); env MPLUG_OWL_SRC",
-    )
-    parser.add_argument("--upstream-commit", default=None, help="the copy's commit, when it is not a git checkout")
-    parser.add_argument("--env", default="envs/mplug-owl2", help="worker environment (built here if absent)")
-    parser.add_argument("--queries", type=Path, default=common.SHARED_QUERIES, help="folder with FakeClass.json")
+    common.owl2_arguments(parser)
     parser.add_argument("--aspects", default="pad,resize,none", help="image_aspect_ratio values to test")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--tolerance", type=float, default=1e-5)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "mplug-owl2.json")
     args = parser.parse_args()
 
-    if not args.upstream or not Path(args.upstream).expanduser().is_dir():
-        common.skip("no upstream source: pass --upstream PATH (a copy of X-PLUG/mPLUG-Owl) or set MPLUG_OWL_SRC")
-    if not (args.queries / "FakeClass.json").is_file():
-        common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
-    source = Path(args.upstream).expanduser().resolve()
-    python = Path(args.env).resolve() / "bin" / "python"
-    if not common.ensure_env(python, "mplug-owl2", args.env, source):
+    found = common.owl2_prerequisites(args)
+    if found is None:
         return 1
+    source, python = found
     work = Path(tempfile.mkdtemp(prefix="conformance-owl2-"))
     root, present = common.fakeclass_root(work / "FakeBench", args.queries)
     task_args = f"queries={args.queries}"

@@ -47,23 +47,16 @@ def harness(*argv: str) -> subprocess.CompletedProcess:
 def main() -> int:
     """Run the story; exit 1 when a check fails."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--upstream", default=os.environ.get("MPLUG_OWL_SRC"), help="local copy of X-PLUG/mPLUG-Owl")
-    parser.add_argument("--upstream-commit", default=None, help="the copy's commit, when it is not a git checkout")
-    parser.add_argument("--env", default="envs/mplug-owl2", help="worker environment (built here if absent)")
-    parser.add_argument("--queries", type=Path, default=common.SHARED_QUERIES, help="folder with FakeClass.json")
+    common.owl2_arguments(parser)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--tolerance", type=float, default=1e-5)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "mplug-owl2-training.json")
     args = parser.parse_args()
 
-    if not args.upstream or not Path(args.upstream).expanduser().is_dir():
-        common.skip("no upstream source: pass --upstream PATH (a copy of X-PLUG/mPLUG-Owl) or set MPLUG_OWL_SRC")
-    if not (args.queries / "FakeClass.json").is_file():
-        common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
-    source = Path(args.upstream).expanduser().resolve()
-    python = Path(args.env).resolve() / "bin" / "python"
-    if not common.ensure_env(python, "mplug-owl2", args.env, source):
+    found = common.owl2_prerequisites(args)
+    if found is None:
         return 1
+    source, python = found
     work = Path(tempfile.mkdtemp(prefix="conformance-owl2-train-"))
     base, out = work / "owl2-tiny-base", work / "fakescope-owl2-tiny"
     subprocess.run(

@@ -242,3 +242,28 @@ def write_result(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(runs, indent=2) + "\n")
     print(f"recorded in {path}")
+
+
+def owl2_arguments(parser: Any) -> None:
+    """The options both mPLUG-Owl2 scripts take: where upstream's copy, its commit, the worker env and the
+    FakeClass queries are."""
+    parser.add_argument(
+        "--upstream",
+        default=os.environ.get("MPLUG_OWL_SRC"),
+        help="local copy of X-PLUG/mPLUG-Owl (or its mPLUG-Owl2 folder); env MPLUG_OWL_SRC",
+    )
+    parser.add_argument("--upstream-commit", default=None, help="the copy's commit, when it is not a git checkout")
+    parser.add_argument("--env", default="envs/mplug-owl2", help="worker environment (built here if absent)")
+    parser.add_argument("--queries", type=Path, default=SHARED_QUERIES, help="folder with FakeClass.json")
+
+
+def owl2_prerequisites(args: Any) -> tuple[Path, Path] | None:
+    """(upstream source, worker Python) once both are there (the env built from the recipe if absent); skips
+    with the reason without upstream code or queries; ``None`` when the env cannot be built."""
+    if not args.upstream or not Path(args.upstream).expanduser().is_dir():
+        skip("no upstream source: pass --upstream PATH (a copy of X-PLUG/mPLUG-Owl) or set MPLUG_OWL_SRC")
+    if not (args.queries / "FakeClass.json").is_file():
+        skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
+    source = Path(args.upstream).expanduser().resolve()
+    python = Path(args.env).resolve() / "bin" / "python"
+    return (source, python) if ensure_env(python, "mplug-owl2", args.env, source) else None
