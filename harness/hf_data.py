@@ -36,7 +36,8 @@ def is_hf_source(data_root: str | None) -> bool:
     return bool(data_root) and str(data_root).startswith(PREFIX)
 
 
-def _label_of(value: Any, names: list[str] | None) -> int | None:
+def label_of(value: Any, names: list[str] | None = None) -> int | None:
+    """0 / 1 from a label value: a number, a class-label index into ``names``, or a name saying real or fake."""
     if value is None:
         return None
     if names is not None and isinstance(value, int) and 0 <= value < len(names):
@@ -51,15 +52,19 @@ def _label_of(value: Any, names: list[str] | None) -> int | None:
     return int(value)
 
 
-def _subset_from_path(path: str | None) -> str | None:
-    """An imagefolder's generator folder: the folder above the class folder (``.../ADM/1_fake/x.png`` -> ADM)."""
-    if not path:
-        return None
+CLASS_FOLDER = re.compile(r"(0_)?real|(1_)?fake", re.IGNORECASE)
+SPLIT_FOLDERS = ("train", "test", "val", "validation")
+
+
+def class_folder(path: str | Path) -> tuple[int | None, str | None] | None:
+    """(label, generator) of an image inside a class folder: ``.../ADM/1_fake/x.png`` -> (1, "ADM"); the folder
+    above the class folder names the generator unless it is a split folder or there is none. ``None`` when no
+    folder of the path is a class folder."""
     parts = Path(path).parts
-    for index in range(len(parts) - 2, 0, -1):
-        if re.fullmatch(r"(0_)?real|(1_)?fake", parts[index], re.IGNORECASE):
-            above = parts[index - 1]
-            return None if above in ("train", "test", "val", "validation") else above
+    for index in range(len(parts) - 2, -1, -1):
+        if CLASS_FOLDER.fullmatch(parts[index]):
+            above = parts[index - 1] if index > 0 else None
+            return label_of(parts[index]), (None if above in SPLIT_FOLDERS else above)
     return None
 
 
@@ -106,12 +111,13 @@ def hub_samples(source: str, split: str) -> Iterator[Sample]:
         )
         metadata.update({k: v for k, v in row.items() if k not in known and _plain(v)})
         metadata.setdefault("source", f"{PREFIX}{source}")
-        subset = row.get("subset") or row.get("generator") or _subset_from_path(path) or "all"
+        found = class_folder(path) if path else None
+        subset = row.get("subset") or row.get("generator") or (found[1] if found else None) or "all"
         sample_id = row.get("id") or (_relative(path, local) if path else None) or f"{index:07d}"
         yield Sample(
             id=str(sample_id),
             image=bytes(raw),
-            label=_label_of(row.get("label"), names),
+            label=label_of(row.get("label"), names),
             subset=str(subset),
             split=split,
             metadata=metadata,

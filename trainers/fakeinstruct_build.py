@@ -31,8 +31,7 @@ IMAGE_TOKENS = {"llava": "<image>", "owl2": "<|image|>"}
 
 def load_records(path: Path) -> list[dict[str, Any]]:
     """FakeChain records from a JSON list or JSON lines; image paths relative to the file's folder."""
-    text = path.read_text(encoding="utf-8")
-    records = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x]
+    records = load_records_plain(path)
     for record in records:
         if "image" not in record or "authenticity" not in record:
             raise ValueError(f"{path}: a record needs image and authenticity: {record}")
@@ -46,23 +45,21 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 def records_from_folder(root: Path) -> list[dict]:
     """One record per image below ``root`` inside a class folder (``0_real`` / ``real`` / ``1_fake`` / ``fake``);
-    the folder above the class folder names the generator."""
-    from harness.hf_data import _label_of
+    the folder above the class folder names the generator (:func:`harness.hf_data.class_folder`)."""
+    from harness.hf_data import class_folder
 
     records = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
-        classes = [i for i, part in enumerate(path.parts) if part.lower() in ("0_real", "real", "1_fake", "fake")]
-        if not classes:
+        found = class_folder(path.relative_to(root))
+        if found is None:
             continue
-        index = classes[-1]
-        label = _label_of(path.parts[index], None)
-        generator = path.parts[index - 1] if index > len(root.parts) else "unknown"
+        label, generator = found
         records.append(
             {
                 "id": path.relative_to(root).as_posix(),
                 "image": str(path),
                 "authenticity": "fake" if label == 1 else "real",
-                "generator": generator,
+                "generator": generator or "unknown",
                 "reasoning": "",
                 "categories": [],
             }
@@ -173,15 +170,10 @@ def to_backbone(instructions: list[dict], backbone: str) -> list[dict]:
     return out
 
 
-def estimate_calls(records: list[dict], parts: set[int], builder: Any) -> tuple[int, int]:
-    """LLM calls at most: (multimodal reasoning calls, text calls) for these records and parts."""
-    text = 0
-    for record in records:
-        if parts & {2, 3, 4}:
-            text += (2 in parts) + (4 in parts)
-            if 3 in parts:
-                text += 1 + builder.n_part3 + builder.n_mcq  # the question set, and a contamination check each
-    return 0, text
+def estimate_calls(records: list[dict], parts: set[int], builder: Any) -> int:
+    """Text LLM calls at most for these records and parts."""
+    per_record = (2 in parts) + (4 in parts) + ((1 + builder.n_part3 + builder.n_mcq) if 3 in parts else 0)
+    return len(records) * per_record  # Part 3: the question set, and a contamination check per question
 
 
 def summary(instructions: list[dict], stats: dict[str, int], extra: Counter) -> str:
@@ -238,7 +230,7 @@ def main(args: Any, plugins: Any) -> int:
         llm_args = {"max_tokens": 1024, **parse_kv(args.llm)}  # Parts 2-4 answer with JSON lists, not one word
         llm = CachedLLM(build_judge(plugins, "openai", llm_args), cache)
     builder = FakeInstructBuilder(llm=llm, seed=args.seed, contamination_filter=not args.no_filter)
-    _, text_calls = estimate_calls([r for r in records if r.get("reasoning")], parts, builder)
+    text_calls = estimate_calls([r for r in records if r.get("reasoning")], parts, builder)
     print(f"{len(records)} records, parts {sorted(parts)}: at most {text_calls} text LLM calls (cached ones are free)")
     without = sum(1 for r in records if not r.get("reasoning"))
     if without and parts & {2, 3, 4}:

@@ -24,6 +24,7 @@ environment versions, per-step losses and the frozen-encoder check (its weights 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     module = engine.module
     stage = config["zero_optimization"].get("stage", 0)
     params = list(module.parameters())
-    gather = deepspeed.zero.GatheredParameters(params, modifier_rank=0) if stage == 3 else _Nothing()
+    gather = deepspeed.zero.GatheredParameters(params, modifier_rank=0) if stage == 3 else contextlib.nullcontext()
     with gather:
         encoder_after = tensor_digest(module.get_model().vision_model)
         if rank == 0:
@@ -240,14 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         (out / "harness_training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         print(json.dumps({"done": str(out), "steps": step, "encoder_unchanged": encoder_before == encoder_after}))
     return 0
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 if __name__ == "__main__":
