@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bench_data import list_task_plugins, timed_evaluation, timed_runs, write_jpegs
 
@@ -102,52 +101,23 @@ def real_server(args: argparse.Namespace) -> int:
 # -- stand-in engines ----------------------------------------------------------------------------------
 
 
-class Engines:
-    """``n`` stand-in engine processes; ``with Engines(...) as urls:``."""
+@contextlib.contextmanager
+def engines(n: int, latency: float, capacity: int) -> Iterator[list[str]]:
+    """``n`` stand-in engine processes, started and stopped by the harness's own launcher; yields their URLs."""
+    from harness.plugins.vllm_launcher import VllmLauncher
 
-    def __init__(self, n: int, latency: float, capacity: int) -> None:
-        from harness.plugins.vllm_launcher import free_port
-
-        self.ports = [free_port() for _ in range(n)]
-        self.processes = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "harness.standin_engine",
-                    "--port",
-                    str(port),
-                    "--latency",
-                    str(latency),
-                    "--capacity",
-                    str(capacity),
-                    "--served-model-name",
-                    "standin",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            for port in self.ports
-        ]
-
-    def __enter__(self) -> list[str]:
-        deadline = time.monotonic() + 60
-        for port in self.ports:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("stand-in engine did not start") from None
-                    time.sleep(0.05)
-        return [f"http://127.0.0.1:{port}/v1" for port in self.ports]
-
-    def __exit__(self, *exc: Any) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            process.wait()
+    launcher = VllmLauncher(
+        "standin",
+        n,
+        command=f"{sys.executable} -m harness.standin_engine {{model}} --port {{port}} --served-model-name {{name}} "
+        f"--latency {latency} --capacity {capacity}",
+        grace=5,
+    )
+    launcher.start()
+    try:
+        yield launcher.base_urls
+    finally:
+        launcher.stop()
 
 
 def two_task_plugins(manifest: Path) -> Any:
@@ -222,7 +192,7 @@ def standin(args: argparse.Namespace) -> int:
     os.environ.setdefault("HARNESS_API_KEY", "EMPTY")
     with tempfile.TemporaryDirectory() as tmp:
         manifest = write_jpegs(Path(tmp) / "jpegs", args.images, size=(256, 192))
-        with Engines(1, args.latency, args.capacity) as urls:
+        with engines(1, args.latency, args.capacity) as urls:
             harness_rate(manifest, urls, 8, args.max_tokens)  # warm-up: imports, connections
             for concurrency in args.concurrencies:
                 ideal = min(concurrency, args.capacity) / args.latency
@@ -243,7 +213,7 @@ def standin(args: argparse.Namespace) -> int:
                 )
         scaling = {}
         for n in (1, args.endpoints):
-            with Engines(n, args.latency, args.endpoint_capacity) as urls:
+            with engines(n, args.latency, args.endpoint_capacity) as urls:
                 scaling[n], failed = harness_rate(manifest, urls, args.scaling_concurrency, args.max_tokens)
             ideal = min(args.scaling_concurrency, n * args.endpoint_capacity) / args.latency
             rows.append(

@@ -7,6 +7,7 @@ import what they need when they run, so ``harness ls models`` never imports torc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -478,7 +479,7 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return 1
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
-        figures = BoardSpec(**{**spec.__dict__, "plots": ["roc", "subset_bars"]})
+        figures = dataclasses.replace(spec, plots=["roc", "subset_bars"])
         if not figures.metrics:
             figures.metrics = [args.metric or (results[0]["task"]["main_metric"] if results else "auc")]
         drawn = render_plots(figures, results, args.plots, "figure")

@@ -303,11 +303,14 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             out_dir / name,
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
-    text = json.dumps(results, indent=2, ensure_ascii=False, default=str)
-    _atomic_write(out_dir / f"results_{stamp}.json", text + "\n")
+    _atomic_write(out_dir / f"results_{stamp}.json", _results_text(results))
     path = out_dir / "results.json"
-    _atomic_write(path, text[:-1] + ',\n  "latest": true\n}\n')  # the latest run, marked
+    _atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
     return path
+
+
+def _results_text(results: dict[str, Any]) -> str:
+    return json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:

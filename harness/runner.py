@@ -565,15 +565,7 @@ class Evaluator:
         cache as it arrives; the returned function waits for this split's answers and gives its records."""
         if self._stream is None:
             self._stream = RequestStream(self.model, self.model.in_flight_limit())
-        bar = progress_bar(
-            total=len(items),
-            initial=len(items) - len(pending),
-            desc=f"{task_name} [{self.model_name}]",
-            unit="img",
-            enabled=self.config.progress,
-            dynamic_ncols=True,
-            leave=True,  # the finished task's bar stays on screen
-        )
+        bar = self._task_bar(f"{task_name} [{self.model_name}]", len(items), len(items) - len(pending))
 
         def done(item: WorkItem, prediction: Prediction, seconds: float) -> None:  # in the stream's threads
             if prediction.ok and self.config.use_cache and item.key:
@@ -592,6 +584,18 @@ class Evaluator:
             return [item.record for item in items if item.record is not None]
 
         return collect
+
+    def _task_bar(self, desc: str, total: int, done: int) -> Any:
+        """A task's progress bar; it stays on screen when the task is finished."""
+        return progress_bar(
+            total=total,
+            initial=done,
+            desc=desc,
+            unit="img",
+            enabled=self.config.progress,
+            dynamic_ncols=True,
+            leave=True,
+        )
 
     @staticmethod
     def _payload(prediction: Prediction, seconds: float) -> dict[str, Any]:
@@ -612,15 +616,7 @@ class Evaluator:
         rank, world = rank_world()
         n_done = len(items) - len(pending) - len(others)
         label = f"{task_name} [{self.model_name}]" + (f" rank {rank}/{world}" if world > 1 else "")
-        bar = progress_bar(
-            total=len(pending) + n_done if world > 1 else len(items),
-            initial=n_done,
-            desc=label,
-            unit="img",
-            enabled=self.config.progress,
-            dynamic_ncols=True,
-            leave=True,  # the finished task's bar stays on screen
-        )
+        bar = self._task_bar(label, len(pending) + n_done if world > 1 else len(items), n_done)
         try:
             size = self.auto_batch or max(1, int(self.config.batch_size))
             position = 0

@@ -58,14 +58,11 @@ def logits_for(messages: Any) -> list[float]:
     return [rng.gauss(0.0, 3.0) for _ in VOCAB]
 
 
-def _last_text(messages: Any) -> str:
-    """The text parts of the last message."""
-    if not messages:
-        return ""
-    content = messages[-1].get("content", "")
+def message_text(content: Any) -> str:
+    """The text of a chat message's content: a string, or the text parts of a list of typed parts."""
     if isinstance(content, str):
         return content
-    return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return " ".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
 
 
 def log_softmax(logits: list[float]) -> list[float]:
@@ -180,7 +177,13 @@ class StandinEngine:
                     self.in_flight -= 1
                     if payload is not None:
                         self.answered += 1
-                        self.timeline.append((began, time.monotonic(), _last_text(body.get("messages"))))
+                        self.timeline.append(
+                            (
+                                began,
+                                time.monotonic(),
+                                message_text((body.get("messages") or [{}])[-1].get("content", "")),
+                            )
+                        )
                     dying = self.die_after is not None and self.answered >= self.die_after and not self.dead
                     if dying:
                         self.dead = True

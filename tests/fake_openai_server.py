@@ -20,12 +20,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def _text_of(content) -> str:
-    """The text of a message's content (a string, or a list of typed parts)."""
-    if isinstance(content, str):
-        return content
-    return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+from harness.standin_engine import message_text as _text_of
 
 
 class FakeOpenAI:
