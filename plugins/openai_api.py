@@ -9,8 +9,8 @@ through compatible endpoints, vLLM servers).
 - ``base_url`` may name several endpoints (a JSON list, or URLs separated by ``;`` or spaces: one
   ``vllm serve`` per GPU): requests go to the least-loaded one, and one that dies mid-run is taken out, its
   requests answered by the others (:mod:`harness.plugins.openai_endpoints`; recorded under ``run_notes``).
-- ``launch=N`` starts N ``vllm serve`` processes of ``model=PATH`` on the local GPUs first and stops them at
-  the end (:mod:`harness.plugins.vllm_launcher`).
+- ``launch=N`` starts N ``vllm serve`` processes of ``model=PATH`` on the local GPUs when the first request is
+  due (none for a rerun answered from the cache) and stops them at the end (:mod:`harness.plugins.vllm_launcher`).
 - ``generate``: the task's prompt at temperature 0.
 - ``score``: the FakeScope question, one answer token. ``score_method=auto`` (default) asks for the paper's
   Eq. 2 exactly where the endpoint allows it (vLLM): the anchor tokens' ids come from the server's
@@ -188,14 +188,13 @@ class OpenAIApiModel(ModelAdapter):
             "temperature": 0,
         }
 
-    def check(self) -> None:
-        """Start the engines when asked to launch them (their health is waited for here, before any data)."""
+    def setup(self, device: str = "cpu") -> None:
+        """Start the engines when asked to launch them (only now: a rerun answered from the cache starts none),
+        then create one client per endpoint."""
+        from openai import OpenAI
+
         if self.launcher is not None:
             self.launcher.start()
-
-    def setup(self, device: str = "cpu") -> None:
-        """Create one client per endpoint (no network traffic yet)."""
-        from openai import OpenAI
 
         key = os.environ.get("HARNESS_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if not key and self.base_urls == [None]:

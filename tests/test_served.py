@@ -270,6 +270,24 @@ def test_launch_runs_on_n_engines_and_stops_them(data, tmp_path):
     assert sorted(n["answered"] > 0 for n in notes["endpoints"]) == [True, True]
     assert results["model"]["fingerprint"]["base_url"] == "launched: /models/fakescope-llava"
     assert notes["score_methods"] == {"eq2": 20}
+    launched: list[VllmLauncher] = []
+    original = VllmLauncher.start
+
+    def start(self):
+        launched.append(self)
+        original(self)
+
+    VllmLauncher.start = start
+    try:
+        [again] = run(
+            data,
+            tmp_path / "out",
+            {"model": "/models/fakescope-llava", "launch": 2, "launch_command": standin_command(),
+             "launch_args": "--logprobs-mode processed_logprobs"},
+        )  # fmt: skip
+    finally:
+        VllmLauncher.start = original
+    assert again.n_cached == 20 and launched == [], "a rerun answered from the cache starts no engine"
     import urllib.request
 
     for endpoint in notes["endpoints"]:
@@ -286,7 +304,8 @@ def test_launch_stops_the_engines_on_interrupt(data, tmp_path, monkeypatch):
         original(self)
 
     monkeypatch.setattr(VllmLauncher, "start", start)
-    monkeypatch.setattr(Evaluator, "_start_task", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # interrupted once the engines are up and the first requests are about to go
+    monkeypatch.setattr(Evaluator, "_submit", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path / "out", {"model": "m", "launch": 2, "launch_command": standin_command()})
     [launcher] = launched
