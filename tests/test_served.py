@@ -256,7 +256,21 @@ def standin_command() -> str:
     return f"{sys.executable} -m harness.standin_engine {{model}} --port {{port}} --served-model-name {{name}}"
 
 
-def test_launch_runs_on_n_engines_and_stops_them(data, tmp_path):
+@pytest.fixture()
+def launched(monkeypatch) -> list[VllmLauncher]:
+    """Every launcher whose engines a test's runs start."""
+    started: list[VllmLauncher] = []
+    original = VllmLauncher.start
+
+    def start(self):
+        started.append(self)
+        original(self)
+
+    monkeypatch.setattr(VllmLauncher, "start", start)
+    return started
+
+
+def test_launch_runs_on_n_engines_and_stops_them(data, tmp_path, launched):
     [outcome] = run(
         data,
         tmp_path / "out",
@@ -270,24 +284,13 @@ def test_launch_runs_on_n_engines_and_stops_them(data, tmp_path):
     assert sorted(n["answered"] > 0 for n in notes["endpoints"]) == [True, True]
     assert results["model"]["fingerprint"]["base_url"] == "launched: /models/fakescope-llava"
     assert notes["score_methods"] == {"eq2": 20}
-    launched: list[VllmLauncher] = []
-    original = VllmLauncher.start
-
-    def start(self):
-        launched.append(self)
-        original(self)
-
-    VllmLauncher.start = start
-    try:
-        [again] = run(
-            data,
-            tmp_path / "out",
-            {"model": "/models/fakescope-llava", "launch": 2, "launch_command": standin_command(),
-             "launch_args": "--logprobs-mode processed_logprobs"},
-        )  # fmt: skip
-    finally:
-        VllmLauncher.start = original
-    assert again.n_cached == 20 and launched == [], "a rerun answered from the cache starts no engine"
+    [again] = run(
+        data,
+        tmp_path / "out",
+        {"model": "/models/fakescope-llava", "launch": 2, "launch_command": standin_command(),
+         "launch_args": "--logprobs-mode processed_logprobs"},
+    )  # fmt: skip
+    assert again.n_cached == 20 and len(launched) == 1, "a rerun answered from the cache starts no engine"
     import urllib.request
 
     for endpoint in notes["endpoints"]:
@@ -295,15 +298,7 @@ def test_launch_runs_on_n_engines_and_stops_them(data, tmp_path):
             urllib.request.urlopen(endpoint["base_url"].replace("/v1", "/health"), timeout=1)
 
 
-def test_launch_stops_the_engines_on_interrupt(data, tmp_path, monkeypatch):
-    launched: list[VllmLauncher] = []
-    original = VllmLauncher.start
-
-    def start(self):
-        launched.append(self)
-        original(self)
-
-    monkeypatch.setattr(VllmLauncher, "start", start)
+def test_launch_stops_the_engines_on_interrupt(data, tmp_path, monkeypatch, launched):
     # interrupted once the engines are up and the first requests are about to go
     monkeypatch.setattr(Evaluator, "_submit", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
