@@ -5,8 +5,17 @@ fingerprint (name, args, checkpoint hash), the task fingerprint (version and
 config), the request (kind, prompt, generation parameters) and the sample's
 content hash. Answers are committed batch by batch in WAL mode, so a run killed
 with ``kill -9`` loses at most the batch in flight, and rerunning the same
-command recomputes nothing that finished. Errors are never cached: a failed
-sample is retried on the next run.
+command recomputes nothing that finished. Transient errors are never cached: a
+failed sample is retried on the next run. A failure that asking again would
+repeat (the endpoint answered, but the answer cannot be scored) is cached as a
+failure, so a rerun does not pay for it again (``--retry-failed`` asks again).
+
+Each stored payload carries a checksum of its text: an entry damaged on disk is
+not trusted (it is asked again, and counted in :attr:`ResponseCache.damaged`).
+A cache file the user cannot write (``--use-cache`` on a read-only copy) is read
+without being changed: answers of the run are then not kept, and the runner says
+so. A file that is not a SQLite database, or a damaged one, stops the run with
+one line naming it (:class:`harness.storage.StorageError`).
 
 File content hashes are memoised under (path, size, mtime) so that a rerun over
 a large benchmark does not re-read every image.
@@ -30,6 +39,7 @@ from typing import Any, Iterable
 
 from harness.fingerprint import hash_bytes, hash_file, hash_obj
 from harness.records import Request, Sample
+from harness.storage import StorageError, describe_os_error
 
 SCHEMA_VERSION = 1
 
@@ -45,8 +55,30 @@ class ResponseCache:
         #: under torchrun: this rank's own file (written), the shared one attached read-only as ``shared``
         self.rank = rank
         self.shared = False
+        #: the file exists but cannot be written: read it, keep nothing new (``unsaved`` counts what was lost)
+        self.read_only = False
+        self.unsaved = 0
+        #: entries whose payload failed its checksum (not trusted: asked again)
+        self.damaged = 0
+        try:
+            self._open(rank)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc, "open") from exc
+        except OSError as exc:
+            raise describe_os_error(exc, self.path or ":memory:", "open the response cache") from exc
+
+    def _open(self, rank: int | None) -> None:
         if self.path is None:
             self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        elif rank is None and _read_only(self.path):
+            # a copy the user cannot write: read it as it is (no WAL switch, no new tables, and no shared-memory or
+            # WAL file beside it, which a read-only folder could not take anyway: the file is opened as immutable)
+            self.read_only = True
+            uri = self.path.resolve().as_uri() + "?mode=ro&immutable=1"
+            self._db = sqlite3.connect(uri, timeout=60, check_same_thread=False, uri=True)
+            self._db.execute("SELECT COUNT(*) FROM responses").fetchone()  # fails here if it is no cache at all
+            self._checksums = "checksum" in self._columns("responses")
+            return
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             own = self.path if rank is None else rank_file(self.path, rank)
@@ -57,17 +89,32 @@ class ResponseCache:
             else:  # URIs on, for the read-only ATTACH below
                 self._db = sqlite3.connect(own.resolve().as_uri(), timeout=60, check_same_thread=False, uri=True)
         self._setup_schema(wal=rank is None)
+        self._checksums = True
         if rank is not None and self.path is not None:
             uri = self.path.resolve().as_uri() + "?mode=ro"
             self._db.execute("ATTACH DATABASE ? AS shared", (uri,))
             self.shared = True
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _error(self, exc: BaseException, action: str) -> StorageError:
+        """One line for a SQLite failure on this cache: the file, what happened, what to do."""
+        text = str(exc)
+        if "disk is full" in text or "disk I/O" in text or "readonly" in text:
+            return describe_os_error(exc, self.path or ":memory:", f"{action} the response cache")
+        return StorageError(
+            f"response cache {self.path}: {text} (the file is not a usable cache: move it aside to start a new one, "
+            "or run with --no-cache)"
+        )
 
     def _setup_schema(self, deadline_s: float = 60.0, wal: bool = True) -> None:
         """WAL mode (one process's file: rollback journal) and tables. Processes opening a *new* file together
         can get "database is locked" here without SQLite's busy handler being called, so retry with backoff."""
         statements = ([] if self.path is None or not wal else ["PRAGMA journal_mode=WAL"]) + [
             "PRAGMA synchronous=NORMAL",
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, payload TEXT NOT NULL, created REAL NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, payload TEXT NOT NULL, created REAL NOT NULL, "
+            "checksum TEXT)",
             "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
             "sha256 TEXT)",
         ]
@@ -76,9 +123,13 @@ class ResponseCache:
             try:
                 for statement in statements:
                     self._db.execute(statement)
+                if "checksum" not in self._columns("responses"):  # a cache written before checksums: keep it
+                    self._db.execute("ALTER TABLE responses ADD COLUMN checksum TEXT")
                 self._db.commit()
                 return
             except sqlite3.OperationalError as exc:
+                if "duplicate column" in str(exc):  # another process added it first
+                    continue
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
@@ -105,10 +156,11 @@ class ResponseCache:
         if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns and not self.rehash:
             return row[2]
         digest = hash_file(path)
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (key, stat.st_size, stat.st_mtime_ns, digest)
-            )
+        if not self.read_only:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (key, stat.st_size, stat.st_mtime_ns, digest)
+                )
         return digest
 
     @staticmethod
@@ -127,39 +179,83 @@ class ResponseCache:
 
     # -- storage -----------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Cached payloads for the keys that have one."""
+        """Cached payloads for the keys that have one; an entry whose text fails its checksum is left out (and
+        counted in :attr:`damaged`), so it is asked again instead of trusted."""
         keys = list(keys)
         found: dict[str, dict[str, Any]] = {}
+        column = "checksum" if self._checksums else "NULL"
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                tables = ["responses"] + (["shared.responses"] if self.shared else [])
-                for table in reversed(tables):  # this rank's own answers win
-                    for key, payload in self._db.execute(
-                        f"SELECT key, payload FROM {table} WHERE key IN ({marks})", chunk
-                    ):
-                        found[key] = json.loads(payload)
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    tables = ["responses"] + (["shared.responses"] if self.shared else [])
+                    for table in reversed(tables):  # this rank's own answers win
+                        for key, payload, checksum in self._db.execute(
+                            f"SELECT key, payload, {column} FROM {table} WHERE key IN ({marks})", chunk
+                        ):
+                            if checksum is not None and checksum != payload_checksum(payload):
+                                self.damaged += 1
+                                continue
+                            try:
+                                found[key] = json.loads(payload)
+                            except ValueError:
+                                self.damaged += 1
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc, "read") from exc
         return found
 
     def put_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        """Store payloads in one transaction (committed before returning)."""
+        """Store payloads in one transaction (committed before returning), each with its checksum."""
         now = time.time()
-        rows = [(key, json.dumps(payload, sort_keys=True), now) for key, payload in items]
+        texts = [(key, json.dumps(payload, sort_keys=True)) for key, payload in items]
+        rows = [(key, text, now, payload_checksum(text)) for key, text in texts]
+        if self.read_only:
+            self.unsaved += len(rows)
+            return
         with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?)", rows)
-            self._db.commit()
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO responses (key, payload, created, checksum) VALUES (?,?,?,?)", rows
+                )
+                self._db.commit()
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc, "write to") from exc
 
     def flush(self) -> None:
         """Commit pending file-hash rows."""
         with self._lock:
-            self._db.commit()
+            try:
+                self._db.commit()
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc, "write to") from exc
 
     def close(self) -> None:
-        """Commit and close the database."""
+        """Commit and close the database (closing twice is harmless)."""
         with self._lock:
-            self._db.commit()
-            self._db.close()
+            if self._db is None:
+                return
+            try:
+                self._db.commit()
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc, "write to") from exc
+            finally:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+
+def payload_checksum(text: str) -> str:
+    """The checksum stored beside a payload's text (the first 16 hex digits of its SHA-256)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _read_only(path: Path) -> bool:
+    """Whether ``path`` is an existing file this process cannot write (or whose folder it cannot write)."""
+    if not path.exists():
+        return False
+    return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
 
 
 def rank_file(path: Path, rank: int) -> Path:
@@ -178,7 +274,10 @@ def merge_rank_files(path: Path, world: int, remove: bool = False) -> int:
             if not part.exists():
                 continue
             db.execute("ATTACH DATABASE ? AS part", (str(part),))
-            copied += db.execute("INSERT OR REPLACE INTO responses SELECT * FROM part.responses").rowcount
+            copied += db.execute(
+                "INSERT OR REPLACE INTO responses (key, payload, created, checksum) "
+                "SELECT key, payload, created, checksum FROM part.responses"
+            ).rowcount
             db.execute("INSERT OR REPLACE INTO file_hashes SELECT * FROM part.file_hashes")
             db.commit()
             db.execute("DETACH DATABASE part")

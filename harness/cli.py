@@ -19,6 +19,8 @@ from harness.cli_args import parse_kv
 from harness.interfaces import ModelLoadError
 from harness.plugin_manager import HarnessPlugins, get_plugins
 from harness.registry import RegistryError, UnknownNameError
+from harness.run_lock import RunLockedError
+from harness.storage import StorageError
 
 EPILOG = """examples:
   harness ls tasks
@@ -487,8 +489,10 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     if plots:
         markdown += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
     if args.output:
+        from harness.storage import atomic_write
+
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(markdown, encoding="utf-8")
+        atomic_write(args.output, markdown)  # a kill mid-write leaves the earlier board, never a truncated one
         print(f"leaderboard written to {args.output}")
     else:
         print(markdown)
@@ -507,7 +511,30 @@ def _take_include_paths(argv: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``harness`` console script."""
+    """Entry point of the ``harness`` console script: :func:`run_command`, then an exit that a late Ctrl-C cannot
+    turn into a death by signal (the work is done and written by then: the exit code stays the command's)."""
+    code = run_command(argv)
+    if argv is None and threading_main():
+        import signal
+
+        def _exit_now(signum: int, frame: object) -> None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+        signal.signal(signal.SIGINT, _exit_now)
+    return code
+
+
+def threading_main() -> bool:
+    """Whether this is the main thread (only it may set signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; every known failure is one line on stderr and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _take_include_paths(argv)
     plugins = get_plugins() if not os.environ.get("HARNESS_INCLUDE_PATH") else HarnessPlugins()
@@ -533,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 2
-    except (RegistryError, ValueError, FileNotFoundError, ModelLoadError) as exc:
+    except (RegistryError, ValueError, FileNotFoundError, ModelLoadError, StorageError, RunLockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if os.environ.get("HARNESS_DEBUG"):
             raise

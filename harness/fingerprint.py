@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 CHUNK = 1 << 20
 
@@ -46,10 +47,29 @@ def hash_path(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def hash_path_memo(path: str | Path) -> str:
-    """:func:`hash_path`, with each file's hash memoised by (path, size, mtime) in the harness cache.
+#: set by ``harness run --rehash``: checkpoint files are read again whatever their memo says
+_REHASH = False
 
-    Multi-gigabyte checkpoints are then read once, not at every run.
+
+@contextmanager
+def rehashing(enabled: bool = True) -> Iterator[None]:
+    """Within the block, :func:`hash_path_memo` reads every file again instead of trusting its memo."""
+    global _REHASH
+    previous, _REHASH = _REHASH, bool(enabled) or _REHASH
+    try:
+        yield
+    finally:
+        _REHASH = previous
+
+
+def hash_path_memo(path: str | Path) -> str:
+    """:func:`hash_path`, with each file's hash memoised in the harness cache.
+
+    Multi-gigabyte checkpoints are then read once, not at every run. The memo holds while the file's size,
+    modification time, status-change time and inode are unchanged: a checkpoint rewritten in place with its
+    size and modification time restored (``touch -r``, ``cp --preserve``) still changes its status-change time,
+    which no user command can set back, so its new content is hashed. Inside :func:`rehashing` (``--rehash``)
+    nothing is trusted.
     """
     import sqlite3
 
@@ -62,21 +82,22 @@ def hash_path_memo(path: str | Path) -> str:
     db = sqlite3.connect(str(memo_path), timeout=60)
     try:
         db.execute(
-            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
+            "CREATE TABLE IF NOT EXISTS file_memo (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+            "ctime_ns INTEGER, inode INTEGER, sha256 TEXT)"
         )
         digest = hashlib.sha256()
         file_hash = ""
         for file in files:
             stat = file.stat()
-            row = db.execute("SELECT size, mtime_ns, sha256 FROM hashes WHERE path=?", (str(file),)).fetchone()
-            if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
-                file_hash = row[2]
+            identity = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+            row = db.execute(
+                "SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM file_memo WHERE path=?", (str(file),)
+            ).fetchone()
+            if row and tuple(row[:4]) == identity and not _REHASH:
+                file_hash = row[4]
             else:
                 file_hash = hash_file(file)
-                db.execute(
-                    "INSERT OR REPLACE INTO hashes VALUES (?,?,?,?)",
-                    (str(file), stat.st_size, stat.st_mtime_ns, file_hash),
-                )
+                db.execute("INSERT OR REPLACE INTO file_memo VALUES (?,?,?,?,?,?)", (str(file), *identity, file_hash))
                 db.commit()
             if path.is_dir():
                 digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")

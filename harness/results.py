@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness.records import SampleRecord
+from harness.storage import atomic_write, describe_os_error, publish_exclusive, remove_stale_temps
 
 RESULTS_SCHEMA = 1
 MAX_LISTED_FAILURES = 100
@@ -129,12 +130,6 @@ def provenance(plugins: Any, command: Sequence[str], config: dict[str, Any], see
         "hostname": platform.node(),
         "pid": os.getpid(),
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(text.encode("utf-8", "backslashreplace"))  # a stray undecodable name byte never aborts a write
-    os.replace(tmp, path)
 
 
 def usage_totals(
@@ -241,25 +236,35 @@ class TaskRun:
 
 
 def write_task_results(out_dir: Path, run: TaskRun) -> Path:
-    """Write ``samples.jsonl`` and ``results.json`` atomically; return the results path. ``run.exports`` are
-    extra files for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
+    """Write the run's ``samples_<time>.jsonl`` and ``results_<time>.json`` (created exclusively, never over an
+    earlier run's), then ``samples.jsonl`` and ``results.json`` as the latest run's copies; return the results
+    path. Every file is complete or absent (:mod:`harness.storage`); ``results.json`` names its samples file,
+    so a reader pairs them even if the process died between the two copies. ``run.exports`` are extra files
+    for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
     from harness.fingerprint import hash_obj
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    now = _dt.datetime.now(_dt.timezone.utc)
-    stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
-    while (out_dir / f"results_{stamp}.json").exists():  # two runs within a microsecond
-        now += _dt.timedelta(microseconds=1)
-        stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise describe_os_error(exc, out_dir, "create the results folder") from exc
+    remove_stale_temps(out_dir)
+    _remove_orphan_samples(out_dir)
     lines = "".join(json.dumps(r.to_json(), ensure_ascii=False, default=str) + "\n" for r in run.records)
-    _atomic_write(out_dir / f"samples_{stamp}.jsonl", lines)
-    _atomic_write(out_dir / "samples.jsonl", lines)
+    now = _dt.datetime.now(_dt.timezone.utc)
+    while True:  # the run's own name, taken exclusively: two runs within a microsecond never share one
+        stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
+        try:
+            publish_exclusive(out_dir / f"samples_{stamp}.jsonl", lines)
+            break
+        except FileExistsError:
+            now += _dt.timedelta(microseconds=1)
     failures = [{"sample_id": r.sample_id, "error": r.error} for r in run.records if r.error]
     model, task = run.model, run.task
     results = {
         "schema": RESULTS_SCHEMA,
         "created": now.isoformat(timespec="microseconds"),
         "run_file": f"results_{stamp}.json",
+        "samples_file": f"samples_{stamp}.jsonl",
         "model": {
             "name": run.model_name,
             **({"display_name": shown} if (shown := model.display_name()) else {}),
@@ -299,14 +304,34 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
     }
     exports = run.exports
     for name, content in (exports or {}).items():
-        _atomic_write(
+        atomic_write(
             out_dir / name,
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
-    _atomic_write(out_dir / f"results_{stamp}.json", _results_text(results))
+    publish_exclusive(out_dir / f"results_{stamp}.json", _results_text(results))
+    atomic_write(out_dir / "samples.jsonl", lines)
     path = out_dir / "results.json"
-    _atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
+    atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
     return path
+
+
+#: a run's samples file older than this with no results file beside it was left by a run that died between them
+ORPHAN_AFTER_S = 300.0
+
+
+def _remove_orphan_samples(out_dir: Path) -> None:
+    """Remove ``samples_<time>.jsonl`` files whose ``results_<time>.json`` never came (the writer died between
+    the two); a writer's own pair is seconds apart, so only files older than :data:`ORPHAN_AFTER_S` go."""
+    import time
+
+    for samples in out_dir.glob("samples_*.jsonl"):
+        stamp = samples.name[len("samples_") : -len(".jsonl")]
+        try:
+            old = time.time() - samples.stat().st_mtime > ORPHAN_AFTER_S
+        except OSError:
+            continue
+        if old and not (out_dir / f"results_{stamp}.json").exists():
+            samples.unlink(missing_ok=True)
 
 
 def _results_text(results: dict[str, Any]) -> str:
@@ -336,10 +361,25 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def samples_path(results_path: str | Path) -> Path:
+    """The samples file that belongs to a results file: ``samples_<time>.jsonl`` beside ``results_<time>.json``;
+    for ``results.json``, the run's own file it names (``samples_file``), else ``samples.jsonl``."""
+    results_path = Path(results_path)
+    stamped = re.fullmatch(r"results_(.+)\.json", results_path.name)
+    if stamped:
+        return results_path.with_name(f"samples_{stamped.group(1)}.jsonl")
+    try:
+        named = json.loads(results_path.read_text(encoding="utf-8")).get("samples_file")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    if isinstance(named, str) and re.fullmatch(r"samples_[^/\\]+\.jsonl", named):
+        if (results_path.parent / named).exists():
+            return results_path.parent / named
+    return results_path.with_name("samples.jsonl")
+
+
 def read_samples(results_path: str | Path) -> list[SampleRecord]:
-    """The per-sample records beside a results file (``samples_<time>.jsonl`` beside ``results_<time>.json``)."""
-    name = Path(results_path).name
-    stamped = re.fullmatch(r"results_(.+)\.json", name)
-    path = Path(results_path).with_name(f"samples_{stamped.group(1)}.jsonl" if stamped else "samples.jsonl")
+    """The per-sample records of a results file (:func:`samples_path`)."""
+    path = samples_path(results_path)
     with open(path, encoding="utf-8") as handle:
         return [SampleRecord.from_json(json.loads(line)) for line in handle if line.strip()]

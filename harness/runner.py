@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from harness.audit import format_shortcut_audit
 from harness.cache import ResponseCache, merge_rank_files
 from harness.distributed import rank_world
-from harness.fingerprint import hash_obj
+from harness.fingerprint import hash_obj, rehashing
 from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
 from harness.metrics_runner import compute_metrics
@@ -30,6 +30,7 @@ from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
 from harness.records import GenerationParams, Prediction, Request, Sample, SampleRecord, printable
 from harness.results import TaskRun, model_dir_name, provenance, usage_totals, write_task_results
+from harness.run_lock import RunLock
 from harness.streaming import RequestStream, describe_error, normalise_prediction
 from harness.threads import ThreadPlan, apply_threads, plan_threads
 
@@ -230,7 +231,8 @@ class Evaluator:
         self.plugins = plugins
         self.command = command or []
         self.model, self.model_name = build_model(plugins, config.model, config.model_args)
-        self.model_fp = self.model.fingerprint()
+        with rehashing(config.rehash):  # --rehash: the checkpoint's files too, not only the images
+            self.model_fp = self.model.fingerprint()
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
         self._stream: RequestStream | None = None  # one stream for the whole run, when streaming
@@ -263,6 +265,7 @@ class Evaluator:
         explicit = len(manifests) == 1 and self.config.tasks.strip() != "all"
         outcomes = []
         finished = False
+        lock = self._lock()
         try:
             self.model.check()  # weights and environment, before any data is built or listed
             if self._streaming():
@@ -286,7 +289,22 @@ class Evaluator:
                 if self.cache.rank == 0:
                     merge_rank_files(self.cache.path, rank_world()[1], remove=True)
             self.model.close()
+            if lock is not None:
+                lock.release()
         return outcomes
+
+    def _lock(self) -> RunLock | None:
+        """Hold the response cache for this run (one run per cache: none pays for another's answers); under
+        torchrun rank 0 holds it for all ranks."""
+        if self.cache.path is None or self.cache.read_only or (self.cache.rank or 0) != 0:
+            return None
+        lock = RunLock(self.cache.path, self.command)
+        try:
+            lock.acquire()
+        except BaseException:
+            self.cache.close()
+            raise
+        return lock
 
     def _streaming(self) -> bool:
         """Whether this run streams requests (a request-bound model, one process) instead of batching them."""

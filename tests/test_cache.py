@@ -47,7 +47,7 @@ def test_rank_files_are_written_apart_and_merged_by_rank_0(tmp_path):
     assert ranks[1].get_many(["old", "a", "b"]) == {"old": {"score": 0.1}, "b": {"score": 0.3}}
     assert ranks[0].get_many(["old"]) == {"old": {"score": 0.9}}, "a rank's own answer wins"
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        ranks[1]._db.execute("INSERT INTO shared.responses VALUES ('x', '{}', 0)")
+        ranks[1]._db.execute("INSERT INTO shared.responses VALUES ('x', '{}', 0, NULL)")
     assert rank_file(shared, 1).is_file()
     assert merge_rank_files(shared, 2) == 3
     assert ranks[1].get_many(["a"]) == {"a": {"score": 0.2}}, "after the merge every rank sees every answer"
