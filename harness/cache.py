@@ -210,10 +210,10 @@ class ResponseCache:
         now = time.time()
         texts = [(key, json.dumps(payload, sort_keys=True)) for key, payload in items]
         rows = [(key, text, now, payload_checksum(text)) for key, text in texts]
-        if self.read_only:
-            self.unsaved += len(rows)
-            return
         with self._lock:
+            if self.read_only or self._db is None:  # read-only, or closed while a late answer came in
+                self.unsaved += len(rows)
+                return
             try:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO responses (key, payload, created, checksum) VALUES (?,?,?,?)", rows

@@ -148,9 +148,17 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument(
         "--rehash",
         action="store_true",
-        help="read every image again to hash it: the cache knows a file by its content hash, memoised "
-        "by path, size and modification time; a file rewritten with the same size and time would "
+        help="read every image and checkpoint file again to hash it: the cache knows a file by its content hash, "
+        "memoised by path, size and modification time; a file rewritten with the same size and time would "
         "otherwise reuse its old answers",
+    )
+    run.add_argument(
+        "--retry-failed",
+        "--retry_failed",
+        action="store_true",
+        help="ask again the failures the cache kept because asking again would repeat them (an endpoint's "
+        "answer without log-probabilities, a judge request refused as too long); transient failures "
+        "(timeouts, 5xx) are never kept and are always asked again",
     )
     run.add_argument(
         "--bootstrap",
@@ -327,6 +335,7 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         task_args=parse_kv(args.task_args),
         extra_metrics=[m for m in args.extra_metrics.split(",") if m],
         rehash=args.rehash,
+        retry_failed=args.retry_failed,
         gen_kwargs=parse_kv(args.gen_kwargs),
         cache_path=args.use_cache,
     )

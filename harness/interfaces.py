@@ -98,6 +98,12 @@ class ModelAdapter(ABC):
         used, failovers), recorded under ``model.run_notes`` in each results file; ``{}`` when nothing."""
         return {}
 
+    def run_usage(self) -> dict[str, dict[str, Any]]:
+        """Calls the model made so far in this run that belong to no sample (a paid API's probes), by source
+        name, each ``{"requests", "prompt_tokens", "completion_tokens"[, "cost_usd"]}``; counted in the results'
+        ``usage`` with the samples' own. ``{}`` when none (every local model)."""
+        return {}
+
     def score_batch(self, inputs: Sequence[Any]) -> Sequence[float]:
         """P(fake) for each prepared input, in order."""
         raise NotImplementedError(f"{type(self).__name__} does not serve score requests")
@@ -226,6 +232,8 @@ class MetricContext:
     #: the run's plugin manager (:class:`harness.plugin_manager.HarnessPlugins`), for metrics that build
     #: registered components (the judge metrics)
     plugins: Any = None
+    #: ``--retry-failed``: metrics that make calls ask again what their cache kept as a failure
+    retry_failed: bool = False
 
 
 class Metric(ABC):
@@ -246,6 +254,10 @@ class Metric(ABC):
     #: the rest, so a fake-only subset's accuracy is its fake recall, as each upstream script computes
     #: it per folder.
     pairs_with_real_pool: ClassVar[bool] = False
+    #: Whether the per-sample values come from paid calls (an LLM judge). The runner computes them once per run,
+    #: while it calls the model (:func:`harness.metrics_runner.make_metric_calls`); aggregation, the bootstrap and
+    #: the report never call: a sample without a value is left out and counted.
+    makes_calls: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
@@ -270,7 +282,11 @@ class Metric(ABC):
 
 
 class JudgeError(Exception):
-    """A judge call that failed (after the client's retries): the sample is not scored, never scored 0."""
+    """A judge call that failed (after the retries): the sample is not scored, never scored 0.
+    ``deterministic``: asking again would fail the same way (the request itself was refused), so the failure is
+    cached like an answer; otherwise (timeouts, 5xx) the next run asks again."""
+
+    deterministic: bool = False
 
 
 class Judge(ABC):

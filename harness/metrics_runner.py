@@ -87,13 +87,39 @@ def bootstrap_interval(
         return stratified_bootstrap_ci(
             labels, lambda idx: from_arrays(labels[idx], scores[idx], context), n_resamples, context.seed
         )
-    per_sample = [r.metrics.get(metric.name) for r in records]
-    if all(v is not None for v in per_sample) and getattr(metric, "mean_of_per_sample", False):
-        values = np.array(per_sample, dtype=np.float64)
+    if getattr(metric, "mean_of_per_sample", False):
+        # a mean of per-sample values: resample the samples that have one (those without are left out of the
+        # value too, e.g. judge failures); never recomputed, so a metric that makes calls makes none here
+        having = [r for r in records if r.metrics.get(metric.name) is not None]
+        if not having:
+            return None
+        labels = np.array([r.label for r in having])
+        values = np.array([r.metrics[metric.name] for r in having], dtype=np.float64)
         return stratified_bootstrap_ci(labels, lambda idx: float(values[idx].mean()), n_resamples, context.seed)
     return stratified_bootstrap_ci(
         labels, lambda idx: metric.aggregate([records[i] for i in idx], context).value, n_resamples, context.seed
     )
+
+
+def per_sample_values(
+    metrics: Sequence[Metric], records: Sequence[SampleRecord], context: MetricContext | None, calls: bool
+) -> None:
+    """Each metric's per-sample values, written into ``record.metrics`` where not there yet: the metrics that
+    make calls (``calls=True``) or the others (``calls=False``)."""
+    for metric in metrics:
+        if metric.depends_on or metric.makes_calls != calls:
+            continue
+        candidates = [r for r in usable(records, metric.requires) if metric.name not in r.metrics]
+        for record, value in zip(candidates, metric.per_sample_batch(candidates, context)):
+            if value is not None:
+                record.metrics[metric.name] = value
+
+
+def make_metric_calls(metrics: Sequence[Metric], records: Sequence[SampleRecord], context: MetricContext) -> None:
+    """The execute stage's part of the metrics: the per-sample values of the metrics that make paid calls (the LLM
+    judges), asked once per run (each distinct prompt once, cached); afterwards :func:`compute_metrics` with
+    ``calls=False`` reports without calling anything."""
+    per_sample_values(metrics, records, context, calls=True)
 
 
 def compute_metrics(
@@ -106,6 +132,7 @@ def compute_metrics(
     seen: Iterable[str] | None = None,
     breakdowns: Iterable[str] = (),
     average_over: str = "generators",
+    calls: bool = True,
 ) -> dict[str, Any]:
     """Per-sample values (written into ``record.metrics``), then the aggregates described above.
 
@@ -119,16 +146,13 @@ def compute_metrics(
     :attr:`Task.average_over`) says whether ``groups.mean_over_subsets`` exists (every
     subset, AntifakePrompt's "Avg") besides ``mean_over_generators``; ``groups.average``
     names the benchmark's own average. ``bootstrap`` > 0 adds label-stratified 95%
-    intervals to the overall values.
+    intervals to the overall values. ``calls=False`` (the runner, after :func:`make_metric_calls`): the metrics
+    that make paid calls are not asked for values here; what they have is reported, nothing is called.
     """
     context = context or MetricContext()
-    for metric in metrics:
-        if metric.depends_on:
-            continue
-        candidates = [r for r in usable(records, metric.requires) if metric.name not in r.metrics]
-        for record, value in zip(candidates, metric.per_sample_batch(candidates, context)):
-            if value is not None:
-                record.metrics[metric.name] = value
+    if calls:
+        make_metric_calls(metrics, records, context)
+    per_sample_values(metrics, records, context, calls=False)
 
     overall = _evaluate(metrics, records, context)
     if bootstrap > 0:

@@ -100,6 +100,10 @@ class Prediction:
     text: str | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with ``error``: asking again would fail the same way (the endpoint answered, but its answer cannot be
+    #: used: no log-probabilities, no anchor among them). Cached as a failure, so a rerun does not pay for it
+    #: again; ``--retry-failed`` asks again. Transient failures (timeouts, 5xx) are never cached.
+    deterministic: bool = False
 
     @property
     def ok(self) -> bool:

@@ -136,22 +136,27 @@ def usage_totals(
     records: Sequence[SampleRecord],
     calibration: Sequence[SampleRecord] = (),
     judges: dict[str, dict[str, Any]] | None = None,
+    model_calls: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """Summed token usage and cost of every API call a run made: the evaluated split's and the calibration
-    split's model requests (``all``: cached ones included, ``this_run``: made now), plus the LLM judges' calls
-    (always this run), each also under ``by_source``."""
+    """Summed requests, token usage and cost of every API call a run made: the evaluated split's and the
+    calibration split's model requests (``all``: cached ones included, ``this_run``: made now), the model's
+    calls that belong to no sample (``model_calls``, e.g. probes; this run) and the LLM judges' calls (this
+    run), each also under ``by_source``. ``requests`` counts every attempt a server received, retries and
+    failed requests included (a record's ``extra.attempts``)."""
     totals = _usage_of(records)
     sources: dict[str, Any] = {}
     if totals:
-        sources["evaluated_split"] = totals.get("this_run", {"requests": 0})
+        sources["evaluated_split"] = dict(totals.get("this_run", _bucket()))  # a copy: the totals grow below
     cal = _usage_of(calibration)
     if cal:
-        sources["calibration_split"] = cal.get("this_run", {"requests": 0})
+        sources["calibration_split"] = dict(cal.get("this_run", _bucket()))
         for scope, bucket in cal.items():
             _add(totals.setdefault(scope, _bucket()), bucket)
-    for name, usage in (judges or {}).items():
+    others = {f"model:{k}": v for k, v in (model_calls or {}).items()}
+    others.update({f"judge:{k}": v for k, v in (judges or {}).items()})
+    for name, usage in others.items():
         if usage and usage.get("requests"):
-            sources[f"judge:{name}"] = dict(usage)
+            sources[name] = dict(usage)
             for scope in ("all", "this_run"):
                 _add(totals.setdefault(scope, _bucket()), usage)
     if sources:
@@ -171,19 +176,24 @@ def _add(into: dict[str, Any], other: dict[str, Any]) -> None:
 
 
 def _usage_of(records: Sequence[SampleRecord]) -> dict[str, Any]:
-    """Model usage recorded on the records (``extra.usage`` / ``extra.cost_usd``)."""
+    """Model usage recorded on the records: ``extra.attempts`` (requests sent for the sample, retries included;
+    1 where a record has token usage but no count), ``extra.usage`` and ``extra.cost_usd``."""
     totals: dict[str, Any] = {}
     for record in records:
-        usage = record.extra.get("usage") if record.extra else None
-        if not usage and "cost_usd" not in (record.extra or {}):
+        extra = record.extra or {}
+        usage = extra.get("usage")
+        attempts = extra.get("attempts")
+        if not usage and "cost_usd" not in extra and not attempts:
             continue
         for scope in ("all", "this_run") if not record.cached else ("all",):
-            bucket = totals.setdefault(scope, {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0})
-            bucket["requests"] += 1
+            bucket = totals.setdefault(scope, _bucket())
+            bucket["requests"] += int(attempts) if attempts else 1
             for key in ("prompt_tokens", "completion_tokens"):
                 bucket[key] += int((usage or {}).get(key, 0))
-            if "cost_usd" in record.extra:
-                bucket["cost_usd"] = bucket.get("cost_usd", 0.0) + float(record.extra["cost_usd"])
+            if "cost_usd" in extra:
+                bucket["cost_usd"] = bucket.get("cost_usd", 0.0) + float(extra["cost_usd"])
+            if record.error and scope == "this_run":
+                bucket["failed_requests"] = bucket.get("failed_requests", 0) + (int(attempts) if attempts else 1)
     return totals
 
 

@@ -25,7 +25,7 @@ from harness.distributed import rank_world
 from harness.fingerprint import hash_obj, rehashing
 from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
-from harness.metrics_runner import compute_metrics
+from harness.metrics_runner import compute_metrics, make_metric_calls
 from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
 from harness.records import GenerationParams, Prediction, Request, Sample, SampleRecord, printable
@@ -72,6 +72,8 @@ class RunConfig:
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
     #: the response cache's file (default: ``output_dir/.cache/responses.sqlite``)
     cache_path: Path | None = None
+    #: ask again the failures the cache kept because asking again would repeat them (unusable answers)
+    retry_failed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -236,6 +238,7 @@ class Evaluator:
         self.model_fp_hash = hash_obj(self.model_fp)
         self.model_ready = False
         self._stream: RequestStream | None = None  # one stream for the whole run, when streaming
+        self._model_calls_counted: dict[str, dict[str, Any]] = {}  # run_usage() already put into a task's usage
         self.thread_plan: ThreadPlan | None = None  # chosen once the model is loaded
         rank, world = rank_world()
         self.cache = ResponseCache(
@@ -365,9 +368,11 @@ class Evaluator:
             cache_dir=self.config.output_dir / ".cache",
             seed=self.config.seed,
             plugins=self.plugins,
+            retry_failed=self.config.retry_failed,
         )
+        make_metric_calls(metrics_list, records, context)  # the judges' calls, once, with the model's
         seen = self._seen_generators()
-        metrics = compute_metrics(
+        metrics = compute_metrics(  # from here on nothing is called: metrics, bootstrap and writing only
             metrics_list,
             records,
             context=context,
@@ -375,12 +380,14 @@ class Evaluator:
             seen=seen,
             breakdowns=task.breakdown_keys,
             average_over=task.average_over,
+            calls=False,
         )
         for metric in metrics_list:  # the judge metrics' calls, counted like the model's
             used = getattr(metric, "judge_usage", lambda: None)()
             if used:
                 judges[metric.name] = used
-        usage = usage_totals(records, calibration_all or [], judges)  # every request of the validation split counts
+        # every request counts: the validation split's, the model's probes (first task after them), the judges'
+        usage = usage_totals(records, calibration_all or [], judges, self._new_model_calls())
         audit = format_shortcut_audit(samples, seed=self.config.seed) if self.config.audit else None
         seconds = time.perf_counter() - start
         prov = provenance(self.plugins, self.command, self.config.as_dict(), self.config.seed)
@@ -429,6 +436,19 @@ class Evaluator:
             seconds=seconds,
             audit=audit["cv_accuracy"] if audit else None,
         )
+
+    def _new_model_calls(self) -> dict[str, dict[str, Any]]:
+        """The model's calls that belong to no sample, made since the last task took its share."""
+        seen = self._model_calls_counted
+        now = self.model.run_usage()
+        fresh = {}
+        for name, usage in now.items():
+            before = seen.get(name, {})
+            delta = {k: v - before.get(k, 0) for k, v in usage.items() if isinstance(v, (int, float))}
+            if delta.get("requests"):
+                fresh[name] = delta
+        self._model_calls_counted = {k: dict(v) for k, v in now.items()}
+        return fresh
 
     def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> dict[str, Any]:
         """LLM-judge fallback for answers the rule-based parser left unknown (and only those); returns the
@@ -500,19 +520,30 @@ class Evaluator:
         if world > 1 and not self.config.use_cache:
             raise RunError("data-parallel runs merge through the response cache: drop --no-cache")
         cached = self.cache.get_many(item.key for item in items if item.key) if self.config.use_cache else {}
+        if self.config.retry_failed:  # --retry-failed: the kept failures are asked again
+            cached = {key: payload for key, payload in cached.items() if payload.get("error") is None}
         pending: list[WorkItem] = []
         others: list[WorkItem] = []
+        kept_failures = 0
         for item in items:
             if item.key is None:
                 continue
             if item.key in cached:
                 item.record = self._from_cache(task, item, mode, cached[item.key], cached=True)
+                kept_failures += item.record.error is not None
             elif item.index % world == rank:
                 pending.append(item)
             else:
                 others.append(item)  # another rank's sample
         pending = self._costliest_first(pending)
         n_done = len(items) - len(pending) - len(others)
+        if kept_failures and self.config.progress:
+            print(
+                f"{task_name}: {kept_failures} failures kept in the cache from an earlier run (the endpoint answered, "
+                "the answer could not be used); --retry-failed asks them again",
+                file=sys.stderr,
+                flush=True,
+            )
         if pending and self.config.progress:
             estimate = self.model.estimate([item.request for item in pending])
             print(
@@ -586,7 +617,7 @@ class Evaluator:
         bar = self._task_bar(f"{task_name} [{self.model_name}]", len(items), len(items) - len(pending))
 
         def done(item: WorkItem, prediction: Prediction, seconds: float) -> None:  # in the stream's threads
-            if prediction.ok and self.config.use_cache and item.key:
+            if self._keeps(prediction) and item.key:
                 self.cache.put_many([(item.key, self._payload(prediction, seconds))])
             bar.update(1)
 
@@ -615,10 +646,17 @@ class Evaluator:
             leave=True,
         )
 
+    def _keeps(self, prediction: Prediction) -> bool:
+        """Whether the cache keeps this answer: every answer, and the failures that asking again would repeat."""
+        return self.config.use_cache and (prediction.ok or prediction.deterministic)
+
     @staticmethod
     def _payload(prediction: Prediction, seconds: float) -> dict[str, Any]:
-        """What the response cache keeps of an answer."""
-        return {"score": prediction.score, "text": prediction.text, "extra": prediction.extra, "seconds": seconds}
+        """What the response cache keeps of an answer (or of a deterministic failure)."""
+        payload = {"score": prediction.score, "text": prediction.text, "extra": prediction.extra, "seconds": seconds}
+        if prediction.error is not None:
+            payload["error"] = prediction.error
+        return payload
 
     def _evaluate(
         self,
@@ -662,7 +700,7 @@ class Evaluator:
                     to_cache: list[tuple[str, dict[str, Any]]] = []
                     for item, (prediction, seconds) in zip(batch, answers):
                         item.record = self._record(task, item.request, mode, prediction, item.key or "", seconds)
-                        if prediction.ok and self.config.use_cache and item.key:
+                        if self._keeps(prediction) and item.key:
                             to_cache.append((item.key, self._payload(prediction, seconds)))
                     if to_cache:
                         self.cache.put_many(to_cache)
@@ -676,11 +714,21 @@ class Evaluator:
 
     def _from_cache(self, task: Task, item: WorkItem, mode: str, payload: dict[str, Any], cached: bool) -> SampleRecord:
         """The record of an answer read from the response cache."""
+        error = payload.get("error")
+        extra = dict(payload.get("extra") or {})
+        if error is not None:
+            extra["failure_cached"] = True  # a deterministic failure kept by an earlier run (--retry-failed)
         return self._record(
             task,
             item.request,
             mode,
-            Prediction(score=payload.get("score"), text=payload.get("text"), extra=payload.get("extra", {})),
+            Prediction(
+                score=payload.get("score"),
+                text=payload.get("text"),
+                error=error,
+                extra=extra,
+                deterministic=error is not None,
+            ),
             item.key or "",
             payload.get("seconds", 0.0),
             cached=cached,

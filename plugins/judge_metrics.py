@@ -5,12 +5,15 @@ The judge sees the question, the reference and the model's answer through a
 versioned prompt file (``prompts/judge_<criterion>.v1.txt``; FakeBench's own
 wording is unpublished, so these are ours, in the Q-Bench style the benchmark's
 authors use, ending in "Score:"). Replies are parsed robustly
-(:func:`parse_judge_score`). Calls run with bounded concurrency; every
-successful reply is cached (SQLite under the run's ``.cache``) by judge
-identity, prompt version and prompt text, so a rerun pays nothing twice. A
-failed call or an unparseable reply is recorded on the sample
-(``extra["judge_errors"]``), counted in the metric's note, and left out:
-never scored as 0.
+(:func:`parse_judge_score`). The judge is asked once per run, by the runner
+while it calls the model, never while metrics are aggregated or bootstrapped
+(:attr:`Metric.makes_calls`); each distinct prompt once. Calls run with bounded
+concurrency; every successful reply is cached (SQLite under the run's
+``.cache``) by judge identity, prompt version and prompt text, so a rerun pays
+nothing twice, and so is a request the judge's server refused as such (HTTP 400,
+413, 422), as a failure (``--retry-failed`` asks again). A failed call or an
+unparseable reply is recorded on the sample (``extra["judge_errors"]``), counted
+in the metric's note, and left out: never scored as 0.
 
 Judge selection (metric options, else environment): ``judge`` /
 ``HARNESS_JUDGE`` (a registered judge name, default ``openai``) and
@@ -72,6 +75,7 @@ class JudgeMetric(MeanOfPerSample):
 
     criterion = "completeness"
     missing_reason = "no reference text, or judge failure"
+    makes_calls = True
 
     def __init__(
         self,
@@ -192,6 +196,8 @@ class Relevance(JudgeMetric):
 
 
 WORD_LEVEL = ("bleu1", "bleu2", "rouge_l", "bertscore")
+#: the share of asked samples the judge must have scored for ``avr`` / ``avr_halves`` to be reported
+MIN_JUDGE_COVERAGE = 0.5
 SEMANTIC_LEVEL = ("judge_completeness", "judge_preciseness", "judge_relevance")
 
 
@@ -239,13 +245,30 @@ class TransparencyAverage(Metric):
         raise NotImplementedError("avr is derived from other metrics")
 
     def derive(self, values: dict[str, MetricValue]) -> MetricValue:
-        """The Avr. from the seven component values; ``None`` listing what is missing."""
+        """The Avr. from the seven component values; ``None`` listing what is missing, or when the judge scored
+        fewer than :data:`MIN_JUDGE_COVERAGE` of the samples it was asked about (then the average would stand
+        on a few samples' judge scores beside every sample's word-level scores). The note says how many judge
+        scores each of the three judge measures stands on."""
         missing = [k for k in self.depends_on if k not in values or values[k].value is None]
         if missing:
             return MetricValue(None, 0, f"undefined: missing {', '.join(missing)}")
         components = {k: values[k].value for k in self.depends_on}
         n = min(values[k].n for k in self.depends_on)
-        return MetricValue(self.formula(components), n, data={"components": components})
+        coverage = {}
+        for name in SEMANTIC_LEVEL:
+            failures = int((values[name].data or {}).get("judge_failures", 0))
+            coverage[name] = (values[name].n, values[name].n + failures)
+        scored, asked = min(c[0] for c in coverage.values()), max(c[1] for c in coverage.values())
+        data = {"components": components, "judge_coverage": {k: list(v) for k, v in coverage.items()}}
+        if asked and scored / asked < MIN_JUDGE_COVERAGE:
+            return MetricValue(
+                None,
+                n,
+                f"left out: the judge scored only {scored} of {asked} samples (below {MIN_JUDGE_COVERAGE:.0%})",
+                data=data,
+            )
+        note = f"judge measures stand on {scored} of {asked} samples" if scored < asked else None
+        return MetricValue(self.formula(components), n, note, data=data)
 
 
 class TransparencyAverageHalves(TransparencyAverage):

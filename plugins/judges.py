@@ -1,9 +1,13 @@
 """LLM judges: any OpenAI-compatible endpoint, or a local transformers model.
 
-Both decode greedily (temperature 0). Retries with exponential backoff on 429,
-5xx, timeouts and connection errors are the ``openai`` client's own
-(``max_retries``, honouring ``Retry-After``); what still fails raises
-:class:`JudgeError`, so the metric counts a failure instead of a score.
+Both decode greedily (temperature 0). Retries are made and counted as for the
+``openai-api`` model (:mod:`harness.plugins.openai_endpoints`: 429, 5xx and
+unreachable up to ``max_retries`` with backoff honouring ``Retry-After``, a timeout
+once, a malformed reply twice); every attempt counts in the judge's usage. What
+still fails raises :class:`JudgeError` with the status, the attempts and the
+server's message, so the metric counts a failure instead of a score; a request the
+server refuses as such (HTTP 400, 413, 422: the prompt too long, say) is marked
+deterministic, and cached as a failure like an unusable model answer.
 
 Configuration (arguments, else environment):
 
@@ -21,7 +25,7 @@ import os
 from typing import Any
 
 from harness.interfaces import Judge, JudgeError
-from harness.plugins.api_errors import api_error_message
+from harness.plugins.api_errors import api_error_message, status_of
 
 
 class OpenAICompatibleJudge(Judge):
@@ -49,11 +53,12 @@ class OpenAICompatibleJudge(Judge):
         super().__init__(model=model, base_url=base_url, max_tokens=max_tokens, **args)
         from openai import OpenAI
 
+        from harness.plugins.openai_endpoints import EndpointPool
+
         self.model, self.max_tokens = model, int(max_tokens)
         self.timeout, self.max_retries = float(timeout), int(max_retries)
-        self.client = OpenAI(
-            api_key=key or "EMPTY", base_url=base_url, timeout=self.timeout, max_retries=self.max_retries
-        )
+        self.client = OpenAI(api_key=key or "EMPTY", base_url=base_url, timeout=self.timeout, max_retries=0)
+        self.pool = EndpointPool([(base_url, self.client)], max_retries=self.max_retries)
 
     def fingerprint(self) -> dict[str, Any]:
         """Model, endpoint and decoding (no key)."""
@@ -66,26 +71,41 @@ class OpenAICompatibleJudge(Judge):
         }
 
     def complete(self, prompt: str, system: str | None = None) -> str:
-        """One chat completion at temperature 0."""
-        import openai
+        """One chat completion at temperature 0 (every attempt counted in :attr:`usage`)."""
+        from harness.plugins.openai_endpoints import CallFailed, MalformedReply
 
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        try:
-            self.count(requests=1)  # one call (the client's own retries of a failed call are not counted apart)
-            response = self.client.chat.completions.create(
+
+        def ask(client: Any) -> Any:
+            response = client.chat.completions.create(
                 model=self.model, messages=messages, temperature=0, max_tokens=self.max_tokens
             )
-            tokens = getattr(response, "usage", None)
-            if tokens is not None:
-                self.count(
-                    prompt_tokens=int(tokens.prompt_tokens or 0), completion_tokens=int(tokens.completion_tokens or 0)
-                )
-            content = response.choices[0].message.content
-        except (openai.APIError, ValueError, AttributeError, IndexError, TypeError) as exc:
-            raise JudgeError(api_error_message(exc, "judge", self.timeout, self.max_retries)) from None
+            choices = getattr(response, "choices", None)
+            if not isinstance(choices, list) or not choices:
+                raise MalformedReply("no choices in the reply")
+            return response
+
+        try:
+            response, _, attempts = self.pool.call(ask)
+        except CallFailed as exc:
+            self.count(requests=exc.attempts)
+            error = JudgeError(api_error_message(exc, "judge", self.timeout, exc.attempts))
+            error.deterministic = status_of(exc) in DETERMINISTIC_STATUSES
+            raise error from None
+        self.count(requests=attempts)
+        tokens = getattr(response, "usage", None)
+        if tokens is not None:
+            self.count(
+                prompt_tokens=int(tokens.prompt_tokens or 0), completion_tokens=int(tokens.completion_tokens or 0)
+            )
+        content = getattr(response.choices[0].message, "content", None)
         if not isinstance(content, str) or not content.strip():
             raise JudgeError("empty judge response")
         return content
+
+
+#: statuses that refuse the request itself (asking again would be refused again): the judge failure is cached
+DETERMINISTIC_STATUSES = (400, 413, 422)
 
 
 class TransformersJudge(Judge):

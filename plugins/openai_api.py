@@ -3,9 +3,12 @@ through compatible endpoints, vLLM servers).
 
 - A request-bound model: the runner keeps ``concurrency`` requests in flight continuously, across batches
   and tasks (:mod:`harness.streaming`), independent of ``--batch-size``. Images go inline as base64 data URLs,
-  each file read once. 429 / 5xx / timeouts are retried with exponential backoff by the ``openai`` client
-  (``max_retries``, honouring ``Retry-After``); a request that still fails becomes that sample's error. The
-  runner's response cache makes a rerun pay nothing twice.
+  each file read once. Retries are made and counted here (:mod:`harness.plugins.openai_endpoints`: 429 / 5xx /
+  unreachable up to ``max_retries`` with backoff honouring ``Retry-After``, a timeout once, a malformed reply
+  twice, nothing else); a request that still fails becomes that sample's error, with the HTTP status, the
+  attempts made and the server's own message. Every attempt counts in ``usage``. The runner's response cache
+  makes a rerun pay nothing twice; an answer the endpoint gave but that cannot be scored (no log-probabilities,
+  no anchor among them) is cached as a failure, since asking again would repeat it (``--retry-failed``).
 - ``base_url`` may name several endpoints (a JSON list, or URLs separated by ``;`` or spaces: one
   ``vllm serve`` per GPU): requests go to the least-loaded one, and one that dies mid-run is taken out, its
   requests answered by the others (:mod:`harness.plugins.openai_endpoints`; recorded under ``run_notes``).
@@ -22,11 +25,14 @@ through compatible endpoints, vLLM servers).
   variants over fake + real among the ``top_logprobs`` returned (an anchor outside the top k is lost).
   Each sample records which method gave its score; ``score_method=exact`` refuses the fallback. No score
   is ever invented: no log-probabilities, or no anchor among them, is that sample's error. ``prefill=true``
-  (vLLM) continues an assistant turn "This image is" as the paper's prompt does.
+  (vLLM) continues an assistant turn "This image is" as the paper's prompt does; a server that ignores
+  ``continue_final_message`` (and scores after a new assistant header instead) is detected by three probe
+  requests before the first score (:meth:`OpenAIApiModel._check_prefill`) and refused.
 - Token usage (and cost, with ``price_in``/``price_out`` in USD per million tokens) is recorded per sample
   and summed in the results.
 - The key is read from ``HARNESS_API_KEY`` (else ``OPENAI_API_KEY``) and never appears in fingerprints,
-  results, logs or errors.
+  results, logs or errors. Nor does the endpoint: the served model's name identifies the model, so the same
+  answers are found in the cache whichever endpoint, or how many replicas, answered them.
 """
 
 from __future__ import annotations
@@ -39,13 +45,14 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from harness.images import load_image, read_image_bytes
 from harness.interfaces import ModelAdapter
-from harness.plugins.api_errors import api_error_message
+from harness.plugins.api_errors import api_error_message, status_of
 from harness.plugins.lmm.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL, resolve_anchors
-from harness.plugins.openai_endpoints import EndpointPool
+from harness.plugins.openai_endpoints import CallFailed, EndpointPool, MalformedReply
 from harness.records import Prediction, Request
 
 SCORE_QUESTION = "What is the authenticity of this image?"
@@ -145,14 +152,17 @@ class OpenAIApiModel(ModelAdapter):
         self._anchors: dict[str, Any] | None = None  # resolved anchor ids, or the reason exact scoring is off
         self._anchor_lock = threading.Lock()
         self._methods: dict[str, int] = {}
+        self._prefill: dict[str, Any] | None = None  # the prefill check's outcome (prefill=true)
+        self._probe_usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def fingerprint(self) -> dict[str, Any]:
-        """Model, endpoint and request settings (no key, no concurrency or timeouts). Several endpoints are
-        replicas of one model: which ones, or how many, does not change an answer's key."""
+        """Model and request settings (no key, no endpoint, no concurrency or timeouts): the served model's name
+        identifies what answers, so which endpoint, or how many replicas, answered does not change an answer's
+        key (serve different weights under different names, as ``vllm serve --served-model-name`` does)."""
         return {
             "class": "openai-api",
             "model": self.model,
-            "base_url": self._endpoint_identity(),
+            **({"launched_from": self.launcher.model_path} if self.launcher is not None else {}),
             "max_tokens": self.max_tokens,
             "top_logprobs": self.top_logprobs,
             "prefill": self.prefill,
@@ -165,13 +175,6 @@ class OpenAIApiModel(ModelAdapter):
     def display_name(self) -> str:
         """The served model's name (results folders and board labels)."""
         return self.model
-
-    def _endpoint_identity(self) -> str | None:
-        """What names the server in the fingerprint: its URL; for several endpoints (replicas of one model) or
-        engines launched here (fresh ports every run), what they serve."""
-        if self.launcher is not None:
-            return f"launched: {self.launcher.model_path}"
-        return self.base_url if len(self.base_urls) == 1 else "data-parallel replicas"
 
     def preprocessing(self) -> dict[str, Any]:
         """What is sent."""
@@ -202,18 +205,9 @@ class OpenAIApiModel(ModelAdapter):
                 "openai-api needs HARNESS_API_KEY (or OPENAI_API_KEY) for the OpenAI API, or "
                 "base_url=... for a local OpenAI-compatible server"
             )
-        several = len(self.base_urls) > 1
+        # every attempt is made (and counted) by the endpoint pool: the client's own retries are off
         clients = [
-            (
-                url,
-                OpenAI(
-                    api_key=key or "EMPTY",
-                    base_url=url,
-                    timeout=self.timeout,
-                    # several endpoints: a failed request goes to another one at once instead of backing off here
-                    max_retries=0 if several else self.max_retries,
-                ),
-            )
+            (url, OpenAI(api_key=key or "EMPTY", base_url=url, timeout=self.timeout, max_retries=0))
             for url in self.base_urls
         ]
         self.client = clients[0][1]
@@ -235,7 +229,13 @@ class OpenAIApiModel(ModelAdapter):
             notes["why_not_exact"] = self._anchors["why_not_exact"]
         if self.launcher is not None:
             notes["launched"] = self.launcher.note()
+        if self._prefill is not None:
+            notes["prefill_check"] = dict(self._prefill)
         return notes
+
+    def run_usage(self) -> dict[str, dict[str, Any]]:
+        """The prefill check's probe requests (they belong to no sample)."""
+        return {"probe": dict(self._probe_usage)} if self._probe_usage["requests"] else {}
 
     # -- requests ----------------------------------------------------------------------------
     def in_flight_limit(self) -> int:
@@ -290,7 +290,7 @@ class OpenAIApiModel(ModelAdapter):
         try:
             return fn(item)
         except Exception as exc:  # noqa: BLE001
-            return Prediction(error=f"malformed API response: {type(exc).__name__}: {exc}")
+            return Prediction(error=f"malformed API response: {type(exc).__name__}: {exc}", extra={"attempts": 1})
 
     def _map(self, fn: Any, inputs: Sequence[tuple[str, Request]]) -> list[Prediction]:
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
@@ -311,31 +311,29 @@ class OpenAIApiModel(ModelAdapter):
         url, request = item
         params = request.generation
         max_tokens = params.max_new_tokens if params else self.max_tokens
-        response, error, endpoint = self._create(
-            messages=self._messages(url, request.prompt or ""), max_tokens=max_tokens
-        )
-        if error:
-            return Prediction(error=error)
-        try:
-            text = response.choices[0].message.content
-        except (AttributeError, IndexError, TypeError):
-            return Prediction(error="malformed API response: no choices in the reply")
-        if not isinstance(text, str):
-            return Prediction(error="malformed API response: no message content")
-        return Prediction(text=text, extra=self._usage(response, endpoint))
+        reply = self._create(_has_message, messages=self._messages(url, request.prompt or ""), max_tokens=max_tokens)
+        if reply.error:
+            return Prediction(error=reply.error, extra={"attempts": reply.attempts})
+        text = reply.response.choices[0].message.content
+        return Prediction(text=text, extra=self._usage(reply))
 
     # -- Eq. 2 -------------------------------------------------------------------------------
     def _score_one(self, item: tuple[str, Request]) -> Prediction:
         url, request = item
         messages = self._messages(url, SCORE_QUESTION)
         extra_body: dict[str, Any] = {}
+        attempts = 0
         if self.prefill:
+            refused = self._check_prefill(messages)
+            if refused:
+                return Prediction(error=refused)
             messages.append({"role": "assistant", "content": PREFILL})
             extra_body.update({"continue_final_message": True, "add_generation_prompt": False})
         anchors = self._anchor_ids() if self.score_method != "topk" else None
         if anchors is not None and anchors.get("ids"):
             ids = anchors["ids"]
-            response, error, endpoint = self._create(
+            reply = self._create(
+                _has_choice,
                 messages=messages,
                 max_tokens=1,
                 logprobs=True,
@@ -344,42 +342,47 @@ class OpenAIApiModel(ModelAdapter):
                 top_logprobs=max(len(ids), self.top_logprobs),
                 extra_body={**extra_body, "allowed_token_ids": ids, "return_tokens_as_token_ids": True},
             )
-            if error and self.score_method == "auto" and "HTTP 400" in error:
-                self._no_exact(f"the endpoint refused allowed_token_ids ({error})")
-            elif error:
-                return Prediction(error=error)
+            attempts += reply.attempts
+            if reply.error and self.score_method == "auto" and reply.status in REFUSED_FIELD_STATUSES:
+                self._no_exact(f"the endpoint refused allowed_token_ids ({reply.error})")
+            elif reply.error:
+                return Prediction(error=reply.error, extra={"attempts": attempts})
             else:
-                return self._exact_score(response, anchors, endpoint)
+                return self._exact_score(reply, anchors, attempts)
         if self.score_method == "exact":
             why = (anchors or {}).get("why_not_exact", "unknown")
             return Prediction(
-                error=f"soft score unavailable: exact Eq. 2 needs vLLM's /tokenize and allowed_token_ids ({why})"
+                error=f"soft score unavailable: exact Eq. 2 needs vLLM's /tokenize and allowed_token_ids ({why})",
+                extra={"attempts": attempts},
             )
-        response, error, endpoint = self._create(
+        reply = self._create(
+            _has_choice,
             messages=messages,
             max_tokens=1,
             logprobs=True,
             top_logprobs=self.top_logprobs,
             extra_body=extra_body or None,
         )
-        if error:
-            return Prediction(error=error)
-        top = _top_logprobs(response)
+        attempts += reply.attempts
+        if reply.error:
+            return Prediction(error=reply.error, extra={"attempts": attempts})
+        extra = self._usage(reply, attempts)
+        top = _top_logprobs(reply.response)
         if not top:
-            return Prediction(error="soft score unavailable: the endpoint returned no log-probabilities")
+            return _unusable("the endpoint returned no log-probabilities", extra)
         score, detail = anchor_probability(((t.token, t.logprob) for t in top), self.fake, self.real)
         if score is None:
-            return Prediction(error=f"soft score unavailable: {detail['reason']}")
-        extra = self._usage(response, endpoint)
+            return _unusable(detail["reason"], extra)
         extra["soft_score"] = {"method": "topk", "exact": False, **detail}
         self._count("topk")
         return Prediction(score=score, extra=extra)
 
-    def _exact_score(self, response: Any, anchors: dict[str, Any], endpoint: str) -> Prediction:
+    def _exact_score(self, reply: _Reply, anchors: dict[str, Any], attempts: int) -> Prediction:
         """Eq. 2 from the anchors' log-probabilities, returned by id."""
-        top = _top_logprobs(response)
+        extra = self._usage(reply, attempts)
+        top = _top_logprobs(reply.response)
         if not top:
-            return Prediction(error="soft score unavailable: the endpoint returned no log-probabilities")
+            return _unusable("the endpoint returned no log-probabilities", extra)
         by_id: dict[int, float] = {}
         for entry in top:
             match = re.fullmatch(r"token_id:(\d+)", str(entry.token))
@@ -388,8 +391,7 @@ class OpenAIApiModel(ModelAdapter):
         fake_ids, real_ids = anchors["fake"], anchors["real"]
         missing = [i for i in fake_ids + real_ids if i not in by_id]
         if not by_id or all(i in missing for i in fake_ids) and all(i in missing for i in real_ids):
-            return Prediction(error="soft score unavailable: no anchor token among the returned log-probabilities")
-        extra = self._usage(response, endpoint)
+            return _unusable("no anchor token among the returned log-probabilities", extra)
         if missing or len(fake_ids) != len(real_ids):
             # not every anchor came back, or the classes have unequal counts (Eq. 2's sums then depend on the
             # absolute logits, which no endpoint returns): probability mass over what came back, labelled
@@ -444,26 +446,74 @@ class OpenAIApiModel(ModelAdapter):
         with self._anchor_lock:
             self._methods[method] = self._methods.get(method, 0) + 1
 
-    # -- transport ---------------------------------------------------------------------------
-    def _create(self, **kwargs: Any) -> tuple[Any, str | None, str]:
-        """One chat completion through the endpoint pool: (response, error, endpoint URL)."""
-        import openai
+    # -- the prefill check -------------------------------------------------------------------------
+    def _check_prefill(self, messages: list[dict[str, Any]]) -> str | None:
+        """Whether the endpoint continues the prefilled assistant turn (``continue_final_message``), checked once
+        with three probe requests on the first image, before any score: ``None`` when it does, else why not (then
+        every score request fails with that reason: a score taken after a new assistant header is not the
+        paper's, and some servers answer 200 while ignoring the field).
 
+        The probes compare prompt-token counts: B (no prefill), A (prefill ``P``), C (prefill ``P P``). A server
+        that continues the turn adds only the prefill's tokens, so A - B equals C - A give or take one token at
+        the join; one that ignores it also adds an end of turn and a new assistant header to A and C alike, so
+        A - B exceeds C - A by those tokens."""
+        with self._anchor_lock:
+            if self._prefill is not None:
+                return self._prefill.get("refused")
+            counts: dict[str, int | None] = {}
+            for name, prefill in (("plain", None), ("prefill", PREFILL), ("prefill_twice", f"{PREFILL} {PREFILL}")):
+                probe = list(messages) + ([{"role": "assistant", "content": prefill}] if prefill else [])
+                flags = {"continue_final_message": True, "add_generation_prompt": False} if prefill else None
+                reply = self._create(_has_choice, messages=probe, max_tokens=1, extra_body=flags)
+                self._probe_usage["requests"] += reply.attempts
+                if reply.error:
+                    self._prefill = {
+                        "refused": f"prefill=true: the endpoint cannot continue an assistant turn ({reply.error}); "
+                        "use prefill=false or a server that takes continue_final_message (vLLM)"
+                    }
+                    return self._prefill["refused"]
+                tokens = self._usage(reply).get("usage") or {}
+                self._probe_usage["prompt_tokens"] += tokens.get("prompt_tokens", 0)
+                self._probe_usage["completion_tokens"] += tokens.get("completion_tokens", 0)
+                counts[name] = tokens.get("prompt_tokens") or None
+            plain, once, twice = counts["plain"], counts["prefill"], counts["prefill_twice"]
+            if plain is None or once is None or twice is None:
+                self._prefill = {"verified": False, "why": "the endpoint reports no prompt token counts"}
+                return None
+            added, again = once - plain, twice - once
+            self._prefill = {"verified": abs(added - again) <= 1, "prompt_tokens": counts}
+            if abs(added - again) > 1:
+                self._prefill["refused"] = (
+                    f"prefill=true: the endpoint ignores continue_final_message (the prefill added {added} prompt "
+                    f"tokens, once more it added {again}: a new assistant turn was opened after it, so the score "
+                    "would be taken after a second header); use prefill=false or a server that continues the turn"
+                )
+            return self._prefill.get("refused")
+
+    # -- transport ---------------------------------------------------------------------------
+    def _create(self, validate: Any, **kwargs: Any) -> _Reply:
+        """One chat completion through the endpoint pool (retried and counted there); ``validate(response)`` raises
+        :class:`MalformedReply` for a 200 that is no usable completion, which is asked again."""
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         assert self.pool is not None, "setup() creates the clients"
-        try:
-            response, endpoint = self.pool.call(
-                lambda client: client.chat.completions.create(model=self.model, temperature=0, **kwargs), _retryable
-            )
-            return response, None, endpoint
-        except (openai.APIError, ValueError, TypeError, RuntimeError) as exc:
-            return None, api_error_message(exc, "API", self.timeout, self.max_retries), ""
 
-    def _usage(self, response: Any, endpoint: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if len(self.base_urls) > 1 and endpoint:
-            out["endpoint"] = endpoint
-        usage = getattr(response, "usage", None)
+        def ask(client: Any) -> Any:
+            response = client.chat.completions.create(model=self.model, temperature=0, **kwargs)
+            validate(response)
+            return response
+
+        try:
+            response, endpoint, attempts = self.pool.call(ask)
+            return _Reply(response, endpoint, attempts)
+        except CallFailed as exc:
+            message = api_error_message(exc, "API", self.timeout, exc.attempts)
+            return _Reply(None, "", exc.attempts, message, status_of(exc))
+
+    def _usage(self, reply: _Reply, attempts: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"attempts": attempts if attempts is not None else reply.attempts}
+        if len(self.base_urls) > 1 and reply.endpoint:
+            out["endpoint"] = reply.endpoint
+        usage = getattr(reply.response, "usage", None)
         if usage is None:
             return out
         tokens = {
@@ -478,25 +528,48 @@ class OpenAIApiModel(ModelAdapter):
         return out
 
 
+#: statuses with which an endpoint refuses a request's fields (vLLM's allowed_token_ids unknown to it): exact
+#: Eq. 2 is then off and ``score_method=auto`` falls back to the top-k method
+REFUSED_FIELD_STATUSES = (400, 404, 422)
+
+
+@dataclass
+class _Reply:
+    """A chat completion, or why there is none; the attempts either took."""
+
+    response: Any
+    endpoint: str
+    attempts: int
+    error: str | None = None
+    status: int | None = None
+
+
+def _has_choice(response: Any) -> None:
+    """A completion must have a first choice."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise MalformedReply("no choices in the reply")
+
+
+def _has_message(response: Any) -> None:
+    """A generation must have a first choice with a text message."""
+    _has_choice(response)
+    message = getattr(response.choices[0], "message", None)
+    if not isinstance(getattr(message, "content", None), str):
+        raise MalformedReply("no message content in the reply")
+
+
+def _unusable(reason: str, extra: dict[str, Any]) -> Prediction:
+    """A reply the endpoint gave that cannot be scored: a deterministic failure (cached as one)."""
+    return Prediction(error=f"soft score unavailable: {reason}", extra=extra, deterministic=True)
+
+
 def _top_logprobs(response: Any) -> list[Any] | None:
     """The top log-probabilities of the answer's first token, or ``None`` when the reply has none."""
     try:
         return response.choices[0].logprobs.content[0].top_logprobs
     except (AttributeError, IndexError, TypeError):
         return None
-
-
-def _retryable(exc: BaseException) -> str | None:
-    """Whether another endpoint may answer what this one failed: the failure's kind, or ``None``."""
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection"
-    if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
-        return str(exc.status_code)
-    return None
 
 
 class _ServerTokenizer:

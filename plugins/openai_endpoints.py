@@ -1,17 +1,26 @@
-"""Several OpenAI-compatible endpoints as one: data-parallel serving (one ``vllm serve`` per GPU) for ``openai-api``.
+"""Calls to OpenAI-compatible endpoints, retried here and counted: the ``openai-api`` model and the LLM judge.
 
-Each request goes to the live endpoint with the fewest requests outstanding (ties to the one used least), so a
-slow or busy engine gets less. A request that fails in a way another endpoint may not (unreachable, timed out,
-HTTP 429 / 5xx) is tried again on another endpoint; an endpoint that could not be reached three times in a
-row is marked dead for the rest of the run and its requests go to the others. What happened is kept per
+Every attempt is made and counted here (the ``openai`` client's own retries are off), so ``usage`` holds every
+request a server received, retries included, and an error says how many attempts were really made. What is
+retried, within the run:
+
+- unreachable endpoint, HTTP 429 and 5xx: up to ``max_retries`` more attempts, with exponential backoff
+  (0.5 s doubling, at most 8 s) that honours the server's ``Retry-After`` / ``retry-after-ms``;
+- a timed-out request: once more (:data:`RETRIES_BY_REASON`; the server may still be working on, and billing,
+  the first one; raise ``timeout=`` instead);
+- a malformed reply (HTTP 200 whose body is not JSON, or has no choices): twice more;
+- nothing else (HTTP 400, 401, 404, 422 ...: asking again would be refused again).
+
+Several endpoints (data-parallel serving, one ``vllm serve`` per GPU): each request goes to the live endpoint
+with the fewest requests outstanding (ties to the one used least), so a slow or busy engine gets less; a retry
+goes to another endpoint at once instead of backing off; an endpoint that could not be reached three times in
+a row is marked dead for the rest of the run and its requests go to the others. What happened is kept per
 endpoint (requests, failures, when it was marked dead and why) for the run's record.
-
-With one endpoint nothing of this applies: the ``openai`` client's own retries with backoff (honouring
-``Retry-After``) handle transient errors, as before.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +28,22 @@ from typing import Any, Callable
 
 #: consecutive connection failures after which an endpoint is taken out of the run
 DEAD_AFTER = 3
+#: more attempts per failure kind where ``max_retries`` would be too many (the smaller of the two applies)
+RETRIES_BY_REASON = {"timeout": 1, "malformed": 2}
+#: backoff between attempts on one endpoint: first wait and cap, in seconds
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 8.0
+
+
+class MalformedReply(ValueError):
+    """An HTTP 200 whose body cannot be used as a chat completion (not JSON, no choices): asked again."""
+
+
+class CallFailed(Exception):
+    """A call that failed for good: the last error (``cause``) and how many attempts were made."""
+
+    def __init__(self, cause: BaseException, attempts: int) -> None:
+        super().__init__(str(cause))
+        self.cause, self.attempts = cause, attempts
 
 
 @dataclass
@@ -79,35 +104,43 @@ class EndpointPool:
             chosen.requests += 1
             return chosen
 
-    def call(self, fn: Callable[[Any], Any], retryable: Callable[[BaseException], str | None]) -> tuple[Any, str]:
-        """``fn(client)`` on the least-loaded live endpoint; returns its result and the endpoint's URL.
+    def call(
+        self, fn: Callable[[Any], Any], retryable: Callable[[BaseException], str | None] | None = None
+    ) -> tuple[Any, str, int]:
+        """``fn(client)`` on the least-loaded live endpoint, retried as the module says; returns its result, the
+        endpoint's URL and the attempts made. Raises :class:`CallFailed` (the last error, the attempts made).
 
-        ``retryable(exc)`` says whether an error may go to another endpoint: ``None`` (no: raise it),
-        ``"connection"`` (the endpoint may be down) or any other reason (``"429"``, ``"5xx"``, ``"timeout"``).
-        With one endpoint nothing is retried here (its client retries)."""
-        attempts = 1 + (self.max_retries if len(self.endpoints) > 1 else 0)
-        last: BaseException | None = None
+        ``retryable(exc)`` (default :func:`failure_kind`) says whether an error may be asked again: ``None``
+        (no), ``"connection"`` (the endpoint may be down), ``"timeout"``, ``"malformed"`` or any other reason
+        (``"429"``, ``"503"``)."""
+        retryable = retryable or failure_kind
+        used: dict[str, int] = {}
         previous: Endpoint | None = None
-        for attempt in range(attempts):
-            endpoint = self._pick(previous)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                endpoint = self._pick(previous)
+            except AllEndpointsDead as exc:
+                raise CallFailed(exc, attempt - 1) from exc
             try:
                 result = fn(endpoint.client)
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not retryable
+            except Exception as exc:  # noqa: BLE001 - classified below, raised when not retryable
                 reason = retryable(exc)
                 self._failed(endpoint, reason or type(exc).__name__)
-                if reason is None or attempt == attempts - 1:
-                    raise
-                last, previous = exc, endpoint
+                used[reason or ""] = used.get(reason or "", 0) + 1
+                budget = min(self.max_retries, RETRIES_BY_REASON.get(reason or "", self.max_retries))
+                if reason is None or used[reason] > budget:
+                    raise CallFailed(exc, attempt) from exc
+                previous = endpoint
                 if all(e.dead is not None or e is endpoint for e in self.endpoints):
-                    time.sleep(min(8.0, 0.25 * 2**attempt))  # nowhere else to go: back off before asking again
+                    time.sleep(backoff_seconds(exc, used[reason]))  # nowhere else to go: wait before asking again
                 continue
             with self._lock:
                 endpoint.outstanding -= 1
                 endpoint.answered += 1
                 endpoint.consecutive_connection_failures = 0
-            return result, endpoint.base_url or ""
-        assert last is not None
-        raise last
+            return result, endpoint.base_url or "", attempt
 
     def _failed(self, endpoint: Endpoint, reason: str) -> None:
         with self._lock:
@@ -133,3 +166,35 @@ class EndpointPool:
                 "their requests went to the others"
             )
         return out
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """Whether a failed call may be asked again, and why: ``"timeout"``, ``"connection"``, ``"429"`` / ``"5xx"``
+    statuses, ``"malformed"`` (a 200 that is no usable completion), or ``None`` (asking again would fail again)."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.APIStatusError):
+        return str(exc.status_code) if exc.status_code == 429 or exc.status_code >= 500 else None
+    if isinstance(exc, (MalformedReply, ValueError, openai.APIResponseValidationError)):
+        return "malformed"
+    return None
+
+
+def backoff_seconds(exc: BaseException, attempt: int) -> float:
+    """How long to wait before attempt ``attempt + 1``: the server's ``retry-after-ms`` / ``Retry-After`` when it
+    sent one (at most 60 s), else 0.5 s doubling up to 8 s, with a little jitter."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) if hasattr(headers, "get") else None
+        if value is not None:
+            try:
+                return min(60.0, max(0.0, float(value) * scale))
+            except ValueError:
+                pass
+    wait = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))
+    return wait * (0.75 + 0.5 * random.random())

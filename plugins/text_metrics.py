@@ -54,8 +54,9 @@ class MeanOfPerSample(Metric):
     mean_of_per_sample = True
 
     def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
-        """Mean of ``record.metrics[name]`` (computed now where missing)."""
-        missing = [r for r in records if self.name not in r.metrics]
+        """Mean of ``record.metrics[name]`` (computed now where missing, except for a metric that makes paid
+        calls: its values are asked once, before aggregation, and a sample without one is left out)."""
+        missing = [r for r in records if self.name not in r.metrics] if not self.makes_calls else []
         if missing:
             for record, value in zip(missing, self.per_sample_batch(missing, context)):
                 if value is not None:

@@ -9,7 +9,7 @@ import pytest
 from fake_openai_server import FakeOpenAI
 
 from harness.interfaces import MetricContext
-from harness.metrics_runner import compute_metrics
+from harness.metrics_runner import compute_metrics, make_metric_calls
 from harness.plugins.judge_metrics import Completeness, Relevance, parse_judge_score
 from harness.plugins.judges import OpenAICompatibleJudge
 from harness.records import SampleRecord
@@ -40,6 +40,12 @@ SECRET = "sk-test-SECRET-never-written-4242"
 )
 def test_judge_score_parsing_on_messy_replies(reply, expected):
     assert parse_judge_score(reply) == expected
+
+
+def judged(metric, recs, context):
+    """The judge's calls (the runner's execute stage), then the metric over what they gave (no calls)."""
+    make_metric_calls([metric], recs, context)
+    return metric.aggregate(recs, context)
 
 
 def records(candidates):
@@ -87,7 +93,7 @@ def test_judge_against_a_real_server(judge_env, tmp_path: Path):
         metric = Completeness(judge=make_judge(server, timeout=0.5, max_retries=1), concurrency=3)
         recs = records(candidates)
         context = MetricContext(cache_dir=tmp_path)
-        value = metric.aggregate(recs, context)
+        value = judged(metric, recs, context)
         assert [r.metrics.get("judge_completeness") for r in recs] == [2.0, 1.0, 0.0, None, None, None, None]
         assert value.value == pytest.approx(1.0) and value.n == 3
         assert value.data["judge_failures"] == 4 and "4 judge failures left out (not scored 0)" in value.note
@@ -104,7 +110,7 @@ def test_judge_against_a_real_server(judge_env, tmp_path: Path):
 
         # a rerun pays nothing for what succeeded: only the failures are asked again
         again = records(candidates)
-        Completeness(judge=make_judge(server, timeout=0.5, max_retries=0), concurrency=3).aggregate(again, context)
+        judged(Completeness(judge=make_judge(server, timeout=0.5, max_retries=0), concurrency=3), again, context)
         assert [r.metrics.get("judge_completeness") for r in again][:3] == [2.0, 1.0, 0.0]
         asked_again = [r["messages"][-1]["content"] for r in server.requests[first_round:]]
         assert not any("REPLY=Score: 2|" in a or "RATE429" in a for a in asked_again)
@@ -121,7 +127,7 @@ def test_identical_prompts_in_one_run_are_asked_once(judge_env, tmp_path: Path):
     """Two samples with the same answer, question and reference are one judge call, in one run, cache cold."""
     with FakeOpenAI() as server:
         recs = records(["REPLY=Score: 2|", "REPLY=Score: 2|", "REPLY=Score: 1|", "REPLY=Score: 2|"])
-        Completeness(judge=make_judge(server), concurrency=4).aggregate(recs, MetricContext(cache_dir=tmp_path))
+        judged(Completeness(judge=make_judge(server), concurrency=4), recs, MetricContext(cache_dir=tmp_path))
         assert [r.metrics.get("judge_completeness") for r in recs] == [2.0, 2.0, 1.0, 2.0]
         assert len(server.requests) == 2
 
@@ -137,7 +143,7 @@ def test_judge_concurrency_is_bounded(judge_env, tmp_path: Path):
         import time
 
         start = time.perf_counter()
-        Relevance(judge=make_judge(server), concurrency=2).aggregate(recs, MetricContext(cache_dir=tmp_path))
+        judged(Relevance(judge=make_judge(server), concurrency=2), recs, MetricContext(cache_dir=tmp_path))
         elapsed = time.perf_counter() - start
         assert elapsed >= 0.85  # 6 calls of 0.3 s, at most 2 at a time -> >= 0.9 s
         assert all(r.metrics.get("judge_relevance") == 2.0 for r in recs)
@@ -175,7 +181,7 @@ def test_local_transformers_judge_runs_and_counts_unparseable_replies(tmp_path: 
 
     judge = TransformersJudge(path=str(tiny_causal_lm(tmp_path / "lm")), max_new_tokens=4)
     recs = records(["some answer", "another answer"])
-    value = Completeness(judge=judge).aggregate(recs, MetricContext(cache_dir=tmp_path))
+    value = judged(Completeness(judge=judge), recs, MetricContext(cache_dir=tmp_path))
     replies = [judge.complete("Score :")]
     assert isinstance(replies[0], str)
     assert value.data["judge_failures"] + value.n == 2

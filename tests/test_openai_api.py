@@ -77,7 +77,7 @@ def test_a_reply_without_choices_is_that_items_error_and_nothing_is_asked_twice(
     with FakeOpenAI(default_reply="This image is fake.") as server:
         adapter = model(server, max_retries=0)
         answers = ask(adapter, data, ["NOCHOICES", "REPLY=Real.|", "REPLY=Fake.|"])
-        assert "malformed API response: no choices" in answers[0].error
+        assert "malformed API response" in answers[0].error and "no choices" in answers[0].error
         assert [a.text for a in answers[1:]] == ["Real.", "Fake."]
         assert len(server.requests) == 3  # one request per item: the answered ones are not asked again
 
