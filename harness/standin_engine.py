@@ -21,6 +21,15 @@ same logits independently. The server implements vLLM's semantics around them:
 ``strict_openai=True`` behaves like OpenAI's own API instead: unknown sampling fields are a 400 and there is no
 ``/tokenize``. ``die_after=N`` makes the engine stop listening after N answers (an endpoint dying mid-run).
 
+Faults and counting, for the tests that prove no paid call is lost or repeated: :attr:`StandinEngine.received`
+counts every chat completion that reached the engine (what a paid API bills), answered or not; ``fault``
+(a function of the request's number and body) injects a failure into chosen requests (an HTTP status with a
+message, a body that is not JSON, no choices, no log-probabilities); ``max_prompt_tokens`` refuses longer
+prompts with HTTP 400 as real servers word it; ``ignore_prefill=True`` answers 200 but ignores
+``continue_final_message``, as llama-cpp-python does. Prompt tokens are the whitespace tokens of a
+Vicuna-style rendering (``USER: ... ASSISTANT:``), so the prefill shows in the counts as it does on a real
+server.
+
     python -m harness.standin_engine --port 8000 --latency 0.2 --capacity 64 --served-model-name fakescope
 """
 
@@ -86,6 +95,9 @@ class StandinEngine:
         strict_openai: bool = False,
         die_after: int | None = None,
         reply_words: int = 12,
+        fault: Any = None,
+        max_prompt_tokens: int | None = None,
+        ignore_prefill: bool = False,
     ) -> None:
         if logprobs_mode not in ("raw_logprobs", "processed_logprobs"):
             raise ValueError(f"logprobs_mode must be raw_logprobs or processed_logprobs, not {logprobs_mode!r}")
@@ -93,7 +105,13 @@ class StandinEngine:
         self.served_model_name, self.logprobs_mode = served_model_name, logprobs_mode
         self.max_logprobs, self.strict_openai = int(max_logprobs), bool(strict_openai)
         self.die_after, self.reply_words = die_after, int(reply_words)
+        #: ``fault(n, body)`` -> None, an HTTP status (int), ``(status, message)``, ``"garbage"``, ``"nochoices"``
+        #: or ``"nologprobs"``; ``n`` counts the chat completions received, from 1
+        self.fault = fault
+        self.max_prompt_tokens, self.ignore_prefill = max_prompt_tokens, bool(ignore_prefill)
         self.answered = 0
+        #: chat completions that reached the engine, answered or failed (what a paid API would bill)
+        self.received = 0
         self.in_flight = 0
         self.peak_in_flight = 0
         self.dead = False
@@ -135,8 +153,8 @@ class StandinEngine:
                 status, payload = engine.complete(body)
                 return self._send(status, payload)
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                raw = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
+                raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
@@ -154,8 +172,25 @@ class StandinEngine:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- the engine --------------------------------------------------------------------------
-    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes]:
         """One chat completion: wait for a slot, hold it ``latency`` seconds, answer from the known logits."""
+        with self._lock:
+            self.received += 1
+            number = self.received
+        injected = self.fault(number, body) if self.fault else None
+        if isinstance(injected, int):
+            return injected, {"error": {"message": f"injected fault {injected}"}}
+        if isinstance(injected, tuple):
+            return int(injected[0]), {"error": {"message": str(injected[1])}}
+        if self.max_prompt_tokens is not None:
+            count = len(self.render(body).split())
+            if count > self.max_prompt_tokens:
+                return 400, {
+                    "error": {
+                        "message": f"The prompt has {count} tokens, but the model takes at most "
+                        f"{self.max_prompt_tokens}"
+                    }
+                }
         if self.strict_openai:
             unknown = sorted(set(body) & {"allowed_token_ids", "return_tokens_as_token_ids", "continue_final_message"})
             if unknown:
@@ -171,7 +206,7 @@ class StandinEngine:
             try:
                 if self.latency:
                     time.sleep(self.latency)
-                payload = self._answer(body)
+                payload = self._answer(body, injected)
             finally:
                 with self._lock:  # one step: no observer sees the request neither in flight nor answered
                     self.in_flight -= 1
@@ -189,10 +224,37 @@ class StandinEngine:
                         self.dead = True
         if dying:
             threading.Thread(target=self._die, daemon=True).start()
+        if injected == "garbage":
+            return 200, b"<html>not a completion"
         return 200, payload
 
-    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        logits = logits_for(body.get("messages"))
+    def prefill_continued(self, body: dict[str, Any]) -> bool:
+        """Whether this request continues its last (assistant) message, as vLLM does with
+        ``continue_final_message`` (never with ``ignore_prefill``)."""
+        messages = body.get("messages") or []
+        last_is_assistant = bool(messages) and messages[-1].get("role") == "assistant"
+        return last_is_assistant and bool(body.get("continue_final_message")) and not self.ignore_prefill
+
+    def render(self, body: dict[str, Any]) -> str:
+        """The prompt as a Vicuna-style template renders it: ``ROLE: text </s>`` per message, then ``ASSISTANT:``;
+        a continued final message is left open instead."""
+        messages = body.get("messages") or []
+        continued = self.prefill_continued(body)
+        parts = []
+        for index, message in enumerate(messages):
+            content = message.get("content")
+            images = sum(1 for p in content if p.get("type") == "image_url") if isinstance(content, list) else 0
+            text = " ".join(["<image>"] * images + [message_text(content)])
+            open_end = continued and index == len(messages) - 1
+            parts.append(f"{str(message.get('role', 'user')).upper()}: {text}" + ("" if open_end else " </s>"))
+        add_header = self.ignore_prefill or not continued and body.get("add_generation_prompt", True)
+        return " ".join(parts) + (" ASSISTANT:" if add_header else "")
+
+    def _answer(self, body: dict[str, Any], injected: Any = None) -> dict[str, Any]:
+        messages = body.get("messages")
+        if messages and messages[-1].get("role") == "assistant" and not self.prefill_continued(body):
+            messages = list(messages) + [{"role": "assistant", "content": ""}]  # scored after a new header
+        logits = logits_for(messages)
         allowed = body.get("allowed_token_ids")
         processed = [z if allowed is None or i in allowed else -math.inf for i, z in enumerate(logits)]
         chosen = max(range(len(VOCAB)), key=lambda i: processed[i])
@@ -209,7 +271,7 @@ class StandinEngine:
             "message": {"role": "assistant", "content": " ".join(words)},
             "finish_reason": "length" if len(words) == max_tokens else "stop",
         }
-        if body.get("logprobs"):
+        if body.get("logprobs") and injected != "nologprobs":
             logprobs = log_softmax(processed if self.logprobs_mode == "processed_logprobs" else logits)
             k = min(int(body.get("top_logprobs") or 0), self.max_logprobs)
             order = sorted((i for i in range(len(VOCAB)) if logprobs[i] != -math.inf), key=lambda i: -logprobs[i])
@@ -217,13 +279,13 @@ class StandinEngine:
             choice["logprobs"] = {
                 "content": [{"token": name(chosen), "logprob": logprobs[chosen], "bytes": None, "top_logprobs": top}]
             }
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        prompt_tokens = len(self.render(body).split())
         return {
             "id": f"chatcmpl-standin-{self.answered}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.served_model_name,
-            "choices": [choice],
+            "choices": [] if injected == "nochoices" else [choice],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(words),
