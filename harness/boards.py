@@ -42,6 +42,8 @@ from typing import Any, Callable, Sequence
 
 from tabulate import tabulate
 
+from harness.names import board_text
+
 LOWER_IS_BETTER = {"eer", "unknown_rate"}
 LAYOUTS = ("metrics", "per_subset", "qualitative", "transparency", "main_metric")
 METRIC_LABELS = {
@@ -472,7 +474,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
         for model, mark in zip(models, marks):
             grid[model][index].marks = [mark] + grid[model][index].marks
     for model in models:
-        row = [model]
+        row = [board_text(model)]  # a served model's name is free text: no live HTML, no extra cells
         for cell in grid[model]:
             text = _format(cell, percent)
             if "best" in cell.marks:
@@ -488,7 +490,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
         target, base = spec.improvement.get("model"), spec.improvement.get("over")
         label = {m.split(" (")[0]: m for m in models}
         if target in label and base in label:
-            row = [f"Improvement ({target} − {base})"]
+            row = [board_text(f"Improvement ({target} − {base})")]
             for index, metric in enumerate(column_meta):
                 a, b = grid[label[target]][index].value, grid[label[base]][index].value
                 if a is None or b is None:
@@ -497,6 +499,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                     diff = (a - b) * (100 if percent else 1)
                     row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
             rows.append(row)
+    headers = [board_text(h) for h in headers]  # generator folders name columns: escaped like model names
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     return (
         f"## {spec.title}\n\n"
@@ -519,7 +522,8 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
         n = sorted({x["counts"]["n_samples"] for x in results})
         failed = sum(x["counts"].get("n_failed", 0) for x in results)
         lines.append(
-            f"- `{task}` v{r['task']['version']}, split {r['task']['split']}, mode {r['task']['mode']}: "
+            f"- `{task}` v{board_text(r['task']['version'])}, split {board_text(r['task']['split'])}, "
+            f"mode {board_text(r['task']['mode'])}: "
             f"{'/'.join(map(str, n))} samples per model, {failed} failed in all."
         )
     printed = sorted({(r["reported"]["source"], r["reported"]["file"]) for r in chosen.values() if r.get("reported")})

@@ -254,6 +254,8 @@ class Metric(ABC):
     #: the rest, so a fake-only subset's accuracy is its fake recall, as each upstream script computes
     #: it per folder.
     pairs_with_real_pool: ClassVar[bool] = False
+    #: The values the metric can take: a results file holding one outside is refused when read (hand edits).
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     #: Whether the per-sample values come from paid calls (an LLM judge). The runner computes them once per run,
     #: while it calls the model (:func:`harness.metrics_runner.make_metric_calls`); aggregation, the bootstrap and
     #: the report never call: a sample without a value is left out and counted.

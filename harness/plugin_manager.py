@@ -180,6 +180,7 @@ class HarnessPlugins:
                     continue
                 for manifest in staged.manifests(kind):
                     self.registry.add(manifest)
+                self.registry.warnings.extend(staged.warnings)  # names the staged registry refused
 
     def add_cli_commands(self, subparsers: Any) -> None:
         """Let each plugin add sub-commands; a failing plugin is recorded, not fatal."""

@@ -13,6 +13,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from harness.names import is_plain_name
+
 KINDS = ("model", "task", "metric", "trainer", "judge")
 
 
@@ -129,6 +131,13 @@ class Registry:
         ) -> None:
             if not isinstance(name, str) or not name:
                 raise RegistryError(f"plugin {plugin} registered a {kind} with an empty name")
+            refused = [n for n in (name, *aliases) if not is_plain_name(n)]
+            if refused:  # it would become a results folder or a board column: only this name is dropped
+                self.warnings.append(
+                    f"{kind} {refused[0]!r} from plugin {plugin} ignored: a name may hold letters, digits and "
+                    ". _ + - only (no '..', no '/'), since it becomes a results folder"
+                )
+                return
             self.add(
                 Manifest(
                     kind=kind,

@@ -238,6 +238,10 @@ class TaskRun:
     data_notes: dict[str, Any] = field(default_factory=dict)
     exports: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, Any] | None = None
+    #: the name the task was registered and asked for under (default: the task class's ``name``)
+    task_name: str = ""
+    #: per metric: the values it can take and its direction, as the metric declares them (checked on read)
+    metric_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> RecordCounts:
@@ -286,7 +290,7 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             **({"run_notes": notes} if (notes := model.run_notes()) else {}),
         },
         "task": {
-            "name": task.name,
+            "name": run.task_name or task.name,
             "version": task.version,
             "split": run.split,
             "mode": run.mode,
@@ -295,6 +299,7 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             "fingerprint_hash": hash_obj(run.task_fp),
             "higher_is_better": True,
             "board_columns": getattr(task, "board_columns", {}),
+            "metrics": run.metric_info,
         },
         "metrics": run.metrics,
         "counts": {
@@ -362,13 +367,94 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
+class ResultsFileError(ValueError):
+    """A results file that cannot be used: the message names the file and the field."""
+
+
 def load_results(path: str | Path) -> dict[str, Any]:
-    """Read one results file, checking its schema."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read one results file, checking its schema and values (:func:`validate_results`): a file that is not JSON,
+    lacks a field, has one of the wrong type or a metric value outside what the metric can take is refused with
+    one line naming the file and the field."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise describe_os_error(exc, path, "read") from exc
+    except ValueError as exc:
+        raise ResultsFileError(f"{path}: not a valid results file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ResultsFileError(f"{path}: not a valid results file: a JSON object is expected")
     if data.get("schema") != RESULTS_SCHEMA:
-        raise ValueError(f"{path}: results schema {data.get('schema')!r}, expected {RESULTS_SCHEMA}")
+        raise ResultsFileError(f"{path}: results schema {data.get('schema')!r}, expected {RESULTS_SCHEMA}")
+    problem = validate_results(data)
+    if problem:
+        raise ResultsFileError(f"{path}: {problem}")
     data["_path"] = str(path)
     return data
+
+
+#: (path, type) of every field a board or comparison reads
+_REQUIRED: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("model", dict),
+    ("model.name", str),
+    ("model.fingerprint_hash", str),
+    ("task", dict),
+    ("task.name", str),
+    ("task.split", str),
+    ("task.mode", str),
+    ("metrics", dict),
+    ("metrics.all", dict),
+    ("counts", dict),
+    ("counts.n_samples", int),
+    ("provenance", dict),
+    ("provenance.harness_version", str),
+    ("provenance.date", str),
+)
+
+
+def validate_results(data: dict[str, Any]) -> str | None:
+    """What is wrong with a results file's content (``"field: problem"``), or ``None``. Checks the fields boards
+    read, that the task name is a plain name, and that every metric value is a finite number (or null) inside
+    the range its metric declares (recorded in ``task.metrics``; [0, 1] for files written before ranges were)."""
+    import math
+
+    from harness.names import is_plain_name
+
+    for dotted, kind in _REQUIRED:
+        node: Any = data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return f"{dotted}: missing"
+            node = node[part]
+        if not isinstance(node, kind) or isinstance(node, bool) and kind is int:
+            return f"{dotted}: expected {getattr(kind, '__name__', kind)}, found {type(node).__name__}"
+    if not is_plain_name(data["task"]["name"]):
+        return f"task.name: {data['task']['name']!r} is not a plain name"
+    info = data["task"].get("metrics") if isinstance(data["task"].get("metrics"), dict) else {}
+
+    def check(where: str, values: Any) -> str | None:
+        if not isinstance(values, dict):
+            return f"{where}: expected an object of metrics"
+        for name, entry in values.items():
+            if not isinstance(entry, dict):
+                continue  # notes and other non-metric entries
+            value = entry.get("value")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return f"{where}.{name}.value: {value!r} is not a finite number"
+            low, high = (info.get(name) or {}).get("range") or (0.0, 1.0)
+            if not low - 1e-9 <= value <= high + 1e-9:
+                return f"{where}.{name}.value: {value!r} is outside [{low:g}, {high:g}]"
+        return None
+
+    metrics = data["metrics"]
+    problem = check("metrics.all", metrics["all"])
+    for subset, values in (metrics.get("subsets") or {}).items():
+        problem = problem or check(f"metrics.subsets.{subset}", values)
+    for group, values in (metrics.get("groups") or {}).items():
+        if group not in ("average", "seen_generators"):
+            problem = problem or check(f"metrics.groups.{group}", values)
+    return problem
 
 
 def samples_path(results_path: str | Path) -> Path:

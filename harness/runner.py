@@ -26,6 +26,7 @@ from harness.fingerprint import hash_obj, rehashing
 from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ModelLoadError, Task
 from harness.metrics_runner import compute_metrics, make_metric_calls
+from harness.names import check_name
 from harness.plugin_manager import HarnessPlugins
 from harness.progress import progress_bar
 from harness.records import GenerationParams, Prediction, Request, Sample, SampleRecord, printable
@@ -153,11 +154,13 @@ def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sam
     return [samples[i] for i in chosen]
 
 
-def task_output_name(task: Task, mode: str) -> str:
-    """The results folder of a task under the model's folder: the task's name, with the mode appended
-    for tasks that have several (``fakeclass-score``, ``fakeclass-generate``), so runs of different
-    modes into one ``--output-dir`` never overwrite each other."""
-    return f"{task.name}-{mode}" if len(task.modes) > 1 else task.name
+def task_output_name(task: Task, mode: str, registered: str | None = None) -> str:
+    """The results folder of a task under the model's folder: the name it was registered (and asked for) under,
+    so two registrations of one class never share a folder, with the mode appended for tasks that have several
+    (``fakeclass-score``, ``fakeclass-generate``), so runs of different modes into one ``--output-dir`` never
+    overwrite each other. A name that could leave the folder (``..``, ``/``) is refused."""
+    name = check_name("task", registered or task.name)
+    return f"{name}-{mode}" if len(task.modes) > 1 else name
 
 
 def seed_everything(seed: int) -> None:
@@ -416,8 +419,12 @@ class Evaluator:
             data_notes=task.data_notes(),
             exports=task.export(records),
             usage=usage,
+            task_name=task_name,
+            metric_info={
+                m.name: {"range": list(m.value_range), "higher_is_better": m.higher_is_better} for m in metrics_list
+            },
         )
-        path = write_task_results(self.model_dir / task_output_name(task, mode), run)
+        path = write_task_results(self.model_dir / task_output_name(task, mode, task_name), run)
         counts = run.counts
         status, reason = "done", ""
         if records and counts.n_failed == counts.n_samples:

@@ -76,6 +76,7 @@ class JudgeMetric(MeanOfPerSample):
     criterion = "completeness"
     missing_reason = "no reference text, or judge failure"
     makes_calls = True
+    value_range = (0.0, MAX_SCORE)
 
     def __init__(
         self,

@@ -160,6 +160,8 @@ def _bert_scorer(model: str, layers: int):
 class BertScore(MeanOfPerSample):
     """BERTScore F1 (bert-score); backbone from options ``model``/``num_layers`` or the offline default."""
 
+    value_range = (-1.0, 1.0)  # cosine-based F1, no baseline rescaling
+
     name = "bertscore"
 
     def backbone(self) -> tuple[str, int]:

@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from harness.names import is_plain_name
 from harness.records import REAL, Sample
 from harness.tasks.common import CLASS_DIRS, BenchmarkTask, DataReport, folder_samples
 
@@ -70,6 +71,11 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(KEYS))})")
     if not spec.get("name"):
         raise SpecError(f"{path}: 'name' is required")
+    if not is_plain_name(spec["name"]):
+        raise SpecError(
+            f"{path}: name {spec['name']!r} is not allowed: letters, digits and . _ + - only (no '..', no '/'), "
+            "since it becomes a results folder"
+        )
     if spec.get("layout", "subset/class") not in LAYOUTS:
         raise SpecError(f"{path}: layout must be one of {LAYOUTS}, not {spec.get('layout')!r}")
     if spec.get("average_over", "generators") not in ("generators", "subsets"):
