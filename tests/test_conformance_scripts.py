@@ -70,3 +70,33 @@ def test_the_recorded_owl2_training_ran_against_upstream_and_passed():
     assert losses[-1] < losses[0] and latest["training"]["zero_stage"] == 2
     assert latest["scoring"]["max_abs_score_diff"] <= latest["tolerance"]
     assert latest["scoring"]["answers_identical"] == latest["scoring"]["images"] >= 4
+
+
+def test_the_served_check_skips_without_serving_extras(tmp_path):
+    """conformance/check_served.py needs transformers' serving extras in the server's interpreter."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "conformance" / "check_served.py"),
+            "--server-python",
+            "/bin/false",
+            "--work",
+            str(tmp_path),
+            "--no-record",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("SKIPPED: ") and "serving extras" in result.stdout
+
+
+def test_the_recorded_served_run_passed_every_check():
+    [*_, latest] = json.loads((REPO / "conformance" / "results" / "transformers-serve.json").read_text())
+    assert latest["passed"] is True and "transformers serve" in latest["server"]
+    checks = latest["checks"]
+    generate = checks["generate"]
+    assert generate["answers_identical_to_transformers_generate"] == generate["samples"] > 0
+    assert generate["usage_requests"] == generate["server_requests"]
+    assert checks["score"]["server_requests_on_rerun"] == 0
+    assert "HTTP 422" in checks["prefill"]["error"] and "HTTP 400" in checks["wrong_model"]["error"]
