@@ -65,9 +65,9 @@ leaderboards: install-dev
 fakescope-demo: install-dev
 	$(BIN)/python -m harness.trainers.fakescope_demo --out $(DEMO)/fakescope
 
-## benchmark: runner throughput on this machine, recorded in benchmarks/results/
+## benchmark: the runner's cost per sample against a plain loop, 1k-64k samples (~10 min), recorded in benchmarks/results/
 benchmark: install
-	$(BIN)/python benchmarks/runner_throughput.py --n 10000 --output benchmarks/results/runner-cpu.json
+	$(BIN)/python benchmarks/runner_throughput.py --output benchmarks/results/runner-cpu.json
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info

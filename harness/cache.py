@@ -163,6 +163,63 @@ class ResponseCache:
                 )
         return digest
 
+    def sample_hashes(self, samples: list[Sample]) -> list[str | OSError]:
+        """:meth:`sample_hash` of many samples at once: one ``stat`` per file and one query per 500 files for the
+        memo (not one per file), the files whose memo does not hold read and stored in one transaction. An
+        unreadable file gives its ``OSError`` in its place."""
+        out: list[str | OSError | None] = [None] * len(samples)
+        wanted: dict[Any, list[tuple[int, os.stat_result]]] = {}
+        paths: dict[Any, str] = {}
+        for index, sample in enumerate(samples):
+            if isinstance(sample.image, (bytes, bytearray)):
+                out[index] = hash_bytes(bytes(sample.image))
+                continue
+            path = os.path.abspath(sample.image)
+            try:
+                stat = os.stat(path)
+            except OSError as exc:
+                out[index] = exc
+                continue
+            key: str | bytes = path
+            try:
+                path.encode("utf-8")
+            except UnicodeEncodeError:  # a non-UTF-8 file name: its exact bytes are the key
+                key = path.encode("utf-8", "surrogateescape")
+            wanted.setdefault(key, []).append((index, stat))
+            paths[key] = path
+        memo: dict[Any, tuple[int, int, str]] = {}
+        if not self.rehash and wanted:
+            keys = list(wanted)
+            tables = (["shared.file_hashes"] if self.shared else []) + ["file_hashes"]  # own rows win
+            with self._lock:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for table in tables:
+                        for key, size, mtime, digest in self._db.execute(
+                            f"SELECT path, size, mtime_ns, sha256 FROM {table} WHERE path IN ({marks})", chunk
+                        ):
+                            memo[key] = (size, mtime, digest)
+        fresh = []
+        for key, uses in wanted.items():
+            stat = uses[0][1]
+            row = memo.get(key)
+            found: str | OSError
+            if row is not None and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+                found = row[2]
+            else:
+                try:
+                    found = hash_file(paths[key])
+                    fresh.append((key, stat.st_size, stat.st_mtime_ns, found))
+                except OSError as exc:
+                    found = exc
+            for index, _ in uses:
+                out[index] = found
+        if fresh and not self.read_only:
+            with self._lock:
+                self._db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", fresh)
+        return [value if value is not None else OSError("no hash") for value in out]
+
     @staticmethod
     def request_key(model_fp: str, task_fp: str, request: Request, sample_hash: str) -> str:
         """The cache key of one request (a SHA-256 hex digest)."""

@@ -35,6 +35,9 @@ from harness.run_lock import RunLock
 from harness.streaming import RequestStream, describe_error, normalise_prediction
 from harness.threads import ThreadPlan, apply_threads, plan_threads
 
+#: images hashed (and their memo looked up) per step of the hashing progress bar
+HASH_CHUNK = 2000
+
 
 class RunError(ValueError):
     """A run that cannot start (unknown model, model that fails to construct, bad arguments)."""
@@ -594,21 +597,22 @@ class Evaluator:
             leave=False,
             mininterval=0.5,
         )
-        for item in items:
-            hashing.update(1)
-            try:
-                sample_hash = self.cache.sample_hash(item.request.sample)
-            except OSError as exc:
-                item.record = self._record(
-                    task,
-                    item.request,
-                    mode,
-                    Prediction(error=f"{item.request.sample.describe()}: cannot read file ({exc.strerror or exc})"),
-                    "",
-                    0.0,
-                )
-                continue
-            item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
+        for start in range(0, len(items), HASH_CHUNK):  # batched: one memo query per chunk, not per file
+            chunk = items[start : start + HASH_CHUNK]
+            for item, sample_hash in zip(chunk, self.cache.sample_hashes([it.request.sample for it in chunk])):
+                if isinstance(sample_hash, OSError):
+                    reason = sample_hash.strerror or sample_hash
+                    item.record = self._record(
+                        task,
+                        item.request,
+                        mode,
+                        Prediction(error=f"{item.request.sample.describe()}: cannot read file ({reason})"),
+                        "",
+                        0.0,
+                    )
+                    continue
+                item.key = self.cache.request_key(self.model_fp_hash, task_fp_hash, item.request, sample_hash)
+            hashing.update(len(chunk))
         hashing.close()
         self.cache.flush()
         return items
@@ -685,7 +689,7 @@ class Evaluator:
             position = 0
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_workers)) as pool:
 
-                def prepare(start: int) -> list[Future | _Inline] | None:
+                def prepare(start: int) -> list[_Sliced | _Inline] | None:
                     part = pending[start : start + size]
                     return self._start_preparing([it.request for it in part], pool) if part else None
 
@@ -804,7 +808,7 @@ class Evaluator:
             )
             apply_threads(self.thread_plan)
 
-    def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> list[Future | _Inline]:
+    def _start_preparing(self, requests: list[Request], pool: ThreadPoolExecutor) -> list[_Sliced | _Inline]:
         """Submit each request's ``prepare`` to the worker threads; with one worker, prepare inline when the
         batch's turn comes."""
 
@@ -814,12 +818,18 @@ class Evaluator:
             except Exception as exc:  # noqa: BLE001 - the error stays with its sample
                 return None, describe_error(exc, request)
 
-        if len(requests) > 1 and self.config.num_workers > 1:
-            return [pool.submit(prepare, r) for r in requests]
+        workers = self.config.num_workers
+        if len(requests) > 1 and workers > 1:
+            # one task per worker, each preparing a contiguous slice: a future per sample cost more than the
+            # preparation itself for cheap models (issue #31), and the batch is still spread over every worker
+            size = -(-len(requests) // workers)
+            slices = [requests[i : i + size] for i in range(0, len(requests), size)]
+            futures = [pool.submit(lambda part: [prepare(r) for r in part], part) for part in slices]
+            return [_Sliced(future, offset) for future, part in zip(futures, slices) for offset in range(len(part))]
         return [_Inline(prepare, r) for r in requests]
 
     def _answer_batch(
-        self, requests: list[Request], mode: str, preparing: list[Future | _Inline]
+        self, requests: list[Request], mode: str, preparing: list[_Sliced | _Inline]
     ) -> list[tuple[Prediction, float]]:
         """Wait for the prepared inputs (errors stay per sample), then run the model on the good ones.
 
@@ -921,6 +931,17 @@ def auto_batch_start(batch_size: int | str) -> int | None:
     if isinstance(batch_size, str) and batch_size.startswith("auto"):
         return int(batch_size[5:]) if batch_size.startswith("auto:") else 512
     return None
+
+
+class _Sliced:
+    """One request's preparation inside a worker's slice of the batch."""
+
+    def __init__(self, future: Future, offset: int) -> None:
+        self.future, self.offset = future, offset
+
+    def result(self) -> Any:
+        """This request's prepared input (or error)."""
+        return self.future.result()[self.offset]
 
 
 class _Inline:

@@ -53,7 +53,9 @@ def data_root(task: Task, env_var: str, default_name: str) -> Path | None:
     return None
 
 
-def scan_class_folders(folder: Path, report: DataReport | None = None) -> Iterator[tuple[Path, int, str]]:
+def scan_class_folders(
+    folder: Path, report: DataReport | None = None, stray: list[str] | None = None
+) -> Iterator[tuple[Path, int, str]]:
     """(path, label, class-subfolder) for images under ``folder/{0_real,1_fake}/...`` (recursive).
 
     Non-image files are reported as unexpected; the class folder's own subfolder
@@ -69,37 +71,32 @@ def scan_class_folders(folder: Path, report: DataReport | None = None) -> Iterat
             if not is_image_name(path):
                 if report is not None:
                     report.unexpected.append(str(path))
+                if stray is not None:
+                    stray.append(str(path))
                 continue
             relative = path.relative_to(base)
             yield path, label, relative.parts[0] if len(relative.parts) > 1 else ""
 
 
-def _non_images(folder: Path) -> list[Path]:
-    return [
-        p
-        for class_dir in CLASS_DIRS
-        if (folder / class_dir).is_dir()
-        for p in sorted((folder / class_dir).rglob("*"))
-        if p.is_file() and not is_image_name(p)
-    ]
-
-
 def header_metadata(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Format, size and JPEG quality of many files, read from their headers in a plain loop.
+    """Format, size and JPEG quality of many files, read from their headers in a plain loop, each file's read
+    memoised by (path, size, modification time) (:mod:`harness.file_memo`): a rerun over an unchanged benchmark
+    reads no header again.
 
-    Unreadable files map to ``{"error": message}``. A header is a few hundred bytes: a thread pool made this
-    4x slower per file (one future per file, the GIL; measured in issue #31) and its join could swallow Ctrl-C,
-    so the loop runs on the calling thread, where an interrupt stops it at once.
+    Unreadable files map to ``{"error": message}`` (not memoised: read again next time). A header is a few
+    hundred bytes: a thread pool made this 4x slower per file (one future per file, the GIL; measured in issue
+    #31) and its join could swallow Ctrl-C, so the loop runs on the calling thread, where an interrupt stops it.
     """
+    from harness.file_memo import memoised
     from harness.images import ImageLoadError, file_metadata
 
-    found: dict[str, dict[str, Any]] = {}
-    for path in paths:
+    def read(path: str) -> tuple[dict[str, Any], bool]:
         try:
-            found[path] = file_metadata(path)
+            return file_metadata(path), True
         except (ImageLoadError, OSError) as exc:
-            found[path] = {"error": str(exc)}
-    return found
+            return {"error": str(exc)}, False
+
+    return memoised("headers", list(paths), read)
 
 
 def make_sample(
@@ -200,9 +197,7 @@ def folder_samples(
     id_base: Path | None = None,
 ) -> list[Sample]:
     """Samples of a ``{0_real,1_fake}`` folder; ``subset_of(label, class_subfolder)`` names each subset."""
-    found = list(scan_class_folders(folder, report))
-    if report is None:
-        task.stray.extend(str(p) for p in _non_images(folder))
+    found = list(scan_class_folders(folder, report, task.stray if report is None else None))
     metas = header_metadata(str(p) for p, _, _ in found)
     base = id_base or task.root
     samples = []

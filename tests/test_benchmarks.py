@@ -13,14 +13,27 @@ from conftest import REPO
 def test_runner_throughput_script_runs(tmp_path: Path):
     out = tmp_path / "runner.json"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "runner_throughput.py"), "--n", "300", "--output", str(out)],
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "runner_throughput.py"),
+            "--sizes",
+            "300",
+            "--rounds",
+            "1",
+            "--bootstrap-n",
+            "300",
+            "--output",
+            str(out),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    assert data["n_samples"] == 300 and data["fresh_samples_per_s"] > 0 and data["cached_samples_per_s"] > 0
+    [row] = data["rows"]
+    assert row["n"] == 300 and all(v > 0 for v in row["seconds"].values())
+    assert data["cached_rerun_with_bootstrap_1000"]["seconds"] > 0
 
 
 @pytest.mark.slow
