@@ -117,6 +117,7 @@ class ResponseCache:
             "checksum TEXT)",
             "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
             "sha256 TEXT)",
+            "CREATE TABLE IF NOT EXISTS intervals (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ]
         deadline, delay = time.monotonic() + deadline_s, 0.01
         while True:
@@ -279,6 +280,11 @@ class ResponseCache:
             except sqlite3.DatabaseError as exc:
                 raise self._error(exc, "write to") from exc
 
+    @property
+    def intervals(self) -> "IntervalStore":
+        """Bootstrap intervals kept beside the answers they were computed from (see ``MetricContext.intervals``)."""
+        return IntervalStore(self)
+
     def flush(self) -> None:
         """Commit pending file-hash rows."""
         with self._lock:
@@ -299,6 +305,35 @@ class ResponseCache:
             finally:
                 self._db.close()
                 self._db = None  # type: ignore[assignment]
+
+
+class IntervalStore:
+    """``get(key)`` / ``put(key, value)`` of bootstrap intervals in a response cache's ``intervals`` table."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+
+    def get(self, key: str) -> list[float] | None:
+        """The interval stored under ``key`` (``[]`` for "undefined"), or ``None``."""
+        with self.cache._lock:
+            if self.cache._db is None:
+                return None
+            try:
+                row = self.cache._db.execute("SELECT value FROM intervals WHERE key=?", (key,)).fetchone()
+            except sqlite3.DatabaseError:  # a read-only cache written before intervals were kept
+                return None
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: list[float]) -> None:
+        """Keep ``value`` under ``key`` (nothing on a read-only cache)."""
+        with self.cache._lock:
+            if self.cache.read_only or self.cache._db is None:
+                return
+            try:
+                self.cache._db.execute("INSERT OR REPLACE INTO intervals VALUES (?, ?)", (key, json.dumps(value)))
+                self.cache._db.commit()
+            except sqlite3.DatabaseError as exc:
+                raise self.cache._error(exc, "write to") from exc
 
 
 def payload_checksum(text: str) -> str:

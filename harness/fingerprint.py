@@ -11,9 +11,13 @@ from typing import Any, Iterator
 CHUNK = 1 << 20
 
 
+#: one encoder for every call (``json.dumps`` with options builds a new one per call: a cost per cache key)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace; non-JSON values fall back to ``str``."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return _CANONICAL.encode(obj)
 
 
 def hash_obj(obj: Any) -> str:

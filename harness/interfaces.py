@@ -234,6 +234,9 @@ class MetricContext:
     plugins: Any = None
     #: ``--retry-failed``: metrics that make calls ask again what their cache kept as a failure
     retry_failed: bool = False
+    #: bootstrap intervals kept with the labels and scores they came from (``get(key)`` / ``put(key, value)``;
+    #: the run's response cache), so a rerun with the same records does not resample again
+    intervals: Any = None
 
 
 class Metric(ABC):

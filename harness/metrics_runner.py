@@ -79,14 +79,29 @@ def _group_mean(
 def bootstrap_interval(
     metric: Metric, records: Sequence[SampleRecord], context: MetricContext, n_resamples: int
 ) -> list[float] | None:
-    """95% interval of one metric: on arrays when the metric offers ``from_arrays`` (fast), else on records."""
+    """95% interval of one metric: every resample at once when the metric takes sample weights (``from_weights``,
+    the detection metrics), else on arrays when it offers ``from_arrays``, else on records. An interval is
+    cached with the labels and scores it came from (``context.intervals``): a rerun with the same records
+    reuses it."""
     labels = np.array([r.label for r in records])
+    from_weights = getattr(metric, "from_weights", None)
     from_arrays = getattr(metric, "fast_from_arrays", None) or getattr(metric, "from_arrays", None)
     if from_arrays is not None:
         scores = np.array([r.score for r in records], dtype=np.float64)
-        return stratified_bootstrap_ci(
-            labels, lambda idx: from_arrays(labels[idx], scores[idx], context), n_resamples, context.seed
+        key = _interval_key(metric, labels, scores, n_resamples, context)
+        cached = context.intervals.get(key) if context.intervals is not None and key else None
+        if cached is not None:
+            return list(cached) if cached else None
+        interval = stratified_bootstrap_ci(
+            labels,
+            lambda idx: from_arrays(labels[idx], scores[idx], context),
+            n_resamples,
+            context.seed,
+            weighted=(lambda w: from_weights(labels, scores, w, context)) if from_weights is not None else None,
         )
+        if context.intervals is not None and key:
+            context.intervals.put(key, interval or [])
+        return interval
     if getattr(metric, "mean_of_per_sample", False):
         # a mean of per-sample values: resample the samples that have one (those without are left out of the
         # value too, e.g. judge failures); never recomputed, so a metric that makes calls makes none here
@@ -120,6 +135,23 @@ def make_metric_calls(metrics: Sequence[Metric], records: Sequence[SampleRecord]
     judges), asked once per run (each distinct prompt once, cached); afterwards :func:`compute_metrics` with
     ``calls=False`` reports without calling anything."""
     per_sample_values(metrics, records, context, calls=True)
+
+
+def _interval_key(
+    metric: Metric, labels: np.ndarray, scores: np.ndarray, n_resamples: int, context: MetricContext
+) -> str | None:
+    """What an interval depends on: the metric (and any threshold it takes from the validation split), the
+    labels and scores, the resamples and the seed."""
+    import hashlib
+
+    threshold = getattr(metric, "threshold", None)
+    extra = repr(threshold(context)) if callable(threshold) else ""
+    digest = hashlib.sha256()
+    for part in (metric.name, type(metric).__qualname__, extra, str(n_resamples), str(context.seed)):
+        digest.update(part.encode() + b"\0")
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(scores, dtype=np.float64).tobytes())
+    return digest.hexdigest()
 
 
 def compute_metrics(

@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness.records import SampleRecord
-from harness.storage import atomic_write, describe_os_error, publish_exclusive, remove_stale_temps
+from harness.storage import atomic_copy, atomic_write, describe_os_error, publish_exclusive, remove_stale_temps
 
 RESULTS_SCHEMA = 1
+#: one encoder for every record line (``json.dumps`` with options builds a new one per call)
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 MAX_LISTED_FAILURES = 100
 _PACKAGES = (
     "numpy",
@@ -263,12 +265,12 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
         raise describe_os_error(exc, out_dir, "create the results folder") from exc
     remove_stale_temps(out_dir)
     _remove_orphan_samples(out_dir)
-    lines = "".join(json.dumps(r.to_json(), ensure_ascii=False, default=str) + "\n" for r in run.records)
     now = _dt.datetime.now(_dt.timezone.utc)
     while True:  # the run's own name, taken exclusively: two runs within a microsecond never share one
         stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
+        lines = (_RECORD_ENCODER.encode(r.to_json()) + "\n" for r in run.records)
         try:
-            publish_exclusive(out_dir / f"samples_{stamp}.jsonl", lines)
+            publish_exclusive(out_dir / f"samples_{stamp}.jsonl", lines)  # written as encoded, never joined
             break
         except FileExistsError:
             now += _dt.timedelta(microseconds=1)
@@ -324,7 +326,7 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
     publish_exclusive(out_dir / f"results_{stamp}.json", _results_text(results))
-    atomic_write(out_dir / "samples.jsonl", lines)
+    atomic_copy(out_dir / f"samples_{stamp}.jsonl", out_dir / "samples.jsonl")
     path = out_dir / "results.json"
     atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
     return path

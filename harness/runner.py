@@ -375,6 +375,7 @@ class Evaluator:
             seed=self.config.seed,
             plugins=self.plugins,
             retry_failed=self.config.retry_failed,
+            intervals=self.cache.intervals if self.config.use_cache else None,
         )
         make_metric_calls(metrics_list, records, context)  # the judges' calls, once, with the model's
         seen = self._seen_generators()

@@ -19,6 +19,10 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Iterable, Union
+
+#: what a write takes: the content, or its pieces in order (written as they come, never joined in memory)
+Content = Union[str, bytes, Iterable[str], Iterable[bytes]]
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
@@ -48,12 +52,16 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
+def _write_temp(path: Path, data: Content) -> Path:
     """``data`` in a new temporary file beside ``path``, flushed to disk; removed again if anything fails."""
     tmp = _temp_name(path)
     try:
         with open(tmp, "xb") as handle:
-            handle.write(data)
+            if isinstance(data, (str, bytes)):
+                handle.write(_encode(data))
+            else:
+                for piece in data:
+                    handle.write(_encode(piece))
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException as exc:  # an interrupt mid-write must not leave the temporary file behind either
@@ -65,6 +73,7 @@ def _write_temp(path: Path, data: bytes) -> Path:
 
 
 def _encode(data: str | bytes) -> bytes:
+    """Bytes as they are, text as UTF-8."""
     # a stray undecodable byte of a file name (kept as a surrogate escape) never aborts a write
     return data if isinstance(data, bytes) else data.encode("utf-8", "backslashreplace")
 
@@ -83,11 +92,11 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> None:
+def atomic_write(path: str | Path, data: Content) -> None:
     """Replace ``path`` with ``data`` atomically (temporary file, ``fsync``, rename); nothing is left behind
     when it fails or is interrupted."""
     path = Path(path)
-    tmp = _write_temp(path, _encode(data))
+    tmp = _write_temp(path, data)
     try:
         os.replace(tmp, path)
     except BaseException as exc:
@@ -98,11 +107,19 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
     _sync_folder(path.parent)
 
 
-def publish_exclusive(path: str | Path, data: str | bytes) -> None:
+def atomic_copy(source: str | Path, path: str | Path) -> None:
+    """Replace ``path`` with a copy of the finished file ``source`` atomically. A copy, not a hard link: a user
+    who edits the copy in place must not change the original."""
+    source = Path(source)
+    with open(source, "rb") as handle:
+        atomic_write(path, iter(lambda: handle.read(1 << 20), b""))
+
+
+def publish_exclusive(path: str | Path, data: Content) -> None:
     """Create ``path`` holding ``data``, complete or not at all; ``FileExistsError`` when the name is taken
     (a hard link from a finished temporary file: creation and content in one atomic step)."""
     path = Path(path)
-    tmp = _write_temp(path, _encode(data))
+    tmp = _write_temp(path, data)
     try:
         os.link(tmp, path)
     except FileExistsError:

@@ -96,6 +96,12 @@ class Accuracy(ScoreMetric):
         """Mean correctness."""
         return float(np.mean((scores > THRESHOLD).astype(np.int64) == labels))
 
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """The accuracy of every resample at once (rows of ``weights``: how often each sample was drawn)."""
+        return weighted_mean(weights, (scores > THRESHOLD).astype(np.int64) == labels)
+
 
 class _ClassAccuracy(ScoreMetric):
     target: int = REAL
@@ -104,6 +110,13 @@ class _ClassAccuracy(ScoreMetric):
         """Accuracy on the samples of one class."""
         mask = labels == self.target
         return float(np.mean((scores[mask] > THRESHOLD).astype(np.int64) == self.target))
+
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """The class accuracy of every resample at once."""
+        mask = labels == self.target
+        return weighted_mean(weights[:, mask], (scores[mask] > THRESHOLD).astype(np.int64) == self.target)
 
 
 class RealAccuracy(_ClassAccuracy):
@@ -134,6 +147,14 @@ class BalancedAccuracy(ScoreMetric):
         predicted = (scores > THRESHOLD).astype(np.int64)
         return float(np.mean([np.mean(predicted[labels == c] == c) for c in (REAL, FAKE)]))
 
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """The balanced accuracy of every resample at once."""
+        predicted = (scores > THRESHOLD).astype(np.int64)
+        per_class = [weighted_mean(weights[:, labels == c], predicted[labels == c] == c) for c in (REAL, FAKE)]
+        return (per_class[0] + per_class[1]) / 2.0
+
 
 def fast_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC through the Mann-Whitney U statistic with average ranks for ties.
@@ -163,6 +184,62 @@ def fast_average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row of ``weights``: the weighted mean of ``values`` (NaN where a row weighs nothing)."""
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ values.astype(np.float64)) / total
+
+
+def weighted_roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row's weighted sample (row r: sample i counted ``weights[r, i]`` times), all rows at once:
+    the Mann-Whitney U over the distinct scores (a tie counts a half), as :func:`fast_roc_auc` and sklearn give
+    for the resampled multiset itself (tested). NaN where a row lacks a class."""
+    from harness.bootstrap import class_weights_by_threshold
+
+    positive, negative = class_weights_by_threshold(labels, scores, weights, FAKE)
+    n_pos, n_neg = positive.sum(axis=1), negative.sum(axis=1)
+    below = n_neg[:, None] - np.cumsum(negative, axis=1)  # negatives scored lower than each distinct score
+    u = (positive * (below + 0.5 * negative)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return u / (n_pos * n_neg)
+
+
+def weighted_average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision of each row's weighted sample, all rows at once: the step-wise sum over distinct
+    thresholds (decreasing) of recall gained times precision, as sklearn computes it (tested)."""
+    from harness.bootstrap import class_weights_by_threshold
+
+    positive, negative = class_weights_by_threshold(labels, scores, weights, FAKE)
+    true_pos = np.cumsum(positive, axis=1)
+    predicted = true_pos + np.cumsum(negative, axis=1)
+    precision = np.divide(true_pos, predicted, out=np.zeros_like(true_pos), where=predicted > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (positive * precision).sum(axis=1) / positive.sum(axis=1)
+
+
+def weighted_equal_error_rate(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """EER of each row's weighted sample, all rows at once: the ROC curve from cumulative class weights over the
+    distinct thresholds, then :func:`equal_error_rate`'s crossing and interpolation (collinear points that
+    sklearn's curve drops do not move the interpolated point)."""
+    from harness.bootstrap import class_weights_by_threshold
+
+    positive, negative = class_weights_by_threshold(labels, scores, weights, FAKE)
+    zeros = np.zeros((weights.shape[0], 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.hstack([zeros, np.cumsum(positive, axis=1) / positive.sum(axis=1, keepdims=True)])
+        fpr = np.hstack([zeros, np.cumsum(negative, axis=1) / negative.sum(axis=1, keepdims=True)])
+    diff = (1.0 - tpr) - fpr
+    crossing = np.argmax(diff <= 0, axis=1)
+    rows = np.arange(weights.shape[0])
+    before = np.maximum(crossing - 1, 0)
+    d0, d1 = diff[rows, before], diff[rows, crossing]
+    f0, f1 = fpr[rows, before], fpr[rows, crossing]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        interpolated = f0 + d0 / (d0 - d1) * (f1 - f0)
+    return np.where((d1 == 0) | (crossing == 0), f1, interpolated)
+
+
 class AveragePrecision(ScoreMetric):
     """Average precision with fake as the positive class (sklearn ``average_precision_score``)."""
 
@@ -179,6 +256,12 @@ class AveragePrecision(ScoreMetric):
     def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
         """The same value without sklearn's per-call overhead (bootstrap)."""
         return fast_average_precision(labels, scores)
+
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """The AP of every resample at once (:func:`weighted_average_precision`)."""
+        return weighted_average_precision(labels, scores, weights)
 
 
 class RocAuc(ScoreMetric):
@@ -197,6 +280,12 @@ class RocAuc(ScoreMetric):
     def fast_from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
         """The same value without sklearn's per-call overhead (bootstrap)."""
         return fast_roc_auc(labels, scores)
+
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """The ROC AUC of every resample at once (:func:`weighted_roc_auc`)."""
+        return weighted_roc_auc(labels, scores, weights)
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -227,6 +316,12 @@ class EqualErrorRate(ScoreMetric):
     def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
         """See :func:`equal_error_rate`."""
         return equal_error_rate(labels, scores)
+
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """The EER of every resample at once (:func:`weighted_equal_error_rate`)."""
+        return weighted_equal_error_rate(labels, scores, weights)
 
 
 def best_accuracy_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -281,6 +376,15 @@ class ValidationThresholdAccuracy(ScoreMetric):
         if threshold is None:
             return None
         return float(np.mean((scores > threshold).astype(np.int64) == labels))
+
+    def from_weights(
+        self, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, context: MetricContext | None = None
+    ) -> np.ndarray:
+        """Accuracy at the validation threshold for every resample at once (NaN without a threshold)."""
+        threshold, _ = self.threshold(context)
+        if threshold is None:
+            return np.full(weights.shape[0], np.nan)
+        return weighted_mean(weights, (scores > threshold).astype(np.int64) == labels)
 
     def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
         """As :class:`ScoreMetric`, with the threshold in ``data``."""
