@@ -205,8 +205,11 @@ def main() -> int:
         "what": "noop model over tiny PNG files of a folder benchmark; harness vs a plain loop doing the same "
         "observable work, best of interleaved rounds",
         "rows": rows,
-        "cached_rerun_with_bootstrap_1000": {"n": args.bootstrap_n, "seconds": round(cached_bootstrap, 3),
-                                             "fresh_run_seconds": round(fresh_bootstrap, 3)},  # fmt: skip
+        "cached_rerun_with_bootstrap_1000": {
+            "n": args.bootstrap_n,
+            "seconds": round(cached_bootstrap, 3),
+            "fresh_run_seconds": round(fresh_bootstrap, 3),
+        },  # fmt: skip
         "targets": {
             "harness_over_plain_fresh": 1.5,
             "harness_cached_over_fresh": 1 / 3,

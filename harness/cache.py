@@ -29,6 +29,8 @@ merges the rank files into the shared file at each task's end, while the other r
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import sqlite3
@@ -37,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.fingerprint import hash_bytes, hash_file, hash_obj
+from harness.fingerprint import canonical_json, hash_bytes, hash_file, hash_obj
 from harness.records import Request, Sample
 from harness.storage import StorageError, describe_os_error
 
@@ -223,17 +225,28 @@ class ResponseCache:
 
     @staticmethod
     def request_key(model_fp: str, task_fp: str, request: Request, sample_hash: str) -> str:
-        """The cache key of one request (a SHA-256 hex digest)."""
-        return hash_obj(
-            {
-                "schema": SCHEMA_VERSION,
-                "model": model_fp,
-                "task": task_fp,
-                "sample_id": request.sample.id,
-                "sample": sample_hash,
-                "request": request.fingerprint(),
-            }
+        """The cache key of one request: the SHA-256 hex digest of the canonical JSON of ``{"schema", "model",
+        "task", "sample_id", "sample", "request"}`` (:func:`harness.fingerprint.hash_obj`). Built here from its
+        parts, the request's part rendered once per distinct request (most requests of a task share one): the
+        same bytes, so the same keys as always, at a fraction of the cost per sample (tested equal)."""
+        parts = (model_fp, task_fp, sample_hash, request.sample.id)
+        if not all(isinstance(part, str) for part in parts):
+            return hash_obj(
+                {
+                    "schema": SCHEMA_VERSION,
+                    "model": model_fp,
+                    "task": task_fp,
+                    "sample_id": request.sample.id,
+                    "sample": sample_hash,
+                    "request": request.fingerprint(),
+                }
+            )
+        text = (
+            f'{{"model":{_string(model_fp)},"request":{_request_json(request.kind, request.prompt, request.generation)}'
+            f',"sample":{_string(sample_hash)},"sample_id":{_string(request.sample.id)},"schema":{SCHEMA_VERSION}'
+            f',"task":{_string(task_fp)}}}'
         )
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
     # -- storage -----------------------------------------------------------------------------
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -336,9 +349,21 @@ class IntervalStore:
                 raise self.cache._error(exc, "write to") from exc
 
 
+#: how canonical JSON writes a string (``ensure_ascii=False``): quotes, backslashes and control characters escaped
+_string = json.encoder.encode_basestring
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_json(kind: Any, prompt: str | None, generation: Any) -> str:
+    """The canonical JSON of a request's fingerprint (kind, prompt, decoding), once per distinct request."""
+    return canonical_json(Request(sample=_NO_SAMPLE, kind=kind, prompt=prompt, generation=generation).fingerprint())
+
+
+_NO_SAMPLE = Sample(id="", image=b"", label=None)
+
+
 def payload_checksum(text: str) -> str:
     """The checksum stored beside a payload's text (the first 16 hex digits of its SHA-256)."""
-    import hashlib
 
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 

@@ -57,3 +57,26 @@ def test_rank_files_are_written_apart_and_merged_by_rank_0(tmp_path):
     assert not rank_file(shared, 0).exists() and not rank_file(shared, 1).exists()
     merged = ResponseCache(shared)
     assert merged.get_many(["old", "a", "b"]) == {"old": {"score": 0.9}, "a": {"score": 0.2}, "b": {"score": 0.3}}
+
+
+@pytest.mark.parametrize(
+    "sample_id, prompt",
+    [
+        ("plain.png", None),
+        ('quo"te\\back/slash\n\tctl\x01.png', 'Is this "real"?\nAnswer: é 🙂'),
+        ("caf\udce9.png", "x"),  # a non-UTF-8 name kept as a surrogate escape
+        ("ünïcödé/日本.jpg", ""),
+    ],
+)
+def test_request_keys_are_the_canonical_json_hash_they_always_were(sample_id, prompt):
+    """The key is built from its parts for speed (issue #31); it must stay byte-for-byte the hash of the canonical
+    JSON, or every cache written before would be paid for again."""
+    from harness.cache import SCHEMA_VERSION
+    from harness.fingerprint import hash_obj
+    from harness.records import GenerationParams, Request, Sample
+
+    for kind, generation in (("score", None), ("generate", GenerationParams(max_new_tokens=7, temperature=0.5))):
+        request = Request(Sample(id=sample_id, image="x.png", label=1), kind=kind, prompt=prompt, generation=generation)
+        expected = hash_obj({"schema": SCHEMA_VERSION, "model": "m" * 64, "task": "t\u00e9", "sample_id": sample_id,
+                             "sample": "s" * 64, "request": request.fingerprint()})  # fmt: skip
+        assert ResponseCache.request_key("m" * 64, "t\u00e9", request, "s" * 64) == expected
