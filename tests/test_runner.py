@@ -232,3 +232,26 @@ def test_limit_bounds_the_calibration_split_too(tmp_path, capsys):
     plan = capsys.readouterr().err
     assert "wildrf: 6 of 26 test samples (--limit 6: label-stratified, seed 0)" in plan
     assert "6 of 30 val samples (--limit 6: label-stratified, seed 0) to choose the threshold" in plan
+
+
+def test_reporting_calls_neither_the_model_nor_a_judge(aigi_mini, tmp_path, monkeypatch):
+    """Plan, execute, report (issue #27): once a task is reported, every call has been made; a model or judge
+    called from the report stage fails the run here."""
+    import harness.runner as runner
+    from harness.interfaces import Judge
+
+    real_report = runner.report_task
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("called during reporting")
+
+    def guarded_report(answered, model, *args, **kwargs):
+        for name in ("prepare", "score_batch", "generate_batch", "answer_one", "setup"):
+            monkeypatch.setattr(model.adapter, name, forbidden)
+        monkeypatch.setattr(Judge, "complete", forbidden)
+        return real_report(answered, model, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "report_task", guarded_report)
+    config = RunConfig(model="noop", tasks="aigi-mini", limit=40, output_dir=tmp_path, progress=False, bootstrap=50)
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
+    assert outcome.status == "done" and outcome.metrics["auc"]["ci"] is not None

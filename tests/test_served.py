@@ -300,7 +300,9 @@ def test_launch_runs_on_n_engines_and_stops_them(data, tmp_path, launched):
 
 def test_launch_stops_the_engines_on_interrupt(data, tmp_path, monkeypatch, launched):
     # interrupted once the engines are up and the first requests are about to go
-    monkeypatch.setattr(Evaluator, "_submit", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    from harness.executors import StreamingExecutor
+
+    monkeypatch.setattr(StreamingExecutor, "_start", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path / "out", {"model": "m", "launch": 2, "launch_command": standin_command()})
     [launcher] = launched
