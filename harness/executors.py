@@ -48,6 +48,28 @@ class ModelSession:
         self.thread_plan: ThreadPlan | None = None
         #: ``--batch-size auto``: where the search starts, then the largest that fitted (``None``: a fixed size)
         self.auto_batch = auto_batch_start(config.batch_size)
+        self._calls_counted: dict[str, dict[str, Any]] = {}  # run_usage() already given to a task's usage
+
+    def new_calls(self) -> dict[str, dict[str, Any]]:
+        """The model's calls that belong to no sample (``run_usage()``: probes), made since the last time."""
+        now = self.model.run_usage()
+        fresh = {}
+        for name, usage in now.items():
+            before = self._calls_counted.get(name, {})
+            delta = {k: v - before.get(k, 0) for k, v in usage.items() if isinstance(v, (int, float))}
+            if delta.get("requests"):
+                fresh[name] = delta
+        self._calls_counted = {k: dict(v) for k, v in now.items()}
+        return fresh
+
+    def run_facts(self) -> dict[str, Any]:
+        """What the provenance records of how the run went: the CPU thread plan, the batch size auto found."""
+        facts: dict[str, Any] = {}
+        if self.thread_plan is not None:
+            facts["threads"] = self.thread_plan.as_dict()
+        if self.auto_batch is not None:
+            facts["batch_size_found"] = self.auto_batch  # --batch-size auto: the largest that fitted
+        return facts
 
     def ensure_loaded(self) -> None:
         """``setup`` the model once; a failure is one :class:`ModelLoadError` naming the model."""

@@ -171,3 +171,12 @@ def say_plan(plan: SplitPlan, model: ModelAdapter) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def say_samples(config: Any, task_name: str, split: str, n: int, available: int, why: str = "") -> None:
+    """Say, before the first model call, how many samples of which split this run will send."""
+    if not config.progress:
+        return
+    limit = f" (--limit {config.limit}: label-stratified, seed {config.seed})" if n < available else ""
+    print(f"{task_name}: {n} of {available} {split} samples{limit}" + (f" {why}" if why else ""), file=sys.stderr,
+          flush=True)  # fmt: skip

@@ -98,3 +98,18 @@ def _describe(text: str) -> str:
         return f"pid {info['pid']} on {info['host']}, started {info['started']}: {command}"
     except (ValueError, KeyError, TypeError):
         return "holder unknown"
+
+
+def hold_cache(cache: Any, command: Sequence[str] = ()) -> RunLock | None:
+    """Hold a run's response cache (:class:`harness.cache.ResponseCache`) for the run, or ``None`` where nothing
+    needs holding: no cache file, a read-only one, or a torchrun rank other than 0 (rank 0 holds it for all). The
+    cache is closed when the lock cannot be had."""
+    if cache.path is None or cache.read_only or (cache.rank or 0) != 0:
+        return None
+    lock = RunLock(cache.path, command)
+    try:
+        lock.acquire()
+    except BaseException:
+        cache.close()
+        raise
+    return lock

@@ -29,12 +29,13 @@ from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, Task
 from harness.metrics_runner import make_metric_calls
 from harness.names import check_name
-from harness.planning import RunError, check_gen_kwargs, plan_split
+from harness.planning import RunError, check_gen_kwargs, plan_split, say_samples
 from harness.plugin_manager import HarnessPlugins
-from harness.records import Sample, SampleRecord
+from harness.records import Sample
 from harness.reporting import AnsweredTask, ModelIdentity, report_task
 from harness.results import model_dir_name
-from harness.run_lock import RunLock
+from harness.run_lock import hold_cache
+from harness.verdicts import judge_unknown_verdicts
 from harness.work import RecordMaker
 
 __all__ = ["Evaluator", "RunConfig", "RunError", "TaskOutcome", "build_model", "build_task", "limited"]
@@ -239,7 +240,6 @@ class Evaluator:
         folder = f"{self.model_name}-{shown}" if shown and shown != self.model_name else self.model_name
         self.model_dir = config.output_dir / model_dir_name(folder, self.model_fp_hash)
         self.identity = ModelIdentity(self.model_name, self.model, self.model_fp, self.model_fp_hash, self.model_dir)
-        self._model_calls_counted: dict[str, dict[str, Any]] = {}  # run_usage() already put into a task's usage
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> list[TaskOutcome]:
@@ -255,7 +255,7 @@ class Evaluator:
         manifests = self.plugins.registry.select_tasks(self.config.tasks)
         outcomes = []
         finished = False
-        lock = self._lock()
+        lock = hold_cache(self.cache, self.command)
         try:
             self.model.check()  # weights and environment, before any data is built or listed
             if self.executor.overlaps_tasks:
@@ -282,19 +282,6 @@ class Evaluator:
                 lock.release()
         return outcomes
 
-    def _lock(self) -> RunLock | None:
-        """Hold the response cache for this run (one run per cache: none pays for another's answers); under
-        torchrun rank 0 holds it for all ranks."""
-        if self.cache.path is None or self.cache.read_only or (self.cache.rank or 0) != 0:
-            return None
-        lock = RunLock(self.cache.path, self.command)
-        try:
-            lock.acquire()
-        except BaseException:
-            self.cache.close()
-            raise
-        return lock
-
     # -- plan and execute --------------------------------------------------------------------
     def _start_task(self, task_name: str) -> _StartedTask | TaskOutcome:
         """Build and list the task, plan its splits and set their requests going (answered at once when batched,
@@ -319,7 +306,7 @@ class Evaluator:
             return TaskOutcome(task_name, "failed", f"could not list samples: {type(exc).__name__}: {exc}")
         n_available = len(samples)
         samples = limited(samples, self.config.limit, self.config.seed)
-        self._say_samples(task_name, split, len(samples), n_available)
+        say_samples(self.config, task_name, split, len(samples), n_available)
         task_fp = task_fingerprint(task, split, mode)
         own = list(task.metrics_for(mode))
         metrics_list = build_metrics(self.plugins, own + [m for m in self.config.extra_metrics if m not in own])
@@ -358,7 +345,7 @@ class Evaluator:
         available = list(task.samples(cal_split))
         samples = limited(available, self.config.limit, self.config.seed)  # --limit bounds every split
         why = "to choose the threshold of acc_val_threshold"
-        self._say_samples(task_name, cal_split, len(samples), len(available), why)
+        say_samples(self.config, task_name, cal_split, len(samples), len(available), why)
         fingerprint = task_fingerprint(task, cal_split, maker.mode)
         return self._start_split(task, samples, maker, fingerprint, f"{task_name}/{cal_split}")
 
@@ -376,7 +363,7 @@ class Evaluator:
         )
         judges: dict[str, dict[str, Any]] = {}
         if self.config.verdict_judge and started.mode == "generate":
-            judges["verdict_fallback"] = self._judge_unknown_verdicts(records)
+            judges["verdict_fallback"] = judge_unknown_verdicts(self.plugins, self.config, records)
         context = MetricContext(
             calibration=calibration,
             cache_dir=self.config.output_dir / ".cache",
@@ -403,14 +390,14 @@ class Evaluator:
             context=context,
             calibration_records=calibration_all or [],  # every request of the validation split counts
             calibration_used=len(calibration) if calibration is not None else None,
-            seen=self._seen_generators(),
+            seen=seen_generators(self.config, self.model),
             judge_usage=judges,
-            model_calls=self._new_model_calls(),  # the model's probes, in the first task after them
+            model_calls=self.session.new_calls(),  # the model's probes, in the first task after them
             started=started.start,
         )
         folder = task_output_name(started.task, started.mode, started.name)
         report = report_task(
-            answered, self.identity, self.config, self.plugins, self.command, self._run_facts(), folder
+            answered, self.identity, self.config, self.plugins, self.command, self.session.run_facts(), folder
         )
         return TaskOutcome(
             started.name,
@@ -426,66 +413,13 @@ class Evaluator:
             audit=report.audit,
         )
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _run_facts(self) -> dict[str, Any]:
-        """What the provenance records of how the run went: the CPU thread plan, the batch size auto found."""
-        facts: dict[str, Any] = {}
-        if self.session.thread_plan is not None:
-            facts["threads"] = self.session.thread_plan.as_dict()
-        if self.session.auto_batch is not None:
-            facts["batch_size_found"] = self.session.auto_batch  # --batch-size auto: the largest that fitted
-        return facts
 
-    def _new_model_calls(self) -> dict[str, dict[str, Any]]:
-        """The model's calls that belong to no sample, made since the last task took its share."""
-        now = self.model.run_usage()
-        fresh = {}
-        for name, usage in now.items():
-            before = self._model_calls_counted.get(name, {})
-            delta = {k: v - before.get(k, 0) for k, v in usage.items() if isinstance(v, (int, float))}
-            if delta.get("requests"):
-                fresh[name] = delta
-        self._model_calls_counted = {k: dict(v) for k, v in now.items()}
-        return fresh
-
-    def _judge_unknown_verdicts(self, records: list[SampleRecord]) -> dict[str, Any]:
-        """LLM-judge fallback for answers the rule-based parser left unknown (and only those); returns the
-        judge's usage."""
-        from harness.judging import build_judge
-        from harness.verdicts import judge_verdicts
-
-        unknown = [r for r in records if r.error is None and r.text is not None and r.verdict is None]
-        if not unknown:
-            return {}
-        judge = build_judge(self.plugins, self.config.verdict_judge)
-        answers = judge_verdicts(
-            judge, [(r.prompt, r.text or "") for r in unknown], self.config.output_dir / ".cache" / "judge.sqlite"
-        )
-        for record, (verdict, error) in zip(unknown, answers):
-            record.extra["verdict_source"] = "judge" if verdict is not None else "unknown"
-            if error:
-                record.extra["verdict_judge_error"] = error
-            record.verdict = verdict
-        return dict(judge.usage)
-
-    def _say_samples(self, task_name: str, split: str, n: int, available: int, why: str = "") -> None:
-        """Say, before the first model call, how many samples of which split this run will send."""
-        if not self.config.progress:
-            return
-        limit = f" (--limit {self.config.limit}: label-stratified, seed {self.config.seed})" if n < available else ""
-        print(
-            f"{task_name}: {n} of {available} {split} samples{limit}" + (f" {why}" if why else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def _seen_generators(self) -> list[str] | None:
-        """``--seen`` if given, else the generators the model's checkpoint declares it was trained on."""
-        if self.config.seen is not None:
-            return list(self.config.seen)
-        trained = self.model.trained_on() or {}
-        seen = trained.get("seen_generators")
-        return list(seen) if seen is not None else None
+def seen_generators(config: RunConfig, model: ModelAdapter) -> list[str] | None:
+    """``--seen`` if given, else the generators the model's checkpoint declares it was trained on."""
+    if config.seen is not None:
+        return list(config.seen)
+    seen = (model.trained_on() or {}).get("seen_generators")
+    return list(seen) if seen is not None else None
 
 
 def task_fingerprint(task: Task, split: str, mode: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.interfaces import Judge
@@ -195,3 +195,23 @@ def judge_verdicts(
         return [answers[key] for key in keys]
     finally:
         cache.close()
+
+
+def judge_unknown_verdicts(plugins: Any, config: Any, records: list[Any]) -> dict[str, Any]:
+    """``--verdict-judge``: the LLM judge's verdict for the answers the rule-based parser left unknown (and only
+    those), cached in the run's ``.cache/judge.sqlite``; returns the judge's usage."""
+    from harness.judging import build_judge
+
+    unknown = [r for r in records if r.error is None and r.text is not None and r.verdict is None]
+    if not unknown:
+        return {}
+    judge = build_judge(plugins, config.verdict_judge)
+    answers = judge_verdicts(
+        judge, [(r.prompt, r.text or "") for r in unknown], config.output_dir / ".cache" / "judge.sqlite"
+    )
+    for record, (verdict, error) in zip(unknown, answers):
+        record.extra["verdict_source"] = "judge" if verdict is not None else "unknown"
+        if error:
+            record.extra["verdict_judge_error"] = error
+        record.verdict = verdict
+    return dict(judge.usage)
