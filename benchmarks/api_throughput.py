@@ -29,9 +29,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench_data import list_task_plugins, timed_evaluation, timed_runs, write_jpegs
 

@@ -68,7 +68,7 @@ class Server:
         command = [python, "-m", "transformers.cli.transformers", "serve", str(model), "--host", "127.0.0.1",
                    "--port", str(self.port), "--device", "cpu"]  # fmt: skip
         print("+ " + " ".join(command), flush=True)
-        self.handle = open(log, "w")
+        self.handle = open(log, "w")  # noqa: SIM115 - the server writes into it until stop() closes it
         self.proc = subprocess.Popen(command, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True,
                                      env=dict(os.environ, HF_HUB_OFFLINE="1"))  # fmt: skip
         deadline = time.time() + 180

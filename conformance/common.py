@@ -13,8 +13,9 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_QUERIES = REPO.parent / "shared" / "data" / "fakebench"
@@ -54,7 +55,7 @@ def fakeclass_root(root: Path, queries: Path) -> tuple[Path, list[str]]:
     folder = root / "FakeBench_images"
     folder.mkdir(parents=True, exist_ok=True)
     present = []
-    for (image_id, size), photo in zip(IMAGES, photos):
+    for (image_id, size), photo in zip(IMAGES, photos, strict=False):
         if image_id not in listed:
             continue
         image = Image.fromarray(np.asarray(photo)).convert("RGB").resize(size)

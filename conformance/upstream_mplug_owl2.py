@@ -137,7 +137,7 @@ def reference(ckpt: str, items_path: str, out_path: str) -> None:
         return conv.get_prompt() + (" " + prefix if prefix else "")
 
     results = []
-    for item in json.load(open(items_path)):
+    for item in json.loads(Path(items_path).read_text()):
         image = Image.open(item["image"]).convert("RGB")
         pixels = process_images([image], processor, model.config).float()
         with torch.inference_mode():
@@ -155,14 +155,15 @@ def reference(ckpt: str, items_path: str, out_path: str) -> None:
             )
         answer = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True).strip()
         results.append({"image": item["image"], "score": score, "text": answer})
-    json.dump(
-        {
-            "results": results,
-            "anchors": {"fake": fake, "real": real},
-            "upstream_loader_dtype": loaded,
-            "image_aspect_ratio": getattr(model.config, "image_aspect_ratio", None),
-        },
-        open(out_path, "w"),
+    Path(out_path).write_text(
+        json.dumps(
+            {
+                "results": results,
+                "anchors": {"fake": fake, "real": real},
+                "upstream_loader_dtype": loaded,
+                "image_aspect_ratio": getattr(model.config, "image_aspect_ratio", None),
+            }
+        )
     )
 
 

@@ -105,7 +105,7 @@ def reference(ckpt: str, items_path: str, out_path: str, dtype: str) -> None:
 
     fake, real = anchors(("fake", "Fake", "FAKE")), anchors(("real", "Real", "REAL"))
     results = []
-    for item in json.load(open(items_path)):
+    for item in json.loads(Path(items_path).read_text()):
         query = tokenizer.from_list_format([{"image": item["image"]}, {"text": QUESTION}])
         _, tokens = utils.make_context(
             tokenizer,
@@ -127,9 +127,10 @@ def reference(ckpt: str, items_path: str, out_path: str, dtype: str) -> None:
             max_new_tokens=item.get("max_new_tokens", 24),
         )
         results.append({"image": item["image"], "score": score, "text": str(answer).strip()})
-    json.dump(
-        {"results": results, "anchors": {"fake": fake, "real": real}, "dtype": str(next(model.parameters()).dtype)},
-        open(out_path, "w"),
+    Path(out_path).write_text(
+        json.dumps(
+            {"results": results, "anchors": {"fake": fake, "real": real}, "dtype": str(next(model.parameters()).dtype)}
+        )
     )
 
 

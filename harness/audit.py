@@ -11,7 +11,8 @@ aigi-mini it is at chance by construction.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def format_shortcut_audit(samples: Sequence[Sample], folds: int = FOLDS, seed: i
         "token_counts": None,
     }
     if len(counts) < 2 or min(counts.values()) < folds:
-        result["note"] = "undefined: needs at least {folds} samples of each class".format(folds=folds)
+        result["note"] = f"undefined: needs at least {folds} samples of each class"
         return result
     vocabulary = {t: i for i, t in enumerate(sorted({t for row in rows for t in row}))}
     matrix = np.stack([one_hot(row, vocabulary) for row in rows])
@@ -90,7 +91,8 @@ def format_shortcut_audit(samples: Sequence[Sample], folds: int = FOLDS, seed: i
     result["cv_accuracy"] = float(scores.mean())
     result["cv_accuracy_folds"] = [float(s) for s in scores]
     by_class = {
-        int(c): Counter(tuple(row[:2]) for row, lab in zip(rows, labels) if lab == c).most_common(3) for c in counts
+        int(c): Counter(tuple(row[:2]) for row, lab in zip(rows, labels, strict=False) if lab == c).most_common(3)
+        for c in counts
     }
     result["token_counts"] = {
         ("real" if c == 0 else "fake"): [[list(k), v] for k, v in common] for c, common in by_class.items()

@@ -36,9 +36,10 @@ count as measured.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tabulate import tabulate
 
@@ -91,7 +92,7 @@ class BoardSpec:
     reported: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: str | Path) -> "BoardSpec":
+    def load(cls, path: str | Path) -> BoardSpec:
         """Read and validate a YAML spec."""
         import yaml
 
@@ -432,6 +433,28 @@ def with_reported(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> list[di
     return out
 
 
+def _improvement_row(
+    spec: BoardSpec, models: list[str], grid: dict[str, list[Cell]], column_meta: list[str], percent: bool
+) -> list[str] | None:
+    """The spec's "Improvement (A − B)" row: A's value minus B's per column (``None`` when not asked for or a
+    model is missing)."""
+    if not spec.improvement:
+        return None
+    target, base = spec.improvement.get("model"), spec.improvement.get("over")
+    label = {m.split(" (")[0]: m for m in models}
+    if target not in label or base not in label:
+        return None
+    row = [board_text(f"Improvement ({target} − {base})")]
+    for index in range(len(column_meta)):
+        a, b = grid[label[target]][index].value, grid[label[base]][index].value
+        if a is None or b is None:
+            row.append("–")
+        else:
+            diff = (a - b) * (100 if percent else 1)
+            row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
+    return row
+
+
 def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     """The board as markdown (title, table, improvement row, footnotes)."""
     chosen = select_results(with_reported(spec, results), spec)
@@ -455,7 +478,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                 if task == "" and header == "Overall":  # a declared summary: the mean of its metric's columns
                     values = [
                         c.value
-                        for c, meta in zip(grid[model], column_meta[:-1])
+                        for c, meta in zip(grid[model], column_meta[:-1], strict=False)
                         if meta == metric and c.value is not None
                     ]
                     grid[model].append(Cell(sum(values) / len(values) if values else None))
@@ -471,7 +494,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     rows = []
     for index, metric in enumerate(column_meta):
         marks = rank_marks([grid[m][index].value for m in models], metric in LOWER_IS_BETTER)
-        for model, mark in zip(models, marks):
+        for model, mark in zip(models, marks, strict=False):
             grid[model][index].marks = [mark] + grid[model][index].marks
     for model in models:
         row = [board_text(model)]  # a served model's name is free text: no live HTML, no extra cells
@@ -486,19 +509,9 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
                 text += "<sup>" + ",".join(flags) + "</sup>"
             row.append(text)
         rows.append(row)
-    if spec.improvement:
-        target, base = spec.improvement.get("model"), spec.improvement.get("over")
-        label = {m.split(" (")[0]: m for m in models}
-        if target in label and base in label:
-            row = [board_text(f"Improvement ({target} − {base})")]
-            for index, metric in enumerate(column_meta):
-                a, b = grid[label[target]][index].value, grid[label[base]][index].value
-                if a is None or b is None:
-                    row.append("–")
-                else:
-                    diff = (a - b) * (100 if percent else 1)
-                    row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
-            rows.append(row)
+    improvement = _improvement_row(spec, models, grid, column_meta, percent)
+    if improvement:
+        rows.append(improvement)
     headers = [board_text(h) for h in headers]  # generator folders name columns: escaped like model names
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     return (

@@ -9,7 +9,7 @@ resampled metric values give the 95% interval.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 

@@ -36,8 +36,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from harness.fingerprint import canonical_json, hash_bytes, hash_file, hash_obj
 from harness.records import Request, Sample
@@ -294,7 +295,7 @@ class ResponseCache:
                 raise self._error(exc, "write to") from exc
 
     @property
-    def intervals(self) -> "IntervalStore":
+    def intervals(self) -> IntervalStore:
         """Bootstrap intervals kept beside the answers they were computed from (see ``MetricContext.intervals``)."""
         return IntervalStore(self)
 

@@ -11,8 +11,8 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from harness import __version__
 from harness.cli_args import parse_kv

@@ -21,8 +21,9 @@ from __future__ import annotations
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from harness.cache import ResponseCache, merge_rank_files
 from harness.distributed import rank_world
@@ -121,7 +122,7 @@ class Executor(ABC):
     def _start(self, plan: SplitPlan, maker: RecordMaker) -> Records:
         """The executor's own way of answering the pending items."""
 
-    def close(self, finished: bool) -> None:
+    def close(self, finished: bool) -> None:  # noqa: B027 - optional: most executors hold nothing open
         """End of the run (``finished``: every task completed; else interrupted or failed)."""
 
     def bar(self, label: str, total: int, done: int) -> Any:
@@ -184,7 +185,7 @@ class BatchedExecutor(Executor):
                         _free_accelerator_memory()
                         upcoming = prepare(position)
                         continue
-                    self.commit(maker, [(item, p, s) for item, (p, s) in zip(batch, answers)])
+                    self.commit(maker, [(item, p, s) for item, (p, s) in zip(batch, answers, strict=False)])
                     bar.update(len(batch))
                     position += len(batch)
         finally:
@@ -206,7 +207,11 @@ class BatchedExecutor(Executor):
             size = -(-len(requests) // workers)
             slices = [requests[i : i + size] for i in range(0, len(requests), size)]
             futures = [pool.submit(lambda part: [prepare(r) for r in part], part) for part in slices]
-            return [_Sliced(future, offset) for future, part in zip(futures, slices) for offset in range(len(part))]
+            return [
+                _Sliced(future, offset)
+                for future, part in zip(futures, slices, strict=False)
+                for offset in range(len(part))
+            ]
         return [_Inline(prepare, r) for r in requests]
 
     def _answer_batch(
@@ -222,7 +227,7 @@ class BatchedExecutor(Executor):
         outputs = self._call_model([outcomes[i][0] for i in good], mode, [requests[i] for i in good])
         per_item = (time.perf_counter() - start) / max(1, len(requests))
         results: list[tuple[Prediction, float]] = [(Prediction(error=error), per_item) for _, error in outcomes]
-        for i, prediction in zip(good, outputs):
+        for i, prediction in zip(good, outputs, strict=False):
             results[i] = (prediction, per_item)
         return results
 
@@ -238,7 +243,7 @@ class BatchedExecutor(Executor):
             if len(inputs) == 1:
                 return [Prediction(error=describe_error(exc, requests[0]))]
         predictions = []
-        for item, request in zip(inputs, requests):
+        for item, request in zip(inputs, requests, strict=False):
             try:
                 predictions.extend(self._predictions(self._invoke([item], mode), 1))
             except Exception as exc:  # noqa: BLE001

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar
 
 from harness.records import Request, Sample, SampleRecord
 
@@ -19,7 +20,7 @@ class ModelLoadError(RuntimeError):
     says what is missing and how to fix it; the CLI prints it without a traceback."""
 
 
-class ModelAdapter(ABC):
+class ModelAdapter(ABC):  # noqa: B024 - every method has a default; an adapter overrides what it serves
     """A model the harness can evaluate.
 
     Lifecycle: constructed with the user's ``--model-args`` (strings already
@@ -37,7 +38,7 @@ class ModelAdapter(ABC):
         self.args = dict(args)
         self.device = "cpu"
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook
         """Fail fast, before any data work, when what :meth:`setup` needs is absent: raise
         :class:`ModelLoadError` saying what is missing and how to get it. Must not load weights."""
 
@@ -120,7 +121,7 @@ class ModelAdapter(ABC):
         """
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (worker processes, GPU memory)."""
 
 

@@ -20,7 +20,8 @@ generators averaged are those subsets that hold fake images.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def per_sample_values(
         if metric.depends_on or metric.makes_calls != calls:
             continue
         candidates = [r for r in usable(records, metric.requires) if metric.name not in r.metrics]
-        for record, value in zip(candidates, metric.per_sample_batch(candidates, context)):
+        for record, value in zip(candidates, metric.per_sample_batch(candidates, context), strict=False):
             if value is not None:
                 record.metrics[metric.name] = value
 
@@ -152,6 +153,36 @@ def _interval_key(
     digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(scores, dtype=np.float64).tobytes())
     return digest.hexdigest()
+
+
+def _groups(
+    subset_values: dict[str, dict[str, MetricValue]],
+    generators: list[str],
+    names: list[str],
+    average_over: str,
+    seen: Iterable[str] | None,
+) -> dict[str, Any]:
+    """The group means: over every subset (where the task averages so), over the generators, over the seen and
+    unseen generators; ``average`` names the benchmark's own average."""
+    groups: dict[str, Any] = {}
+    if average_over not in ("generators", "subsets"):
+        raise ValueError(f"average_over must be 'generators' or 'subsets', not {average_over!r}")
+    if average_over == "subsets" and len(subset_values) > 1:
+        groups["mean_over_subsets"] = _group_mean(subset_values, sorted(subset_values), names)
+        groups["average"] = {"group": "mean_over_subsets", "over": sorted(subset_values)}
+    if generators:
+        groups["mean_over_generators"] = _group_mean(subset_values, generators, names)
+        groups.setdefault("average", {"group": "mean_over_generators", "over": generators})
+    if seen is not None:
+        seen = set(seen)
+        for label, chosen in (
+            ("seen", [g for g in generators if g in seen]),
+            ("unseen", [g for g in generators if g not in seen]),
+        ):
+            if chosen:
+                groups[label] = _group_mean(subset_values, chosen, names)
+        groups["seen_generators"] = sorted(seen)
+    return groups
 
 
 def compute_metrics(
@@ -220,25 +251,7 @@ def compute_metrics(
         result["subsets"][subset] = {k: v.as_dict() for k, v in subset_values[subset].items()}
 
     names = [m.name for m in metrics if m.bootstrap or m.depends_on]
-    groups: dict[str, Any] = {}
-    if average_over not in ("generators", "subsets"):
-        raise ValueError(f"average_over must be 'generators' or 'subsets', not {average_over!r}")
-    if average_over == "subsets" and len(subset_values) > 1:
-        groups["mean_over_subsets"] = _group_mean(subset_values, sorted(subset_values), names)
-        groups["average"] = {"group": "mean_over_subsets", "over": sorted(subset_values)}
-    if generators:
-        groups["mean_over_generators"] = _group_mean(subset_values, generators, names)
-        groups.setdefault("average", {"group": "mean_over_generators", "over": generators})
-    if seen is not None:
-        seen = set(seen)
-        for label, chosen in (
-            ("seen", [g for g in generators if g in seen]),
-            ("unseen", [g for g in generators if g not in seen]),
-        ):
-            if chosen:
-                groups[label] = _group_mean(subset_values, chosen, names)
-        groups["seen_generators"] = sorted(seen)
-    result["groups"] = groups
+    result["groups"] = _groups(subset_values, generators, names, average_over, seen)
     for key in breakdowns:
         by_value: dict[str, list[SampleRecord]] = defaultdict(list)
         for record in records:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from harness.cache import ResponseCache
 from harness.distributed import rank_world
@@ -130,7 +131,7 @@ def keyed_items(
     )
     for start in range(0, len(items), HASH_CHUNK):  # batched: one memo query per chunk, not per file
         chunk = items[start : start + HASH_CHUNK]
-        for item, sample_hash in zip(chunk, cache.sample_hashes([it.request.sample for it in chunk])):
+        for item, sample_hash in zip(chunk, cache.sample_hashes([it.request.sample for it in chunk]), strict=False):
             if isinstance(sample_hash, OSError):
                 reason = sample_hash.strerror or sample_hash
                 item.record = maker.failure(

@@ -139,7 +139,7 @@ class SampleRecord:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SampleRecord":
+    def from_json(cls, data: dict[str, Any]) -> SampleRecord:
         """Inverse of :meth:`to_json`; unknown keys are ignored."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)

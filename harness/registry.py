@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from harness.names import is_plain_name
 

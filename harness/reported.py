@@ -72,19 +72,19 @@ def load_reported(path: str | Path) -> list[dict[str, Any]]:
     for row in data.get("rows", []):
         entries: dict[str, dict[str, Any]] = {}
 
-        def entry(task: str) -> dict[str, Any]:
+        def entry(task: str, entries: dict[str, dict[str, Any]] = entries, row: dict[str, Any] = row) -> dict[str, Any]:
             if task not in entries:
                 entries[task] = _skeleton(data, row, task, path)
             return entries[task]
 
         if "abilities" in data:  # Table IV: per ability, the file's measure columns
             for ability, where in data["abilities"].items():
-                for metric, value in zip(data["columns"], row[ability]):
+                for metric, value in zip(data["columns"], row[ability], strict=False):
                     _place(entry(where["task"]), where, metric, float(value) * scale)
         else:
             headers = list(data["columns"])
             for metric in data["metrics"]:
-                values = dict(zip(headers, row[metric]))
+                values = dict(zip(headers, row[metric], strict=False))
                 for header, where in data["columns"].items():
                     if "aggregate" in where:
                         continue
@@ -96,7 +96,7 @@ def load_reported(path: str | Path) -> list[dict[str, Any]]:
                             "value": float(values[header]) * scale,
                             "n": None,
                         }
-        for task, record in entries.items():
+        for record in entries.values():
             _derive_generator_means(record)
             records.append(record)
     return records

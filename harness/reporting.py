@@ -8,9 +8,10 @@ By the time a task reaches :func:`report_task`, every model call and every judge
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.audit import format_shortcut_audit
 from harness.interfaces import Metric, MetricContext, ModelAdapter, Task

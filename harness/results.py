@@ -24,9 +24,10 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from harness.records import SampleRecord
 from harness.storage import atomic_copy, atomic_write, describe_os_error, publish_exclusive, remove_stale_temps
@@ -210,7 +211,7 @@ class RecordCounts:
     n_cached: int
 
     @classmethod
-    def of(cls, records: Sequence[SampleRecord]) -> "RecordCounts":
+    def of(cls, records: Sequence[SampleRecord]) -> RecordCounts:
         """The counts of a task's records."""
         failed = sum(1 for r in records if r.error)
         return cls(len(records), len(records) - failed, failed, sum(1 for r in records if r.cached))
@@ -413,14 +414,8 @@ _REQUIRED: tuple[tuple[str, type | tuple[type, ...]], ...] = (
 )
 
 
-def validate_results(data: dict[str, Any]) -> str | None:
-    """What is wrong with a results file's content (``"field: problem"``), or ``None``. Checks the fields boards
-    read, that the task name is a plain name, and that every metric value is a finite number (or null) inside
-    the range its metric declares (recorded in ``task.metrics``; [0, 1] for files written before ranges were)."""
-    import math
-
-    from harness.names import is_plain_name
-
+def _missing_field(data: dict[str, Any]) -> str | None:
+    """The first of the fields boards read that is missing or of the wrong type, as ``"field: problem"``."""
     for dotted, kind in _REQUIRED:
         node: Any = data
         for part in dotted.split("."):
@@ -429,34 +424,52 @@ def validate_results(data: dict[str, Any]) -> str | None:
             node = node[part]
         if not isinstance(node, kind) or isinstance(node, bool) and kind is int:
             return f"{dotted}: expected {getattr(kind, '__name__', kind)}, found {type(node).__name__}"
+    return None
+
+
+def _bad_value(where: str, values: Any, ranges: dict[str, Any]) -> str | None:
+    """The first metric value under ``where`` that is not a finite number inside its metric's range."""
+    import math
+
+    if not isinstance(values, dict):
+        return f"{where}: expected an object of metrics"
+    for name, entry in values.items():
+        if not isinstance(entry, dict) or entry.get("value") is None:
+            continue  # notes and other non-metric entries, undefined values
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{where}.{name}.value: {value!r} is not a finite number"
+        low, high = (ranges.get(name) or {}).get("range") or (0.0, 1.0)
+        if not low - 1e-9 <= value <= high + 1e-9:
+            return f"{where}.{name}.value: {value!r} is outside [{low:g}, {high:g}]"
+    return None
+
+
+def validate_results(data: dict[str, Any]) -> str | None:
+    """What is wrong with a results file's content (``"field: problem"``), or ``None``. Checks the fields boards
+    read, that the task name is a plain name, and that every metric value is a finite number (or null) inside
+    the range its metric declares (recorded in ``task.metrics``; [0, 1] for files written before ranges were)."""
+    from harness.names import is_plain_name
+
+    missing = _missing_field(data)
+    if missing:
+        return missing
     if not is_plain_name(data["task"]["name"]):
         return f"task.name: {data['task']['name']!r} is not a plain name"
-    info = data["task"].get("metrics") if isinstance(data["task"].get("metrics"), dict) else {}
-
-    def check(where: str, values: Any) -> str | None:
-        if not isinstance(values, dict):
-            return f"{where}: expected an object of metrics"
-        for name, entry in values.items():
-            if not isinstance(entry, dict):
-                continue  # notes and other non-metric entries
-            value = entry.get("value")
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                return f"{where}.{name}.value: {value!r} is not a finite number"
-            low, high = (info.get(name) or {}).get("range") or (0.0, 1.0)
-            if not low - 1e-9 <= value <= high + 1e-9:
-                return f"{where}.{name}.value: {value!r} is outside [{low:g}, {high:g}]"
-        return None
-
+    ranges = data["task"].get("metrics") if isinstance(data["task"].get("metrics"), dict) else {}
     metrics = data["metrics"]
-    problem = check("metrics.all", metrics["all"])
-    for subset, values in (metrics.get("subsets") or {}).items():
-        problem = problem or check(f"metrics.subsets.{subset}", values)
-    for group, values in (metrics.get("groups") or {}).items():
-        if group not in ("average", "seen_generators"):
-            problem = problem or check(f"metrics.groups.{group}", values)
-    return problem
+    sections = [("metrics.all", metrics["all"])]
+    sections += [(f"metrics.subsets.{k}", v) for k, v in (metrics.get("subsets") or {}).items()]
+    sections += [
+        (f"metrics.groups.{k}", v)
+        for k, v in (metrics.get("groups") or {}).items()
+        if k not in ("average", "seen_generators")
+    ]
+    for where, values in sections:
+        problem = _bad_value(where, values, ranges)
+        if problem:
+            return problem
+    return None
 
 
 def samples_path(results_path: str | Path) -> Path:
@@ -470,9 +483,12 @@ def samples_path(results_path: str | Path) -> Path:
         named = json.loads(results_path.read_text(encoding="utf-8")).get("samples_file")
     except (OSError, ValueError, AttributeError):
         named = None
-    if isinstance(named, str) and re.fullmatch(r"samples_[^/\\]+\.jsonl", named):
-        if (results_path.parent / named).exists():
-            return results_path.parent / named
+    if (
+        isinstance(named, str)
+        and re.fullmatch(r"samples_[^/\\]+\.jsonl", named)
+        and (results_path.parent / named).exists()
+    ):
+        return results_path.parent / named
     return results_path.with_name("samples.jsonl")
 
 

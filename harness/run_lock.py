@@ -15,8 +15,9 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.storage import describe_os_error
 
@@ -46,7 +47,7 @@ class RunLock:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+", encoding="utf-8")
+            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open: the lock lives with it
         except OSError as exc:
             if not os.access(self.path.parent, os.W_OK):  # a read-only cache folder: nothing can be written there
                 return

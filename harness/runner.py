@@ -17,9 +17,10 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.cache import ResponseCache, merge_rank_files
 from harness.distributed import rank_world

@@ -18,11 +18,12 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Union
 
 #: what a write takes: the content, or its pieces in order (written as they come, never joined in memory)
-Content = Union[str, bytes, Iterable[str], Iterable[bytes]]
+Content = Union[str, bytes, Iterable[str], Iterable[bytes]]  # noqa: UP007 - a runtime alias (3.10 has no | here)
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from typing import Any, Callable
+from typing import Any
 
 from harness.interfaces import ModelAdapter
 from harness.records import Prediction, Request

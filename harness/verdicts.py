@@ -186,12 +186,12 @@ def judge_verdicts(
                 return None, str(exc)
             cache.put_many([(key, {"reply": reply})])
         word = reply.strip().lower().strip(".!*\"' ")
-        return {"fake": FAKE, "real": REAL}.get(word.split()[0] if word else "", None), None
+        return {"fake": FAKE, "real": REAL}.get(word.split()[0] if word else ""), None
 
     try:
         unique = list(dict.fromkeys(keys))  # identical (question, answer) pairs are asked once
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            answers = dict(zip(unique, pool.map(ask, unique)))
+            answers = dict(zip(unique, pool.map(ask, unique), strict=False))
         return [answers[key] for key in keys]
     finally:
         cache.close()
@@ -209,7 +209,7 @@ def judge_unknown_verdicts(plugins: Any, config: Any, records: list[Any]) -> dic
     answers = judge_verdicts(
         judge, [(r.prompt, r.text or "") for r in unknown], config.output_dir / ".cache" / "judge.sqlite"
     )
-    for record, (verdict, error) in zip(unknown, answers):
+    for record, (verdict, error) in zip(unknown, answers, strict=False):
         record.extra["verdict_source"] = "judge" if verdict is not None else "unknown"
         if error:
             record.extra["verdict_judge_error"] = error

@@ -13,7 +13,7 @@ chosen on test labels (UnivFD's "oracle" accuracy) is never offered.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

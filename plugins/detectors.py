@@ -22,9 +22,10 @@ CNNDetection authors advise (issue #2), and the sample records ``upscaled``;
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -194,7 +195,7 @@ class TorchDetector(ModelAdapter):
         for i, item in enumerate(inputs):
             if not isinstance(item, EncodedJpeg):
                 tensors[i], upscaled[i] = item
-        for i, decoded in zip(jpegs, decode_jpegs([inputs[i].data for i in jpegs], self.device)):
+        for i, decoded in zip(jpegs, decode_jpegs([inputs[i].data for i in jpegs], self.device), strict=False):
             where = inputs[i].where
             if isinstance(decoded, Exception):
                 errors[i] = f"{where}: corrupt or truncated JPEG ({str(decoded).splitlines()[-1][:200]})"
@@ -216,7 +217,7 @@ class TorchDetector(ModelAdapter):
             batch = torch.stack([tensors[i].to(self.device) for i in good])
             with torch.inference_mode():
                 scores = self.probabilities(batch)
-            for i, score in zip(good, scores):
+            for i, score in zip(good, scores, strict=False):
                 predictions[i] = Prediction(score=score, extra={"upscaled": True} if upscaled[i] else {})
         return predictions
 

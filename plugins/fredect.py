@@ -19,7 +19,8 @@ trainer. Checkpoints are safetensors + JSON, never pickle.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -23,9 +23,10 @@ Judge selection (metric options, else environment): ``judge`` /
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 from harness.cache import ResponseCache
 from harness.fingerprint import hash_obj

@@ -44,9 +44,10 @@ import math
 import os
 import re
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from harness.images import load_image, read_image_bytes
 from harness.interfaces import ModelAdapter

@@ -23,8 +23,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 #: consecutive connection failures after which an endpoint is taken out of the run
 DEAD_AFTER = 3

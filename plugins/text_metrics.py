@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class MeanOfPerSample(Metric):
         calls: its values are asked once, before aggregation, and a sample without one is left out)."""
         missing = [r for r in records if self.name not in r.metrics] if not self.makes_calls else []
         if missing:
-            for record, value in zip(missing, self.per_sample_batch(missing, context)):
+            for record, value in zip(missing, self.per_sample_batch(missing, context), strict=False):
                 if value is not None:
                     record.metrics[self.name] = value
         values = [r.metrics[self.name] for r in records if self.name in r.metrics]
@@ -180,7 +181,7 @@ class BertScore(MeanOfPerSample):
             return values
         scorer = _bert_scorer(*self.backbone())
         _, _, f1 = scorer.score([records[i].text or "" for i, _ in pairs], [ref for _, ref in pairs])
-        for (i, _), value in zip(pairs, f1.tolist()):
+        for (i, _), value in zip(pairs, f1.tolist(), strict=False):
             values[i] = value if values[i] is None else max(values[i], value)
         return values
 

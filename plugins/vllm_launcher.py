@@ -17,6 +17,7 @@ harness process itself dies (parent-death signal): no engine is left holding a G
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shlex
 import signal
@@ -193,27 +194,21 @@ class VllmLauncher:
         """Stop every replica (idempotent): SIGTERM to its process group, SIGKILL after the grace period."""
         for process in self.processes:
             if process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + self.grace
         for process in self.processes:
             try:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 process.wait()
         if self._log_dir and not self._keep_logs and all(p.poll() is not None for p in self.processes):
             for log in self.logs:
                 log.unlink(missing_ok=True)
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(self._log_dir)
-            except OSError:
-                pass
             self._log_dir = None
 
     def note(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ with known, learnable traces, not a measure of real-world detection.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from harness.records import FAKE, REAL, GenerationParams, Request, Sample, SampleRecord
 from harness.tasks.common import BenchmarkTask, DataReport, header_metadata, is_image_name, make_sample

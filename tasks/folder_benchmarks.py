@@ -7,8 +7,9 @@ Layouts and protocols: ``../shared/reference/benchmarks.md`` sections 2-4.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.records import Sample
 from harness.tasks.common import BenchmarkTask, DataReport, folder_samples

@@ -26,8 +26,9 @@ edited spec never reuses cached answers.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.names import is_plain_name
 from harness.records import REAL, Sample

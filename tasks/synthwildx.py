@@ -22,8 +22,9 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from harness.records import FAKE, REAL, Sample, SampleRecord
 from harness.tasks.common import BenchmarkTask, DataReport, header_metadata, make_sample

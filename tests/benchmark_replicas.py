@@ -60,7 +60,7 @@ def fakebench_root(root: Path, skip: int = 0) -> Path:
 def synthwildx_root(root: Path, skip_every: int = 0) -> Path:
     """list.csv (copied into the replica, as a user's download has it) and stand-ins for its files."""
     root.mkdir(parents=True, exist_ok=True)
-    rows = list(csv.DictReader(open(SHARED / "synthwildx" / "list.csv", newline="")))
+    rows = list(csv.DictReader((SHARED / "synthwildx" / "list.csv").read_text().splitlines()))
     (root / "list.csv").write_bytes((SHARED / "synthwildx" / "list.csv").read_bytes())
     for index, row in enumerate(rows):
         if skip_every and index % skip_every == 0:

@@ -147,7 +147,7 @@ class FakeOpenAI:
         """``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         return self
 

@@ -231,7 +231,7 @@ def test_multi_task_columns_read_their_own_task():
     board = render_board(spec(layout="transparency", tasks=["fakeqa", "fakeclue"]), [clue, qa])
     top = next(line for line in board.splitlines() if line.startswith("| Model"))
     header = [h.strip() for h in top.split("|")[1:-1]]
-    cells = dict(zip(header, [c.strip().strip("*") for c in row(board, "m").split("|")[1:-1]]))
+    cells = dict(zip(header, [c.strip().strip("*") for c in row(board, "m").split("|")[1:-1]], strict=False))
     assert cells["fakeqa: B.-1"] == "0.330" and cells["fakeclue: interpreting: B.-1"] == "0.200"
     assert cells["Overall"] == "0.450"  # mean of the two abilities' Avr. (0.5 and 0.4)
 

@@ -52,7 +52,7 @@ def test_weighted_values_equal_sklearn_on_each_resampled_multiset(metric, tied):
     labels, scores = data(tied)
     weights = next(resample_weights(labels, 40, seed=3))
     vectorised = metric.from_weights(labels, scores, weights)
-    for row, picked in zip(vectorised, stratified_resamples(labels, 40, seed=3)):
+    for row, picked in zip(vectorised, stratified_resamples(labels, 40, seed=3), strict=False):
         expected = REFERENCES[metric.name](labels[picked], scores[picked])
         assert row == pytest.approx(expected, abs=1e-12)
 
@@ -83,7 +83,7 @@ class Store:
 def test_an_interval_is_reused_for_the_same_records_and_recomputed_for_others(monkeypatch):
     labels, scores = data(False)
     records = [SampleRecord(str(i), "s", "test", int(y), "score", score=float(s)) for i, (y, s) in
-               enumerate(zip(labels, scores))]  # fmt: skip
+               enumerate(zip(labels, scores, strict=False))]  # fmt: skip
     store = Store()
     context = MetricContext(intervals=store)
     first = bootstrap_interval(RocAuc(), records, context, 300)

@@ -25,7 +25,7 @@ def records(labels, scores, subsets=None, errors=None):
     errors = errors or [None] * len(labels)
     return [
         SampleRecord(sample_id=str(i), subset=s, split="test", label=lab, mode="score", score=sc, error=e)
-        for i, (lab, sc, s, e) in enumerate(zip(labels, scores, subsets, errors))
+        for i, (lab, sc, s, e) in enumerate(zip(labels, scores, subsets, errors, strict=False))
     ]
 
 

@@ -35,7 +35,7 @@ def test_the_worker_run_gets_every_setting_and_its_record_is_checked(tmp_path):
     assert summary["first_loss"] == 2.0 and summary["last_loss"] == 1.5 and summary["backbone"] == "mplug-owl2"
     argv = json.loads((tmp_path / "out" / "argv.json").read_text())
     assert Path(argv[0]).name == "owl2_train.py"
-    settings = dict(zip(argv[1::2], argv[2::2]))
+    settings = dict(zip(argv[1::2], argv[2::2], strict=False))
     assert settings["--base"] == "/models/owl2" and settings["--max-steps"] == "6" and settings["--lr"] == "0.001"
     assert settings["--deepspeed"].endswith("trainers/deepspeed/zero2.json") and "--gradient-checkpointing" in argv
 

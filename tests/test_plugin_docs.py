@@ -37,7 +37,7 @@ def my_plugin(tmp_path, monkeypatch):
 def folder_pairs(tmp_path) -> Path:
     """Reals dark, fakes bright: the documented toy detector separates them perfectly."""
     rng = np.random.default_rng(0)
-    for label, folder, level in ((0, "0_real", 60), (1, "1_fake", 190)):
+    for _label, folder, level in ((0, "0_real", 60), (1, "1_fake", 190)):
         (tmp_path / "pairs" / folder).mkdir(parents=True)
         for i in range(4):
             pixels = np.clip(rng.normal(level, 10, (16, 16, 3)), 0, 255).astype(np.uint8)

@@ -14,8 +14,9 @@ import hashlib
 import json
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -189,8 +190,8 @@ needs_shared = pytest.mark.skipif(
 def synthwildx_protocol(list_csv: Path, scores_csv: Path, column: str) -> dict[str, dict[str, float]]:
     """Merge on filename; per fake typ, the rows with typ in {real, typ}: AUC = roc_auc_score(label, score),
     acc = balanced_accuracy_score(label, score > 0) (scores are LLRs); AVG = the mean over generators."""
-    listed = {row["filename"]: row["typ"] for row in csv.DictReader(open(list_csv, newline=""))}
-    scores = {row["filename"]: float(row[column]) for row in csv.DictReader(open(scores_csv, newline=""))}
+    listed = {row["filename"]: row["typ"] for row in csv.DictReader(Path(list_csv).read_text().splitlines())}
+    scores = {row["filename"]: float(row[column]) for row in csv.DictReader(Path(scores_csv).read_text().splitlines())}
     merged = [(listed[f], s) for f, s in scores.items() if f in listed]
     out = {}
     for typ in sorted({t for t, _ in merged} - {"real"}):
@@ -220,7 +221,7 @@ def test_synthwildx_llr_export_gives_upstreams_numbers(tmp_path):
     with open(prob_csv, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", "typ", "harness"])
-        for row in csv.DictReader(open(scores_csv, newline="")):
+        for row in csv.DictReader(Path(scores_csv).read_text().splitlines()):
             writer.writerow([row["filename"], row["typ"], 1 / (1 + math.exp(-float(row["harness"])))])
     wrong = synthwildx_protocol(root / "list.csv", prob_csv, "harness")
     assert all(wrong[t]["balanced_acc"] == 0.5 for t in ("dalle3", "firefly", "midjourney_v5"))

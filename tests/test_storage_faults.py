@@ -5,6 +5,7 @@ the same paths are also driven by injected errors, which run everywhere."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -151,11 +152,8 @@ def test_disk_full_while_writing_results_is_one_line_naming_the_file(data, tmp_p
 
 def test_a_really_full_disk(data, small_disk, toy_cli, capsys):
     filler = small_disk / "filler"
-    with open(filler, "wb") as handle:  # leave a few KiB: the cache opens, the results do not fit
-        try:
-            handle.write(b"\0" * (90 * 1024))
-        except OSError:
-            pass
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):  # leave a few KiB: the cache opens
+        handle.write(b"\0" * (90 * 1024))
     code = toy_cli(["run", "--model", "mean-model", "--tasks", "toy-task", "--data-root", str(data),
                     "--output-dir", str(small_disk / "out"), "--quiet", "--bootstrap", "0", "--no-audit"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()

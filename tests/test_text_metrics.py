@@ -94,7 +94,7 @@ def table_iv_cells():
     for row in table["rows"]:
         for ability in ("interpreting", "reasoning", "fine_grained"):
             *measures, published = row[ability]
-            yield row["model"], ability, dict(zip(KEYS, measures)), published
+            yield row["model"], ability, dict(zip(KEYS, measures, strict=False)), published
 
 
 def test_avr_formulas_against_every_published_table_iv_cell():
@@ -121,7 +121,7 @@ def test_table_iv_overall_is_the_mean_of_the_three_avr():
 
 
 def test_avr_as_a_derived_metric():
-    components = {k: MetricValue(v, 10) for k, v in zip(KEYS, (0.2, 0.1, 0.2, 0.6, 2.0, 2.0, 2.0))}
+    components = {k: MetricValue(v, 10) for k, v in zip(KEYS, (0.2, 0.1, 0.2, 0.6, 2.0, 2.0, 2.0), strict=False)}
     assert TransparencyAverage().derive(components).value == pytest.approx((0.2 + 0.1 + 0.2 + 0.6 + 3.0) / 7)
     assert TransparencyAverageHalves().derive(components).value == pytest.approx(0.5 * 0.275 + 0.5 * 1.0)
     partial = TransparencyAverage().derive({"bleu1": MetricValue(0.2, 3)})

@@ -13,9 +13,9 @@ auth_i), CoT prompt> from the versioned template ``prompts/acoti.v1.txt``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def select_exemplars(categories: Sequence[str], pool: Sequence[Exemplar]) -> lis
     )
     if not result.success:
         raise CoverError(f"Eq. 1 has no solution: {result.message}")
-    return [e for e, x in zip(pool, result.x) if x > 0.5]
+    return [e for e, x in zip(pool, result.x, strict=False) if x > 0.5]
 
 
 @dataclass

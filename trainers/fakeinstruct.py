@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 PART1_WHAT = [
     "What is the authenticity of this image?",

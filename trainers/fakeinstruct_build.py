@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 #: the image token each backbone's training data uses in the first human turn
 IMAGE_TOKENS = {"llava": "<image>", "owl2": "<|image|>"}

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.interfaces import Trainer
 from harness.records import Sample
@@ -40,7 +41,7 @@ META = "harness_training.json"
 def vision_tower(model: Any) -> Any:
     """The LLaVA vision encoder, across transformers versions."""
     inner = getattr(model, "model", model)
-    return getattr(inner, "vision_tower", None) or getattr(model, "vision_tower")
+    return getattr(inner, "vision_tower", None) or model.vision_tower
 
 
 def tower_unchanged(before: dict[str, Any], out_dir: Path) -> bool:

@@ -26,8 +26,9 @@ loaded with ``weights_only=True``). Output: ``weights.safetensors`` + ``config.j
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

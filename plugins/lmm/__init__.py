@@ -36,8 +36,9 @@ Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio`
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.checkpoints import checkpoint_argument
 from harness.images import HIGH_BIT_MODES, file_metadata, load_image

@@ -22,7 +22,8 @@ environments that do not have the harness installed.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 try:
     from ._sibling import sibling
@@ -149,7 +150,7 @@ class HfVlmBackend:
         )
 
     @classmethod
-    def from_components(cls, model: Any, processor: Any, device: str = "cpu", **options: Any) -> "HfVlmBackend":
+    def from_components(cls, model: Any, processor: Any, device: str = "cpu", **options: Any) -> HfVlmBackend:
         """A backend over a model and processor already in memory (benchmarks with random weights, tests);
         ``options`` as for the constructor, minus the loading ones."""
         backend = cls.__new__(cls)

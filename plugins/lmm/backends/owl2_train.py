@@ -71,6 +71,18 @@ def tensor_digest(module: Any) -> str:
     return digest.hexdigest()
 
 
+def single_process_defaults() -> None:
+    """The distributed variables a launcher would set, for a run started without one (one process, a free port)."""
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+        os.environ.setdefault(key, value)
+    if "MASTER_PORT" not in os.environ:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(probe.getsockname()[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train and save (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,14 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
-        os.environ.setdefault(key, value)
-    if "MASTER_PORT" not in os.environ:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            os.environ["MASTER_PORT"] = str(probe.getsockname()[1])
+    single_process_defaults()
     import deepspeed
     import mplug_owl2
     import transformers

@@ -19,7 +19,8 @@ Needs ``trust_remote_code=true``; runs normally in a worker of the environment f
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 try:
     from ._sibling import sibling

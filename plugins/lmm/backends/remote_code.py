@@ -18,7 +18,8 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 try:
     from ._sibling import sibling

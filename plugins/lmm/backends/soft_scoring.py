@@ -23,8 +23,9 @@ logits: ``p_fake = softmax([logsumexp(z_fake), logsumexp(z_real)])[0]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 DEFAULT_FAKE = ("fake", "Fake", "FAKE")
 DEFAULT_REAL = ("real", "Real", "REAL")

@@ -18,7 +18,8 @@ runs normally in a worker of ``harness env create internlm-xcomposer2-vl``.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 try:
     from ._sibling import sibling

@@ -33,7 +33,7 @@ class TinyOwl2(torch.nn.Module):
         return self.patch.weight.dtype
 
     @classmethod
-    def from_folder(cls, path) -> "TinyOwl2":
+    def from_folder(cls, path) -> TinyOwl2:
         config = json.loads((Path(path) / "config.json").read_text())
         model = cls(config)
         model.load_state_dict(torch.load(Path(path) / "standin_model.bin", weights_only=True))
@@ -41,7 +41,7 @@ class TinyOwl2(torch.nn.Module):
 
     def _embeds(self, input_ids, images):
         rows = []
-        for row, pixels in zip(input_ids, images):
+        for row, pixels in zip(input_ids, images, strict=False):
             visual = self.pool(self.patch(pixels.unsqueeze(0))).flatten(2).transpose(1, 2)[0]  # [4, hidden]
             parts, start = [], 0
             for at in (row == IMAGE_TOKEN_INDEX).nonzero().flatten().tolist():
