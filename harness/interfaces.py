@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.records import Request, Sample, SampleRecord
+from harness.records import Prediction, Request, Sample, SampleRecord
 
 
 class ModelLoadError(RuntimeError):
@@ -105,11 +105,11 @@ class ModelAdapter(ABC):  # noqa: B024 - every method has a default; an adapter 
         ``usage`` with the samples' own. ``{}`` when none (every local model)."""
         return {}
 
-    def score_batch(self, inputs: Sequence[Any]) -> Sequence[float]:
-        """P(fake) for each prepared input, in order."""
+    def score_batch(self, inputs: Sequence[Any]) -> Sequence[float | Prediction]:
+        """P(fake) for each prepared input, in order (or a :class:`Prediction`, to carry an error or extras)."""
         raise NotImplementedError(f"{type(self).__name__} does not serve score requests")
 
-    def generate_batch(self, inputs: Sequence[Any]) -> Sequence[str]:
+    def generate_batch(self, inputs: Sequence[Any]) -> Sequence[str | Prediction]:
         """Generated text for each prepared input, in order."""
         raise NotImplementedError(f"{type(self).__name__} does not serve generate requests")
 

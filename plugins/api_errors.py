@@ -46,7 +46,8 @@ def api_error_message(exc: BaseException, subject: str, timeout: float, attempts
     from harness.plugins.openai_endpoints import CallFailed
 
     if isinstance(exc, CallFailed):
-        exc, attempts = exc.cause, exc.attempts
+        attempts = exc.attempts
+        exc = exc.cause
     tries = attempts_text(attempts)
     if isinstance(exc, openai.APIStatusError):
         said = server_message(exc)

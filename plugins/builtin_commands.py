@@ -7,6 +7,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from harness import hookimpl
 
@@ -44,7 +45,7 @@ def split_recipe(text: str, source: str | None) -> tuple[list[str], list[str]]:
     return requirements, local
 
 
-def env_create(args: argparse.Namespace, plugins: object) -> int:
+def env_create(args: argparse.Namespace, plugins: Any) -> int:
     """``harness env create NAME --dir DIR [--source DIR]``: build a worker environment from its recipe.
 
     A failed build removes what it created and prints the manual recipe."""
@@ -118,21 +119,21 @@ def manual_recipe(name: str, recipe: Path, target: Path, source: str | None) -> 
     return "\n".join(lines)
 
 
-def env_list(args: argparse.Namespace, plugins: object) -> int:
+def env_list(args: argparse.Namespace, plugins: Any) -> int:
     """``harness env list``."""
     for name, path in recipes().items():
         print(f"{name:20s} {path}")
     return 0
 
 
-def data_check(args: argparse.Namespace, plugins: object) -> int:
+def data_check(args: argparse.Namespace, plugins: Any) -> int:
     """``harness data check TASK``: counts per subset and label against expectations, and every defect."""
     from tabulate import tabulate
 
     from harness.cli_args import parse_kv
     from harness.runner import build_task
 
-    sources = plugins.get("task", args.task).sources  # type: ignore[attr-defined]
+    sources = plugins.get("task", args.task).sources
     if sources:  # where the data comes from and what is expected, before what was found
         width = max(len(k) for k in sources)
         print("\n".join(f"{key:>{width}}: {value}" for key, value in sources.items()) + "\n")
@@ -170,7 +171,7 @@ def data_check(args: argparse.Namespace, plugins: object) -> int:
     return 0 if report.ok else 1
 
 
-def data_export(args: argparse.Namespace, plugins: object) -> int:
+def data_export(args: argparse.Namespace, plugins: Any) -> int:
     """``harness data export TASK --to DIR``: the task's samples as a ``datasets`` dataset."""
     from harness.cli_args import parse_kv
     from harness.hf_data import export_task
@@ -192,7 +193,7 @@ def data_export(args: argparse.Namespace, plugins: object) -> int:
     return 0
 
 
-def build_fakeinstruct(args: argparse.Namespace, plugins: object) -> int:
+def build_fakeinstruct(args: argparse.Namespace, plugins: Any) -> int:
     """``harness data build-fakeinstruct`` (:mod:`harness.trainers.fakeinstruct_build`)."""
     from harness.trainers.fakeinstruct_build import main
 

@@ -88,8 +88,10 @@ class Accuracy(ScoreMetric):
 
     name = "acc"
 
-    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float:
-        """1.0 when the thresholded score matches the label."""
+    def per_sample(self, record: SampleRecord, context: MetricContext | None = None) -> float | None:
+        """1.0 when the thresholded score matches the label (``None`` without a score)."""
+        if record.score is None:
+            return None
         return float(int(record.score > THRESHOLD) == record.label)
 
     def from_arrays(self, labels: np.ndarray, scores: np.ndarray, context: MetricContext | None = None) -> float:
@@ -361,7 +363,7 @@ class ValidationThresholdAccuracy(ScoreMetric):
     def threshold(self, context: MetricContext | None) -> tuple[float | None, int]:
         """The validation-chosen threshold and the number of validation samples (memoised per context)."""
         calibration = list(context.calibration or []) if context else []
-        if not calibration:
+        if not calibration or context is None:
             return None, 0
         key = id(context.calibration)
         cached = getattr(self, "_threshold_cache", None)

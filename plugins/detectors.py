@@ -172,7 +172,13 @@ class TorchDetector(ModelAdapter):
                 import torch
 
                 return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), request.sample.describe())
-        return self.pipeline(load_image(request.sample))
+        return self.transforms()(load_image(request.sample))
+
+    def transforms(self) -> ImagePipeline:
+        """The preprocessing pipeline (set up with the model)."""
+        if self.pipeline is None:
+            raise RuntimeError(f"{type(self).__name__}: setup() builds the preprocessing pipeline")
+        return self.pipeline
 
     def logits(self, batch: Any) -> Any:
         """One logit per image."""
@@ -195,13 +201,14 @@ class TorchDetector(ModelAdapter):
         for i, item in enumerate(inputs):
             if not isinstance(item, EncodedJpeg):
                 tensors[i], upscaled[i] = item
-        for i, decoded in zip(jpegs, decode_jpegs([inputs[i].data for i in jpegs], self.device), strict=False):
-            where = inputs[i].where
+        encoded: list[EncodedJpeg] = [item for item in inputs if isinstance(item, EncodedJpeg)]
+        for i, item, decoded in zip(jpegs, encoded, decode_jpegs([e.data for e in encoded], self.device), strict=True):
+            where = item.where
             if isinstance(decoded, Exception):
                 errors[i] = f"{where}: corrupt or truncated JPEG ({str(decoded).splitlines()[-1][:200]})"
                 continue
             try:
-                tensors[i], upscaled[i] = self.pipeline(decoded)
+                tensors[i], upscaled[i] = self.transforms()(decoded)
             except ValueError as exc:
                 errors[i] = f"{where}: {exc}"
         return tensors, upscaled, errors
@@ -212,12 +219,12 @@ class TorchDetector(ModelAdapter):
 
         tensors, upscaled, errors = self.pixels(inputs)
         good = [i for i, error in enumerate(errors) if error is None]
-        predictions = [Prediction(error=error) if error else None for error in errors]
+        predictions: list[Prediction] = [Prediction(error=error) for error in errors]  # the good ones replaced below
         if good:
             batch = torch.stack([tensors[i].to(self.device) for i in good])
             with torch.inference_mode():
                 scores = self.probabilities(batch)
-            for i, score in zip(good, scores, strict=False):
+            for i, score in zip(good, scores, strict=True):
                 predictions[i] = Prediction(score=score, extra={"upscaled": True} if upscaled[i] else {})
         return predictions
 
@@ -387,9 +394,10 @@ def load_clip_vision(clip: str) -> tuple[Any, str]:
     else:
         vision_config = config
     try:
-        model, info = CLIPVisionModelWithProjection.from_pretrained(
+        loaded: Any = CLIPVisionModelWithProjection.from_pretrained(
             clip, config=vision_config, local_files_only=True, output_loading_info=True
         )
+        model, info = loaded
     except RuntimeError as exc:  # size mismatches
         raise CheckpointError(f"{clip}: CLIP vision tower does not load cleanly: {str(exc)[-300:]}") from exc
     problems = {k: v for k, v in info.items() if k in ("missing_keys", "mismatched_keys") and v}

@@ -270,7 +270,9 @@ class TransparencyAverage(Metric):
                 data=data,
             )
         note = f"judge measures stand on {scored} of {asked} samples" if scored < asked else None
-        return MetricValue(self.formula(components), n, note, data=data)
+        return MetricValue(
+            self.formula({k: float(v) for k, v in components.items() if v is not None}), n, note, data=data
+        )
 
 
 class TransparencyAverageHalves(TransparencyAverage):

@@ -117,8 +117,9 @@ class TransformersJudge(Judge):
         super().__init__(path=path, max_new_tokens=max_new_tokens, device=device, **args)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(path)
+        model: Any = AutoModelForCausalLM.from_pretrained(path)
+        self.model: Any = model.to(device).eval()
         self.max_new_tokens, self.device = int(max_new_tokens), device
 
     def complete(self, prompt: str, system: str | None = None) -> str:
@@ -135,7 +136,7 @@ class TransformersJudge(Judge):
         inputs = self.tokenizer(text, return_tensors="pt").to(self.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        reply = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        reply = str(self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
         if not reply.strip():
             raise JudgeError("empty judge response")
         return reply

@@ -77,7 +77,8 @@ def _photo_loaders() -> dict[str, Callable[[], np.ndarray]]:
         import matplotlib.cbook
         from PIL import Image
 
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        sample: Any = matplotlib.cbook.get_sample_data("grace_hopper.jpg")  # an open file (numpy files: arrays)
+        with sample as handle:
             return np.asarray(Image.open(handle).convert("RGB"))
 
     return {

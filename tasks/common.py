@@ -169,7 +169,7 @@ class BenchmarkTask(Task):
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:
         super().__init__(data_root=data_root, **options)
-        self.root = data_root_for(self)
+        self.root: Path | None = data_root_for(self)
         self.stray: list[str] = []  # non-image files met while scanning (data check lists them)
 
     def available(self) -> tuple[bool, str]:

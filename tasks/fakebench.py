@@ -158,7 +158,8 @@ class _FakeBench(BenchmarkTask):
         super().__init__(data_root=data_root, queries=queries, references=references, **options)
         self.queries = Path(queries) if queries else None
         self.references_path = Path(references) if references else None
-        self.n_listed, self.absent = 0, []
+        self.n_listed = 0
+        self.absent: list[str] = []
         self._index: dict[str, Path] | None = None
 
     def query_path(self) -> Path | None:
@@ -176,7 +177,10 @@ class _FakeBench(BenchmarkTask):
 
     def entries(self) -> list[dict[str, Any]]:
         """The query file's entries."""
-        return json.loads(self.query_path().read_text(encoding="utf-8"))
+        path = self.query_path()
+        if path is None:
+            raise FileNotFoundError(f"{self.query_file} not found under {self.root} (or queries=DIR)")
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def image_index(self) -> dict[str, Path]:
         """Image file name -> path, for every image below the root."""

@@ -52,10 +52,11 @@ class SynthWildX(BenchmarkTask):
 
     def __init__(self, data_root: str | None = None, list_csv: str | None = None, **options: Any) -> None:
         super().__init__(data_root=data_root, **options)
-        if list_csv and self.root is None:
+        root: Path | None = getattr(self, "root", None)
+        if list_csv and root is None:
             # --task-args list_csv=FILE alone: the images lie beside the list, as in upstream's data/synthwildx/
-            self.root = Path(list_csv).expanduser().resolve().parent
-        self.list_csv = Path(list_csv) if list_csv else (self.root / "list.csv" if self.root else None)
+            root = self.root = Path(list_csv).expanduser().resolve().parent
+        self.list_csv = Path(list_csv) if list_csv else (root / "list.csv" if root else None)
         self.listed = 0
         self.missing: list[str] = []
 
@@ -67,6 +68,8 @@ class SynthWildX(BenchmarkTask):
 
     def rows(self) -> list[dict[str, str]]:
         """The rows of ``list.csv``."""
+        if self.list_csv is None:
+            raise FileNotFoundError("SynthWildX needs list.csv: --data-root DIR or --task-args list_csv=FILE")
         with open(self.list_csv, newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 

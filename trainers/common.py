@@ -53,7 +53,7 @@ def extract(
     kept = [i for i, r in enumerate(results) if r is not None]
     if not kept:
         raise ValueError(f"{desc}: no readable labelled samples ({len(errors)} failed)")
-    features = np.stack([results[i] for i in kept])
+    features = np.stack([row for row in results if row is not None])
     labels = np.array([labelled[i].label for i in kept], dtype=np.int64)
     if len(set(labels.tolist())) < 2:
         raise ValueError(f"{desc}: training needs both real and fake samples")

@@ -49,7 +49,7 @@ def records_from_folder(root: Path) -> list[dict]:
     the folder above the class folder names the generator (:func:`harness.hf_data.class_folder`)."""
     from harness.hf_data import class_folder
 
-    records = []
+    records: list[dict[str, Any]] = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         found = class_folder(path.relative_to(root))
         if found is None:

@@ -304,7 +304,7 @@ class FakeScopeTrainer(Trainer):
         dataset = InstructionDataset(records, processor, self.data.parent, self.max_length)
         pad_id = processor.tokenizer.pad_token_id or 0
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
-        warmup = (
+        warmup: dict[str, Any] = (
             {"warmup_ratio": self.warmup_ratio}
             if "warmup_ratio" in inspect.signature(TrainingArguments.__init__).parameters
             else {"warmup_steps": self.warmup_ratio}
@@ -334,19 +334,19 @@ class FakeScopeTrainer(Trainer):
         trainer = HFTrainer(
             model=model, args=args, train_dataset=dataset, data_collator=lambda batch: collate(batch, pad_id)
         )
-        last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).is_dir() else None
+        last = get_last_checkpoint(args.output_dir) if resume and Path(str(args.output_dir)).is_dir() else None
         trainer.train(resume_from_checkpoint=last)
         trainer.save_model(str(out_dir))
         processor.save_pretrained(str(out_dir))
         identical = tower_unchanged(before, out_dir)
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-        seen = sorted({r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")})
+        seen = sorted({str(r["generator"]) for r in records if r.get("authenticity") == "fake" and r.get("generator")})
         meta = {
             "trainer": "fakescope",
             "base": str(self.base),
             "data": str(self.data),
             "n_instructions": len(records),
-            "parts": sorted({r.get("part") for r in records if r.get("part") is not None}),
+            "parts": sorted({r["part"] for r in records if r.get("part") is not None}),
             "deepspeed": self.deepspeed,
             "bf16": bf16,
             "lr": self.lr,

@@ -86,7 +86,7 @@ def build_tiny_base(out: Path, seed: int = 0) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    config = LlavaConfig(
+    config = LlavaConfig(  # type: ignore[call-arg]  # transformers 5 names it image_token_id; the stubs lag
         vision_config=vision,
         text_config=text,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
@@ -207,6 +207,7 @@ def run(
         limit=eval_limit,
     )
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
+    assert outcome.results_path is not None, outcome.reason
     results = json.loads(outcome.results_path.read_text())
     summary = {
         "tower_probe_val_auc": tower_auc,

@@ -36,6 +36,7 @@ Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio`
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,10 @@ class LmmAdapter(ModelAdapter):
             "print(','.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
         )
         result = subprocess.run(
-            [str(Path(self.python).expanduser()), "-c", probe, *needed], capture_output=True, text=True, timeout=120
+            [str(Path(self.python or sys.executable).expanduser()), "-c", probe, *needed],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if result.returncode != 0:
             raise ModelLoadError(

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     data_args.image_processor = CLIPImageProcessor.from_pretrained(args.base, local_files_only=True)
     dataset = upstream.LazySupervisedDataset(data_path=args.data, tokenizer=tokenizer, data_args=data_args)
     collator = upstream.DataCollatorForSupervisedDataset(tokenizer=tokenizer)
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed)
+    sampler: Any = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collator)
     config = ds_config(args.deepspeed, args, bf16, world)
     if config["zero_optimization"].get("stage") == 3 and not cuda:

@@ -61,7 +61,7 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
         return contextlib.nullcontext()
 
     def _embed_tokens(self, ids: Any) -> Any:
-        inner = getattr(self.model, "model", self.model)
+        inner: Any = getattr(self.model, "model", self.model)
         return inner.tok_embeddings(ids)
 
     def score(self, sources: Sequence[Any]) -> list[float]:
