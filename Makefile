@@ -41,7 +41,7 @@ test: install-dev
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-## lint: ruff (pyflakes, pycodestyle, import order; formatting) and mypy on the core, as in pyproject.toml
+## lint: ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade, simplify, complexity <= 15; formatting) and mypy on harness, plugins, tasks and trainers, as in pyproject.toml
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
