@@ -200,7 +200,12 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("ls", help="list registered models, tasks, metrics or trainers")
-    ls.add_argument("kind", choices=["models", "tasks", "metrics", "trainers", "judges"], help="which registry to list")
+    ls.add_argument(
+        "kind",
+        nargs="?",
+        choices=["models", "tasks", "metrics", "trainers", "judges"],
+        help="which registry to list (default: every one)",
+    )
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.add_argument(
         "--include-path",
@@ -311,6 +316,11 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         os.environ["TQDM_DISABLE"] = "1"
     if args.tasks.strip() == "list":  # lm-eval's `--tasks list`
         return cmd_ls(argparse.Namespace(kind="tasks", json=False), plugins)
+    if args.output_dir.suffix.lower() in (".json", ".jsonl"):
+        raise ValueError(
+            f"--output-path {args.output_dir} names a file; the harness writes a folder of results per model and "
+            f"task (and a response cache) under it: pass a folder, e.g. --output-path {args.output_dir.with_suffix('')}"
+        )
 
     config = RunConfig(
         model=args.model,
@@ -361,23 +371,26 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 
 
 def cmd_ls(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
-    """``harness ls KIND``: manifests only, nothing imported."""
+    """``harness ls [KIND]``: manifests only, nothing imported; every kind when none is named."""
     from tabulate import tabulate
 
-    kind = args.kind[:-1]
-    manifests = plugins.registry.manifests(kind)
+    kinds = [args.kind[:-1]] if args.kind else ["model", "task", "metric", "trainer", "judge"]
     if args.json:
-        print(json.dumps([m.as_dict() for m in manifests], indent=2))
+        print(json.dumps([m.as_dict() for kind in kinds for m in plugins.registry.manifests(kind)], indent=2))
         return 0
-    rows = [(m.name, ", ".join(m.aliases), m.plugin.replace("harness.", ""), m.description) for m in manifests]
-    print(
-        tabulate(
-            rows,
-            headers=["name", "aliases", "plugin", "description"],
-            tablefmt="simple",
-            maxcolwidths=[None, 20, 24, 70],
+    for kind in kinds:
+        manifests = plugins.registry.manifests(kind)
+        rows = [(m.name, ", ".join(m.aliases), m.plugin.replace("harness.", ""), m.description) for m in manifests]
+        if len(kinds) > 1:
+            print(f"\n{kind}s")
+        print(
+            tabulate(
+                rows,
+                headers=["name", "aliases", "plugin", "description"],
+                tablefmt="simple",
+                maxcolwidths=[None, 20, 24, 70],
+            )
         )
-    )
     for warning in plugins.registry.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -522,7 +535,13 @@ def _take_include_paths(argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script: :func:`run_command`, then an exit that a late Ctrl-C cannot
     turn into a death by signal (the work is done and written by then: the exit code stays the command's)."""
-    code = run_command(argv)
+    try:
+        code = run_command(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `harness ls --json | head`: the reader left; that is no error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
     if argv is None and threading_main():
         import signal
 

@@ -65,6 +65,7 @@ class TaskReport:
     n_cached: int
     seconds: float
     audit: float | None
+    audit_majority: float | None
     status: str
     reason: str
 
@@ -134,6 +135,7 @@ def report_task(
         n_cached=counts.n_cached,
         seconds=seconds,
         audit=audit["cv_accuracy"] if audit else None,
+        audit_majority=audit.get("majority_rate") if audit else None,
         status=status,
         reason=reason,
     )

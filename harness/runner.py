@@ -101,6 +101,8 @@ class TaskOutcome:
     n_cached: int = 0
     seconds: float = 0.0
     audit: float | None = None
+    #: the share of the majority label: what the audit's accuracy is at when the files carry no leak
+    audit_majority: float | None = None
 
 
 @dataclass
@@ -412,6 +414,7 @@ class Evaluator:
             n_cached=report.n_cached,
             seconds=report.seconds,
             audit=report.audit,
+            audit_majority=report.audit_majority,
         )
 
 

@@ -12,7 +12,18 @@ if TYPE_CHECKING:
 
 
 def _fmt(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+    """A metric value with four decimals, whatever its type (``1`` and ``0.95`` print as ``1.0000``, ``0.9500``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _audit(outcome: TaskOutcome) -> str:
+    """``accuracy / majority rate`` of the format audit: the baseline a reader compares the accuracy with."""
+    accuracy, majority = getattr(outcome, "audit", None), getattr(outcome, "audit_majority", None)
+    if accuracy is None:
+        return "-"
+    return f"{_fmt(accuracy)} / {_fmt(majority)}" if majority is not None else _fmt(accuracy)
 
 
 def format_run_summary(model_name: str, outcomes: Sequence[TaskOutcome]) -> str:
@@ -37,7 +48,7 @@ def format_run_summary(model_name: str, outcomes: Sequence[TaskOutcome]) -> str:
                 value("acc"),
                 value("ap"),
                 value("auc"),
-                _fmt(getattr(o, "audit", None)),
+                _audit(o),
                 f"{o.seconds:.1f}s" if ran else "-",
             )
         )
@@ -46,7 +57,12 @@ def format_run_summary(model_name: str, outcomes: Sequence[TaskOutcome]) -> str:
         if o.results_path:
             notes.append(f"  {o.task}: {o.results_path}")
     table = tabulate(
-        rows, headers=["task", "status", "n", "failed", "cached", "main", "acc", "ap", "auc", "fmt-audit", "time"]
+        rows,
+        headers=["task", "status", "n", "failed", "cached", "main", "acc", "ap", "auc", "fmt-audit", "time"],
+        disable_numparse=True,  # keep every value's four decimals (tabulate would print 0.9500 as 0.95)
     )
-    legend = "  fmt-audit: cross-validated accuracy from file format/size/JPEG quality alone (chance = no leak)"
+    legend = (
+        "  fmt-audit: cross-validated accuracy from file format/size/JPEG quality alone / the majority-class rate "
+        "(equal: no leak; higher: the files alone tell the classes apart)"
+    )
     return f"\nmodel: {model_name}\n{table}\n{legend}\n" + ("\n".join(notes) + "\n" if notes else "")

@@ -209,3 +209,28 @@ def test_leaderboard_writes_plots_into_a_new_output_folder_and_never_into_the_cw
     shown = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), cwd=cwd)
     assert shown.returncode == 0 and "CNNSpot [paper]" in shown.stdout
     assert "pass -o FILE.md" in shown.stderr and not list(cwd.iterdir())
+
+
+def test_first_hour_cli_papercuts(tmp_path):
+    """Issue #26 items 13-14: `harness ls` alone lists every kind; a reader that leaves a pipe early is no error;
+    a .json --output-path is refused with what to pass instead; the summary prints four decimals everywhere."""
+    import subprocess
+    import sys
+
+    from harness.runner import TaskOutcome
+    from harness.summary import format_run_summary
+
+    listing = run_cli("ls")
+    assert listing.returncode == 0 and all(f"\n{kind}s\n" in listing.stdout for kind in ("model", "task", "metric"))
+    piped = subprocess.run(
+        f"{sys.executable} -m harness.cli ls models --json | {sys.executable} -c 'import sys; sys.stdin.read(5)'",
+        shell=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "BrokenPipeError" not in piped.stderr and "Traceback" not in piped.stderr
+    refused = run_cli("run", "--model", "noop", "--tasks", "aigi-mini", "--output_path", str(tmp_path / "out.json"))
+    assert refused.returncode == 2 and "names a file" in refused.stderr and not (tmp_path / "out.json").exists()
+    metrics = {"auc": {"value": 1}, "acc": {"value": 0.95}}
+    outcome = TaskOutcome("t", "done", results_path=tmp_path, main_metric="auc", n_samples=2, metrics=metrics,
+                          audit=0.79, audit_majority=0.79)  # fmt: skip
+    table = format_run_summary("m", [outcome])
+    assert "auc=1.0000" in table and "0.9500" in table and "0.7900 / 0.7900" in table
