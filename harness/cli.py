@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
-from harness.cli_args import parse_kv
+from harness.cli_args import merged_kv, parse_kv
 from harness.interfaces import ModelLoadError
 from harness.plugin_manager import HarnessPlugins, get_plugins
 from harness.registry import RegistryError, UnknownNameError
@@ -60,9 +60,11 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     run.add_argument(
         "--model-args",
         "--model_args",
-        default="",
+        action="append",
+        default=[],
         metavar="K=V,...",
-        help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible), or one JSON object",
+        help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible), or one JSON "
+        "object; given twice, both apply (a key given twice is an error)",
     )
     run.add_argument(
         "--tasks",
@@ -324,7 +326,7 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
 
     config = RunConfig(
         model=args.model,
-        model_args=parse_kv(args.model_args),
+        model_args=merged_kv(args.model_args, "--model-args"),
         tasks=args.tasks,
         limit=args.limit,
         batch_size=args.batch_size,

@@ -66,3 +66,18 @@ def parse_kv(spec: str | None) -> dict[str, Any]:
         else:
             result[key.strip()] = parse_value(value)
     return result
+
+
+def merged_kv(specs: list[str] | str | None, flag: str) -> dict[str, Any]:
+    """Several ``K=V,...`` values of one flag, merged (``--model-args a=1 --model-args b=2``); a key given in two
+    of them is an error naming it, never a silent replacement."""
+    if specs is None or isinstance(specs, str):
+        return parse_kv(specs)
+    merged: dict[str, Any] = {}
+    for spec in specs:
+        parsed = parse_kv(spec)
+        twice = sorted(set(parsed) & set(merged))
+        if twice:
+            raise ValueError(f"{flag}: {', '.join(twice)} given twice")
+        merged.update(parsed)
+    return merged

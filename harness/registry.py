@@ -35,6 +35,20 @@ class UnknownNameError(RegistryError, KeyError):
         return self.args[0]
 
 
+#: the optional extra of pyproject.toml that installs a package (what to tell a user whose import failed)
+EXTRA_OF = {
+    "torch": "torch",
+    "torchvision": "torch",
+    "transformers": "torch",
+    "accelerate": "torch",
+    "nltk": "text",
+    "rouge_score": "text",
+    "bert_score": "text",
+    "openai": "api",
+    "deepspeed": "train",
+}
+
+
 class TargetImportError(RegistryError):
     """A registered target that cannot be imported (missing dependency, typo, bug)."""
 
@@ -66,9 +80,12 @@ class Manifest:
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+            missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+            extra = EXTRA_OF.get((missing or "").split(".")[0])
+            hint = f"; install it with: pip install 'aigi-harness[{extra}]'" if extra else ""
             raise TargetImportError(
                 f"{self.kind} {self.name!r} (plugin {self.plugin}) failed to import {module_name!r}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}{hint}"
             ) from exc
         try:
             return getattr(module, attr)

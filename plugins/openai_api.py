@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.images import load_image, read_image_bytes
-from harness.interfaces import ModelAdapter
+from harness.interfaces import ModelAdapter, ModelLoadError
 from harness.plugins.api_errors import api_error_message, status_of
 from harness.plugins.lmm.backends.soft_scoring import DEFAULT_FAKE, DEFAULT_REAL, resolve_anchors
 from harness.plugins.openai_endpoints import CallFailed, EndpointPool, MalformedReply
@@ -206,6 +206,7 @@ class OpenAIApiModel(ModelAdapter):
                 "openai-api needs HARNESS_API_KEY (or OPENAI_API_KEY) for the OpenAI API, or "
                 "base_url=... for a local OpenAI-compatible server"
             )
+        self._check_reachable()
         # every attempt is made (and counted) by the endpoint pool: the client's own retries are off
         clients = [
             (url, OpenAI(api_key=key or "EMPTY", base_url=url, timeout=self.timeout, max_retries=0))
@@ -213,6 +214,28 @@ class OpenAIApiModel(ModelAdapter):
         ]
         self.client = clients[0][1]
         self.pool = EndpointPool(clients, max_retries=self.max_retries)
+
+    def _check_reachable(self) -> None:
+        """Fail fast when no given endpoint accepts a connection (a server not started, a wrong port): one line
+        before any sample, instead of every sample failing after its retries. Any HTTP answer counts as up."""
+        import urllib.error
+        import urllib.request
+
+        urls = [u for u in self.base_urls if u]
+        if not urls:
+            return  # the provider's default endpoint
+        reasons = []
+        for url in urls:
+            try:
+                with urllib.request.urlopen(url.rstrip("/") + "/models", timeout=min(10.0, self.timeout)):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answered: up (the route or the key may differ; requests will say)
+            except (OSError, ValueError) as exc:
+                reasons.append(f"{url}: {getattr(exc, 'reason', exc)}")
+        raise ModelLoadError(
+            "openai-api: no endpoint accepts connections (" + "; ".join(reasons) + "); start the server or fix base_url"
+        )
 
     def close(self) -> None:
         """Stop launched engines."""

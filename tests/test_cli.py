@@ -234,3 +234,32 @@ def test_first_hour_cli_papercuts(tmp_path):
                           audit=0.79, audit_majority=0.79)  # fmt: skip
     table = format_run_summary("m", [outcome])
     assert "auc=1.0000" in table and "0.9500" in table and "0.7900 / 0.7900" in table
+
+
+def test_more_first_hour_papercuts(tmp_path, monkeypatch):
+    """Issue #26 items 10 and 12: a missing optional package names the extra that installs it; a second
+    --model-args adds to the first (a key twice is an error); a dead endpoint fails at once, in one line."""
+    import importlib
+
+    from harness.registry import Manifest, TargetImportError
+
+    real_import = importlib.import_module
+
+    def no_torch(name, *args):
+        if name == "needs_torch":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", no_torch)
+    with pytest.raises(TargetImportError, match=r"pip install 'aigi-harness\[torch\]'"):
+        Manifest(kind="model", name="x", target="needs_torch:X", plugin="p").load()
+    monkeypatch.undo()
+
+    twice = run_cli("run", "--model", "noop", "--model-args", "a=1", "--model-args", "a=2", "--tasks", "aigi-mini",
+                    "--output-dir", str(tmp_path / "a"))  # fmt: skip
+    assert twice.returncode == 2 and "a given twice" in twice.stderr
+    dead = run_cli("run", "--model", "openai-api", "--model-args", "model=m,base_url=http://127.0.0.1:9/v1",
+                   "--tasks", "aigi-mini", "--limit", "2", "--output-dir", str(tmp_path / "b"),
+                   env={"HARNESS_API_KEY": "x"}, timeout=60)  # fmt: skip
+    assert dead.returncode == 2 and "no endpoint accepts connections" in dead.stderr
+    assert dead.stderr.strip().splitlines()[-1].startswith("error: openai-api: no endpoint accepts connections")
