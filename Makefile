@@ -37,7 +37,7 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-fast: the suite without the tests marked slow (training, end-to-end runs; about a minute)
+## test-fast: the suite without the tests marked slow (training, end-to-end runs; about two minutes on 2 cores)
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -61,7 +61,7 @@ leaderboards: install-dev
 		$(BIN)/harness leaderboard --board leaderboards/$$b.yaml --results $(RUNS)/results -o leaderboards/$$b.md \
 			|| exit 1; done
 
-## fakescope-demo: tiny FakeScope instruction-tuned with DeepSpeed ZeRO-2 on the CPU, evaluated (about 1 min)
+## fakescope-demo: tiny FakeScope instruction-tuned with DeepSpeed ZeRO-2 on the CPU, evaluated (a few minutes)
 fakescope-demo: install-dev
 	$(BIN)/python -m harness.trainers.fakescope_demo --out $(DEMO)/fakescope
 
