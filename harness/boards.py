@@ -137,8 +137,9 @@ class Cell:
 
 
 def _name(result: dict[str, Any]) -> str:
-    """What a run evaluated: the served model's name for an API model, else the registry name."""
-    return result["model"].get("display_name") or result["model"]["name"]
+    """What a board calls a run's model: its ``--label``, else the served model's name for an API model, else the
+    registry name."""
+    return result["model"].get("label") or result["model"].get("display_name") or result["model"]["name"]
 
 
 def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
@@ -176,7 +177,10 @@ def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[t
         counts = result["counts"]
         where = f"{_name(result)} on {result['task']['name']} ({result.get('_path', '?')})"
         if counts.get("limit") is not None and not spec.allow_limit:
-            problems.append(f"{where}: run with --limit {counts['limit']} (set allow_limit: true to show it, marked)")
+            problems.append(
+                f"{where}: run with --limit {counts['limit']} (pass --allow-limit, or allow_limit: true in the board "
+                "spec, to show it marked L; or name the full run's results_<time>.json)"
+            )
         if counts.get("n_failed") and not spec.allow_failed:
             problems.append(f"{where}: {counts['n_failed']} failed samples (set allow_failed: true to show it)")
     versions: dict[str, set[str]] = {}

@@ -155,6 +155,13 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         "otherwise reuse its old answers",
     )
     run.add_argument(
+        "--label",
+        default=None,
+        metavar="NAME",
+        help="the name boards show for this run's model (default: the model's name, with its fingerprint where two "
+        "runs of one model differ)",
+    )
+    run.add_argument(
         "--retry-failed",
         "--retry_failed",
         action="store_true",
@@ -348,6 +355,7 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         extra_metrics=[m for m in args.extra_metrics.split(",") if m],
         rehash=args.rehash,
         retry_failed=args.retry_failed,
+        label=args.label,
         gen_kwargs=parse_kv(args.gen_kwargs),
         cache_path=args.use_cache,
     )

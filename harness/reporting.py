@@ -117,6 +117,7 @@ def report_task(
         exports=answered.task.export(answered.records),
         usage=usage,
         task_name=answered.name,
+        label=config.label,
         metric_info={
             m.name: {"range": list(m.value_range), "higher_is_better": m.higher_is_better} for m in answered.metrics
         },  # fmt: skip

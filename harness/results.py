@@ -245,6 +245,8 @@ class TaskRun:
     task_name: str = ""
     #: per metric: the values it can take and its direction, as the metric declares them (checked on read)
     metric_info: dict[str, Any] = field(default_factory=dict)
+    #: the name boards show for the model (``--label``)
+    label: str | None = None
 
     @property
     def counts(self) -> RecordCounts:
@@ -257,7 +259,9 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
     earlier run's), then ``samples.jsonl`` and ``results.json`` as the latest run's copies; return the results
     path. Every file is complete or absent (:mod:`harness.storage`); ``results.json`` names its samples file,
     so a reader pairs them even if the process died between the two copies. ``run.exports`` are extra files
-    for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON."""
+    for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON. A ``--limit`` run over
+    fewer samples, beside a full run, replaces neither that run's ``results.json`` nor its exports: its own
+    ``results_<time>.json`` is returned."""
     from harness.fingerprint import hash_obj
 
     try:
@@ -285,6 +289,7 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
         "model": {
             "name": run.model_name,
             **({"display_name": shown} if (shown := model.display_name()) else {}),
+            **({"label": run.label} if run.label else {}),
             "args": getattr(model, "args", {}),
             "fingerprint": run.model_fp,
             "fingerprint_hash": run.model_fp_hash,
@@ -320,17 +325,33 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
         "seconds": round(run.seconds, 3),
         "provenance": run.provenance,
     }
-    exports = run.exports
+    # a --limit quick look never takes the place of a full run: results.json (what boards show) and the exports
+    # stay the full run's; the quick look is its own results_<time>.json
+    quick_look = len(run.records) < run.n_available and _is_full_run(out_dir / "results.json")
+    exports = {} if quick_look else run.exports
     for name, content in (exports or {}).items():
         atomic_write(
             out_dir / name,
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
     publish_exclusive(out_dir / f"results_{stamp}.json", _results_text(results))
+    if quick_look:
+        return out_dir / f"results_{stamp}.json"
     atomic_copy(out_dir / f"samples_{stamp}.jsonl", out_dir / "samples.jsonl")
     path = out_dir / "results.json"
     atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
     return path
+
+
+def _is_full_run(path: Path) -> bool:
+    """Whether ``path`` holds a run over every available sample (no ``--limit``, or one above the task's size)."""
+    try:
+        counts = json.loads(path.read_text(encoding="utf-8")).get("counts") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(counts, dict):
+        return False
+    return counts.get("limit") is None or counts.get("n_samples", 0) >= counts.get("n_available", 0)
 
 
 #: a run's samples file older than this with no results file beside it was left by a run that died between them

@@ -77,6 +77,8 @@ class RunConfig:
     cache_path: Path | None = None
     #: ask again the failures the cache kept because asking again would repeat them (unusable answers)
     retry_failed: bool = False
+    #: the name boards show for this run's model (``--label``; default: the model's name)
+    label: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -49,3 +49,25 @@ def test_newest_result_wins_and_metric_override():
 def test_two_checkpoints_of_one_model_are_told_apart():
     board = quick([result("a", "1", "t", 0.5), result("a", "2", "t", 0.6)])
     assert "a (11111111)" in board and "a (22222222)" in board
+
+
+def test_a_limited_quick_look_never_replaces_or_outranks_the_full_run(tmp_path, aigi_mini):
+    """Issue #26 item 1: a --limit run beside a full one keeps results.json (what boards show) on the full run;
+    --label names the model on the board."""
+    import json
+
+    from conftest import run_cli
+
+    out = tmp_path / "out"
+    full = run_cli("run", "--model", "noop", "--tasks", "aigi-mini", "--output-dir", str(out), "--bootstrap", "0",
+                   "--label", "noop-full")  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    quick = run_cli("run", "--model", "noop", "--tasks", "aigi-mini", "--output-dir", str(out), "--bootstrap", "0",
+                    "--limit", "50")  # fmt: skip
+    assert quick.returncode == 0, quick.stderr
+    [latest] = list(out.rglob("results.json"))
+    assert json.loads(latest.read_text())["counts"]["n_samples"] == 440
+    assert len(list(latest.parent.glob("results_*.json"))) == 2, "the quick look is kept as its own run"
+    board = run_cli("leaderboard", str(out))
+    row = next(line for line in board.stdout.splitlines() if line.startswith("| noop-full"))
+    assert board.returncode == 0 and "<sup>L" not in row, row
