@@ -410,15 +410,16 @@ def _format(cell: Cell, percent: bool) -> str:
     text = f"{value:.2f}" if percent else f"{value:.3f}"
     if cell.half_ci is not None:
         half = cell.half_ci * 100 if percent else cell.half_ci
-        text += f" ± {half:.2f}" if percent else f" ± {half:.3f}"
+        text += f"&nbsp;±&nbsp;{half:.2f}" if percent else f"&nbsp;±&nbsp;{half:.3f}"  # never wrapped apart
     return text
 
 
 def rank_marks(values: Sequence[float | None], lower_is_better: bool) -> list[str]:
-    """ "best" / "second" / "" per value (ties share a mark; ``None`` gets none)."""
+    """ "best" / "second" / "" per value (ties share a mark; ``None`` gets none). "second" only among three or more
+    distinct values: of two, the second is simply the worst."""
     present = sorted({v for v in values if v is not None}, reverse=not lower_is_better)
     best = present[0] if present else None
-    second = present[1] if len(present) > 1 else None
+    second = present[1] if len(present) > 2 else None
     return [
         "best" if v is not None and v == best else "second" if v is not None and v == second else "" for v in values
     ]
@@ -440,8 +441,8 @@ def with_reported(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> list[di
 def _improvement_row(
     spec: BoardSpec, models: list[str], grid: dict[str, list[Cell]], column_meta: list[str], percent: bool
 ) -> list[str] | None:
-    """The spec's "Improvement (A − B)" row: A's value minus B's per column (``None`` when not asked for or a
-    model is missing)."""
+    """The spec's "Improvement (A − B)" row: how much better A is than B per column, positive = better everywhere
+    (for a lower-is-better metric, B's value minus A's); ``None`` when not asked for or a model is missing."""
     if not spec.improvement:
         return None
     target, base = spec.improvement.get("model"), spec.improvement.get("over")
@@ -454,7 +455,9 @@ def _improvement_row(
         if a is None or b is None:
             row.append("–")
         else:
-            diff = (a - b) * (100 if percent else 1)
+            # positive is better in every column: for a lower-is-better metric (EER) the gain is the reduction
+            gain = (b - a) if column_meta[index] in LOWER_IS_BETTER else (a - b)
+            diff = gain * (100 if percent else 1)
             row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
     return row
 
@@ -507,7 +510,7 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
             if "best" in cell.marks:
                 text = f"**{text}**"
             elif "second" in cell.marks:
-                text = f"<u>{text}</u>"
+                text = f"<ins>{text}</ins>"  # underlined; GitHub strips <u> but keeps <ins>
             flags = [m for m in cell.marks if m in ("L", "F", "V", "R")]
             if flags and cell.value is not None:
                 text += "<sup>" + ",".join(flags) + "</sup>"
@@ -557,12 +560,15 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
             f"- <sup>R</sup> `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
             "measured here" + (f"; {'; '.join(derived)}" if derived else "") + "."
         )
+    if spec.improvement:
+        lines.append("- Improvement: how much better the first model is than the second, positive = better in every "
+                     "column (for EER, the reduction).")  # fmt: skip
     harness_versions = sorted({r["provenance"]["harness_version"] for r in measured.values()}) or ["(none)"]
     dates = sorted(r["provenance"]["date"][:10] for r in measured.values()) or ["–"]
     unit = "percent" if percent else "raw values"
     lines.append(
-        f"- Values in {unit}; **best** and <u>second</u> per column; ± is half the 95% bootstrap "
-        "interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
+        f"- Values in {unit}; **best** and <ins>second</ins> (of three or more) per column; ± is half the 95% "
+        "bootstrap interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
         "failed, <sup>V</sup> task versions differ within the column (shown only when the board allows "
         "them)."
     )

@@ -59,13 +59,14 @@ def test_best_bold_second_underlined_and_lower_is_better():
             result("c", "3", metrics={"acc": 0.7, "auc": 0.8, "eer": 0.2}),
         ],
     )
-    assert "**90.00**" in row(board, "a") and "<u>70.00</u>" not in row(board, "a")
-    assert "<u>80.00</u>" in row(board, "b") and "**90.00**" in row(board, "b")
-    assert "**10.00**" in row(board, "a") and "<u>20.00</u>" in row(board, "c")  # EER: lower is better
+    assert "**90.00**" in row(board, "a") and "<ins>70.00</ins>" not in row(board, "a")
+    assert "<ins>80.00</ins>" in row(board, "b") and "**90.00**" in row(board, "b")
+    assert "**10.00**" in row(board, "a") and "<ins>20.00</ins>" in row(board, "c")  # EER: lower is better
 
 
 def test_ties_share_marks_and_missing_cells():
-    assert rank_marks([0.9, 0.9, 0.8, None], False) == ["best", "best", "second", ""]
+    assert rank_marks([0.9, 0.9, 0.8, 0.7, None], False) == ["best", "best", "second", "", ""]
+    assert rank_marks([0.9, 0.9, 0.8, None], False) == ["best", "best", "", ""], "of two values, no 'second'"
     board = render_board(
         spec(metrics=["acc", "auc"]),
         [result("a", "1", metrics={"acc": 0.5}), result("b", "2", metrics={"acc": 0.5, "auc": 0.6})],
@@ -78,7 +79,7 @@ def test_improvement_row_and_confidence_intervals():
     a["metrics"]["all"]["auc"]["ci"] = [0.98, 1.0]
     b = result("llava", "2", metrics={"acc": 0.60, "auc": 0.70})
     board = render_board(spec(metrics=["acc", "auc"], improvement={"model": "fakescope", "over": "llava"}), [a, b])
-    assert "99.00 ± 1.00" in board
+    assert "99.00&nbsp;±&nbsp;1.00" in board
     assert [c.strip() for c in row(board, "Improvement (fakescope − llava)").split("|")[2:4]] == ["+35.00", "+29.00"]
 
 
@@ -261,7 +262,7 @@ def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apar
     assert cnnspot[progan] == "64.86<sup>R</sup>"  # as printed (Table VI, row 1)
     assert cells(board, "FakeScope (LLaVA-v1.5) [paper]")[progan].startswith("**99.92**")  # best of the column
     mine = cells(board, "my-detector")
-    assert mine[progan] == "<u>99.50</u>" and "<sup>R</sup>" not in row(board, "my-detector")  # measured: no mark
+    assert mine[progan] == "<ins>99.50</ins>" and "<sup>R</sup>" not in row(board, "my-detector")  # measured: no mark
     # the printed SDXL column, and the per-task Average derived from the printed columns
     sdxl = headers.index("antifakeprompt: SDXL") - 1
     assert cnnspot[sdxl] == "92.51<sup>R</sup>"
@@ -289,3 +290,113 @@ def test_a_broken_reported_file_is_a_board_error(tmp_path):
     bad.write_text("kind: measured\n")
     with pytest.raises(BoardError, match="not a reported-results file"):
         render_board(spec(reported=[str(bad)]), [result("a", "1", metrics={"acc": 0.9})])
+
+
+#: the tags GitHub keeps when it renders markdown (its sanitizer's allowlist); anything else is stripped there
+GITHUB_TAGS = set(
+    [
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "h7",
+        "h8",
+        "br",
+        "b",
+        "i",
+        "strong",
+        "em",
+        "a",
+        "pre",
+        "code",
+        "img",
+        "tt",
+        "div",
+        "ins",
+        "del",
+        "sup",
+        "sub",
+        "p",
+        "ol",
+        "ul",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "blockquote",
+        "dl",
+        "dt",
+        "dd",
+        "kbd",
+        "q",
+        "samp",
+        "var",
+        "hr",
+        "ruby",
+        "rt",
+        "rp",
+        "li",
+        "tr",
+        "td",
+        "th",
+        "s",
+        "strike",
+        "summary",
+        "details",
+        "caption",
+        "figure",
+        "figcaption",
+        "abbr",
+        "bdo",
+        "cite",
+        "dfn",
+        "mark",
+        "small",
+        "span",
+        "time",
+        "wbr",
+    ]
+)
+
+
+def test_boards_keep_their_marks_under_githubs_allowlist():
+    """Issue #26 item 3: every tag a board renders to survives GitHub's sanitizer (``<u>`` did not), so best,
+    second and the flags still show there."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    board = render_board(
+        spec(),
+        [
+            result("a", "1", metrics={"acc": 0.9, "auc": 0.7, "eer": 0.1}),
+            result("b", "2", metrics={"acc": 0.8, "auc": 0.9, "eer": 0.3}),
+            result("c", "3", metrics={"acc": 0.7, "auc": 0.8, "eer": 0.2}),
+        ],
+    )
+    html = MarkdownIt("commonmark").enable("table").render(board)
+    tags: set[str] = set()
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.add(tag)
+
+    Tags().feed(html)
+    assert "ins" in tags and "strong" in tags
+    assert tags <= GITHUB_TAGS, tags - GITHUB_TAGS
+
+
+def test_the_improvement_row_is_positive_when_better_in_every_column():
+    """Issue #26 item 3: an EER that fell reads as a gain, not as "-45"."""
+    board = render_board(
+        spec(improvement={"model": "a", "over": "b"}),
+        [
+            result("a", "1", metrics={"acc": 0.9, "auc": 0.9, "eer": 0.05}),
+            result("b", "2", metrics={"acc": 0.6, "auc": 0.7, "eer": 0.50}),
+        ],  # fmt: skip
+    )
+    cells = [c.strip() for c in row(board, "Improvement (a − b)").split("|")[2:-1]]
+    assert all(c.startswith("+") for c in cells), cells
+    assert "positive = better in every column" in board

@@ -32,7 +32,7 @@ def test_best_bold_second_underlined_missing_cells_and_marks():
     row = {name: next(line for line in lines if line.startswith(f"| {name} ")) for name in "abc"}
     assert "t1 (AUC)" in header and "t2 (AUC)" in header
     assert "**90.00**" in row["a"] and "**70.00**" in row["a"]
-    assert "<u>80.00</u><sup>L</sup>" in row["b"]  # second best, run with --limit: shown, marked
+    assert "<ins>80.00</ins><sup>L</sup>" in row["b"]  # second best, run with --limit: shown, marked
     assert row["b"].split("|")[3].strip() == "–"  # no value (its samples failed)
     assert row["c"].split("|")[3].strip() == "–"  # no t2 result for c
     assert "--limit" in board and "2 failed in all" in board
