@@ -493,7 +493,19 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         print("error: give results files or folders (positional or --results DIR)", file=sys.stderr)
         return 2
     results = [load_results(p) for p in find_results(sources)]
+    if args.metric:  # a metric no results file holds would make a table of dashes
+        held = {name for r in results for name in (r["metrics"].get("all") or {})}
+        if results and args.metric not in held:
+            print(f"error: no results file holds metric {args.metric!r} (they hold: {', '.join(sorted(held))})",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     spec = BoardSpec.load(args.board) if args.board else quick_spec(results, args.metric)
+    if args.board and results and not {r["task"]["name"] for r in results} & set(spec.tasks):
+        print(
+            f"warning: none of the {len(results)} results files is of the board's tasks ({', '.join(spec.tasks)}): "
+            "the table shows only what the board's reported files print",
+            file=sys.stderr,
+        )
     if not results and not (args.reported or spec.reported):
         print("error: no results.json found under " + ", ".join(sources), file=sys.stderr)
         return 1

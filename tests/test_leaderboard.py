@@ -71,3 +71,18 @@ def test_a_limited_quick_look_never_replaces_or_outranks_the_full_run(tmp_path, 
     board = run_cli("leaderboard", str(out))
     row = next(line for line in board.stdout.splitlines() if line.startswith("| noop-full"))
     assert board.returncode == 0 and "<sup>L" not in row, row
+
+
+def test_boards_say_when_they_would_show_nothing(tmp_path, aigi_mini):
+    """Issue #26 item 5: an unknown --metric is an error, not a table of dashes; a paper board given unrelated
+    results warns."""
+    from conftest import REPO, run_cli
+
+    out = tmp_path / "out"
+    assert run_cli("run", "--model", "noop", "--tasks", "aigi-mini", "--limit", "20", "--output-dir", str(out),
+                   "--bootstrap", "0").returncode == 0  # fmt: skip
+    unknown = run_cli("leaderboard", str(out), "--metric", "f1")
+    assert unknown.returncode == 2 and "no results file holds metric 'f1'" in unknown.stderr
+    unrelated = run_cli("leaderboard", "--board", str(REPO / "leaderboards" / "paper-table-vi.yaml"),
+                        "--results", str(out), "--allow-limit")  # fmt: skip
+    assert "none of the 1 results files is of the board's tasks" in unrelated.stderr
