@@ -335,12 +335,48 @@ def write_task_results(out_dir: Path, run: TaskRun) -> Path:
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
     publish_exclusive(out_dir / f"results_{stamp}.json", _results_text(results))
+    atomic_write(out_dir / f"lm_eval_{stamp}.json", _results_text(lm_eval_results(results, run)))
     if quick_look:
         return out_dir / f"results_{stamp}.json"
     atomic_copy(out_dir / f"samples_{stamp}.jsonl", out_dir / "samples.jsonl")
     path = out_dir / "results.json"
     atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
     return path
+
+
+def lm_eval_results(results: dict[str, Any], run: TaskRun) -> dict[str, Any]:
+    """The run in lm-evaluation-harness's results schema, written beside ours as ``lm_eval_<time>.json`` so that
+    lm-eval's own tools (``lm_eval.utils.make_table``, its loggers) and anything built on that format read it:
+    ``results.<task>["<metric>,none"]``, ``"<metric>_stderr,none"`` (the bootstrap's standard error, taken from
+    its 95 % interval as (high - low) / 3.92; absent without ``--bootstrap``), ``versions``, ``n-shot`` (0: the
+    harness has no few-shot), ``higher_is_better``, ``n-samples`` and ``config``."""
+    task = results["task"]["name"]
+    values: dict[str, Any] = {"alias": task}
+    for name, entry in (results["metrics"].get("all") or {}).items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[f"{name},none"] = float(value)
+            ci = entry.get("ci")
+            if isinstance(ci, list) and len(ci) == 2:
+                values[f"{name}_stderr,none"] = (float(ci[1]) - float(ci[0])) / 3.92
+    info = results["task"].get("metrics") or {}
+    return {
+        "results": {task: values},
+        "versions": {task: results["task"]["version"]},
+        "n-shot": {task: 0},
+        "higher_is_better": {task: {k: bool(v.get("higher_is_better", True)) for k, v in info.items()}},
+        "n-samples": {task: {"original": run.n_available, "effective": len(run.records)}},
+        "configs": {task: {"task": task, "output_type": results["task"]["mode"], "split": results["task"]["split"]}},
+        "config": {
+            "model": results["model"]["name"],
+            "model_args": results["model"].get("args", {}),
+            "limit": run.limit,
+            "bootstrap_iters": results["provenance"].get("config", {}).get("bootstrap"),
+        },
+        "model_name": results["model"].get("label") or results["model"].get("display_name") or results["model"]["name"],
+        "date": results["created"],
+        "harness": {"name": "aigi-harness", "results_file": results["run_file"]},
+    }
 
 
 def _is_full_run(path: Path) -> bool:

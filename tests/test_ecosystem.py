@@ -301,3 +301,17 @@ def test_pictures_from_any_results_folder(data, tmp_path):
     roc, bars = tmp_path / "figs" / "figure-toy-task-roc.png", tmp_path / "figs" / "figure-toy-task-subsets.png"
     assert Image.open(roc).size[0] > 300 and Image.open(bars).size[0] > 300
     assert not list(Path.cwd().glob("figure-*.png")), "never into the working folder"
+
+
+def test_lm_evals_own_make_table_reads_a_run(tmp_path, aigi_mini):
+    """Issue #26 item 17: each run writes lm_eval_<time>.json in lm-eval's schema; lm-eval's own table reads it."""
+    make_table = pytest.importorskip("lm_eval.utils", reason="lm-eval is not installed here").make_table
+    config = RunConfig(model="noop", tasks="aigi-mini", limit=60, output_dir=tmp_path, progress=False, bootstrap=100)
+    [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
+    [written] = list(outcome.results_path.parent.glob("lm_eval_*.json"))
+    data = json.loads(written.read_text())
+    table = make_table(data)
+    auc = outcome.metrics["auc"]["value"]
+    assert "aigi-mini" in table and f"{auc:.4f}" in table and "±" in table
+    assert data["n-samples"]["aigi-mini"] == {"original": 440, "effective": 60}
+    assert data["higher_is_better"]["aigi-mini"]["eer"] is False
