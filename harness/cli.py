@@ -56,8 +56,9 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         "spellings work too (--model_args, --batch_size auto, --output_path, --gen_kwargs, --use_cache, "
         "--log_samples, --tasks list).",
     )
-    run.add_argument("--model", required=True, help="model name (see `harness ls models`)")
+    run.add_argument("-m", "--model", default=None, help="model name (see `harness ls models`); required to run")
     run.add_argument(
+        "-a",
         "--model-args",
         "--model_args",
         action="append",
@@ -67,18 +68,23 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         "object; given twice, both apply (a key given twice is an error)",
     )
     run.add_argument(
+        "-t",
         "--tasks",
-        default="aigi-mini",
-        help="comma-separated task names, tags or globs, or 'all' (default: aigi-mini); 'list' lists them",
+        nargs="+",
+        default=["aigi-mini"],
+        help="task names, tags or globs, comma- or space-separated, or 'all' (default: aigi-mini); 'list' lists them",
     )
     run.add_argument(
+        "-L",
         "--limit",
-        type=int,
+        type=limit_arg,
         default=None,
-        help="a quick look: N samples of each task, label-stratified and seeded (--seed), and at most N "
-        "of a validation split scored for thresholds; the plan is printed before the first call",
+        help="a quick look: N samples of each task (or a fraction below 1, as lm-eval's --limit 0.1), "
+        "label-stratified and seeded (--seed), and at most as many of a validation split scored for thresholds; "
+        "the plan is printed before the first call",
     )
     run.add_argument(
+        "-b",
         "--batch-size",
         "--batch_size",
         type=batch_size_arg,
@@ -88,7 +94,13 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (default)")
     run.add_argument(
-        "--output-dir", "--output_dir", "--output_path", type=Path, default=Path("results"), help="default: ./results"
+        "-o",
+        "--output-dir",
+        "--output_dir",
+        "--output_path",
+        type=Path,
+        default=Path("results"),
+        help="the results folder (default: ./results)",
     )
     run.add_argument("--split", default=None, help="task split (default: the task's own, usually test)")
     run.add_argument(
@@ -115,8 +127,41 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
         help="task options, e.g. references=FILE for FakeClue/FakeQA, list_csv=FILE for SynthWildX",
     )
     run.add_argument(
-        "--seed", type=int, default=0, help="seed for Python, NumPy, torch and the bootstrap resampling (default 0)"
+        "--seed",
+        type=seed_arg,
+        default=0,
+        help="seed for Python, NumPy, torch and the bootstrap resampling (default 0); lm-eval's list form "
+        "'0,1234,1234,1234' is taken as its first value, since one seed serves all here",
     )
+    run.add_argument(
+        "--num-fewshot",
+        "--num_fewshot",
+        "-f",
+        type=int,
+        default=0,
+        help="accepted as 0 only: the benchmarks here are zero-shot, as the FakeScope paper evaluates them",
+    )
+    run.add_argument(
+        "--show-config",
+        "--show_config",
+        action="store_true",
+        help="print the resolved run configuration before running",
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a YAML file of run options (keys as the long flags, e.g. model, model_args, tasks, limit); flags "
+        "given on the command line win",
+    )
+    for flag, why in (
+        ("--predict-only", "the harness always computes its metrics; every answer is in samples.jsonl anyway"),
+        ("--write-out", "every prompt and answer is written to samples.jsonl; there is nothing more to print"),
+        ("--wandb-args", "no Weights & Biases logging here: log lm_eval_<time>.json with lm-eval's own tools"),
+        ("--hf-hub-log-args", "no Hub logging here: push lm_eval_<time>.json or `harness data export` yourself"),
+    ):
+        run.add_argument(flag, flag.replace("-", "_").replace("__", "--"), nargs="?", action=Refused, help=why)
     run.add_argument(
         "--num-workers",
         "--num_workers",
@@ -302,6 +347,63 @@ def build_parser(plugins: HarnessPlugins) -> argparse.ArgumentParser:
     return parser
 
 
+class Refused(argparse.Action):
+    """An lm-eval flag that has no meaning here: the run stops at once with the reason (the flag's help)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        parser.exit(2, f"error: {option_string} is not supported: {self.help}\n")
+
+
+def limit_arg(text: str) -> int | float:
+    """``--limit``: a count, or a fraction of each task below 1 (lm-eval's ``--limit 0.1``)."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    if value < 1:
+        return value
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError("a count (an integer) or a fraction below 1")
+    return int(value)
+
+
+def seed_arg(text: str) -> int:
+    """``--seed N`` or lm-eval's ``--seed a,b,c,d`` (its first value: one seed serves everything here)."""
+    first = text.split(",")[0].strip()
+    try:
+        return int(first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer seed: {text!r}") from None
+
+
+def apply_run_config_file(args: argparse.Namespace, parser_defaults: argparse.ArgumentParser) -> None:
+    """``--config FILE``: its keys fill the run options the command line left at their defaults."""
+    if not getattr(args, "config", None):
+        return
+    import yaml
+
+    try:
+        options = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"--config {args.config}: cannot read it ({exc})") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--config {args.config}: expected a mapping of options")
+    defaults = vars(parser_defaults.parse_args(["run"]))
+    for key, value in options.items():
+        name = str(key).replace("-", "_")
+        name = {"output_path": "output_dir"}.get(name, name)
+        if name not in defaults:
+            raise ValueError(f"--config {args.config}: unknown option {key!r}")
+        if getattr(args, name) == defaults[name]:  # the command line wins
+            if name == "model_args":
+                value = [value if isinstance(value, str) else json.dumps(value)]
+            elif name == "tasks":
+                value = value if isinstance(value, list) else [str(value)]
+            elif name == "output_dir":
+                value = Path(value)
+            setattr(args, name, value)
+
+
 def batch_size_arg(text: str) -> int | str:
     """``--batch-size``: a positive number, ``auto`` or ``auto:N`` (lm-eval's spellings)."""
     lowered = text.strip().lower()
@@ -321,10 +423,17 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     from harness.runner import Evaluator, RunConfig, default_workers
     from harness.summary import format_run_summary
 
+    apply_run_config_file(args, parser_defaults=build_parser(plugins))
+    args.tasks = ",".join(args.tasks) if isinstance(args.tasks, list) else str(args.tasks)
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
     if args.tasks.strip() == "list":  # lm-eval's `--tasks list`
         return cmd_ls(argparse.Namespace(kind="tasks", json=False), plugins)
+    if not args.model:
+        raise ValueError("harness run needs --model NAME (see `harness ls models`)")
+    if args.num_fewshot:
+        raise ValueError(f"--num_fewshot {args.num_fewshot}: the benchmarks here are zero-shot (as the FakeScope paper "
+                         "evaluates them); leave it at 0")  # fmt: skip
     if args.output_dir.suffix.lower() in (".json", ".jsonl"):
         raise ValueError(
             f"--output-path {args.output_dir} names a file; the harness writes a folder of results per model and "
@@ -359,6 +468,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         gen_kwargs=parse_kv(args.gen_kwargs),
         cache_path=args.use_cache,
     )
+    if args.show_config:
+        print(json.dumps(config.as_dict(), indent=2, default=str))
     evaluator = Evaluator(config, plugins, command=["harness", *sys.argv[1:]])
     outcomes = evaluator.run()
     if (

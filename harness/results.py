@@ -232,7 +232,7 @@ class TaskRun:
     records: Sequence[SampleRecord]
     metrics: dict[str, Any]
     n_available: int
-    limit: int | None
+    limit: int | float | None
     seconds: float
     provenance: dict[str, Any]
     audit: dict[str, Any] | None = None

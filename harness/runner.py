@@ -49,7 +49,8 @@ class RunConfig:
     model: str
     model_args: dict[str, Any] = field(default_factory=dict)
     tasks: str = "aigi-mini"
-    limit: int | None = None
+    #: a count, or a fraction of each task below 1
+    limit: int | float | None = None
     #: samples per model call, or "auto" / "auto:N": the largest that fits, halved from N (512) on out-of-memory
     batch_size: int | str = 32
     device: str = "auto"
@@ -124,12 +125,16 @@ class _StartedTask:
     start: float
 
 
-def limited(samples: list[Sample], limit: int | None, seed: int = 0) -> list[Sample]:
-    """``--limit N``: a seeded subset of N samples, stratified by label (each label keeps its share, rounded, at
-    least one while N allows), in task order. A limit meant for a quick look must not be the first N of a
-    task, which on most benchmarks are all real (AUC undefined)."""
+def limited(samples: list[Sample], limit: int | float | None, seed: int = 0) -> list[Sample]:
+    """``--limit N``: a seeded subset of N samples (or of a fraction of them, for a ``limit`` below 1, as lm-eval's
+    ``--limit 0.1``), stratified by label (each label keeps its share, rounded, at least one while N allows), in
+    task order. A limit meant for a quick look must not be the first N of a task, which on most benchmarks are
+    all real (AUC undefined)."""
+    if limit is not None and limit < 1:
+        limit = max(1, round(limit * len(samples)))
     if limit is None or limit >= len(samples):
         return list(samples)
+    limit = int(limit)
     rng = random.Random(seed)
     by_label: dict[Any, list[int]] = {}
     for index, sample in enumerate(samples):

@@ -315,3 +315,31 @@ def test_lm_evals_own_make_table_reads_a_run(tmp_path, aigi_mini):
     assert "aigi-mini" in table and f"{auc:.4f}" in table and "±" in table
     assert data["n-samples"]["aigi-mini"] == {"original": 440, "effective": 60}
     assert data["higher_is_better"]["aigi-mini"]["eer"] is False
+
+
+def test_lm_eval_flags_work_or_say_why(tmp_path, aigi_mini):
+    """Issue #26 item 18: lm-eval's flags are accepted where they mean something here and refused, with the
+    reason, where they do not."""
+    listing = run_cli("run", "--tasks", "list")
+    assert listing.returncode == 0 and "aigi-mini" in listing.stdout, "no --model needed to list tasks"
+    assert "needs --model" in run_cli("run", "--tasks", "aigi-mini").stderr
+    config = tmp_path / "run.yaml"
+    config.write_text("model: noop\ntasks: aigi-mini\nlimit: 0.05\nbootstrap: 0\n")
+    ran = run_cli("run", "--config", str(config), "-o", str(tmp_path / "out"), "--show_config",
+                  "--seed", "0,1234,1234,1234", "--quiet")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert '"limit": 0.05' in ran.stdout and '"seed": 0' in ran.stdout
+    [results] = list((tmp_path / "out").rglob("results.json"))
+    assert json.loads(results.read_text())["counts"]["n_samples"] == 22  # 5 % of 440
+    spaced = run_cli("run", "-m", "noop", "-t", "aigi-mini", "aigi-mini", "-L", "10", "-o", str(tmp_path / "b"),
+                     "--bootstrap", "0", "--quiet")  # fmt: skip
+    assert spaced.returncode == 0, spaced.stderr
+    refusals = [
+        (["--num_fewshot", "5"], "zero-shot"),
+        (["--write_out"], "samples.jsonl"),
+        (["--predict_only"], "always computes"),
+        (["--wandb_args", "project=x"], "Weights & Biases"),
+    ]
+    for flags, why in refusals:
+        refused = run_cli("run", "-m", "noop", *flags)
+        assert refused.returncode == 2 and why in refused.stderr, (flags, refused.stderr)
