@@ -96,8 +96,40 @@ def test_the_documented_plugin_works_kind_by_kind(my_plugin, folder_pairs, tmp_p
     trainer = plugins.get("trainer", "brightness-gain").load()()
     summary = trainer.train(list(task.samples()), [], tmp_path / "ckpt", task_name="folder-pairs")
     assert summary["n_train"] == 8 and summary["gain"] == pytest.approx(0.5 / (125 / 255), rel=0.05)
+    trained = plugins.get("model", "brightness").load()(checkpoint=str(tmp_path / "ckpt"))
+    assert trained.gain == pytest.approx(summary["gain"]), "the model reads what the trainer wrote"
     # command
     parser = build_parser(plugins)
     args = parser.parse_args(["count", "folder-pairs", "--data-root", str(folder_pairs)])
     assert args.func(args, plugins) == 0
     assert "folder-pairs: 8 samples" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_documented_package_builds_installs_and_registers(tmp_path):
+    """The page's pyproject block and module, as written, make a package that pip installs (offline) and whose entry
+    point the harness finds."""
+    import subprocess
+
+    text = DOC.read_text(encoding="utf-8")
+    [pyproject] = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "pyproject.toml").write_text(
+        pyproject + '\n[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '\n[tool.setuptools]\npy-modules = ["my_plugin"]\n'
+    )
+    (package / "my_plugin.py").write_text(doc_blocks(), encoding="utf-8")
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(package)],  # fmt: skip
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-2000:]
+    listing = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "ls", "models"],
+        capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(site), "HARNESS_LOAD_PLUGINS": "my_plugin"},
+    )  # fmt: skip
+    assert listing.returncode == 0 and "brightness" in listing.stdout, listing.stderr
