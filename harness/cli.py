@@ -355,6 +355,19 @@ class Refused(argparse.Action):
         parser.exit(2, f"error: {option_string} is not supported: {self.help}\n")
 
 
+def check_cuda(device: str) -> None:
+    """``--device cuda...`` on a machine where torch sees no CUDA device is an error, whatever the model (one that
+    never touches torch would otherwise run on the CPU without a word)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError(f"--device {device}: torch is not installed (pip install 'aigi-harness[torch]')")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: torch sees no CUDA device here (use --device cpu or auto)")
+
+
 def limit_arg(text: str) -> int | float:
     """``--limit``: a count, or a fraction of each task below 1 (lm-eval's ``--limit 0.1``)."""
     value = float(text)
@@ -431,6 +444,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return cmd_ls(argparse.Namespace(kind="tasks", json=False), plugins)
     if not args.model:
         raise ValueError("harness run needs --model NAME (see `harness ls models`)")
+    if str(args.device).startswith("cuda"):
+        check_cuda(args.device)
     if args.num_fewshot:
         raise ValueError(f"--num_fewshot {args.num_fewshot}: the benchmarks here are zero-shot (as the FakeScope paper "
                          "evaluates them); leave it at 0")  # fmt: skip

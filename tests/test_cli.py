@@ -263,3 +263,12 @@ def test_more_first_hour_papercuts(tmp_path, monkeypatch):
                    env={"HARNESS_API_KEY": "x"}, timeout=60)  # fmt: skip
     assert dead.returncode == 2 and "no endpoint accepts connections" in dead.stderr
     assert dead.stderr.strip().splitlines()[-1].startswith("error: openai-api: no endpoint accepts connections")
+
+
+def test_device_cuda_without_a_gpu_is_an_error(tmp_path):
+    """Issue #26 item 12: --device cuda on a machine without one says so instead of running on the CPU."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    result = run_cli("run", "-m", "noop", "--device", "cuda", "-o", str(tmp_path))
+    assert result.returncode == 2 and "sees no CUDA device" in result.stderr
