@@ -465,7 +465,7 @@ def _improvement_row(
 def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
     """The board as markdown (title, table, improvement row, footnotes)."""
     chosen = select_results(with_reported(spec, results), spec)
-    models = sorted({m for m, _ in chosen})
+    models = sorted({m for m, _ in chosen}, key=lambda m: (m.lower(), m))  # "cnnspot" beside "CNNSpot-v2"
     layout = columns_for(spec, chosen)
     mixed_tasks = {
         t
@@ -526,13 +526,42 @@ def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
         + (f"{spec.description}\n\n" if spec.description else "")
         + table
         + "\n\n"
-        + _footnotes(spec, chosen, percent)
+        + _footnotes(spec, chosen, percent, _explained(headers, grid, models))
         + "\n"
     )
 
 
-def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool) -> str:
+#: what each abbreviated column header stands for (said under a board that uses it)
+ABBREVIATIONS = {
+    "B.Acc": "balanced accuracy",
+    "B.-1": "BLEU-1",
+    "B.-2": "BLEU-2",
+    "R.-L": "ROUGE-L",
+    "Sim.": "BERTScore F1",
+    "α": "LLM-judge completeness (0-2)",
+    "ρ": "LLM-judge preciseness (0-2)",
+    "κ": "LLM-judge relevance (0-2)",
+    "Avr.": "the paper's transparency average",
+    "Acc@val-thr": "accuracy at the threshold chosen on the validation split",
+}
+
+
+def _explained(headers: list[str], grid: dict[str, list[Cell]], models: list[str]) -> list[str]:
+    """Footnote lines for a board's columns: the abbreviations its headers use, and the columns no row fills."""
     lines = []
+    used = [f"{short} = {long}" for short, long in ABBREVIATIONS.items() if any(short in h for h in headers[1:])]
+    if used:
+        lines.append("- Abbreviations: " + "; ".join(used) + ".")
+    empty = [h for i, h in enumerate(headers[1:]) if models and all(grid[m][i].value is None for m in models)]
+    if empty:
+        lines.append(f"- No run here reports {', '.join(empty)}: those columns are – in every row.")
+    return lines
+
+
+def _footnotes(
+    spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool, explained: list[str] | None = None
+) -> str:
+    lines = list(explained or [])
     measured = {k: r for k, r in chosen.items() if not r.get("reported")}
     for task in spec.tasks:
         results = task_results(measured, task)
@@ -565,9 +594,9 @@ def _footnotes(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], p
                      "column (for EER, the reduction).")  # fmt: skip
     harness_versions = sorted({r["provenance"]["harness_version"] for r in measured.values()}) or ["(none)"]
     dates = sorted(r["provenance"]["date"][:10] for r in measured.values()) or ["–"]
-    unit = "percent" if percent else "raw values"
+    unit = "in percent" if percent else "raw (0-1; LLM-judge scores 0-2)"
     lines.append(
-        f"- Values in {unit}; **best** and <ins>second</ins> (of three or more) per column; ± is half the 95% "
+        f"- Values {unit}; **best** and <ins>second</ins> (of three or more) per column; ± is half the 95% "
         "bootstrap interval where the results carry one; <sup>L</sup> run with --limit, <sup>F</sup> some samples "
         "failed, <sup>V</sup> task versions differ within the column (shown only when the board allows "
         "them)."

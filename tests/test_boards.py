@@ -400,3 +400,20 @@ def test_the_improvement_row_is_positive_when_better_in_every_column():
     cells = [c.strip() for c in row(board, "Improvement (a − b)").split("|")[2:-1]]
     assert all(c.startswith("+") for c in cells), cells
     assert "positive = better in every column" in board
+
+
+def test_boards_explain_their_abbreviations_empty_columns_and_sort_names_case_blind():
+    """Issue #26 item 3: abbreviated headers are spelled out, a column no row fills says so, rows sort by name
+    whatever its case, and raw boards say what their scale is."""
+    board = render_board(
+        spec(metrics=["acc", "balanced_acc", "acc_val_threshold"], percent=False),
+        [
+            result("b", "1", metrics={"acc": 0.9, "balanced_acc": 0.8}),
+            result("A", "2", metrics={"acc": 0.7, "balanced_acc": 0.6}),
+        ],  # fmt: skip
+    )
+    lines = board.splitlines()
+    assert lines.index(row(board, "A")) < lines.index(row(board, "b"))
+    assert "B.Acc = balanced accuracy" in board and "Acc@val-thr = accuracy at the threshold" in board
+    assert "No run here reports Acc@val-thr" in board
+    assert "Values raw (0-1; LLM-judge scores 0-2)" in board
