@@ -142,35 +142,15 @@ class ResponseCache:
     # -- keys --------------------------------------------------------------------------------
     def sample_hash(self, sample: Sample) -> str:
         """SHA-256 of the sample's image bytes (memoised for files). Raises ``OSError`` if unreadable."""
-        if isinstance(sample.image, (bytes, bytearray)):
-            return hash_bytes(bytes(sample.image))
-        path = os.path.abspath(sample.image)
-        stat = os.stat(path)
-        key: str | bytes = path
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:  # a non-UTF-8 file name: its exact bytes are the key
-            key = path.encode("utf-8", "surrogateescape")
-        with self._lock:
-            row = self._db.execute("SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path=?", (key,)).fetchone()
-            if row is None and self.shared:
-                row = self._db.execute(
-                    "SELECT size, mtime_ns, sha256 FROM shared.file_hashes WHERE path=?", (key,)
-                ).fetchone()
-        if row and row[0] == stat.st_size and row[1] == stat.st_mtime_ns and not self.rehash:
-            return row[2]
-        digest = hash_file(path)
-        if not self.read_only:
-            with self._lock:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (key, stat.st_size, stat.st_mtime_ns, digest)
-                )
+        [digest] = self.sample_hashes([sample])
+        if isinstance(digest, OSError):
+            raise digest
         return digest
 
     def sample_hashes(self, samples: list[Sample]) -> list[str | OSError]:
-        """:meth:`sample_hash` of many samples at once: one ``stat`` per file and one query per 500 files for the
-        memo (not one per file), the files whose memo does not hold read and stored in one transaction. An
-        unreadable file gives its ``OSError`` in its place."""
+        """SHA-256 of each sample's image bytes, memoised for files by (path, size, mtime) unless ``rehash``: one
+        ``stat`` per file and one query per 500 files for the memo (not one per file), the files whose memo does
+        not hold read and stored in one transaction. An unreadable file gives its ``OSError`` in its place."""
         out: list[str | OSError | None] = [None] * len(samples)
         wanted: dict[Any, list[tuple[int, os.stat_result]]] = {}
         paths: dict[Any, str] = {}

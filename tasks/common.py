@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,29 +52,6 @@ def data_root(task: Task, env_var: str, default_name: str) -> Path | None:
     if os.environ.get("HARNESS_DATA_ROOT"):
         return Path(os.environ["HARNESS_DATA_ROOT"]).expanduser() / default_name
     return None
-
-
-def scan_class_folders(
-    folder: Path, report: DataReport | None = None, stray: list[str] | None = None
-) -> Iterator[tuple[Path, int, str]]:
-    """(path, label, class-subfolder) for images under ``folder/{0_real,1_fake}/...`` (recursive).
-
-    Non-image files are reported as unexpected; the class folder's own subfolder
-    (if any) is returned as the third element ("" when the image sits directly in it).
-    """
-    for class_dir, label in CLASS_DIRS.items():
-        base = folder / class_dir
-        if not base.is_dir():
-            continue
-        for parts in files_below(base):
-            path = base.joinpath(*parts)
-            if not is_image_name(path):
-                if report is not None:
-                    report.unexpected.append(str(path))
-                if stray is not None:
-                    stray.append(str(path))
-                continue
-            yield path, label, parts[0] if len(parts) > 1 else ""
 
 
 def files_below(base: Path) -> list[tuple[str, ...]]:
@@ -221,9 +198,10 @@ def folder_samples(
     id_base: Path | None = None,
 ) -> list[Sample]:
     """Samples of a ``{0_real,1_fake}`` folder; ``subset_of(label, class_subfolder)`` names each subset. Ids are the
-    paths relative to ``id_base`` (default the task's root), in ``sorted(rglob)`` order; the same as
-    :func:`scan_class_folders` gives, built from strings (a ``Path`` per file and ``relative_to`` were most of
-    the listing's cost on a cached rerun)."""
+    paths relative to ``id_base`` (default the task's root), in ``sorted(rglob)`` order, built from strings (a
+    ``Path`` per file and ``relative_to`` were most of the listing's cost on a cached rerun). Non-image files are
+    reported as unexpected (``report``) or kept as the task's strays; the class folder's own subfolder is passed
+    to ``subset_of`` ("" when the image sits directly in it)."""
     stray = task.stray if report is None else None
     base = id_base or task.root
     assert base is not None, "a folder benchmark lists samples below its root"
