@@ -76,10 +76,6 @@ class RequestStream:
         done(item, prediction, seconds)
         return prediction, seconds
 
-    def in_flight(self) -> int:
-        """Requests started and not finished."""
-        return sum(1 for f in self._futures if f.running())
-
     def close(self, wait: bool = True, grace: float | None = None) -> int:
         """Stop. ``wait``: the run is complete, every request has finished. Otherwise (Ctrl-C, an error) the
         requests not yet started are dropped (a later run asks them) and those in flight are waited for up to
