@@ -436,7 +436,8 @@ def cmd_run(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     from harness.runner import Evaluator, RunConfig, default_workers
     from harness.summary import format_run_summary
 
-    apply_run_config_file(args, parser_defaults=build_parser(plugins))
+    if args.config:  # the defaults come from a second parser: built only when a file needs them
+        apply_run_config_file(args, parser_defaults=build_parser(plugins))
     args.tasks = ",".join(args.tasks) if isinstance(args.tasks, list) else str(args.tasks)
     if args.quiet:
         os.environ["TQDM_DISABLE"] = "1"
