@@ -131,3 +131,21 @@ def test_avr_as_a_derived_metric():
 def test_text_metrics_through_compute_metrics():
     result = compute_metrics([Bleu1(), RougeL()], text_records())
     assert result["all"]["bleu1"]["n"] == 3 and result["subsets"]["s"]["rouge_l"]["value"] > 0
+
+
+def test_avr_says_how_many_judge_scores_it_stands_on_and_is_left_out_below_half():
+    """Issue #25: an average mostly made of failed judge calls is not reported as if it were whole."""
+
+    def values(scored: int, failures: int) -> dict[str, MetricValue]:
+        out = {k: MetricValue(0.5, 12) for k in KEYS[:4]}
+        for key in KEYS[4:]:
+            out[key] = MetricValue(1.0, scored, data={"judge_failures": failures})
+        return out
+
+    whole = TransparencyAverage().derive(values(12, 0))
+    assert whole.value == pytest.approx((4 * 0.5 + 3 * 0.5) / 7) and whole.note is None
+    partial = TransparencyAverage().derive(values(8, 4))
+    assert partial.value == pytest.approx(whole.value) and partial.note == "judge measures stand on 8 of 12 samples"
+    sparse = TransparencyAverage().derive(values(1, 11))
+    assert sparse.value is None and "the judge scored only 1 of 12 samples" in sparse.note
+    assert sparse.data["judge_coverage"]["judge_relevance"] == [1, 12]
