@@ -130,27 +130,29 @@ class JudgeMetric(MeanOfPerSample):
         try:
             keys = {i: hash_obj({"judge": identity, "prompt": prompt}) for i, prompt in jobs}
             cached = cache.get_many(keys.values())
-            replies: dict[int, str] = {i: cached[keys[i]]["reply"] for i, _ in jobs if keys[i] in cached}
+            replies, refused = self._kept(records, jobs, keys, cached, bool(context and context.retry_failed))
             todo: dict[str, list[int]] = {}  # identical prompts (same answer and reference) are asked once
             for i, prompt in jobs:
-                if i not in replies:
+                if i not in replies and i not in refused:
                     todo.setdefault(prompt, []).append(i)
 
-            def call(prompt: str) -> tuple[str, str | None, str | None]:
+            def call(prompt: str) -> tuple[str, str | None, JudgeError | None]:
                 try:
                     return prompt, judge.complete(prompt, system=SYSTEM_PROMPT), None
                 except JudgeError as exc:
-                    return prompt, None, str(exc)
+                    return prompt, None, exc
 
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 for prompt, reply, error in pool.map(call, list(todo)):
                     for index in todo[prompt]:
                         if error is not None or reply is None:
-                            self._fail(records[index], error or "empty judge reply")
+                            self._fail(records[index], str(error) if error else "empty judge reply")
                         else:
                             replies[index] = reply
                     if error is None and reply is not None:
                         cache.put_many([(keys[todo[prompt][0]], {"reply": reply})])
+                    elif error is not None and error.deterministic:  # refused as such: asking again repeats it
+                        cache.put_many([(keys[todo[prompt][0]], {"error": str(error)})])
         finally:
             cache.close()
         for index, reply in replies.items():
@@ -160,6 +162,29 @@ class JudgeMetric(MeanOfPerSample):
             else:
                 values[index] = score
         return values
+
+    def _kept(
+        self,
+        records: Sequence[SampleRecord],
+        jobs: list[tuple[int, str]],
+        keys: dict[int, str],
+        cached: dict[str, dict[str, Any]],
+        retry: bool,
+    ) -> tuple[dict[int, str], set[int]]:
+        """What the judge cache holds for the jobs: replies by record index, and the indices whose request the
+        judge refused before (recorded as failures again, not asked; ``retry``: asked again)."""
+        replies: dict[int, str] = {}
+        refused: set[int] = set()
+        for i, _ in jobs:
+            kept = cached.get(keys[i])
+            if kept is None or (retry and "error" in kept):
+                continue
+            if "error" in kept:
+                self._fail(records[i], kept["error"])
+                refused.add(i)
+            else:
+                replies[i] = kept["reply"]
+        return replies, refused
 
     def _fail(self, record: SampleRecord, message: str) -> None:
         record.extra.setdefault("judge_errors", {})[self.name] = message

@@ -370,3 +370,35 @@ def test_metrics_and_the_bootstrap_never_call_the_judge(tmp_path):
     value = result["all"]["judge_completeness"]
     assert value["value"] == 2.0 and value["n"] == 30 and value["ci"] == [2.0, 2.0]
     assert value["data"]["judge_failures"] == 10
+
+
+class RefusingJudge(CountingJudge):
+    """Refuses prompts mentioning 'long' as a server refuses an over-long prompt (HTTP 400: deterministic)."""
+
+    def complete(self, prompt: str, system: str | None = None) -> str:
+        from harness.interfaces import JudgeError
+
+        self.calls += 1
+        if "long" in prompt:
+            error = JudgeError("judge endpoint answered HTTP 400 (1 attempt): prompt too long")
+            error.deterministic = True
+            raise error
+        return "Score: 1"
+
+
+def test_a_judge_refusal_is_kept_and_not_paid_again_unless_asked(tmp_path):
+    def records():
+        return [SampleRecord(str(i), "s", "test", 1, "generate", text="long answer" if i < 2 else f"answer {i}",
+                             prompt="Why?", metadata={"reference": "ref"}) for i in range(5)]  # fmt: skip
+
+    judge = RefusingJudge()
+    first = records()
+    make_metric_calls([Completeness(judge=judge)], first, MetricContext(cache_dir=tmp_path))
+    assert judge.calls == 4  # two identical refused prompts are one call
+    assert all("prompt too long" in r.extra["judge_errors"]["judge_completeness"] for r in first[:2])
+    again = records()
+    make_metric_calls([Completeness(judge=judge)], again, MetricContext(cache_dir=tmp_path))
+    assert judge.calls == 4, "the refusal and the answers came from the judge cache"
+    assert "prompt too long" in again[0].extra["judge_errors"]["judge_completeness"]
+    make_metric_calls([Completeness(judge=judge)], records(), MetricContext(cache_dir=tmp_path, retry_failed=True))
+    assert judge.calls == 5, "--retry-failed asked the kept refusal once more"

@@ -362,3 +362,29 @@ def test_a_new_folder_benchmark_is_a_yaml_file_alone(tmp_path):
     assert results["task"]["fingerprint"]["config"]["spec"]["layout"] == "class/subset"
     check = run_cli("data", "check", "my-bench", "--include-path", str(specs), "--data-root", str(root))
     assert check.returncode == 1 and "test/1_fake/IF" in check.stdout
+
+
+def test_listing_reads_each_header_once_and_again_only_when_the_file_changes(tmp_path, monkeypatch):
+    """Issue #31: headers memoised by (path, size, mtime); the scandir walk orders files as sorted(rglob) does."""
+    import os
+
+    from PIL import Image
+
+    import harness.images as images
+    from harness.tasks.common import files_below, header_metadata
+
+    for rel in ("a/b/c.png", "a/B.png", "Z.png", "a b/y.png", "a-b/z.png", "aa.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / rel)
+    expected = [p.relative_to(tmp_path).parts for p in sorted(tmp_path.rglob("*")) if p.is_file()]
+    assert files_below(tmp_path) == expected
+    reads = []
+    real = images.file_metadata
+    monkeypatch.setattr(images, "file_metadata", lambda path: reads.append(path) or real(path))
+    paths = [str(tmp_path.joinpath(*parts)) for parts in expected]
+    first = header_metadata(paths)
+    assert len(reads) == 6 and first[paths[0]]["width"] == 4
+    assert header_metadata(paths) == first and len(reads) == 6, "a rerun reads no header"
+    Image.new("RGB", (8, 8)).save(paths[0])
+    os.utime(paths[0], ns=(1, 1))
+    assert header_metadata(paths)[paths[0]]["width"] == 8 and len(reads) == 7
