@@ -67,7 +67,10 @@ def register_metrics(register: Register) -> None:
 def register_trainers(register: Register) -> None:
     """Register trainers, run by ``harness train NAME``.
 
-    The target is a :class:`harness.interfaces.Trainer` subclass.
+    The target is a :class:`harness.interfaces.Trainer` subclass, constructed with ``--args K=V,...``.
+    A trainer's own command-line flags are declared at registration, ``flags={"--data": "help", ...}``:
+    ``harness train`` offers them (the core names no trainer's options) and passes each one given as the
+    keyword argument of its name (``--data X`` -> ``data="X"``).
     """
 
 

@@ -326,9 +326,18 @@ class Trainer(ABC):
     name: ClassVar[str] = ""
     #: The model (adapter) name that loads this trainer's checkpoints.
     model_name: ClassVar[str] = ""
+    #: Whether ``harness train`` must be given ``--task`` (a detector fits a task's split; an instruction tuner
+    #: reads its own data file and is handed empty splits).
+    requires_task: ClassVar[bool] = True
 
     def __init__(self, **args: Any) -> None:
         self.args = dict(args)
+
+    def evaluation_command(self, out_dir: Path, task_name: str) -> str:
+        """The ``harness run`` command that evaluates what :meth:`train` wrote (printed by ``harness train``)."""
+        return f"harness run --model {self.model_name or self.name} --model-args checkpoint={out_dir} " + (
+            f"--tasks {task_name}" if task_name else "--tasks aigi-mini"
+        )
 
     @abstractmethod
     def train(

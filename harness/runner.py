@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache import ResponseCache, merge_rank_files
+from harness.cli_args import merged_kv, parse_kv
 from harness.distributed import rank_world
 from harness.executors import ModelSession, Records, choose_executor
 from harness.fingerprint import hash_obj, rehashing
@@ -80,6 +81,38 @@ class RunConfig:
     retry_failed: bool = False
     #: the name boards show for this run's model (``--label``; default: the model's name)
     label: str | None = None
+
+    @classmethod
+    def from_namespace(cls, args: Any) -> RunConfig:
+        """The configuration ``harness run``'s parsed arguments ask for (flag names to fields, K=V strings parsed)."""
+        return cls(
+            model=args.model,
+            model_args=merged_kv(args.model_args, "--model-args"),
+            tasks=args.tasks,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            device=args.device,
+            output_dir=args.output_dir,
+            strict=args.strict,
+            seed=args.seed,
+            split=args.split,
+            mode=args.mode,
+            data_root=args.data_root,
+            num_workers=args.num_workers or default_workers(),
+            use_cache=not args.no_cache,
+            progress=not args.quiet,
+            bootstrap=args.bootstrap,
+            seen=[g for g in args.seen.split(",") if g] if args.seen is not None else None,
+            audit=not args.no_audit,
+            verdict_judge=args.verdict_judge,
+            task_args=parse_kv(args.task_args),
+            extra_metrics=[m for m in args.extra_metrics.split(",") if m],
+            rehash=args.rehash,
+            retry_failed=args.retry_failed,
+            label=args.label,
+            gen_kwargs=parse_kv(args.gen_kwargs),
+            cache_path=args.use_cache,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -203,6 +203,8 @@ def build_fakeinstruct(args: argparse.Namespace, plugins: Any) -> int:
 @hookimpl
 def register_commands(subparsers):
     """``harness env create|list`` (isolated worker environments) and ``harness data check``."""
+    from harness.cli.common import add_data_options, add_include_path
+
     env = subparsers.add_parser("env", help="build isolated worker environments for models with old pins")
     sub = env.add_subparsers(dest="env_command", metavar="ACTION")
     create = sub.add_parser("create", help="create a worker environment from a recipe")
@@ -229,15 +231,8 @@ def register_commands(subparsers):
         "missing, unreadable or unexpected (exit 1 if anything is)",
     )
     check.add_argument("task", help="task name (see `harness ls tasks`)")
-    check.add_argument("--data-root", default=None, help="root folder of the task's data")
-    check.add_argument(
-        "--include-path",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of folder-benchmark specs (*.yaml) to register as tasks (repeatable)",
-    )
-    check.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
+    add_data_options(check)
+    add_include_path(check)
     check.add_argument("--max-items", type=int, default=20, help="items listed per category (default 20)")
     check.set_defaults(func=data_check)
     export = data_sub.add_parser(
@@ -249,14 +244,11 @@ def register_commands(subparsers):
     )
     export.add_argument("task", help="task name (see `harness ls tasks`)")
     export.add_argument("--to", type=Path, required=True, metavar="DIR", help="folder to write")
-    export.add_argument("--data-root", default=None, help="root folder of the task's data")
-    export.add_argument("--task-args", default="", metavar="K=V,...", help="task options")
+    add_data_options(export)
     export.add_argument(
         "--splits", default=None, help="comma-separated splits (default: the task's own and its validation split)"
     )
-    export.add_argument(
-        "--include-path", action="append", default=[], metavar="DIR", help="a folder of folder-benchmark specs"
-    )
+    add_include_path(export)
     export.set_defaults(func=data_export)
     instruct = data_sub.add_parser(
         "build-fakeinstruct",

@@ -272,3 +272,80 @@ def test_device_cuda_without_a_gpu_is_an_error(tmp_path):
         pytest.skip("this machine has a CUDA device")
     result = run_cli("run", "-m", "noop", "--device", "cuda", "-o", str(tmp_path))
     assert result.returncode == 2 and "sees no CUDA device" in result.stderr
+
+
+class GainTrainer:
+    """A third-party trainer declaring its own ``harness train`` flag (below); records what it was given."""
+
+    requires_task = False
+    given: dict = {}
+
+    def __init__(self, **args):
+        GainTrainer.given = dict(args)
+
+    def train(self, train, val, out_dir, task_name, resume=True):
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return {"gain": GainTrainer.given.get("gain")}
+
+    def evaluation_command(self, out_dir, task_name):
+        return f"harness run --model gain --model-args checkpoint={out_dir}"
+
+
+class GainPlugin:
+    @staticmethod
+    @__import__("harness").hookimpl
+    def register_trainers(register):
+        register("gain", f"{__name__}:GainTrainer", flags={"--gain": "how much gain", "--out": "clashes"})
+
+
+def test_trainers_declare_their_own_flags_and_the_core_names_none(tmp_path):
+    """Issue #27 item 4: `harness train` offers the flags trainers declared at registration (the core names no
+    trainer), passes them as keyword arguments, refuses another trainer's flag, and leaves out a clashing one."""
+    from harness.cli import build_parser, run_command
+    from harness.plugin_manager import HarnessPlugins
+
+    cli = Path(__file__).parents[1] / "harness" / "cli"
+    cli_source = "".join((cli / name).read_text() for name in ("__init__.py", "common.py", "run.py", "train.py"))
+    for trainer_word in ("fakescope", "--backbone", "--deepspeed", "owl2", "mplug"):
+        assert trainer_word not in cli_source
+    plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(GainPlugin,))
+    train_help = build_parser(plugins)._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--gain GAIN" in train_help and "how much gain (gain)" in train_help and "--data DATA" in train_help
+    assert any("--out of gain left out" in w for w in plugins.registry.warnings)
+
+    import harness.cli
+
+    original = harness.cli.get_plugins
+    harness.cli.get_plugins = lambda: plugins
+    try:
+        assert run_command(["train", "gain", "--gain", "3", "--out", str(tmp_path / "g"), "--quiet"]) == 0
+        assert GainTrainer.given == {"gain": "3"}
+        assert json.loads((tmp_path / "g" / "train_summary.json").read_text()) == {"gain": "3"}
+        args = build_parser(plugins).parse_args(["train", "gain", "--data", "x.json", "--out", str(tmp_path)])
+        with pytest.raises(ValueError, match=r"--data is not an option of trainer 'gain' \(trainer 'fakescope' takes"):
+            args.func(args, plugins)
+    finally:
+        harness.cli.get_plugins = original
+
+
+def test_shared_options_are_spelled_the_same_on_every_command():
+    """Issue #27 item 4: --data-root, --task-args and --include-path take both spellings wherever they appear."""
+    from harness.cli import build_parser
+    from harness.plugin_manager import HarnessPlugins
+
+    parser = build_parser(HarnessPlugins(load_entrypoints=False))
+
+    def walk(p, path=()):
+        for action in p._actions:
+            if isinstance(action, type(p._subparsers._group_actions[0])) if p._subparsers else False:
+                for name, child in action.choices.items():
+                    yield from walk(child, (*path, name))
+        yield path, {s for a in p._actions for s in a.option_strings}
+
+    seen = 0
+    for path, flags in walk(parser):
+        for dashed in ("--data-root", "--task-args", "--include-path", "--val-split"):
+            if dashed in flags:
+                seen += 1
+                assert dashed.replace("-", "_").replace("__", "--") in flags, (path, dashed)
+    assert seen >= 8  # run, train, data check, data export, ls, build-fakeinstruct ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -98,6 +99,13 @@ def test_the_documented_plugin_works_kind_by_kind(my_plugin, folder_pairs, tmp_p
     assert summary["n_train"] == 8 and summary["gain"] == pytest.approx(0.5 / (125 / 255), rel=0.05)
     trained = plugins.get("model", "brightness").load()(checkpoint=str(tmp_path / "ckpt"))
     assert trained.gain == pytest.approx(summary["gain"]), "the model reads what the trainer wrote"
+    # the trainer's own flag, declared at registration, reaches it through `harness train`
+    args = build_parser(plugins).parse_args(["train", "brightness-gain", "--task", "folder-pairs", "--data-root",
+                                             str(folder_pairs), "--target-mean", "0.25", "--out", str(tmp_path / "c2"),
+                                             "--quiet"])  # fmt: skip
+    assert args.func(args, plugins) == 0
+    gain = json.loads((tmp_path / "c2" / "train_summary.json").read_text())["gain"]
+    assert gain == pytest.approx(summary["gain"] / 2), "--target-mean 0.25 halves the gain"
     # command
     parser = build_parser(plugins)
     args = parser.parse_args(["count", "folder-pairs", "--data-root", str(folder_pairs)])

@@ -31,4 +31,10 @@ def register_trainers(register):
         "harness.trainers.fakescope:FakeScopeTrainer",
         description="Instruction-tune a LLaVA checkpoint on FakeInstruct (--data, --base, [--deepspeed]); "
         "vision tower frozen.",
+        flags={
+            "--data": "instruction data JSON (FakeInstruct)",
+            "--base": "base checkpoint folder",
+            "--deepspeed": "DeepSpeed config JSON, e.g. trainers/deepspeed/zero2.json",
+            "--backbone": "llava (default) or mplug-owl2 (trains in its worker environment: --args python=...)",
+        },
     )

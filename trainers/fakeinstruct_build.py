@@ -261,7 +261,7 @@ def add_arguments(parser: Any) -> None:
         "--images", metavar="DIR|TASK", help="a folder of 0_real / 1_fake images, or a task whose images to use"
     )
     source.add_argument("--records", metavar="FILE", help="FakeChain records (JSON list or lines)")
-    parser.add_argument("--data-root", default=None, help="the task's data (a folder: hf:DIR)")
+    parser.add_argument("--data-root", "--data_root", default=None, help="the task's data (a folder: hf:DIR)")
     parser.add_argument("--split", default=None, help="the task's split (default: its own)")
     parser.add_argument("--out", required=True, type=Path, help="the training file to write (JSON)")
     parser.add_argument("--parts", default="1,2,3,4", help="FakeInstruct parts (default 1,2,3,4)")

@@ -205,6 +205,12 @@ class FakeScopeTrainer(Trainer):
         )
         self.weight_decay, self.warmup_ratio, self.progress = float(weight_decay), float(warmup_ratio), progress
 
+    def evaluation_command(self, out_dir: Path, task_name: str) -> str:
+        """``harness run`` on the written folder: ``fakescope-owl2`` in its worker's Python for that backbone."""
+        model = "fakescope-owl2" if self.backbone == "mplug-owl2" else self.model_name
+        python = f",python={self.python}" if self.python else ""
+        return f"harness run --model {model} --model-args path={out_dir}{python} --tasks {task_name or 'aigi-mini'}"
+
     def train(
         self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
     ) -> dict[str, Any]:
