@@ -8,7 +8,7 @@ From Python, a run is one call (see :func:`harness.evaluate`)::
     import harness
 
     run = harness.evaluate(model="fredect", model_args={"checkpoint": "checkpoints/fredect"}, tasks="aigi-mini")
-    print(run.metrics("aigi-mini")["auc"]["value"])
+    print(run.metrics("aigi-mini")["auc"].value)
 
 Plugin authors find what they need here too::
 

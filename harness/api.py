@@ -3,7 +3,7 @@
     import harness
 
     run = harness.evaluate(model="fredect", model_args={"checkpoint": "checkpoints/fredect"}, tasks=["aigi-mini"])
-    run.metrics("aigi-mini")["auc"]["value"]
+    run.metrics("aigi-mini")["auc"].value
 
 Options are :class:`harness.runner.RunConfig`'s fields (``limit``, ``batch_size``, ``device``, ``output_dir``,
 ``seed``, ``mode``, ``gen_kwargs`` ...); results are written and cached exactly as by the CLI, so a notebook and
@@ -13,11 +13,12 @@ class or module with hook implementations) to the installed ones.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.results_model import MetricEntry, Results
 
 
 @dataclass
@@ -26,14 +27,15 @@ class Evaluation:
 
     model: str
     outcomes: list[Any]
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: task -> its results, as written (:class:`harness.results_model.Results`)
+    results: dict[str, Results] = field(default_factory=dict)
 
-    def metrics(self, task: str) -> dict[str, Any]:
-        """The overall metrics of one task (``{"auc": {"value": ..., "ci": ...}, ...}``)."""
+    def metrics(self, task: str) -> dict[str, MetricEntry]:
+        """The overall metrics of one task (``{"auc": MetricEntry(value=..., ci=...), ...}``)."""
         if task not in self.results:
             done = ", ".join(self.results) or "none"
             raise KeyError(f"no results for task {task!r} (finished: {done})")
-        return self.results[task]["metrics"]["all"]
+        return self.results[task].metrics.all
 
     @property
     def ok(self) -> bool:
@@ -66,9 +68,5 @@ def evaluate(
     config = RunConfig(model=model, model_args=dict(model_args or {}), tasks=task_spec, **options)
     evaluator = Evaluator(config, manager, command=["harness.evaluate", model, task_spec])
     outcomes = evaluator.run()
-    results = {
-        o.task: json.loads(Path(o.results_path).read_text(encoding="utf-8"))
-        for o in outcomes
-        if o.results_path is not None and o.status in ("done", "failed")
-    }
+    results = {o.task: o.results for o in outcomes if o.results is not None}  # in memory, as written
     return Evaluation(model=evaluator.model_name, outcomes=outcomes, results=results)

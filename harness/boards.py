@@ -36,36 +36,18 @@ count as measured.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from harness.board_layouts import LAYOUTS, METRIC_LABELS, Column
 from harness.names import board_text
+from harness.results_model import MetricEntry, Results, as_results
 
-LOWER_IS_BETTER = {"eer", "unknown_rate"}
-LAYOUTS = ("metrics", "per_subset", "qualitative", "transparency", "main_metric")
-METRIC_LABELS = {
-    "acc": "Acc",
-    "ap": "AP",
-    "auc": "AUC",
-    "eer": "EER",
-    "balanced_acc": "B.Acc",
-    "real_acc": "Real",
-    "fake_acc": "Fake",
-    "qual_acc": "Acc",
-    "bleu1": "B.-1",
-    "bleu2": "B.-2",
-    "rouge_l": "R.-L",
-    "bertscore": "Sim.",
-    "judge_completeness": "α",
-    "judge_preciseness": "ρ",
-    "judge_relevance": "κ",
-    "avr": "Avr.",
-    "acc_val_threshold": "Acc@val-thr",
-}
+LAYOUT_NAMES = tuple(LAYOUTS)
 
 
 class BoardError(ValueError):
@@ -101,7 +83,7 @@ class BoardSpec:
         if unknown:
             raise BoardError(f"{path}: unknown board keys {sorted(unknown)}")
         if data.get("layout") not in LAYOUTS:
-            raise BoardError(f"{path}: layout must be one of {LAYOUTS}, not {data.get('layout')!r}")
+            raise BoardError(f"{path}: layout must be one of {LAYOUT_NAMES}, not {data.get('layout')!r}")
         if not data.get("tasks"):
             raise BoardError(f"{path}: 'tasks' is required")
         data.setdefault("title", Path(path).stem)
@@ -112,10 +94,10 @@ class BoardSpec:
         return cls(**data)
 
 
-def quick_spec(results: Sequence[dict[str, Any]], metric: str | None = None) -> BoardSpec:
+def quick_spec(results: Sequence[Results | dict[str, Any]], metric: str | None = None) -> BoardSpec:
     """The board of ``harness leaderboard`` without ``--board``: every task found, one column each (its main
     metric, or ``metric``); runs with ``--limit``, failed samples or other task versions are shown, marked."""
-    tasks = sorted({r["task"]["name"] for r in results})
+    tasks = sorted({as_results(r).task.name for r in results})
     return BoardSpec(
         title="Leaderboard",
         layout="main_metric",
@@ -136,271 +118,136 @@ class Cell:
     marks: list[str] = field(default_factory=list)
 
 
-def _name(result: dict[str, Any]) -> str:
-    """What a board calls a run's model: its ``--label``, else the served model's name for an API model, else the
-    registry name."""
-    return result["model"].get("label") or result["model"].get("display_name") or result["model"]["name"]
-
-
-def _label(result: dict[str, Any], spec: BoardSpec, ambiguous: set[str]) -> str:
-    name = _name(result)
-    if result.get("reported"):
+def _label(result: Results, spec: BoardSpec, ambiguous: set[str]) -> str:
+    """A row's label: the spec's label for the run (by name-fingerprint or name), ``name (fp8)`` when one name
+    has several fingerprints on the board, ``name [paper]`` for a printed row."""
+    name = result.model.shown_name
+    if result.reported is not None:
         return f"{name} [paper]"
-    key = f"{name}-{result['model']['fingerprint_hash'][:8]}"
+    key = f"{name}-{result.model.fingerprint_hash[:8]}"
     if key in spec.labels:
         return spec.labels[key]
     if name in spec.labels and name not in ambiguous:
         return spec.labels[name]
-    return f"{name} ({result['model']['fingerprint_hash'][:8]})" if name in ambiguous else name
+    return f"{name} ({result.model.fingerprint_hash[:8]})" if name in ambiguous else name
 
 
-def select_results(results: Sequence[dict[str, Any]], spec: BoardSpec) -> dict[tuple[str, str], dict[str, Any]]:
-    """(model label, task) -> newest result, after the board's refusal rules (raises :class:`BoardError`)."""
-    chosen: dict[tuple[str, str], dict[str, Any]] = {}
-    relevant = [
-        r
-        for r in results
-        if r["task"]["name"] in spec.tasks
-        and not r.get("reported")
-        and (spec.models is None or r["model"]["name"] in spec.models or _name(r) in spec.models)
-    ]
-    by_name: dict[str, set[str]] = {}
-    for r in relevant:
-        by_name.setdefault(_name(r), set()).add(r["model"]["fingerprint_hash"])
-    ambiguous = {n for n, hashes in by_name.items() if len(hashes) > 1}
+Chosen = dict[tuple[str, str], Results]
+
+
+def _refusals(chosen: Chosen, spec: BoardSpec) -> list[str]:
+    """Why the board refuses chosen runs: --limit, failed samples, mixed task versions (unless allowed)."""
     problems = []
-    for result in relevant:  # the latest run per (model, task): earlier runs are history, not rows
-        key = (_label(result, spec, ambiguous), result["task"]["name"])
-        if key not in chosen or _created(result) > _created(chosen[key]):
-            chosen[key] = result
     for result in chosen.values():
-        counts = result["counts"]
-        where = f"{_name(result)} on {result['task']['name']} ({result.get('_path', '?')})"
-        if counts.get("limit") is not None and not spec.allow_limit:
+        counts = result.counts
+        where = f"{result.model.shown_name} on {result.task.name} ({result.path or '?'})"
+        if counts.limit is not None and not spec.allow_limit:
             problems.append(
-                f"{where}: run with --limit {counts['limit']} (pass --allow-limit, or allow_limit: true in the board "
+                f"{where}: run with --limit {counts.limit} (pass --allow-limit, or allow_limit: true in the board "
                 "spec, to show it marked L; or name the full run's results_<time>.json)"
             )
-        if counts.get("n_failed") and not spec.allow_failed:
-            problems.append(f"{where}: {counts['n_failed']} failed samples (set allow_failed: true to show it)")
+        if counts.n_failed and not spec.allow_failed:
+            problems.append(f"{where}: {counts.n_failed} failed samples (set allow_failed: true to show it)")
     versions: dict[str, set[str]] = {}
     for (_, task), result in chosen.items():
-        versions.setdefault(task, set()).add(str(result["task"]["version"]))  # runs only: printed rows come later
+        versions.setdefault(task, set()).add(result.task.version)  # runs only: printed rows come later
     for task, found in versions.items():
         if len(found) > 1 and not spec.allow_mixed_versions:
             problems.append(
                 f"{task}: results from different task versions {sorted(found)} cannot share a board "
                 "(set allow_mixed_versions: true to show them, marked V)"
             )
+    return problems
+
+
+def select_results(results: Sequence[Results | dict[str, Any]], spec: BoardSpec) -> Chosen:
+    """(model label, task) -> newest result, after the board's refusal rules (raises :class:`BoardError`)."""
+    typed = [as_results(r) for r in results]
+    relevant = [
+        r
+        for r in typed
+        if r.task.name in spec.tasks
+        and r.reported is None
+        and (spec.models is None or r.model.name in spec.models or r.model.shown_name in spec.models)
+    ]
+    by_name: dict[str, set[str]] = {}
+    for r in relevant:
+        by_name.setdefault(r.model.shown_name, set()).add(r.model.fingerprint_hash)
+    ambiguous = {n for n, hashes in by_name.items() if len(hashes) > 1}
+    chosen: Chosen = {}
+    for result in relevant:  # the latest run per (model, task): earlier runs are history, not rows
+        key = (_label(result, spec, ambiguous), result.task.name)
+        if key not in chosen or result.finished > chosen[key].finished:
+            chosen[key] = result
+    problems = _refusals(chosen, spec)
     if problems:
         raise BoardError("refused:\n  " + "\n  ".join(problems))
-    for result in results:  # printed rows: no refusal rules, never mixed with a run's task version
-        if result.get("reported") and result["task"]["name"] in spec.tasks:
-            chosen[(_label(result, spec, set()), result["task"]["name"])] = result
+    for result in typed:  # printed rows: no refusal rules, never mixed with a run's task version
+        if result.reported is not None and result.task.name in spec.tasks:
+            chosen[(_label(result, spec, set()), result.task.name)] = result
     if not chosen:
         raise BoardError(f"no results for tasks {spec.tasks}" + (f" and models {spec.models}" if spec.models else ""))
     return chosen
 
 
-def _created(result: dict[str, Any]) -> str:
-    """When a run finished (results files before timestamps: their provenance date)."""
-    return str(result.get("created") or result["provenance"]["date"])
-
-
-def _cell(entry: dict[str, Any] | None) -> Cell:
-    if not entry or entry.get("value") is None:
+def _cell(entry: MetricEntry | None) -> Cell:
+    if entry is None or entry.value is None:
         return Cell(None)
-    ci = entry.get("ci")
-    return Cell(entry["value"], (ci[1] - ci[0]) / 2 if ci else None)
+    return Cell(entry.value, entry.half_ci)
 
 
-def _marks(result: dict[str, Any], mixed: bool = False) -> list[str]:
-    if result.get("reported"):
+def _marks(result: Results, mixed: bool = False) -> list[str]:
+    if result.reported is not None:
         return ["R"]
     marks = ["V"] if mixed else []
-    if result["counts"].get("limit") is not None:
+    if result.counts.limit is not None:
         marks.append("L")
-    if result["counts"].get("n_failed"):
+    if result.counts.n_failed:
         marks.append("F")
     return marks
 
 
-def _weighted(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
-    present = [e for e in entries if e and e.get("value") is not None and e.get("n")]
-    if not present:
-        return None
-    n = sum(e["n"] for e in present)
-    return {"value": sum(e["value"] * e["n"] for e in present) / n, "n": n}
+def lower_is_better(metric: str, results: Sequence[Results]) -> bool:
+    """A metric's direction as the metric declares it: from the results files that record it (``task.metrics``),
+    else from the registered metric class (printed rows, files written before directions were recorded)."""
+    for result in results:
+        higher = result.task.higher_is_better(metric)
+        if higher is not None:
+            return not higher
+    try:
+        from harness.plugin_manager import get_plugins
+
+        return not get_plugins().get("metric", metric).load().higher_is_better
+    except Exception:  # noqa: BLE001 - a metric nothing declares: higher is better, as most are
+        return False
 
 
-def _mean(entries: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
-    values = [e["value"] for e in entries if e and e.get("value") is not None]
-    return {"value": sum(values) / len(values), "n": len(values)} if values else None
-
-
-def _measured_first(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(results, key=lambda r: bool(r.get("reported")))
-
-
-def _union(lists: Sequence[Sequence[str] | None]) -> list[str]:
-    """Items of every list, in first-seen order."""
-    out: list[str] = []
-    for items in lists:
-        out.extend(i for i in items or [] if i not in out)
-    return out
-
-
-def task_results(chosen: dict[tuple[str, str], dict[str, Any]], task: str) -> list[dict[str, Any]]:
+def task_results(chosen: Chosen, task: str) -> list[Results]:
     """The chosen results of one task, in model order."""
     return [r for (_, t), r in sorted(chosen.items()) if t == task]
 
 
-Column = tuple[str, str, Callable[[dict[str, Any]], dict[str, Any] | None]]  # (header, metric, getter)
-
-
-def columns_for(spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, list[Column]]]:
-    """Per task: the columns of the board's layout."""
+def columns_for(spec: BoardSpec, chosen: Chosen) -> list[tuple[str, list[Column]]]:
+    """Per task: the columns of the board's layout (:mod:`harness.board_layouts`); then, for a layout with
+    summaries (Table IV), one board-wide "Overall" per declared summary metric, filled per model by the caller."""
+    layout = LAYOUTS[spec.layout]
     out = []
     for task in spec.tasks:
         results = task_results(chosen, task)
-        if not results:
-            continue
-        any_result = results[0]
-        cols: list[Column] = []
-        if spec.layout == "main_metric":
-            metric = spec.metrics[0] if spec.metrics else any_result["task"]["main_metric"]
-            cols.append(
-                (
-                    f"{task} ({METRIC_LABELS.get(metric, metric)})",
-                    metric,
-                    lambda r, m=metric: r["metrics"]["all"].get(m),
-                )
-            )
-        elif spec.layout == "metrics":
-            for metric in spec.metrics:
-                cols.append((METRIC_LABELS.get(metric, metric), metric, lambda r, m=metric: r["metrics"]["all"].get(m)))
-        elif spec.layout == "per_subset":
-            metric = spec.metrics[0]
-            generators = _union(
-                [
-                    r["metrics"]
-                    .get("groups", {})
-                    .get("mean_over_generators", {})
-                    .get(metric, {})
-                    .get("data", {})
-                    .get("generators")
-                    or sorted(r["metrics"]["subsets"])
-                    for r in _measured_first(results)
-                ]
-            )
-            for subset in generators:
-                cols.append((subset, metric, lambda r, s=subset, m=metric: r["metrics"]["subsets"].get(s, {}).get(m)))
-            groups = any_result["metrics"].get("groups", {})
-            if "unseen" in groups:
-                cols.append(("Unseen", metric, lambda r, m=metric: r["metrics"]["groups"].get("unseen", {}).get(m)))
-            cols.append(
-                (
-                    "Average",
-                    metric,
-                    lambda r, m=metric: r["metrics"].get("groups", {}).get("mean_over_generators", {}).get(m),
-                )
-            )
-        elif spec.layout in ("qualitative", "transparency"):  # the task declares these columns
-            cols.extend(declared_columns(declared(task, spec.layout, results), results, "qual_acc"))
-        out.append((task, cols))
-    summaries = (
-        {
+        if results:
+            out.append((task, layout.columns(spec, task, results)))
+    if layout.summaries:
+        from harness.board_layouts import declared
+
+        summaries = {
             c["summary"]
             for task, _ in out
             for c in declared(task, spec.layout, task_results(chosen, task)) or []
             if "summary" in c
         }
-        if spec.layout == "transparency"
-        else set()
-    )
-    for metric in sorted(summaries):  # e.g. Table IV's Overall: the mean of every ability's Avr.
-        out.append(("", [("Overall", metric, lambda r: None)]))  # filled per model below
+        for metric in sorted(summaries):  # e.g. Table IV's Overall: the mean of every ability's Avr.
+            out.append(("", [("Overall", metric, lambda r: None)]))
     return out
-
-
-def declared(task: str, layout: str, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """The task's column specs for a layout: from its results files (``task.board_columns``), else from the task
-    class itself through the registry (printed rows, results written before tasks declared columns)."""
-    for result in results:
-        columns = (result["task"].get("board_columns") or {}).get(layout)
-        if columns:
-            return columns
-    try:
-        from harness.plugin_manager import get_plugins
-
-        return getattr(get_plugins().get("task", task).load(), "board_columns", {}).get(layout)
-    except Exception:  # noqa: BLE001 - an unknown task simply declares nothing
-        return None
-
-
-def declared_columns(
-    specs: list[dict[str, Any]] | None, results: Sequence[dict[str, Any]], metric: str
-) -> list[Column]:
-    """Columns from a task's column specs (``Task.board_columns``):
-
-    - ``{"header": H, "all": true}``: the overall value; with ``"metrics": [...]``, one column per metric;
-    - ``{"header": H, "breakdown": B, "keys": [...]}``: that breakdown's value, weighted by count over the keys
-      present;
-    - ``{"header": H, "mean_of": B, "except": [...]}``: the unweighted mean over the breakdown's keys;
-    - ``{"each_of": B, "except": [...], "metrics": [...]}``: one column per key (every result's keys, in
-      order), per metric;
-    - ``{"summary": M}``: handled by the caller (a board-wide mean of the M columns).
-    """
-    cols: list[Column] = []
-    breakdown = lambda r, key: r["metrics"].get("breakdowns", {}).get(key, {})  # noqa: E731
-
-    def label(text: str, m: str) -> str:
-        return f"{text}: {METRIC_LABELS.get(m, m)}" if text else METRIC_LABELS.get(m, m)
-
-    for col in specs or []:
-        metrics = col.get("metrics", [metric])
-        if col.get("all"):
-            for m in metrics:
-                header = col.get("header") or label("", m)
-                cols.append((header, m, lambda r, m=m: r["metrics"]["all"].get(m)))
-        elif "breakdown" in col:
-            for m in metrics:
-                cols.append(
-                    (
-                        col["header"],
-                        m,
-                        lambda r, b=col["breakdown"], ks=tuple(col["keys"]), m=m: _weighted(
-                            [breakdown(r, b).get(k, {}).get(m) for k in ks]
-                        ),
-                    )
-                )
-        elif "mean_of" in col:
-            keys = [
-                k
-                for k in _union([sorted(breakdown(r, col["mean_of"])) for r in _measured_first(results)])
-                if k not in col.get("except", [])
-            ]
-            for m in metrics:
-                cols.append(
-                    (
-                        col["header"],
-                        m,
-                        lambda r, b=col["mean_of"], ks=tuple(keys), m=m: _mean(
-                            [breakdown(r, b).get(k, {}).get(m) for k in ks]
-                        ),
-                    )
-                )
-        elif "each_of" in col:
-            keys = [
-                k
-                for k in _union([sorted(breakdown(r, col["each_of"])) for r in _measured_first(results)])
-                if k not in col.get("except", [])
-            ]
-            for key in keys:
-                for m in metrics:
-                    header = label(key, m) if "metrics" in col else key
-                    cols.append((header, m, lambda r, b=col["each_of"], k=key, m=m: breakdown(r, b).get(k, {}).get(m)))
-    return cols
 
 
 def _format(cell: Cell, percent: bool) -> str:
@@ -425,11 +272,11 @@ def rank_marks(values: Sequence[float | None], lower_is_better: bool) -> list[st
     ]
 
 
-def with_reported(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_reported(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -> list[Results]:
     """The results plus the printed rows of the spec's ``reported`` files."""
     from harness.reported import ReportedError, load_reported
 
-    out = list(results)
+    out = [as_results(r) for r in results]
     for path in spec.reported:
         try:
             out.extend(load_reported(path))
@@ -439,7 +286,7 @@ def with_reported(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> list[di
 
 
 def _improvement_row(
-    spec: BoardSpec, models: list[str], grid: dict[str, list[Cell]], column_meta: list[str], percent: bool
+    spec: BoardSpec, models: list[str], grid: dict[str, list[Cell]], lower: list[bool], percent: bool
 ) -> list[str] | None:
     """The spec's "Improvement (A − B)" row: how much better A is than B per column, positive = better everywhere
     (for a lower-is-better metric, B's value minus A's); ``None`` when not asked for or a model is missing."""
@@ -450,83 +297,102 @@ def _improvement_row(
     if target not in label or base not in label:
         return None
     row = [board_text(f"Improvement ({target} − {base})")]
-    for index in range(len(column_meta)):
+    for index, lower_better in enumerate(lower):
         a, b = grid[label[target]][index].value, grid[label[base]][index].value
         if a is None or b is None:
             row.append("–")
         else:
             # positive is better in every column: for a lower-is-better metric (EER) the gain is the reduction
-            gain = (b - a) if column_meta[index] in LOWER_IS_BETTER else (a - b)
+            gain = (b - a) if lower_better else (a - b)
             diff = gain * (100 if percent else 1)
             row.append(f"{diff:+.2f}" if percent else f"{diff:+.3f}")
     return row
 
 
-def render_board(spec: BoardSpec, results: Sequence[dict[str, Any]]) -> str:
-    """The board as markdown (title, table, improvement row, footnotes)."""
-    chosen = select_results(with_reported(spec, results), spec)
-    models = sorted({m for m, _ in chosen}, key=lambda m: (m.lower(), m))  # "cnnspot" beside "CNNSpot-v2"
-    layout = columns_for(spec, chosen)
-    mixed_tasks = {
+@dataclass
+class Grid:
+    """A board's cells before formatting: headers, per model a cell per column, each column's metric."""
+
+    headers: list[str]
+    cells: dict[str, list[Cell]]
+    metrics: list[str]
+
+
+def _mixed_version_tasks(spec: BoardSpec, chosen: Chosen) -> set[str]:
+    """Tasks whose measured runs on the board are of different task versions (marked V)."""
+    return {
         t
         for t in spec.tasks
-        if len({str(r["task"]["version"]) for (m, tt), r in chosen.items() if tt == t and not r.get("reported")}) > 1
+        if len({r.task.version for (_, tt), r in chosen.items() if tt == t and r.reported is None}) > 1
     }
-    headers = ["Model"]
-    grid: dict[str, list[Cell]] = {m: [] for m in models}
-    column_meta: list[str] = []
-    for task, cols in layout:
+
+
+def _fill_grid(spec: BoardSpec, chosen: Chosen, models: list[str]) -> Grid:
+    """Every model's cell in every column of the layout (a printed aggregate wins over a computed one)."""
+    mixed = _mixed_version_tasks(spec, chosen)
+    grid = Grid(["Model"], {m: [] for m in models}, [])
+    for task, cols in columns_for(spec, chosen):
         for header, metric, getter in cols:
             named = len(spec.tasks) == 1 or not task or spec.layout == "main_metric"  # header names the task
-            headers.append(header if named else f"{task}: {header}")
-            column_meta.append(metric)
+            grid.headers.append(header if named else f"{task}: {header}")
+            grid.metrics.append(metric)
             for model in models:
                 result = chosen.get((model, task))
                 if task == "" and header == "Overall":  # a declared summary: the mean of its metric's columns
                     values = [
                         c.value
-                        for c, meta in zip(grid[model], column_meta[:-1], strict=False)
+                        for c, meta in zip(grid.cells[model], grid.metrics[:-1], strict=False)
                         if meta == metric and c.value is not None
                     ]
-                    grid[model].append(Cell(sum(values) / len(values) if values else None))
+                    grid.cells[model].append(Cell(sum(values) / len(values) if values else None))
                     continue
                 if result is None:
-                    grid[model].append(Cell(None))
+                    grid.cells[model].append(Cell(None))
                     continue
-                printed = result["metrics"].get("reported_columns", {}).get(header, {}).get(metric)
+                printed = (result.metrics.reported_columns or {}).get(header, {}).get(metric)
                 cell = _cell(printed if printed is not None else getter(result))
-                cell.marks = _marks(result, mixed=task in mixed_tasks)
-                grid[model].append(cell)
+                cell.marks = _marks(result, mixed=task in mixed)
+                grid.cells[model].append(cell)
+    return grid
+
+
+def _cell_text(cell: Cell, percent: bool) -> str:
+    """A cell as markdown: value ± half-interval, bold best, underlined second, superscript flags."""
+    text = _format(cell, percent)
+    if "best" in cell.marks:
+        text = f"**{text}**"
+    elif "second" in cell.marks:
+        text = f"<ins>{text}</ins>"  # underlined; GitHub strips <u> but keeps <ins>
+    flags = [m for m in cell.marks if m in ("L", "F", "V", "R")]
+    if flags and cell.value is not None:
+        text += "<sup>" + ",".join(flags) + "</sup>"
+    return text
+
+
+def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -> str:
+    """The board as markdown (title, table, improvement row, footnotes)."""
+    chosen = select_results(with_reported(spec, results), spec)
+    models = sorted({m for m, _ in chosen}, key=lambda m: (m.lower(), m))  # "cnnspot" beside "CNNSpot-v2"
+    grid = _fill_grid(spec, chosen, models)
     percent = spec.percent and spec.layout != "transparency"
-    rows = []
-    for index, metric in enumerate(column_meta):
-        marks = rank_marks([grid[m][index].value for m in models], metric in LOWER_IS_BETTER)
-        for model, mark in zip(models, marks, strict=False):
-            grid[model][index].marks = [mark] + grid[model][index].marks
-    for model in models:
-        row = [board_text(model)]  # a served model's name is free text: no live HTML, no extra cells
-        for cell in grid[model]:
-            text = _format(cell, percent)
-            if "best" in cell.marks:
-                text = f"**{text}**"
-            elif "second" in cell.marks:
-                text = f"<ins>{text}</ins>"  # underlined; GitHub strips <u> but keeps <ins>
-            flags = [m for m in cell.marks if m in ("L", "F", "V", "R")]
-            if flags and cell.value is not None:
-                text += "<sup>" + ",".join(flags) + "</sup>"
-            row.append(text)
-        rows.append(row)
-    improvement = _improvement_row(spec, models, grid, column_meta, percent)
+    lower = [lower_is_better(metric, list(chosen.values())) for metric in grid.metrics]
+    for index, lower_better in enumerate(lower):
+        marks = rank_marks([grid.cells[m][index].value for m in models], lower_better)
+        for model, mark in zip(models, marks, strict=True):
+            grid.cells[model][index].marks = [mark] + grid.cells[model][index].marks
+    # a served model's name is free text: no live HTML, no extra cells
+    rows = [[board_text(model)] + [_cell_text(cell, percent) for cell in grid.cells[model]] for model in models]
+    improvement = _improvement_row(spec, models, grid.cells, lower, percent)
     if improvement:
         rows.append(improvement)
-    headers = [board_text(h) for h in headers]  # generator folders name columns: escaped like model names
+    headers = [board_text(h) for h in grid.headers]  # generator folders name columns: escaped like model names
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     return (
         f"## {spec.title}\n\n"
         + (f"{spec.description}\n\n" if spec.description else "")
         + table
         + "\n\n"
-        + _footnotes(spec, chosen, percent, _explained(headers, grid, models))
+        + _footnotes(spec, chosen, percent, _explained(headers, grid.cells, models))
         + "\n"
     )
 
@@ -558,33 +424,24 @@ def _explained(headers: list[str], grid: dict[str, list[Cell]], models: list[str
     return lines
 
 
-def _footnotes(
-    spec: BoardSpec, chosen: dict[tuple[str, str], dict[str, Any]], percent: bool, explained: list[str] | None = None
-) -> str:
+def _footnotes(spec: BoardSpec, chosen: Chosen, percent: bool, explained: list[str] | None = None) -> str:
     lines = list(explained or [])
-    measured = {k: r for k, r in chosen.items() if not r.get("reported")}
+    measured = {k: r for k, r in chosen.items() if r.reported is None}
     for task in spec.tasks:
         results = task_results(measured, task)
         if not results:
             continue
         r = results[0]
-        n = sorted({x["counts"]["n_samples"] for x in results})
-        failed = sum(x["counts"].get("n_failed", 0) for x in results)
+        n = sorted({x.counts.n_samples for x in results if x.counts.n_samples is not None})
+        failed = sum(x.counts.n_failed for x in results)
         lines.append(
-            f"- `{task}` v{board_text(r['task']['version'])}, split {board_text(r['task']['split'])}, "
-            f"mode {board_text(r['task']['mode'])}: "
+            f"- `{task}` v{board_text(r.task.version)}, split {board_text(r.task.split)}, "
+            f"mode {board_text(r.task.mode)}: "
             f"{'/'.join(map(str, n))} samples per model, {failed} failed in all."
         )
-    printed = sorted({(r["reported"]["source"], r["reported"]["file"]) for r in chosen.values() if r.get("reported")})
-    for source, name in printed:
-        derived = sorted(
-            {
-                d
-                for r in chosen.values()
-                if r.get("reported") and r["reported"]["file"] == name
-                for d in r["reported"]["derived"]
-            }
-        )
+    reported = [r.reported for r in chosen.values() if r.reported is not None]
+    for source, name in sorted({(p["source"], p["file"]) for p in reported}):
+        derived = sorted({d for p in reported if p["file"] == name for d in p["derived"]})
         lines.append(
             f"- <sup>R</sup> `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
             "measured here" + (f"; {'; '.join(derived)}" if derived else "") + "."
@@ -592,8 +449,8 @@ def _footnotes(
     if spec.improvement:
         lines.append("- Improvement: how much better the first model is than the second, positive = better in every "
                      "column (for EER, the reduction).")  # fmt: skip
-    harness_versions = sorted({r["provenance"]["harness_version"] for r in measured.values()}) or ["(none)"]
-    dates = sorted(r["provenance"]["date"][:10] for r in measured.values()) or ["–"]
+    harness_versions = sorted({str(r.provenance.get("harness_version")) for r in measured.values()}) or ["(none)"]
+    dates = sorted(str(r.provenance.get("date", ""))[:10] for r in measured.values()) or ["–"]
     unit = "in percent" if percent else "raw (0-1; LLM-judge scores 0-2)"
     lines.append(
         f"- Values {unit}; **best** and <ins>second</ins> (of three or more) per column; ± is half the 95% "
@@ -608,7 +465,7 @@ def _footnotes(
     return "\n".join(lines)
 
 
-def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
+def render_plots(spec: BoardSpec, results: Sequence[Results | dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
     """PNG plots named in the spec: ``acc_curve`` (Fig. 7), ``subset_bars`` (per-generator bars, Fig. 6 style) and
     ``roc`` (ROC curves per model, overall and per generator, from each run's ``samples.jsonl``)."""
     import matplotlib
@@ -625,7 +482,8 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
         if "acc_curve" in spec.plots:
             fig, ax = plt.subplots(figsize=(5, 3.5))
             for model, result in sorted(by_model.items()):
-                curve = (result["metrics"]["all"].get("acc_curve") or {}).get("data")
+                entry = result.metrics.all.get("acc_curve")
+                curve = entry.data if entry is not None else None
                 if curve:
                     ax.plot(curve["threshold"], [100 * a for a in curve["acc"]], label=model)
             ax.set_xlabel("threshold on P(fake)")
@@ -641,15 +499,13 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
         if "roc" in spec.plots:
             written += _roc_plots(plt, task, by_model, out_dir, stem)
         if "subset_bars" in spec.plots:
-            metric = spec.metrics[0] if spec.metrics else next(iter(by_model.values()))["task"]["main_metric"]
-            subsets = sorted({s for r in by_model.values() for s in r["metrics"]["subsets"]})
+            metric = spec.metrics[0] if spec.metrics else next(iter(by_model.values())).task.main_metric
+            subsets = sorted({s for r in by_model.values() for s in r.metrics.subsets})
             fig, ax = plt.subplots(figsize=(max(5, len(subsets) * 1.2), 3.5))
             width = 0.8 / max(1, len(by_model))
             for i, (model, result) in enumerate(sorted(by_model.items())):
-                values = [
-                    100 * ((result["metrics"]["subsets"].get(s, {}).get(metric) or {}).get("value") or 0)
-                    for s in subsets
-                ]
+                entries = [result.metrics.entry(metric, subset=s) for s in subsets]
+                values = [100 * (e.value or 0.0) if e is not None else 0.0 for e in entries]
                 ax.bar([x + i * width for x in range(len(subsets))], values, width=width, label=model)
             ax.set_xticks([x + 0.4 - width / 2 for x in range(len(subsets))])
             ax.set_xticklabels(subsets, rotation=20, fontsize=8)
@@ -664,7 +520,7 @@ def render_plots(spec: BoardSpec, results: Sequence[dict[str, Any]], out_dir: Pa
     return written
 
 
-def _roc_plots(plt: Any, task: str, by_model: dict[str, dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
+def _roc_plots(plt: Any, task: str, by_model: dict[str, Results], out_dir: Path, stem: str) -> list[Path]:
     """One ROC figure per task: every model's curve over all samples, and one panel per generator subset (its fake
     images against the task's real pool, as the metrics pair them). Printed rows (no samples) are left out."""
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -673,10 +529,10 @@ def _roc_plots(plt: Any, task: str, by_model: dict[str, dict[str, Any]], out_dir
 
     curves: dict[str, list[Any]] = {}
     for model, result in sorted(by_model.items()):
-        if result.get("reported") or not result.get("_path"):
+        if result.reported is not None or result.path is None:
             continue
         try:
-            records = [r for r in read_samples(result["_path"]) if r.score is not None and r.label is not None]
+            records = [r for r in read_samples(result.path) if r.score is not None and r.label is not None]
         except OSError:
             continue
         if records:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.results_model import Results
+
 
 class ReportedError(ValueError):
     """A reported-results file that cannot be read."""
@@ -59,8 +61,9 @@ def _place(entry: dict[str, Any], where: dict[str, Any], metric: str, value: flo
         raise ReportedError(f"column target {where} names no subset, breakdown or 'all'")
 
 
-def load_reported(path: str | Path) -> list[dict[str, Any]]:
-    """One results-like record per (printed row, task) of a reported-results file."""
+def load_reported(path: str | Path) -> list[Results]:
+    """One :class:`~harness.results_model.Results` per (printed row, task) of a reported-results file, marked
+    ``reported``."""
     import yaml
 
     path = Path(path)
@@ -68,7 +71,7 @@ def load_reported(path: str | Path) -> list[dict[str, Any]]:
     if data.get("kind") != "reported":
         raise ReportedError(f"{path}: not a reported-results file (kind: reported)")
     scale = 0.01 if data.get("scale") == "percent" else 1.0
-    records: list[dict[str, Any]] = []
+    records: list[Results] = []
     for row in data.get("rows", []):
         entries: dict[str, dict[str, Any]] = {}
 
@@ -98,7 +101,7 @@ def load_reported(path: str | Path) -> list[dict[str, Any]]:
                         }
         for record in entries.values():
             _derive_generator_means(record)
-            records.append(record)
+            records.append(Results.from_json(record))
     return records
 
 

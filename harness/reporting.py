@@ -18,6 +18,7 @@ from harness.interfaces import Metric, MetricContext, ModelAdapter, Task
 from harness.metrics_runner import compute_metrics
 from harness.records import Sample, SampleRecord
 from harness.results import TaskRun, provenance, usage_totals, write_task_results
+from harness.results_model import MetricInfo, Results
 
 
 @dataclass
@@ -59,6 +60,8 @@ class TaskReport:
     """A reported task: its results file and what the run summary shows."""
 
     path: Path
+    #: what the results file holds, in memory
+    results: Results
     metrics: dict[str, Any]
     n_samples: int
     n_failed: int
@@ -118,11 +121,9 @@ def report_task(
         usage=usage,
         task_name=answered.name,
         label=config.label,
-        metric_info={
-            m.name: {"range": list(m.value_range), "higher_is_better": m.higher_is_better} for m in answered.metrics
-        },  # fmt: skip
+        metric_info={m.name: MetricInfo(list(m.value_range), m.higher_is_better) for m in answered.metrics},
     )
-    path = write_task_results(model.folder / output_folder, run)
+    path, results = write_task_results(model.folder / output_folder, run)
     counts = run.counts
     status, reason = "done", ""
     if answered.records and counts.n_failed == counts.n_samples:
@@ -130,6 +131,7 @@ def report_task(
         status, reason = "failed", f"all {len(answered.records)} samples failed; the first: {first}"
     return TaskReport(
         path=path,
+        results=results,
         metrics=metrics["all"],
         n_samples=counts.n_samples,
         n_failed=counts.n_failed,

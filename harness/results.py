@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.records import SampleRecord
+from harness.results_model import RESULTS_SCHEMA, Counts, MetricInfo, MetricTable, ModelInfo, Results, TaskInfo
 from harness.storage import atomic_copy, atomic_write, describe_os_error, publish_exclusive, remove_stale_temps
 
-RESULTS_SCHEMA = 1
 #: one encoder for every record line (``json.dumps`` with options builds a new one per call)
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 MAX_LISTED_FAILURES = 100
@@ -244,7 +244,7 @@ class TaskRun:
     #: the name the task was registered and asked for under (default: the task class's ``name``)
     task_name: str = ""
     #: per metric: the values it can take and its direction, as the metric declares them (checked on read)
-    metric_info: dict[str, Any] = field(default_factory=dict)
+    metric_info: dict[str, MetricInfo] = field(default_factory=dict)
     #: the name boards show for the model (``--label``)
     label: str | None = None
 
@@ -254,94 +254,102 @@ class TaskRun:
         return RecordCounts.of(self.records)
 
 
-def write_task_results(out_dir: Path, run: TaskRun) -> Path:
-    """Write the run's ``samples_<time>.jsonl`` and ``results_<time>.json`` (created exclusively, never over an
-    earlier run's), then ``samples.jsonl`` and ``results.json`` as the latest run's copies; return the results
-    path. Every file is complete or absent (:mod:`harness.storage`); ``results.json`` names its samples file,
-    so a reader pairs them even if the process died between the two copies. ``run.exports`` are extra files
-    for upstream tools: a string is written as it is (e.g. CSV), anything else as JSON. A ``--limit`` run over
-    fewer samples, beside a full run, replaces neither that run's ``results.json`` nor its exports: its own
-    ``results_<time>.json`` is returned."""
+def results_of(run: TaskRun, created: str, stamp: str) -> Results:
+    """The :class:`~harness.results_model.Results` of a task run finished at ``created`` (``stamp`` names its
+    files)."""
     from harness.fingerprint import hash_obj
 
+    model, task = run.model, run.task
+    return Results(
+        created=created,
+        run_file=f"results_{stamp}.json",
+        samples_file=f"samples_{stamp}.jsonl",
+        model=ModelInfo(
+            name=run.model_name,
+            display_name=model.display_name() or None,
+            label=run.label,
+            args=getattr(model, "args", {}),
+            fingerprint=run.model_fp,
+            fingerprint_hash=run.model_fp_hash,
+            preprocessing=model.preprocessing(),
+            request_kinds=sorted(model.request_kinds),
+            run_notes=model.run_notes() or None,
+        ),
+        task=TaskInfo(
+            name=run.task_name or task.name,
+            version=task.version,
+            split=run.split,
+            mode=run.mode,
+            main_metric=task.main_metric,
+            fingerprint=run.task_fp,
+            fingerprint_hash=hash_obj(run.task_fp),
+            board_columns=getattr(task, "board_columns", {}),
+            metrics=dict(run.metric_info),
+        ),
+        metrics=MetricTable.from_json(run.metrics),
+        counts=Counts(
+            **asdict(run.counts), n_available=run.n_available, limit=run.limit, n_calibration=run.n_calibration
+        ),  # fmt: skip
+        seen_generators=run.seen,
+        usage=run.usage if run.usage is not None else usage_totals(run.records),
+        data=run.data_notes,
+        exports=sorted(run.exports),
+        audit={"format_shortcut": run.audit},
+        failures=[{"sample_id": r.sample_id, "error": r.error} for r in run.records if r.error][:MAX_LISTED_FAILURES],
+        seconds=round(run.seconds, 3),
+        provenance=run.provenance,
+    )
+
+
+def _publish_samples(out_dir: Path, records: Sequence[SampleRecord]) -> tuple[_dt.datetime, str]:
+    """Write ``samples_<time>.jsonl`` under a name taken exclusively (two runs within a microsecond never share
+    one); return the time and its stamp."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    while True:
+        stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
+        lines = (_RECORD_ENCODER.encode(r.to_json()) + "\n" for r in records)
+        try:
+            publish_exclusive(out_dir / f"samples_{stamp}.jsonl", lines)  # written as encoded, never joined
+            return now, stamp
+        except FileExistsError:
+            now += _dt.timedelta(microseconds=1)
+
+
+def write_task_results(out_dir: Path, run: TaskRun) -> tuple[Path, Results]:
+    """Write the run's ``samples_<time>.jsonl`` and ``results_<time>.json`` (created exclusively, never over an
+    earlier run's), then ``samples.jsonl`` and ``results.json`` as the latest run's copies; return the results
+    path and the :class:`~harness.results_model.Results` written. Every file is complete or absent
+    (:mod:`harness.storage`); ``results.json`` names its samples file, so a reader pairs them even if the process
+    died between the two copies. ``run.exports`` are extra files for upstream tools: a string is written as it is
+    (e.g. CSV), anything else as JSON. A ``--limit`` run over fewer samples, beside a full run, replaces neither
+    that run's ``results.json`` nor its exports: its own ``results_<time>.json`` is returned."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise describe_os_error(exc, out_dir, "create the results folder") from exc
     remove_stale_temps(out_dir)
     _remove_orphan_samples(out_dir)
-    now = _dt.datetime.now(_dt.timezone.utc)
-    while True:  # the run's own name, taken exclusively: two runs within a microsecond never share one
-        stamp = now.strftime("%Y-%m-%dT%H-%M-%S.%f")
-        lines = (_RECORD_ENCODER.encode(r.to_json()) + "\n" for r in run.records)
-        try:
-            publish_exclusive(out_dir / f"samples_{stamp}.jsonl", lines)  # written as encoded, never joined
-            break
-        except FileExistsError:
-            now += _dt.timedelta(microseconds=1)
-    failures = [{"sample_id": r.sample_id, "error": r.error} for r in run.records if r.error]
-    model, task = run.model, run.task
-    results = {
-        "schema": RESULTS_SCHEMA,
-        "created": now.isoformat(timespec="microseconds"),
-        "run_file": f"results_{stamp}.json",
-        "samples_file": f"samples_{stamp}.jsonl",
-        "model": {
-            "name": run.model_name,
-            **({"display_name": shown} if (shown := model.display_name()) else {}),
-            **({"label": run.label} if run.label else {}),
-            "args": getattr(model, "args", {}),
-            "fingerprint": run.model_fp,
-            "fingerprint_hash": run.model_fp_hash,
-            "preprocessing": model.preprocessing(),
-            "request_kinds": sorted(model.request_kinds),
-            **({"run_notes": notes} if (notes := model.run_notes()) else {}),
-        },
-        "task": {
-            "name": run.task_name or task.name,
-            "version": task.version,
-            "split": run.split,
-            "mode": run.mode,
-            "main_metric": task.main_metric,
-            "fingerprint": run.task_fp,
-            "fingerprint_hash": hash_obj(run.task_fp),
-            "higher_is_better": True,
-            "board_columns": getattr(task, "board_columns", {}),
-            "metrics": run.metric_info,
-        },
-        "metrics": run.metrics,
-        "counts": {
-            **asdict(run.counts),
-            "n_available": run.n_available,
-            "limit": run.limit,
-            "n_calibration": run.n_calibration,
-        },
-        "seen_generators": run.seen,
-        "usage": run.usage if run.usage is not None else usage_totals(run.records),
-        "data": run.data_notes,
-        "exports": sorted(run.exports),
-        "audit": {"format_shortcut": run.audit},
-        "failures": failures[:MAX_LISTED_FAILURES],
-        "seconds": round(run.seconds, 3),
-        "provenance": run.provenance,
-    }
+    now, stamp = _publish_samples(out_dir, run.records)
+    text = _results_text(results_of(run, now.isoformat(timespec="microseconds"), stamp).to_json())
+    results = Results.from_json(json.loads(text))  # in memory exactly what the file holds (tuples are lists ...)
     # a --limit quick look never takes the place of a full run: results.json (what boards show) and the exports
     # stay the full run's; the quick look is its own results_<time>.json
     quick_look = len(run.records) < run.n_available and _is_full_run(out_dir / "results.json")
-    exports = {} if quick_look else run.exports
-    for name, content in (exports or {}).items():
+    for name, content in ({} if quick_look else run.exports).items():
         atomic_write(
             out_dir / name,
             content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n",
         )
-    publish_exclusive(out_dir / f"results_{stamp}.json", _results_text(results))
-    atomic_write(out_dir / f"lm_eval_{stamp}.json", _results_text(lm_eval_results(results, run)))
+    publish_exclusive(out_dir / results.run_file, text)
+    atomic_write(out_dir / f"lm_eval_{stamp}.json", _results_text(lm_eval_results(results.to_json(), run)))
+    results.path = out_dir / results.run_file
     if quick_look:
-        return out_dir / f"results_{stamp}.json"
+        return results.path, results
     atomic_copy(out_dir / f"samples_{stamp}.jsonl", out_dir / "samples.jsonl")
     path = out_dir / "results.json"
-    atomic_write(path, _results_text({**results, "latest": True}))  # the latest run, marked
-    return path
+    atomic_write(path, _results_text({**results.to_json(), "latest": True}))  # the latest run, marked
+    results.latest, results.path = True, path
+    return path, results
 
 
 def lm_eval_results(results: dict[str, Any], run: TaskRun) -> dict[str, Any]:
@@ -431,10 +439,10 @@ class ResultsFileError(ValueError):
     """A results file that cannot be used: the message names the file and the field."""
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read one results file, checking its schema and values (:func:`validate_results`): a file that is not JSON,
-    lacks a field, has one of the wrong type or a metric value outside what the metric can take is refused with
-    one line naming the file and the field."""
+def load_results(path: str | Path) -> Results:
+    """Read one results file into a :class:`~harness.results_model.Results`, checking its schema and values
+    (:func:`validate_results`): a file that is not JSON, lacks a field, has one of the wrong type or a metric value
+    outside what the metric can take is refused with one line naming the file and the field."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -448,8 +456,7 @@ def load_results(path: str | Path) -> dict[str, Any]:
     problem = validate_results(data)
     if problem:
         raise ResultsFileError(f"{path}: {problem}")
-    data["_path"] = str(path)
-    return data
+    return Results.from_json(data, path=path)
 
 
 #: (path, type) of every field a board or comparison reads

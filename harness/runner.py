@@ -36,6 +36,7 @@ from harness.plugin_manager import HarnessPlugins
 from harness.records import Sample
 from harness.reporting import AnsweredTask, ModelIdentity, report_task
 from harness.results import model_dir_name
+from harness.results_model import Results
 from harness.run_lock import hold_cache
 from harness.verdicts import judge_unknown_verdicts
 from harness.work import RecordMaker
@@ -127,7 +128,8 @@ class TaskOutcome:
     """What happened to one task in a run."""
 
     task: str
-    status: str  # "done", "skipped" or "failed"
+    #: "done", "skipped", "failed", or "shard" (a torchrun rank other than 0 answered its share; rank 0 reports)
+    status: str
     reason: str = ""
     results_path: Path | None = None
     main_metric: str | None = None
@@ -139,6 +141,8 @@ class TaskOutcome:
     audit: float | None = None
     #: the share of the majority label: what the audit's accuracy is at when the files carry no leak
     audit_majority: float | None = None
+    #: what the task's results file holds, in memory (done and failed tasks)
+    results: Results | None = None
 
 
 @dataclass
@@ -447,6 +451,7 @@ class Evaluator:
             report.status,
             report.reason,
             results_path=report.path,
+            results=report.results,
             main_metric=started.task.main_metric,
             metrics=report.metrics,
             n_samples=report.n_samples,

@@ -417,3 +417,42 @@ def test_boards_explain_their_abbreviations_empty_columns_and_sort_names_case_bl
     assert "B.Acc = balanced accuracy" in board and "Acc@val-thr = accuracy at the threshold" in board
     assert "No run here reports Acc@val-thr" in board
     assert "Values raw (0-1; LLM-judge scores 0-2)" in board
+
+
+def test_a_metric_declares_its_direction_once():
+    """Issue #27: the direction comes from what the metric declared (recorded in task.metrics), not a list in
+    the board code: a metric the boards never heard of, declared lower-is-better, ranks its lowest value first."""
+    import harness.boards
+
+    assert not hasattr(harness.boards, "LOWER_IS_BETTER")
+    rows = []
+    for name, fp, value in (("a", "1", 0.2), ("b", "2", 0.5), ("c", "3", 0.9)):
+        r = result(name, fp, metrics={"latency_share": value})
+        r["task"]["metrics"] = {"latency_share": {"range": [0.0, 1.0], "higher_is_better": False}}
+        rows.append(r)
+    board = render_board(spec(metrics=["latency_share"]), rows)
+    assert "**20.00**" in row(board, "a") and "<ins>50.00</ins>" in row(board, "b") and "**" not in row(board, "c")
+    for r in rows:
+        r["task"]["metrics"]["latency_share"]["higher_is_better"] = True
+    assert "**90.00**" in row(render_board(spec(metrics=["latency_share"]), rows), "c")
+
+
+def test_a_new_layout_is_one_class_and_one_registration_line(monkeypatch, tmp_path):
+    """Issue #27 done-when: a board layout is a small class in harness.board_layouts.LAYOUTS; a new one is a
+    class and one line, and the rest (spec validation, ranking, marks, footnotes) comes with it."""
+    from harness.board_layouts import LAYOUTS, Layout, overall
+
+    class SpreadLayout(Layout):  # one column per metric, headed "max-min" (a layout nobody wrote before)
+        def columns(self, spec, task, results):
+            return [(f"{m} (spread)", m, overall(m)) for m in spec.metrics]
+
+    monkeypatch.setitem(LAYOUTS, "spread", SpreadLayout("spread"))
+    path = tmp_path / "b.yaml"
+    path.write_text("title: S\nlayout: spread\ntasks: [t]\nmetrics: [acc]\n")
+    board = render_board(
+        BoardSpec.load(path), [result("a", "1", metrics={"acc": 0.5}), result("b", "2", metrics={"acc": 0.7})]
+    )
+    assert "| acc (spread)" in board and "**70.00**" in row(board, "b")
+    path.write_text("title: S\nlayout: nowhere\ntasks: [t]\n")
+    with pytest.raises(BoardError, match="layout must be one of"):
+        BoardSpec.load(path)

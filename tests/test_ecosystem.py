@@ -169,7 +169,7 @@ def test_python_api_round_trip(data, tmp_path):
         progress=False, bootstrap=0,
     )  # fmt: skip
     assert run.ok and run.model == "mean-model"
-    auc = run.metrics("toy-task")["auc"]["value"]
+    auc = run.metrics("toy-task")["auc"].value
     # the same number from the images and scikit-learn alone
     import numpy as np
     from PIL import Image
@@ -182,7 +182,7 @@ def test_python_api_round_trip(data, tmp_path):
         model="mean-model", tasks="toy-task", data_root=str(data), output_dir=tmp_path, plugins=[ToyPlugin],
         progress=False, bootstrap=0,
     )  # fmt: skip
-    assert again.outcomes[0].n_cached == 20 and again.metrics("toy-task")["auc"]["value"] == auc
+    assert again.outcomes[0].n_cached == 20 and again.metrics("toy-task")["auc"].value == auc
     with pytest.raises(KeyError, match="no results for task 'nope'"):
         run.metrics("nope")
 
@@ -215,15 +215,15 @@ def test_a_rerun_keeps_the_earlier_results_and_the_board_shows_the_latest(data, 
     assert len(stamped) == 2 and len(sorted(folder.glob("samples_*.jsonl"))) == 2, "nothing overwritten"
     latest = json.loads((folder / "results.json").read_text())
     assert latest["latest"] is True and latest["run_file"] == stamped[-1].name
-    assert json.loads(stamped[0].read_text())["created"] == first.results["toy-task"]["created"]
+    assert json.loads(stamped[0].read_text())["created"] == first.results["toy-task"].created
     assert len(read_samples(stamped[0])) == 20 and all(r.cached for r in read_samples(stamped[1]))
     # an older run in another folder loses to the newer one of the same model and task
     newest = run(tmp_path / "b", limit=10)
     results = [load_results(p) for p in find_results([tmp_path / "a", tmp_path / "b"])]
     chosen = select_results(results, quick_spec(results, None))
     assert list(chosen) == [("mean-model", "toy-task")]
-    assert chosen[("mean-model", "toy-task")]["created"] == newest.results["toy-task"]["created"]
-    assert chosen[("mean-model", "toy-task")]["counts"]["limit"] == 10
+    assert chosen[("mean-model", "toy-task")].created == newest.results["toy-task"].created
+    assert chosen[("mean-model", "toy-task")].counts.limit == 10
 
 
 def test_served_models_are_named_by_what_they_serve(data, tmp_path, monkeypatch):

@@ -58,6 +58,7 @@ def test_a_fixed_run_writes_the_golden_results(aigi_mini, tmp_path, monkeypatch)
     import toy_components
 
     from harness.plugin_manager import HarnessPlugins
+    from harness.results_model import Results
     from harness.runner import Evaluator, RunConfig
 
     monkeypatch.chdir(tmp_path)
@@ -67,6 +68,9 @@ def test_a_fixed_run_writes_the_golden_results(aigi_mini, tmp_path, monkeypatch)
     [outcome] = Evaluator(config, plugins, command=["harness", "run"]).run()
     assert outcome.status == "done", outcome.reason
     folder = outcome.results_path.parent
+    raw = json.loads((folder / "results.json").read_text())
+    assert Results.from_json(raw).to_json() == raw, "the typed model reads back exactly what was written"
+    assert outcome.results is not None and outcome.results.to_json() == raw, "the run returns what it wrote"
     written = {
         "results.json": json.loads((folder / "results.json").read_text()),
         "lm_eval.json": json.loads(next(folder.glob("lm_eval_*.json")).read_text()),

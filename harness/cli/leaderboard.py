@@ -69,13 +69,13 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return 2
     results = [load_results(p) for p in find_results(sources)]
     if args.metric:  # a metric no results file holds would make a table of dashes
-        held = {name for r in results for name in (r["metrics"].get("all") or {})}
+        held = {name for r in results for name in r.metrics.all}
         if results and args.metric not in held:
             print(f"error: no results file holds metric {args.metric!r} (they hold: {', '.join(sorted(held))})",
                   file=sys.stderr)  # fmt: skip
             return 2
     spec = BoardSpec.load(args.board) if args.board else quick_spec(results, args.metric)
-    if args.board and results and not {r["task"]["name"] for r in results} & set(spec.tasks):
+    if args.board and results and not {r.task.name for r in results} & set(spec.tasks):
         print(
             f"warning: none of the {len(results)} results files is of the board's tasks ({', '.join(spec.tasks)}): "
             "the table shows only what the board's reported files print",
@@ -102,7 +102,7 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         args.plots.mkdir(parents=True, exist_ok=True)
         figures = dataclasses.replace(spec, plots=["roc", "subset_bars"])
         if not figures.metrics:
-            figures.metrics = [args.metric or (results[0]["task"]["main_metric"] if results else "auc")]
+            figures.metrics = [args.metric or (results[0].task.main_metric if results else "auc")]
         drawn = render_plots(figures, results, args.plots, "figure")
         print(f"{len(drawn)} plots written to {args.plots}", file=sys.stderr)
     if plots:
