@@ -2,7 +2,7 @@
 
 Two ways to run it:
 
-- ``--standin`` (no GPU, no network): stand-in engines (``harness.standin_engine``, each its own process) answer
+- ``--standin`` (no GPU, no network): stand-in engines (``harness.testkit.standin_engine``, each its own process) answer
   after a fixed ``--latency`` with at most ``--capacity`` requests served at once. For each concurrency in
   ``--concurrencies`` it times, in one run each, (a) the harness streaming over **two tasks** (``--images``
   JPEGs split between them, response cache off) and (b) a plain ``ThreadPoolExecutor`` of the same width
@@ -110,8 +110,8 @@ def engines(n: int, latency: float, capacity: int) -> Iterator[list[str]]:
     launcher = VllmLauncher(
         "standin",
         n,
-        command=f"{sys.executable} -m harness.standin_engine {{model}} --port {{port}} --served-model-name {{name}} "
-        f"--latency {latency} --capacity {capacity}",
+        command=f"{sys.executable} -m harness.testkit.standin_engine {{model}} --port {{port}} "
+        f"--served-model-name {{name}} --latency {latency} --capacity {capacity}",
         grace=5,
     )
     launcher.start()
@@ -136,7 +136,7 @@ def two_task_plugins(manifest: Path) -> Any:
         @hookimpl
         def register_tasks(register):
             for name in halves:
-                register(name, "harness.testing:ListTask", manifest=str(manifest.parent / f"{name}.jsonl"))
+                register(name, "harness.testkit.components:ListTask", manifest=str(manifest.parent / f"{name}.jsonl"))
 
     return HarnessPlugins(load_entrypoints=False, extra_plugins=(TwoTasks,))
 

@@ -56,7 +56,7 @@ def list_task_plugins(manifest: Path, task: str = "bench-jpegs", models: dict[st
         @staticmethod
         @hookimpl
         def register_tasks(register):
-            register(task, "harness.testing:ListTask", manifest=str(manifest))
+            register(task, "harness.testkit.components:ListTask", manifest=str(manifest))
 
         @staticmethod
         @hookimpl

@@ -28,7 +28,7 @@ def register_models(register):
     )
     register(
         "noop",
-        "harness.testing:NoopModel",
+        "harness.testkit.components:NoopModel",
         tags=("testing",),
         description="Pseudo-scores from the sample id, no pixels read: for testing tasks and timing "
         "the harness itself.",

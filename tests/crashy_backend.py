@@ -2,7 +2,7 @@
 
 import os
 
-from llava import LlavaBackend
+from backends.llava import LlavaBackend  # the harness's backends are the package `backends` in a worker
 
 
 class CrashyBackend(LlavaBackend):

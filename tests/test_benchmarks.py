@@ -108,10 +108,10 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
 @pytest.mark.slow
 def test_api_throughput_script_runs_against_a_local_server(tmp_path: Path):
     """The vLLM route's benchmark, against the test suite's OpenAI-compatible server on 127.0.0.1."""
-    from fake_openai_server import FakeOpenAI
+    from harness.testkit.standin_engine import ScriptedEngine
 
     out = tmp_path / "api.json"
-    with FakeOpenAI(default_reply="This image is fake: the hands are malformed.") as server:
+    with ScriptedEngine(default_reply="This image is fake: the hands are malformed.") as server:
         result = subprocess.run(
             [
                 sys.executable,

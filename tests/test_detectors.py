@@ -324,7 +324,7 @@ def test_torchvision_decoding_matches_pil_and_fails_bad_jpegs_per_sample(tmp_pat
         @staticmethod
         @hookimpl
         def register_tasks(register):
-            register("jpeg-list", "harness.testing:ListTask", manifest=str(manifest))
+            register("jpeg-list", "harness.testkit.components:ListTask", manifest=str(manifest))
 
     torch.manual_seed(0)
     torch.save({"model": build_resnet("resnet18").state_dict()}, tmp_path / "c.pth")

@@ -229,7 +229,7 @@ def test_a_rerun_keeps_the_earlier_results_and_the_board_shows_the_latest(data, 
 def test_served_models_are_named_by_what_they_serve(data, tmp_path, monkeypatch):
     from harness.boards import quick_spec, render_board
     from harness.results import find_results, load_results
-    from harness.standin_engine import StandinEngine
+    from harness.testkit.standin_engine import StandinEngine
 
     monkeypatch.setenv("HARNESS_API_KEY", "EMPTY")
     with StandinEngine(served_model_name="fakescope-llava", logprobs_mode="processed_logprobs") as engine:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from fake_openai_server import FakeOpenAI
 from test_fakescope_training import scripted_llm
 from toy_components import write_toy_data
 
 from harness.cli import main
+from harness.testkit.standin_engine import ScriptedEngine
 
 CATEGORIES = ["hands", "texture"]
 
@@ -38,7 +38,7 @@ def test_images_to_an_owl2_training_file_with_acoti_reasoning_cached(tmp_path, m
     ]
     (tmp_path / "pool.json").write_text(json.dumps(pool))
     out = tmp_path / "fakeinstruct.json"
-    with FakeOpenAI(responder=llm_and_reasoner) as server:
+    with ScriptedEngine(responder=llm_and_reasoner) as server:
         argv = [
             "data", "build-fakeinstruct", "--records", str(tmp_path / "chain.jsonl"), "--out", str(out),
             "--backbone", "owl2", "--exemplars", str(tmp_path / "pool.json"),

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
-from fake_openai_server import FakeOpenAI
 
+from harness.testkit.standin_engine import ScriptedEngine
 from harness.trainers.acoti import CoverError, Exemplar, build_prompt, select_exemplars
 from harness.trainers.fakeinstruct import FakeInstructBuilder, format_mcq, part1
 
@@ -151,7 +151,7 @@ def test_builder_parts_2_to_4_and_contamination_filter_with_a_server(monkeypatch
             "reasoning": "The right hand has six fingers. Thus, I tend to think this is a fake image.",
         }
     ]
-    with FakeOpenAI(responder=scripted_llm) as server:
+    with ScriptedEngine(responder=scripted_llm) as server:
         llm = OpenAICompatibleJudge(model="writer", base_url=server.base_url, max_tokens=512)
         builder = FakeInstructBuilder(llm, seed=0)
         out = builder.build(records)

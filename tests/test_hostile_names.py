@@ -16,7 +16,7 @@ from harness.boards import quick_spec, render_board
 from harness.plugin_manager import HarnessPlugins
 from harness.results import load_results
 from harness.runner import Evaluator, RunConfig
-from harness.standin_engine import StandinEngine
+from harness.testkit.standin_engine import StandinEngine
 
 HOSTILE_MODEL = "gpt</td><img src=x onerror=alert(1)> | **pwn**"
 HOSTILE_SUBSET = "<img/src=x/onerror=alert(3)>|pwn"

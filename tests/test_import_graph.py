@@ -35,6 +35,23 @@ def test_the_core_imports_nothing_from_plugins_tasks_or_trainers():
     assert arrows == []
 
 
+def test_nothing_but_tests_benchmarks_and_the_kit_itself_imports_the_test_kit():
+    """Issue #27 item 5: the stand-in servers and test components live in harness.testkit, which no module of the
+    harness (core, plugins, tasks, trainers) imports; the noop model is registered by name, loaded on use."""
+    kit = CORE / "testkit"
+    arrows = [
+        f"{path.relative_to(CORE.parent)}:{line} imports {module}"
+        for folder in (CORE, CORE.parent / "plugins", CORE.parent / "tasks", CORE.parent / "trainers")
+        for path in sorted(folder.rglob("*.py"))
+        if kit not in path.parents
+        for line, module in imported_modules(path)
+        if module.startswith("harness.testkit")
+    ]
+    assert arrows == []
+    assert not (CORE / "standin_engine.py").exists() and not (CORE / "testing.py").exists()
+    assert not (CORE.parent / "tests" / "fake_openai_server.py").exists(), "one stand-in server, not two"
+
+
 def test_the_checker_sees_an_arrow(tmp_path):
     """The rule above is live: a core-style module importing a plugin, absolutely or relatively, is found."""
     bad = tmp_path / "harness" / "probe.py"
@@ -49,7 +66,7 @@ def test_the_checker_sees_an_arrow(tmp_path):
 
 def test_lmm_backends_are_standalone():
     """The worker runs the backends in environments without the harness: they import no harness module
-    (their siblings come through _sibling.py)."""
+    (their siblings are relative imports: the folder is a package in-process and in the worker)."""
     backends = CORE.parent / "plugins" / "lmm" / "backends"
     found = [
         f"{path.name}:{line} imports {module}"

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_openai_server import FakeOpenAI
 
 from harness.interfaces import MetricContext
 from harness.metrics_runner import compute_metrics, make_metric_calls
 from harness.plugins.judge_metrics import Completeness, Relevance, parse_judge_score
 from harness.plugins.judges import OpenAICompatibleJudge
 from harness.records import SampleRecord
+from harness.testkit.standin_engine import ScriptedEngine
 
 SECRET = "sk-test-SECRET-never-written-4242"
 
@@ -89,7 +89,7 @@ def test_judge_against_a_real_server(judge_env, tmp_path: Path):
         "REPLY=no idea|",
         "SLOW",
     ]
-    with FakeOpenAI(slow_seconds=2.0) as server:
+    with ScriptedEngine(slow_seconds=2.0) as server:
         metric = Completeness(judge=make_judge(server, timeout=0.5, max_retries=1), concurrency=3)
         recs = records(candidates)
         context = MetricContext(cache_dir=tmp_path)
@@ -125,7 +125,7 @@ def test_judge_against_a_real_server(judge_env, tmp_path: Path):
 
 def test_identical_prompts_in_one_run_are_asked_once(judge_env, tmp_path: Path):
     """Two samples with the same answer, question and reference are one judge call, in one run, cache cold."""
-    with FakeOpenAI() as server:
+    with ScriptedEngine() as server:
         recs = records(["REPLY=Score: 2|", "REPLY=Score: 2|", "REPLY=Score: 1|", "REPLY=Score: 2|"])
         judged(Completeness(judge=make_judge(server), concurrency=4), recs, MetricContext(cache_dir=tmp_path))
         assert [r.metrics.get("judge_completeness") for r in recs] == [2.0, 2.0, 1.0, 2.0]
@@ -138,7 +138,7 @@ def make_judge_fingerprint():
 
 
 def test_judge_concurrency_is_bounded(judge_env, tmp_path: Path):
-    with FakeOpenAI(slow_seconds=0.3) as server:
+    with ScriptedEngine(slow_seconds=0.3) as server:
         recs = records([f"SLOW {i}" for i in range(6)])
         import time
 
@@ -165,7 +165,7 @@ def test_judge_needs_explicit_configuration(monkeypatch):
 
 
 def test_judge_metrics_in_compute_metrics_use_the_run_cache(judge_env, tmp_path: Path):
-    with FakeOpenAI(default_reply="Score: 1") as server:
+    with ScriptedEngine(default_reply="Score: 1") as server:
         result = compute_metrics(
             [Completeness(judge=make_judge(server))], records(["a", "b"]), context=MetricContext(cache_dir=tmp_path)
         )

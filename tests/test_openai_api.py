@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import toy_components
-from fake_openai_server import FakeOpenAI
 from toy_components import write_toy_data
 
 from harness.plugin_manager import HarnessPlugins
@@ -16,6 +15,7 @@ from harness.plugins.openai_api import OpenAIApiModel, anchor_probability
 from harness.records import GenerationParams, Request, Sample
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
+from harness.testkit.standin_engine import ScriptedEngine
 
 SECRET = "sk-api-SECRET-must-not-leak-9876"
 
@@ -57,7 +57,7 @@ def ask(adapter, data: Path, prompts):
 
 
 def test_generate_retries_and_per_request_failures(api_env, data):
-    with FakeOpenAI(default_reply="This image is fake.", slow_seconds=2.0) as server:
+    with ScriptedEngine(default_reply="This image is fake.", slow_seconds=2.0) as server:
         adapter = model(server, timeout=0.5, max_retries=1)
         answers = ask(adapter, data, ["RATE429 Is this real?", "ALWAYS500", "SLOW", "GARBAGE", "REPLY=Real.|"])
         assert answers[0].text == "This image is fake." and answers[0].extra["usage"]["prompt_tokens"] == 10
@@ -74,7 +74,7 @@ def test_generate_retries_and_per_request_failures(api_env, data):
 
 
 def test_a_reply_without_choices_is_that_items_error_and_nothing_is_asked_twice(api_env, data):
-    with FakeOpenAI(default_reply="This image is fake.") as server:
+    with ScriptedEngine(default_reply="This image is fake.") as server:
         adapter = model(server, max_retries=0)
         answers = ask(adapter, data, ["NOCHOICES", "REPLY=Real.|", "REPLY=Fake.|"])
         assert "malformed API response" in answers[0].error and "no choices" in answers[0].error
@@ -84,25 +84,25 @@ def test_a_reply_without_choices_is_that_items_error_and_nothing_is_asked_twice(
 
 def test_soft_scores_from_logprobs_present_and_absent(api_env, data):
     top = [("▁fake", math.log(0.6)), (" Real", math.log(0.2)), ("real", math.log(0.1)), ("maybe", math.log(0.05))]
-    with FakeOpenAI(top_logprobs=top) as server:
+    with ScriptedEngine(top_logprobs=top) as server:
         adapter = model(server)
         request = Request(sample=Sample(id="a", image=str(data / "img001.png"), label=1))
         [prediction] = adapter.score_batch([adapter.prepare(request)])
         assert prediction.score == pytest.approx(0.6 / 0.9)
         assert server.requests[-1]["logprobs"] is True and server.requests[-1]["top_logprobs"] == 20
         assert server.requests[-1]["max_tokens"] == 1
-    with FakeOpenAI(top_logprobs=None) as server:
+    with ScriptedEngine(top_logprobs=None) as server:
         adapter = model(server)
         [prediction] = adapter.score_batch([adapter.prepare(request)])
         assert prediction.score is None and "no log-probabilities" in prediction.error
-    with FakeOpenAI(top_logprobs=[("maybe", -0.1), ("perhaps", -2.0)]) as server:
+    with ScriptedEngine(top_logprobs=[("maybe", -0.1), ("perhaps", -2.0)]) as server:
         adapter = model(server)
         [prediction] = adapter.score_batch([adapter.prepare(request)])
         assert "no anchor variant" in prediction.error
 
 
 def test_prefill_continues_the_papers_prompt(api_env, data):
-    with FakeOpenAI(top_logprobs=[("fake", -0.5), ("real", -1.5)]) as server:
+    with ScriptedEngine(top_logprobs=[("fake", -0.5), ("real", -1.5)]) as server:
         adapter = model(server, prefill=True)
         adapter.score_batch([adapter.prepare(Request(sample=Sample(id="a", image=str(data / "img001.png"), label=1)))])
         sent = server.requests[-1]
@@ -117,7 +117,7 @@ def test_anchor_probability_one_class_missing():
 
 def test_run_records_usage_cost_and_never_the_key(api_env, data, tmp_path):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
-    with FakeOpenAI(default_reply="No, it is AI-generated.") as server:
+    with ScriptedEngine(default_reply="No, it is AI-generated.") as server:
         config = RunConfig(
             model="openai-api",
             model_args={"model": "gpt-test", "base_url": server.base_url, "price_in": 2.5, "price_out": 10.0},
@@ -157,8 +157,8 @@ def test_judge_fallback_resolves_only_unknown_verdicts(api_env, data, tmp_path, 
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "judge-key")
     with (
-        FakeOpenAI(default_reply="The picture shows an astronaut.") as model_server,
-        FakeOpenAI(default_reply="Fake.") as judge_server,
+        ScriptedEngine(default_reply="The picture shows an astronaut.") as model_server,
+        ScriptedEngine(default_reply="Fake.") as judge_server,
     ):
         monkeypatch.setenv("HARNESS_JUDGE_ARGS", f"model=judge,base_url={judge_server.base_url}")
         config = RunConfig(
@@ -185,7 +185,7 @@ def test_usage_counts_every_request_of_the_run_calibration_and_judge_included(ap
         tmp_path / "WildRF", {"val/0_real": 5, "val/1_fake": 5, "test/reddit/0_real": 3, "test/reddit/1_fake": 3}
     )
     plugins = HarnessPlugins(load_entrypoints=False)
-    with FakeOpenAI(top_logprobs=[("fake", -0.2), ("real", -1.8)]) as server:
+    with ScriptedEngine(top_logprobs=[("fake", -0.2), ("real", -1.8)]) as server:
         config = RunConfig(
             model="openai-api",
             model_args={"model": "m", "base_url": server.base_url, "price_in": 1.0, "price_out": 1.0},
@@ -204,7 +204,7 @@ def test_usage_counts_every_request_of_the_run_calibration_and_judge_included(ap
 
     toy = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
     monkeypatch.setenv("HARNESS_JUDGE_API_KEY", "judge-key")
-    with FakeOpenAI(default_reply="An astronaut.") as model_server, FakeOpenAI(default_reply="Fake.") as judge:
+    with ScriptedEngine(default_reply="An astronaut.") as model_server, ScriptedEngine(default_reply="Fake.") as judge:
         monkeypatch.setenv("HARNESS_JUDGE_ARGS", f"model=judge,base_url={judge.base_url}")
         config = RunConfig(
             model="openai-api",
@@ -236,7 +236,7 @@ def test_under_injected_faults_no_successful_answer_is_asked_twice_in_a_run_or_a
         return rng.choice(faults) if rng.random() < 1 / 3 else None
 
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
-    with FakeOpenAI(default_reply="No, it is AI-generated.", fault=fault) as server:
+    with ScriptedEngine(default_reply="No, it is AI-generated.", fault=fault) as server:
         config = RunConfig(
             model="openai-api",
             model_args={"model": "m", "base_url": server.base_url, "max_retries": 0, "concurrency": 4},
@@ -255,12 +255,12 @@ def test_under_injected_faults_no_successful_answer_is_asked_twice_in_a_run_or_a
             if not outcome.n_failed:
                 break
         assert failed[0] > 0 and failed[-1] == 0 and failed == sorted(failed, reverse=True)
-        assert len(server.answered) == 24 and max(server.answered.values()) == 1
+        assert len(server.answered_by_messages) == 24 and max(server.answered_by_messages.values()) == 1
 
 
 def test_the_plan_is_printed_before_the_first_call_with_an_estimate(api_env, data, tmp_path, capsys):
     plugins = HarnessPlugins(load_entrypoints=False, extra_plugins=(toy_components.ToyLmmPlugin,))
-    with FakeOpenAI(default_reply="Fake.") as server:
+    with ScriptedEngine(default_reply="Fake.") as server:
         config = RunConfig(
             model="openai-api",
             model_args={"model": "m", "base_url": server.base_url, "price_in": 2.0, "price_out": 8.0},

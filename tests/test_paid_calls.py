@@ -1,5 +1,5 @@
 """Money (issue #25): every paid call asked once, kept, counted. A counting stand-in engine
-(:class:`harness.standin_engine.StandinEngine`: ``received`` is every chat completion that reached it, answered
+(:class:`harness.testkit.standin_engine.StandinEngine`: ``received`` is every chat completion that reached it, answered
 or not, i.e. what a paid API bills) proves, scenario by scenario, that ``usage`` equals the engine's own count
 and that nothing answered is paid for twice: reruns after deterministic failures, malformed replies, client
 timeouts, mixed faults, Ctrl-C, a changed endpoint list, a refused prefill, and any ``--bootstrap`` with an LLM
@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 from conftest import fake_distribution
-from fake_openai_server import FakeOpenAI
 from toy_components import ToyLmmPlugin, ToyTask, write_toy_data
 
 from harness import hookimpl
@@ -33,7 +32,7 @@ from harness.plugins.judge_metrics import Completeness
 from harness.records import GenerationParams, Request, Sample, SampleRecord
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from harness.standin_engine import StandinEngine
+from harness.testkit.standin_engine import ScriptedEngine, StandinEngine
 
 TESTS = Path(__file__).resolve().parent
 N = 20
@@ -311,7 +310,7 @@ def test_judge_calls_do_not_grow_with_the_bootstrap(data, tmp_path, monkeypatch,
     def fails(n):
         return 500 if n % 3 == 0 else None
 
-    with engine_with() as engine, FakeOpenAI(default_reply="Score: 1", fault=fails) as judge:
+    with engine_with() as engine, ScriptedEngine(default_reply="Score: 1", fault=fails) as judge:
         monkeypatch.setenv("HARNESS_JUDGE_MODEL", "judge")
         monkeypatch.setenv("HARNESS_JUDGE_BASE_URL", judge.base_url)
         monkeypatch.setenv("HARNESS_JUDGE_ARGS", "max_retries=0")

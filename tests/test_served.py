@@ -23,7 +23,7 @@ from harness.plugins.vllm_launcher import VllmLauncher, chat_template_path
 from harness.records import Request, Sample
 from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
-from harness.standin_engine import TOKEN_ID, StandinEngine, logits_for
+from harness.testkit.standin_engine import TOKEN_ID, StandinEngine, logits_for
 
 TESTS = Path(__file__).resolve().parent
 FAKE, REAL = ("fake", "Fake", "FAKE"), ("real", "Real", "REAL")
@@ -253,7 +253,7 @@ def test_eq2_falls_back_labelled_on_an_openai_style_endpoint(data, tmp_path):
 
 
 def standin_command() -> str:
-    return f"{sys.executable} -m harness.standin_engine {{model}} --port {{port}} --served-model-name {{name}}"
+    return f"{sys.executable} -m harness.testkit.standin_engine {{model}} --port {{port}} --served-model-name {{name}}"
 
 
 @pytest.fixture()

@@ -65,7 +65,7 @@ def test_a_run_sets_and_records_the_thread_counts(tmp_path, monkeypatch):
 def test_models_say_where_they_compute():
     from harness.plugins.lmm import Owl2Adapter
     from harness.plugins.openai_api import OpenAIApiModel
-    from harness.testing import NoopModel
+    from harness.testkit.components import NoopModel
 
     assert NoopModel().computes_here()
     assert not OpenAIApiModel(model="m", base_url="http://127.0.0.1:9/v1").computes_here()

@@ -25,13 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-soft_scoring = sibling("soft_scoring")
-images_mod = sibling("images")
+from . import images as images_mod
+from . import soft_scoring
 
 IMAGE_MARK = "<image>"
 

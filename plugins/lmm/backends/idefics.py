@@ -15,12 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-hf_vlm = sibling("hf_vlm")
+from . import hf_vlm
 
 END_OF_UTTERANCE = "<end_of_utterance>"
 

@@ -10,12 +10,7 @@ image? This image is``. Images are resized, not padded (BLIP's processor).
 
 from __future__ import annotations
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-hf_vlm = sibling("hf_vlm")
+from . import hf_vlm
 
 
 class InstructBlipBackend(hf_vlm.HfVlmBackend):

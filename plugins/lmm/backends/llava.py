@@ -8,12 +8,7 @@ LLaVA-1.5's ``image_aspect_ratio=pad``. Everything else: :mod:`hf_vlm`.
 
 from __future__ import annotations
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-hf_vlm = sibling("hf_vlm")
+from . import hf_vlm
 
 DEFAULT_CHAT = "USER: <image> {prompt} ASSISTANT:"
 

@@ -34,14 +34,8 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
-try:
-    from ._sibling import sibling
-except ImportError:
-    from _sibling import sibling
-
-soft_scoring = sibling("soft_scoring")
-images_mod = sibling("images")
-hf_vlm = sibling("hf_vlm")
+from . import hf_vlm, soft_scoring
+from . import images as images_mod
 
 OWL2_SCORE_PROMPT = "USER: <|image|>What is the authenticity of this image? ASSISTANT: This image is"
 OWL2_CHAT = "USER: <|image|>{prompt} ASSISTANT:"

@@ -22,13 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-remote_code = sibling("remote_code")
-hf_vlm = sibling("hf_vlm")
+from . import hf_vlm, remote_code
 
 SYSTEM = "You are a helpful assistant."
 

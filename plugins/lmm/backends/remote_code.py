@@ -21,14 +21,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-soft_scoring = sibling("soft_scoring")
-images_mod = sibling("images")
-hf_vlm = sibling("hf_vlm")
+from . import hf_vlm, soft_scoring
+from . import images as images_mod
 
 
 @contextlib.contextmanager

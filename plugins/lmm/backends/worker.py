@@ -24,7 +24,8 @@ an ``id`` echoed in its response; responses carry ``ok`` and either a result or
 A batch is run as one call; if it raises, each item is retried alone so one bad
 item does not fail the others. Anything the backend prints goes to stderr; stdout
 carries the protocol only. ``backend`` is ``module:Class``; the module is searched
-in this file's folder first (the harness's own backends), then on ``sys.path``.
+in this file's folder first (the harness's own backends, imported as the package ``backends``), then on
+``sys.path``.
 """
 
 from __future__ import annotations
@@ -63,12 +64,24 @@ def resolve_device(device: str | None) -> str:
     return "cuda"
 
 
+def import_backend_module(module_name: str):
+    """A backend module: one of this folder's, imported as a module of this folder's package (``backends.llava``,
+    so that its relative imports of its siblings work in an environment without the harness); any other from
+    ``sys.path`` as it is named."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    package = __package__
+    if not package:  # run as a script: the folder's parent makes the folder a package (for other backends too)
+        parent, package = os.path.split(here)
+        if parent not in sys.path:
+            sys.path.insert(0, parent)
+    if not os.path.exists(os.path.join(here, module_name.replace(".", os.sep) + ".py")):
+        return importlib.import_module(module_name)  # a backend of one's own: `from backends.llava import ...`
+    return importlib.import_module(f"{package}.{module_name}")
+
+
 def _load_backend(spec: str, args: dict):
     module_name, _, class_name = spec.partition(":")
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    module = importlib.import_module(module_name)
+    module = import_backend_module(module_name)
     args = dict(args)
     if "device" in args:
         args["device"] = resolve_device(args["device"])

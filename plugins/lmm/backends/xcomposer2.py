@@ -21,12 +21,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-try:
-    from ._sibling import sibling
-except ImportError:  # inside a worker: this folder is on sys.path
-    from _sibling import sibling
-
-remote_code = sibling("remote_code")
+from . import remote_code
 
 IMAGE_HERE = "<ImageHere>"
 META_INSTRUCTION = (

@@ -30,7 +30,7 @@ prompts with HTTP 400 as real servers word it; ``ignore_prefill=True`` answers 2
 Vicuna-style rendering (``USER: ... ASSISTANT:``), so the prefill shows in the counts as it does on a real
 server.
 
-    python -m harness.standin_engine --port 8000 --latency 0.2 --capacity 64 --served-model-name fakescope
+    python -m harness.testkit.standin_engine --port 8000 --latency 0.2 --capacity 64 --served-model-name fakescope
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ import hashlib
 import json
 import math
 import random
+import re
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -98,6 +100,7 @@ class StandinEngine:
         fault: Any = None,
         max_prompt_tokens: int | None = None,
         ignore_prefill: bool = False,
+        record: bool = False,
     ) -> None:
         if logprobs_mode not in ("raw_logprobs", "processed_logprobs"):
             raise ValueError(f"logprobs_mode must be raw_logprobs or processed_logprobs, not {logprobs_mode!r}")
@@ -109,6 +112,12 @@ class StandinEngine:
         #: or ``"nologprobs"``; ``n`` counts the chat completions received, from 1
         self.fault = fault
         self.max_prompt_tokens, self.ignore_prefill = max_prompt_tokens, bool(ignore_prefill)
+        #: ``record=True``: every chat-completion body received, and its ``Authorization`` header
+        self.record = bool(record)
+        self.requests: list[dict[str, Any]] = []
+        self.auth_headers: list[str] = []
+        #: vLLM's ``/tokenize`` and ``/detokenize`` (OpenAI's API has neither)
+        self.tokenizer_routes = not self.strict_openai
         self.answered = 0
         #: chat completions that reached the engine, answered or failed (what a paid API would bill)
         self.received = 0
@@ -142,23 +151,31 @@ class StandinEngine:
                 if engine.dead:
                     self.close_connection = True
                     return None
-                if self.path.rstrip("/") == "/tokenize" and not engine.strict_openai:
+                if self.path.rstrip("/") == "/tokenize" and engine.tokenizer_routes:
                     tokens = tokenize(body.get("prompt", ""))
                     return self._send(200, {"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
-                if self.path.rstrip("/") == "/detokenize" and not engine.strict_openai:
+                if self.path.rstrip("/") == "/detokenize" and engine.tokenizer_routes:
                     words = [VOCAB[t] if 0 <= t < len(VOCAB) else "<unk>" for t in body.get("tokens", [])]
                     return self._send(200, {"prompt": " ".join(words)})
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                status, payload = engine.complete(body)
-                return self._send(status, payload)
+                if engine.record:
+                    with engine._lock:
+                        engine.requests.append(body)
+                        engine.auth_headers.append(self.headers.get("authorization", ""))
+                status, payload, *headers = engine.complete(body)
+                return self._send(status, payload, headers[0] if headers else None)
 
-            def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
+            def _send(
+                self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(raw)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(raw)
                 except (BrokenPipeError, ConnectionResetError):
@@ -172,7 +189,7 @@ class StandinEngine:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- the engine --------------------------------------------------------------------------
-    def complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes]:
+    def complete(self, body: dict[str, Any]) -> tuple[Any, ...]:
         """One chat completion: wait for a slot, hold it ``latency`` seconds, answer from the known logits."""
         with self._lock:
             self.received += 1
@@ -195,7 +212,7 @@ class StandinEngine:
             unknown = sorted(set(body) & {"allowed_token_ids", "return_tokens_as_token_ids", "continue_final_message"})
             if unknown:
                 return 400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}"}}
-        if body.get("model") != self.served_model_name:
+        if body.get("model") != self.served_model_name and self.served_model_name != "*":
             return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
         with self._slots:
             began = time.monotonic()
@@ -324,6 +341,98 @@ class StandinEngine:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class ScriptedEngine(StandinEngine):
+    """OpenAI's own API with scripted replies, for tests of clients, judges and text LLMs: any model name is
+    served, there is no ``/tokenize``, every request is recorded (``requests``, ``auth_headers``), and the reply is
+    ``default_reply``, ``responder(text of the last message)``, or the ``<text>`` of a ``REPLY=<text>|`` marker.
+    With ``top_logprobs`` (``[(token, logprob), ...]``) a request that asks for log-probabilities gets that list
+    (and its first token as the answer). Markers in the last message choose a behaviour, so concurrent requests
+    stay predictable:
+
+    - ``RATE429``: the first such request answers 429 (``retry-after-ms: 10``), later ones succeed;
+    - ``ALWAYS500``: always HTTP 500;
+    - ``SLOW``: sleeps ``slow_seconds`` before answering (client timeouts);
+    - ``GARBAGE``: HTTP 200 with a body that is not JSON; ``NOCHOICES``: well-formed, no choices.
+
+    ``fault(n)`` (``n`` counts the requests, from 1) injects the same faults by number: ``500`` / ``429``,
+    ``"garbage"``, ``"nochoices"``. ``answered_by_messages`` counts successful replies per conversation.
+    """
+
+    MARKERS = ("RATE429", "ALWAYS500", "SLOW", "GARBAGE", "NOCHOICES")
+
+    def __init__(
+        self,
+        default_reply: str = "Score: 2",
+        slow_seconds: float = 2.0,
+        top_logprobs: list[tuple[str, float]] | None = None,
+        responder: Any = None,
+        fault: Any = None,
+    ) -> None:
+        super().__init__(served_model_name="*", record=True, fault=self._by_marker)
+        self.tokenizer_routes = False
+        self.default_reply, self.slow_seconds = default_reply, float(slow_seconds)
+        self.top_logprobs, self.responder, self.numbered_fault = top_logprobs, responder, fault
+        #: requests per marker (``None``: none)
+        self.seen: Counter[str | None] = Counter()
+        self.answered_by_messages: Counter[str] = Counter()
+
+    def _by_marker(self, number: int, body: dict[str, Any]) -> Any:
+        """The fault a request's marker (or ``fault(n)``) asks for."""
+        text = message_text(body["messages"][-1]["content"]) if body.get("messages") else ""
+        marker = next((m for m in self.MARKERS if m in text), None)
+        with self._lock:
+            self.seen[marker] += 1
+            count = self.seen[marker]
+        injected = self.numbered_fault(number) if self.numbered_fault else None
+        if injected in (500, 429):
+            return int(injected), "injected fault"
+        if injected in ("garbage", "nochoices"):
+            return injected
+        if marker == "RATE429" and count == 1:
+            return 429, "rate limited"
+        if marker == "ALWAYS500":
+            return 500, "boom"
+        if marker == "SLOW":
+            time.sleep(self.slow_seconds)
+        return {"GARBAGE": "garbage", "NOCHOICES": "nochoices"}.get(marker or "")
+
+    def complete(self, body: dict[str, Any]) -> tuple[Any, ...]:
+        """As the stand-in, plus ``retry-after-ms`` on a 429 (as OpenAI sends it)."""
+        status, payload = super().complete(body)
+        return (status, payload, {"retry-after-ms": "10"}) if status == 429 else (status, payload)
+
+    def _answer(self, body: dict[str, Any], injected: Any = None) -> dict[str, Any]:
+        text = message_text(body["messages"][-1]["content"]) if body.get("messages") else ""
+        match = re.search(r"REPLY=(.*?)\|", text, re.S)
+        reply = match.group(1) if match else self.responder(text) if self.responder else self.default_reply
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": reply},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs") and self.top_logprobs is not None:
+            top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in self.top_logprobs]
+            first = top[0] if top else {"token": "", "logprob": 0.0}
+            choice["message"]["content"] = first["token"] if top else reply
+            choice["logprobs"] = {
+                "content": [
+                    {"token": first["token"], "logprob": first["logprob"], "bytes": None,
+                     "top_logprobs": top[: body.get("top_logprobs") or 0]}
+                ]
+            }  # fmt: skip
+        if injected not in ("nochoices", "garbage"):
+            with self._lock:
+                self.answered_by_messages[json.dumps(body.get("messages"), sort_keys=True)] += 1
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [] if injected == "nochoices" else [choice],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
