@@ -5,12 +5,19 @@ from harness import hookimpl
 
 @hookimpl
 def register_models(register):
-    """Detectors that run without torch."""
+    """Every built-in adapter, each with where its weights come from (``sources.yaml``)."""
     from importlib import resources
 
     from harness.registry import with_sources
 
     register = with_sources(register, (resources.files("harness.plugins") / "sources.yaml").read_text(), "models")
+    register_light_models(register)
+    register_lmms(register)
+    register_torch_detectors(register)
+
+
+def register_light_models(register):
+    """Models that run without torch: FreDect, the format auditor, the testing model."""
     register(
         "fredect",
         "harness.plugins.fredect:FreDect",
@@ -33,6 +40,10 @@ def register_models(register):
         description="Pseudo-scores from the sample id, no pixels read: for testing tasks and timing "
         "the harness itself.",
     )
+
+
+def register_lmms(register):
+    """FakeScope, the baseline LMMs and any OpenAI-compatible endpoint."""
     register(
         "fakescope-llava",
         "harness.plugins.lmm:LlavaAdapter",
@@ -105,6 +116,10 @@ def register_models(register):
         description="Any OpenAI-compatible endpoint (model=NAME, base_url=URL; key from HARNESS_API_KEY): "
         "answers, and soft scores from top_logprobs when the endpoint returns them.",
     )
+
+
+def register_torch_detectors(register):
+    """The torch detectors of AIGCDetectBenchmark and CLIP zero-shot."""
     d = "harness.plugins.detectors"
     register(
         "cnnspot",

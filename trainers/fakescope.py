@@ -296,26 +296,50 @@ class FakeScopeTrainer(Trainer):
         task_name: str,
         resume: bool,
     ) -> dict[str, Any]:
-        import inspect
-
-        import torch
         from transformers import Trainer as HFTrainer
-        from transformers import TrainingArguments
         from transformers.trainer_utils import get_last_checkpoint
 
-        cuda = torch.cuda.is_available()
         if self.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.enable_input_require_grads()
         dataset = InstructionDataset(records, processor, self.data.parent, self.max_length)
         pad_id = processor.tokenizer.pad_token_id or 0
+        args = self._training_arguments(out_dir, bf16)
+        trainer = HFTrainer(
+            model=model, args=args, train_dataset=dataset, data_collator=lambda batch: collate(batch, pad_id)
+        )
+        last = get_last_checkpoint(args.output_dir) if resume and Path(str(args.output_dir)).is_dir() else None
+        trainer.train(resume_from_checkpoint=last)
+        trainer.save_model(str(out_dir))
+        processor.save_pretrained(str(out_dir))
+        identical = tower_unchanged(before, out_dir)
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        meta = self._meta(records, bf16, losses, identical, task_name)
+        (out_dir / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if not identical:
+            raise RuntimeError("the frozen vision tower changed during training")
+        return {
+            "losses": losses,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "vision_tower_bit_identical": identical,
+        }
+
+    def _training_arguments(self, out_dir: Path, bf16: bool) -> Any:
+        """Hugging Face ``TrainingArguments`` of the recipe (cosine schedule, a checkpoint per epoch, DeepSpeed
+        when configured)."""
+        import inspect
+
+        import torch
+        from transformers import TrainingArguments
+
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
         warmup: dict[str, Any] = (
             {"warmup_ratio": self.warmup_ratio}
             if "warmup_ratio" in inspect.signature(TrainingArguments.__init__).parameters
             else {"warmup_steps": self.warmup_ratio}
         )
-        args = TrainingArguments(
+        return TrainingArguments(
             output_dir=str(out_dir / "trainer"),
             per_device_train_batch_size=self.batch_size,
             gradient_accumulation_steps=self.grad_accum,
@@ -330,24 +354,20 @@ class FakeScopeTrainer(Trainer):
             save_total_limit=1,
             report_to=[],
             bf16=bf16,
-            use_cpu=not cuda,
+            use_cpu=not torch.cuda.is_available(),
             deepspeed=self.deepspeed,
             remove_unused_columns=False,
             seed=self.seed,
             dataloader_num_workers=0,
             disable_tqdm=not self.progress,
         )
-        trainer = HFTrainer(
-            model=model, args=args, train_dataset=dataset, data_collator=lambda batch: collate(batch, pad_id)
-        )
-        last = get_last_checkpoint(args.output_dir) if resume and Path(str(args.output_dir)).is_dir() else None
-        trainer.train(resume_from_checkpoint=last)
-        trainer.save_model(str(out_dir))
-        processor.save_pretrained(str(out_dir))
-        identical = tower_unchanged(before, out_dir)
-        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+    def _meta(
+        self, records: list[dict[str, Any]], bf16: bool, losses: list[float], identical: bool, task_name: str
+    ) -> dict[str, Any]:
+        """What ``fakescope_meta.json`` records of the training (data, recipe, losses, the frozen tower)."""
         seen = sorted({str(r["generator"]) for r in records if r.get("authenticity") == "fake" and r.get("generator")})
-        meta = {
+        return {
             "trainer": "fakescope",
             "base": str(self.base),
             "data": str(self.data),
@@ -361,13 +381,4 @@ class FakeScopeTrainer(Trainer):
             "losses": losses,
             "vision_tower_bit_identical": identical,
             "trained_on": {"task": task_name or str(self.data), "seen_generators": seen},
-        }
-        (out_dir / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if not identical:
-            raise RuntimeError("the frozen vision tower changed during training")
-        return {
-            "losses": losses,
-            "first_loss": losses[0] if losses else None,
-            "last_loss": losses[-1] if losses else None,
-            "vision_tower_bit_identical": identical,
         }

@@ -111,6 +111,47 @@ class EarlyStopping:
         self.bad_epochs, self.delta = int(state["bad_epochs"]), float(state["delta"])
 
 
+def train_epoch(
+    forward: Callable[[Any], Any],
+    optimizer: Any,
+    loss_fn: Any,
+    train: tuple[Any, Any],
+    starts: Any,
+    batch_size: int,
+    flip: bool,
+) -> list[float]:
+    """One pass over the training tensors in a random order (``starts``: the batch offsets, a progress bar);
+    ``flip``: each image mirrored with probability 1/2. Returns the batch losses."""
+    import torch
+
+    x_train, y_train = train
+    order = torch.randperm(len(x_train))
+    losses = []
+    for start in starts:
+        index = order[start : start + batch_size]
+        batch = x_train[index]
+        if flip:
+            mask = torch.rand(len(batch)) < 0.5
+            batch = torch.where(mask[:, None, None, None], batch.flip(-1), batch)
+        loss = loss_fn(forward(batch), y_train[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def validation_accuracy(forward: Callable[[Any], Any], val: tuple[Any, Any], batch_size: int) -> float:
+    """Accuracy at P(fake) > 0.5 on the validation tensors (the early-stopping criterion)."""
+    import torch
+
+    with torch.no_grad():
+        scores = torch.cat(
+            [torch.sigmoid(forward(val[0][i : i + batch_size])) for i in range(0, len(val[0]), batch_size)]
+        ).numpy()
+    return float(np.mean((scores > 0.5) == val[1].numpy().astype(bool)))
+
+
 def fit(
     module: Any,
     parameters: Callable[[], Any],
@@ -152,27 +193,10 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = stopper.lr
         module.train()
-        order = torch.randperm(len(x_train))
-        losses = []
-        for start in progress_bar(
-            range(0, len(order), batch_size), desc=f"epoch {epoch + 1}", leave=False, enabled=progress
-        ):
-            index = order[start : start + batch_size]
-            batch = x_train[index]
-            if flip:
-                mask = torch.rand(len(batch)) < 0.5
-                batch = torch.where(mask[:, None, None, None], batch.flip(-1), batch)
-            loss = loss_fn(forward(batch), y_train[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        bar = progress_bar(range(0, len(x_train), batch_size), desc=f"epoch {epoch + 1}", leave=False, enabled=progress)
+        losses = train_epoch(forward, optimizer, loss_fn, (x_train, y_train), bar, batch_size, flip)
         module.eval()
-        with torch.no_grad():
-            val_scores = torch.cat(
-                [torch.sigmoid(forward(val[0][i : i + batch_size])) for i in range(0, len(val[0]), batch_size)]
-            ).numpy()
-        val_acc = float(np.mean((val_scores > 0.5) == val[1].numpy().astype(bool)))
+        val_acc = validation_accuracy(forward, val, batch_size)
         improved, stop = stopper.step(val_acc)
         if improved:
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}

@@ -83,6 +83,67 @@ def log_softmax(logits: list[float]) -> list[float]:
     return [z - total if z != -math.inf else -math.inf for z in logits]
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """The engine's HTTP surface; ``self.server.engine`` answers."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real engine's server
+    # headers and body go out as separate writes: without TCP_NODELAY (uvicorn sets it) Nagle's algorithm
+    # and the client's delayed ACK add ~40 ms to every answer on a keep-alive connection
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        engine: StandinEngine = self.server.engine  # type: ignore[attr-defined]
+        if self.path.rstrip("/") == "/health":
+            return self._send(200, {})
+        if self.path.rstrip("/") == "/v1/models":
+            return self._send(200, {"object": "list", "data": [{"id": engine.served_model_name}]})
+        return self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        engine: StandinEngine = self.server.engine  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        if engine.dead:
+            self.close_connection = True
+            return None
+        if self.path.rstrip("/") == "/tokenize" and engine.tokenizer_routes:
+            tokens = tokenize(body.get("prompt", ""))
+            return self._send(200, {"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
+        if self.path.rstrip("/") == "/detokenize" and engine.tokenizer_routes:
+            words = [VOCAB[t] if 0 <= t < len(VOCAB) else "<unk>" for t in body.get("tokens", [])]
+            return self._send(200, {"prompt": " ".join(words)})
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._send(404, {"error": {"message": f"no route {self.path}"}})
+        if engine.record:
+            with engine._lock:
+                engine.requests.append(body)
+                engine.auth_headers.append(self.headers.get("authorization", ""))
+        status, payload, *headers = engine.complete(body)
+        return self._send(status, payload, headers[0] if headers else None)
+
+    def _send(self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading server that holds its engine."""
+
+    request_queue_size = 4096  # hundreds of clients connect at once
+    daemon_threads = True
+
+
 class StandinEngine:
     """The engine in a background thread: ``with StandinEngine(latency=0.2) as engine: engine.base_url``."""
 
@@ -128,64 +189,8 @@ class StandinEngine:
         self.timeline: list[tuple[float, float, str]] = []
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
-        engine = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real engine's server
-            # headers and body go out as separate writes: without TCP_NODELAY (uvicorn sets it) Nagle's algorithm
-            # and the client's delayed ACK add ~40 ms to every answer on a keep-alive connection
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                if self.path.rstrip("/") == "/health":
-                    return self._send(200, {})
-                if self.path.rstrip("/") == "/v1/models":
-                    return self._send(200, {"object": "list", "data": [{"id": engine.served_model_name}]})
-                return self._send(404, {"error": {"message": f"no route {self.path}"}})
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-                if engine.dead:
-                    self.close_connection = True
-                    return None
-                if self.path.rstrip("/") == "/tokenize" and engine.tokenizer_routes:
-                    tokens = tokenize(body.get("prompt", ""))
-                    return self._send(200, {"tokens": tokens, "count": len(tokens), "max_model_len": 4096})
-                if self.path.rstrip("/") == "/detokenize" and engine.tokenizer_routes:
-                    words = [VOCAB[t] if 0 <= t < len(VOCAB) else "<unk>" for t in body.get("tokens", [])]
-                    return self._send(200, {"prompt": " ".join(words)})
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                if engine.record:
-                    with engine._lock:
-                        engine.requests.append(body)
-                        engine.auth_headers.append(self.headers.get("authorization", ""))
-                status, payload, *headers = engine.complete(body)
-                return self._send(status, payload, headers[0] if headers else None)
-
-            def _send(
-                self, status: int, payload: dict[str, Any] | bytes, headers: dict[str, str] | None = None
-            ) -> None:
-                raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(raw)))
-                    for key, value in (headers or {}).items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 4096  # hundreds of clients connect at once
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", port), Handler)
+        self.server = _Server(("127.0.0.1", port), _Handler)
+        self.server.engine = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- the engine --------------------------------------------------------------------------

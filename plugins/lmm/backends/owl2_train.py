@@ -83,8 +83,8 @@ def single_process_defaults() -> None:
             os.environ["MASTER_PORT"] = str(probe.getsockname()[1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train and save (see the module docstring)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The script's options (``harness train fakescope --backbone mplug-owl2`` passes them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="mPLUG-Owl2 checkpoint folder")
     parser.add_argument("--data", required=True, help="FakeInstruct in mPLUG-Owl2 format (JSON list)")
@@ -102,43 +102,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--save-steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """Tokenizer and model from ``--base``, the vision encoder frozen and the rest trainable (paper Sec. III /
+    upstream's freeze_vision_model + tune_visual_abstractor); returns them and the encoder's digest."""
     import torch
-
-    single_process_defaults()
-    import deepspeed
-    import mplug_owl2
-    import transformers
     from mplug_owl2.model.modeling_mplug_owl2 import MPLUGOwl2LlamaForCausalLM
-    from mplug_owl2.train import train as upstream
-    from transformers import AutoTokenizer, CLIPImageProcessor
+    from transformers import AutoTokenizer
 
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    records = json.loads(Path(args.data).read_text(encoding="utf-8"))
-    missing = [r["image"] for r in records if "image" in r and not Path(args.image_folder, r["image"]).is_file()]
-    if missing:  # upstream would silently train on a random other item instead
-        print(f"error: {len(missing)} image files not found, e.g. {missing[:3]}", file=sys.stderr)
-        return 2
-    torch.manual_seed(args.seed)
-    cuda = torch.cuda.is_available()
-    bf16 = (cuda and torch.cuda.is_bf16_supported()) if args.bf16 == "auto" else args.bf16 == "true"
     tokenizer = AutoTokenizer.from_pretrained(args.base, use_fast=False, local_files_only=True)
     tokenizer.model_max_length = args.max_length
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token  # as upstream's train()
     model = MPLUGOwl2LlamaForCausalLM.from_pretrained(args.base, torch_dtype=torch.float32, local_files_only=True)
     model.config.use_cache = False
-    # paper Sec. III / upstream's freeze_vision_model + tune_visual_abstractor: encoder frozen, the rest trained
     model.requires_grad_(True)
     vision = model.get_model().vision_model
     vision.requires_grad_(False)
-    encoder_before = tensor_digest(vision)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
+    return tokenizer, model, tensor_digest(vision)
+
+
+def build_loader(args: argparse.Namespace, model: Any, tokenizer: Any, rank: int, world: int) -> tuple[Any, Any, Any]:
+    """Upstream's own data pipeline (``LazySupervisedDataset``, the mplug_owl2 template, its collator) over a
+    sampler sharded by rank; returns the data arguments, the loader and the sampler."""
+    import torch
+    from mplug_owl2.train import train as upstream
+    from transformers import CLIPImageProcessor
+
     upstream.conversation_lib.default_conversation = upstream.conversation_lib.conv_templates["mplug_owl2"]
     data_args = upstream.DataArguments(
         data_path=args.data,
@@ -152,25 +147,24 @@ def main(argv: list[str] | None = None) -> int:
     collator = upstream.DataCollatorForSupervisedDataset(tokenizer=tokenizer)
     sampler: Any = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collator)
-    config = ds_config(args.deepspeed, args, bf16, world)
-    if config["zero_optimization"].get("stage") == 3 and not cuda:
-        # measured: DeepSpeed 0.14's ZeRO-3 on torch 2.0.1's gloo fails ("no support for _allgather_base")
-        print("error: ZeRO-3 needs GPUs in this environment (torch 2.0.1's gloo lacks the all-gather ZeRO-3 uses); "
-              "use trainers/deepspeed/zero2.json on the CPU", file=sys.stderr)  # fmt: skip
-        return 2
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable, config=config)
+    return data_args, loader, sampler
+
+
+def train_steps(
+    engine: Any, loader: Any, sampler: Any, args: argparse.Namespace, bf16: bool, rank: int, checkpoints: Path
+) -> tuple[int, list[float], int]:
+    """The optimisation: DeepSpeed steps until ``--max-steps`` or the epochs, resumed from the last checkpoint,
+    a checkpoint every ``--save-steps``; returns the steps done, the losses and the total asked for."""
+    import torch
+
     steps_per_epoch = max(1, len(loader) // args.grad_accum)
     total = args.max_steps if args.max_steps > 0 else max(1, int(args.epochs * steps_per_epoch))
     step, losses = 0, []
-    checkpoints = out / "deepspeed"
     if (checkpoints / "latest").is_file():  # resume
         _, client = engine.load_checkpoint(str(checkpoints))
         step, losses = int(client.get("step", 0)), list(client.get("losses", []))
         print(f"resumed from step {step}", flush=True)
-    device = engine.device
-    begin = time.time()
-    micro = 0
+    device, micro = engine.device, 0
     while step < total:
         sampler.set_epoch(step // steps_per_epoch)
         for batch in loader:
@@ -193,8 +187,90 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps({"step": step, "of": total, "loss": losses[-1]}), flush=True)
                 if step % args.save_steps == 0 or step == total:
                     engine.save_checkpoint(str(checkpoints), client_state={"step": step, "losses": losses})
-    module = engine.module
+    return step, losses, total
+
+
+def training_record(args: argparse.Namespace, facts: dict[str, Any]) -> dict[str, Any]:
+    """``harness_training.json``: data, hyper-parameters, DeepSpeed, the frozen-encoder check, losses, versions."""
+    import deepspeed
+    import mplug_owl2
+    import torch
+    import transformers
+
+    records, before, after = facts["records"], facts["encoder_before"], facts["encoder_after"]
+    return {
+        "backbone": "mplug-owl2",
+        "base": str(args.base),
+        "data": {
+            "path": str(args.data),
+            "sha256": hashlib.sha256(Path(args.data).read_bytes()).hexdigest(),
+            "instructions": len(records),
+        },
+        "hyperparameters": {
+            k: getattr(args, k)
+            for k in ("epochs", "max_steps", "lr", "weight_decay", "batch_size", "grad_accum", "max_length", "seed")
+        }
+        | {"gradient_checkpointing": args.gradient_checkpointing, "bf16": facts["bf16"], "world_size": facts["world"]},
+        "deepspeed": {"config": args.deepspeed, "zero_stage": facts["stage"], "resolved": facts["config"]},
+        "frozen": {
+            "vision_encoder_sha256_before": before,
+            "vision_encoder_sha256_after": after,
+            "vision_encoder_unchanged": before == after,
+            "trained": "visual abstractor + language model (paper Sec. III)",
+            "trainable_parameters": facts["trainable_parameters"],
+        },
+        "steps": facts["step"],
+        "losses": facts["losses"],
+        "trained_on": {
+            "task": str(args.data),
+            "seen_generators": sorted(
+                {r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")}
+            ),
+        },
+        "seconds": facts["seconds"],
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "deepspeed": deepspeed.__version__,
+            "mplug_owl2": getattr(mplug_owl2, "__version__", "unknown"),
+            "python": sys.version.split()[0],
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and save (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    import torch
+
+    single_process_defaults()
+    import deepspeed
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = json.loads(Path(args.data).read_text(encoding="utf-8"))
+    missing = [r["image"] for r in records if "image" in r and not Path(args.image_folder, r["image"]).is_file()]
+    if missing:  # upstream would silently train on a random other item instead
+        print(f"error: {len(missing)} image files not found, e.g. {missing[:3]}", file=sys.stderr)
+        return 2
+    torch.manual_seed(args.seed)
+    cuda = torch.cuda.is_available()
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) if args.bf16 == "auto" else args.bf16 == "true"
+    tokenizer, model, encoder_before = load_model(args)
+    data_args, loader, sampler = build_loader(args, model, tokenizer, rank, world)
+    config = ds_config(args.deepspeed, args, bf16, world)
     stage = config["zero_optimization"].get("stage", 0)
+    if stage == 3 and not cuda:
+        # measured: DeepSpeed 0.14's ZeRO-3 on torch 2.0.1's gloo fails ("no support for _allgather_base")
+        print("error: ZeRO-3 needs GPUs in this environment (torch 2.0.1's gloo lacks the all-gather ZeRO-3 uses); "
+              "use trainers/deepspeed/zero2.json on the CPU", file=sys.stderr)  # fmt: skip
+        return 2
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable, config=config)
+    begin = time.time()
+    step, losses, _ = train_steps(engine, loader, sampler, args, bf16, rank, out / "deepspeed")
+    module = engine.module
     params = list(module.parameters())
     gather = deepspeed.zero.GatheredParameters(params, modifier_rank=0) if stage == 3 else contextlib.nullcontext()
     with gather:
@@ -205,45 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:
         tokenizer.save_pretrained(str(out))
         data_args.image_processor.save_pretrained(str(out))
-        record = {
-            "backbone": "mplug-owl2",
-            "base": str(args.base),
-            "data": {
-                "path": str(args.data),
-                "sha256": hashlib.sha256(Path(args.data).read_bytes()).hexdigest(),
-                "instructions": len(records),
-            },
-            "hyperparameters": {
-                k: getattr(args, k)
-                for k in ("epochs", "max_steps", "lr", "weight_decay", "batch_size", "grad_accum", "max_length", "seed")
-            }
-            | {"gradient_checkpointing": args.gradient_checkpointing, "bf16": bf16, "world_size": world},
-            "deepspeed": {"config": args.deepspeed, "zero_stage": stage, "resolved": config},
-            "frozen": {
-                "vision_encoder_sha256_before": encoder_before,
-                "vision_encoder_sha256_after": encoder_after,
-                "vision_encoder_unchanged": encoder_before == encoder_after,
-                "trained": "visual abstractor + language model (paper Sec. III)",
-                "trainable_parameters": sum(p.numel() for p in trainable),
-            },
-            "steps": step,
-            "losses": losses,
-            "trained_on": {
-                "task": str(args.data),
-                "seen_generators": sorted(
-                    {r.get("generator") for r in records if r.get("authenticity") == "fake" and r.get("generator")}
-                ),
-            },
-            "seconds": round(time.time() - begin, 3),
-            "versions": {
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "deepspeed": deepspeed.__version__,
-                "mplug_owl2": getattr(mplug_owl2, "__version__", "unknown"),
-                "python": sys.version.split()[0],
-            },
-        }
-        (out / "harness_training.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        facts = dict(records=records, encoder_before=encoder_before, encoder_after=encoder_after, bf16=bf16,
+                     world=world, stage=stage, config=config, trainable_parameters=sum(p.numel() for p in trainable),
+                     step=step, losses=losses, seconds=round(time.time() - begin, 3))  # fmt: skip
+        (out / "harness_training.json").write_text(
+            json.dumps(training_record(args, facts), indent=2, default=str) + "\n"
+        )
         print(json.dumps({"done": str(out), "steps": step, "encoder_unchanged": encoder_before == encoder_after}))
     return 0
 
