@@ -49,7 +49,8 @@ def end_to_end(checkpoint: Path, arch: str, manifest: Path, decode: str, device:
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The benchmark's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
@@ -59,53 +60,29 @@ def main() -> int:
     parser.add_argument("--e2e", type=int, default=0, help="JPEG files for the end-to-end CNNSpot rows (0: skip)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runner threads (end to end)")
     parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import numpy as np
+
+def clip_config(tiny: bool, size: int) -> dict:
+    """UnivFD's CLIP ViT-L/14 vision tower (or a tiny one for CI)."""
+    if tiny:
+        return dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1, patch_size=16,
+                    image_size=size, projection_dim=32)  # fmt: skip
+    return dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
+                image_size=224, projection_dim=768, hidden_act="quick_gelu")  # fmt: skip
+
+
+def forward_rows(args: argparse.Namespace, size: int, device) -> list[dict]:
+    """Images/s of each detector's network on a random batch."""
     import torch
-    from PIL import Image
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from harness.plugins.detectors import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePipeline, build_resnet
-    from harness.results import write_benchmark
+    from harness.plugins.detectors import build_resnet
 
-    torch.set_grad_enabled(False)
-    device = torch.device(args.device)
-    rng = np.random.default_rng(0)
-    jpeg = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (768, 1024, 3), dtype=np.uint8)).save(jpeg, format="JPEG", quality=90)
-    with tempfile.NamedTemporaryFile(suffix=".jpg", delete=False) as handle:
-        handle.write(jpeg.getvalue())
-        jpeg_path = handle.name
-    size = 64 if args.tiny else args.size
     batch = torch.randn(args.batch_size, 3, size, size, device=device)
-
     resnet = build_resnet("resnet18" if args.tiny else "resnet50").to(device).eval()
-    vit_config = (
-        dict(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=1,
-            patch_size=16,
-            image_size=size,
-            projection_dim=32,
-        )
-        if args.tiny
-        else dict(
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            patch_size=14,
-            image_size=224,
-            projection_dim=768,
-            hidden_act="quick_gelu",
-        )
-    )
-    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**vit_config)).to(device).eval()
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_config(args.tiny, size))).to(device).eval()
     head = torch.nn.Linear(clip.config.projection_dim, 1).to(device)
-
     forward = {
         "cnnspot (ResNet-50)" if not args.tiny else "cnnspot (ResNet-18, tiny)": lambda: resnet(batch),
         "fredect-resnet (ResNet-50 on log-DCT)" if not args.tiny else "fredect-resnet (tiny)": lambda: resnet(batch),
@@ -113,56 +90,77 @@ def main() -> int:
             clip(pixel_values=batch).image_embeds
         ),
     }
+    stage = f"forward, batch {args.batch_size}, {size} px"
+    return [
+        {"detector": name, "stage": stage, "images_per_s": round(args.batch_size / _time(fn, args.repeats), 1)}
+        for name, fn in forward.items()
+    ]
+
+
+def preprocessing_rows(args: argparse.Namespace, size: int) -> list[dict]:
+    """Images/s of each detector's decode and transforms on one 1024x768 JPEG, one thread."""
+    import numpy as np
+    from PIL import Image
+
+    from harness.plugins.detectors import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, FreDectResNet, ImagePipeline
+
+    rng = np.random.default_rng(0)
+    jpeg = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (768, 1024, 3), dtype=np.uint8)).save(jpeg, format="JPEG", quality=90)
+    with tempfile.NamedTemporaryFile(suffix=".jpg", delete=False) as handle:
+        handle.write(jpeg.getvalue())
+        jpeg_path = handle.name
     pipelines = {
         "cnnspot": ImagePipeline(size, IMAGENET_MEAN, IMAGENET_STD),
         "univfd": ImagePipeline(size, CLIP_MEAN, CLIP_STD),
     }
-    from harness.plugins.detectors import FreDectResNet
-
     dct = FreDectResNet.__new__(FreDectResNet)
     dct.size, dct.resize = size, 256 if not args.tiny else 80
     dct.dct_mean, dct.dct_std = np.zeros((size, size, 3)), np.ones((size, size, 3))
-
-    rows = []
-    for name, fn in forward.items():
-        seconds = _time(fn, args.repeats)
-        rows.append(
-            {
-                "detector": name,
-                "stage": f"forward, batch {args.batch_size}, {size} px",
-                "images_per_s": round(args.batch_size / seconds, 1),
-            }
-        )
     decode = lambda: Image.open(jpeg_path).convert("RGB")  # noqa: E731
+    rows = []
     for name, pipeline in pipelines.items():
         seconds = _time(lambda p=pipeline: p(decode()), args.repeats * 4)
-        rows.append(
-            {
-                "detector": name,
-                "stage": "decode 1024x768 JPEG + transforms, 1 thread",
-                "images_per_s": round(1.0 / seconds, 1),
-            }
-        )
+        rows.append({"detector": name, "stage": "decode 1024x768 JPEG + transforms, 1 thread",
+                     "images_per_s": round(1.0 / seconds, 1)})  # fmt: skip
     seconds = _time(lambda: dct.dct_input(decode()), args.repeats * 4)
-    rows.append(
-        {
-            "detector": "fredect-resnet",
-            "stage": "decode + resize + crop + 3-channel DCT, 1 thread",
-            "images_per_s": round(1.0 / seconds, 1),
-        }
-    )
+    rows.append({"detector": "fredect-resnet", "stage": "decode + resize + crop + 3-channel DCT, 1 thread",
+                 "images_per_s": round(1.0 / seconds, 1)})  # fmt: skip
     os.unlink(jpeg_path)
+    return rows
+
+
+def end_to_end_rows(args: argparse.Namespace) -> list[dict]:
+    """CNNSpot through the harness's runner on ``--e2e`` JPEG files, with each decoder."""
+    import torch
+    from bench_data import write_jpegs
+
+    from harness.plugins.detectors import build_resnet
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        arch = "resnet18" if args.tiny else "resnet50"
+        checkpoint = Path(tmp) / "cnnspot.pth"
+        torch.save({"model": build_resnet(arch).state_dict()}, checkpoint)
+        manifest = write_jpegs(Path(tmp) / "jpegs", args.e2e)
+        for decoder in ("pil", "torchvision"):
+            rows.append(end_to_end(checkpoint, arch, manifest, decoder, args.device, args.batch_size, args.workers))
+    return rows
+
+
+def main() -> int:
+    """Measure, print, and write the results file."""
+    args = parse_args()
+    import torch
+
+    from harness.results import write_benchmark
+
+    torch.set_grad_enabled(False)
+    device = torch.device(args.device)
+    size = 64 if args.tiny else args.size
+    rows = forward_rows(args, size, device) + preprocessing_rows(args, size)
     if args.e2e:
-        from bench_data import write_jpegs
-
-        with tempfile.TemporaryDirectory() as tmp:
-            arch = "resnet18" if args.tiny else "resnet50"
-            checkpoint = Path(tmp) / "cnnspot.pth"
-            torch.save({"model": build_resnet(arch).state_dict()}, checkpoint)
-            manifest = write_jpegs(Path(tmp) / "jpegs", args.e2e)
-            for decoder in ("pil", "torchvision"):
-                rows.append(end_to_end(checkpoint, arch, manifest, decoder, args.device, args.batch_size, args.workers))
-
+        rows += end_to_end_rows(args)
     width = max(len(r["detector"]) for r in rows)
     for row in rows:
         print(f"{row['detector']:<{width}}  {row['stage']:<64}  {row['images_per_s']:>9.1f} img/s")

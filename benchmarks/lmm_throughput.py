@@ -395,7 +395,8 @@ def bench_generate_cb(
 
 
 # -- driver ------------------------------------------------------------------------------------------
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The benchmark's options (defaults depend on the device: see :func:`settings`)."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
@@ -415,25 +416,57 @@ def main() -> int:
     )
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the compiled mode")
     parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def settings(args: argparse.Namespace) -> argparse.Namespace:
+    """The run's settings: the options given, the rest from the device (a GPU's sizes, or a CPU's small ones)."""
+    import torch
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = device.startswith("cuda")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.compile and "score-e2e-compiled" not in modes:
+        modes.append("score-e2e-compiled")
+    return argparse.Namespace(
+        device=device,
+        gpu=gpu,
+        dtype=torch.bfloat16 if gpu else torch.float32,
+        modes=modes,
+        batch_sizes=[int(b) for b in (args.batch_sizes or ("1,8,32,64" if gpu else "1,4")).split(",")],
+        repeats=args.repeats or (None if gpu else 2),
+        new_tokens=args.new_tokens or (128 if gpu else 8),
+        gen_batches=[int(b) for b in (args.generate_batch_sizes or ("1,16" if gpu else "1,2")).split(",")],
+        workers=args.workers or (16 if gpu else 2),
+        e2e_batch=args.e2e_batch or (32 if gpu else 4),
+        e2e_images=args.e2e_images or (1024 if gpu else 32),
+        cb_requests=args.cb_requests or (128 if gpu else 4),
+    )
+
+
+def e2e_row(run: argparse.Namespace, label: str, backend: Any) -> dict[str, Any]:
+    """Scoring through the harness's runner on JPEG files, after a warm-up run (one-time imports, allocator growth
+    and compilation are not per-image cost)."""
+    global BENCH_BACKEND
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = write_jpegs(Path(tmp) / "main", run.e2e_images)
+        BENCH_BACKEND = backend
+        bench_score_e2e(write_jpegs(Path(tmp) / "warm-up", 2 * run.e2e_batch), run.e2e_batch, run.workers, run.device,
+                        "warm-up")  # fmt: skip
+        return bench_score_e2e(manifest, run.e2e_batch, run.workers, run.device, label)
+
+
+def main() -> int:
+    """Measure the modes asked for, writing the results file after each (a later one may run out of time)."""
+    args = parse_args()
     import torch
 
     from harness.plugins.lmm.backends.llava import LlavaBackend
     from harness.results import write_benchmark
 
     global BENCH_BACKEND
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    gpu = device.startswith("cuda")
-    dtype = torch.bfloat16 if gpu else torch.float32
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if args.compile and "score-e2e-compiled" not in modes:
-        modes.append("score-e2e-compiled")
-    batch_sizes = [int(b) for b in (args.batch_sizes or ("1,8,32,64" if gpu else "1,4")).split(",")]
-    repeats = args.repeats or (None if gpu else 2)
-    new_tokens = args.new_tokens or (128 if gpu else 8)
-    gen_batches = [int(b) for b in (args.generate_batch_sizes or ("1,16" if gpu else "1,2")).split(",")]
-    workers = args.workers or (16 if gpu else 2)
+    run = settings(args)
+    device, gpu, dtype, modes = run.device, run.gpu, run.dtype, run.modes
     result: dict[str, Any] = {
         "benchmark": "lmm_throughput",
         "shape": args.shape,
@@ -460,33 +493,21 @@ def main() -> int:
         ceiling = tflops * 1e12 / per_image
         result.update(matmul_tflops=tflops, ceiling_images_per_s=ceiling)
     if "score" in modes:
-        result["rows"] += bench_score(backend, batch_sizes, repeats, device)
+        result["rows"] += bench_score(backend, run.batch_sizes, run.repeats, device)
         write_benchmark(args.output, result)
-
-    def e2e_rows(label: str, backend_for_run: Any) -> None:
-        global BENCH_BACKEND
-        with tempfile.TemporaryDirectory() as tmp:
-            e2e_batch = args.e2e_batch or (32 if gpu else 4)
-            manifest = write_jpegs(Path(tmp) / "main", args.e2e_images or (1024 if gpu else 32))
-            BENCH_BACKEND = backend_for_run
-            # warm-up run: one-time imports, allocator growth and compilation are not per-image cost
-            bench_score_e2e(write_jpegs(Path(tmp) / "warm-up", 2 * e2e_batch), e2e_batch, workers, device, "warm-up")
-            result["rows"].append(bench_score_e2e(manifest, e2e_batch, workers, device, label))
-        write_benchmark(args.output, result)  # each finished mode is kept, should a later one run out of time
-
     if "score-e2e" in modes:
-        e2e_rows("score-e2e", backend)
+        result["rows"].append(e2e_row(run, "score-e2e", backend))
+        write_benchmark(args.output, result)
     if "generate" in modes:
-        result["rows"] += bench_generate(backend, gen_batches, new_tokens, device)
+        result["rows"] += bench_generate(backend, run.gen_batches, run.new_tokens, device)
         write_benchmark(args.output, result)
     if "score-e2e-compiled" in modes:
         # a backend of its own: only its scoring call is compiled, the model object stays eager
-        e2e_rows(
-            "score-e2e compiled",
-            LlavaBackend.from_components(
-                model, processor, device=device, score_prompt=backend.score_prompt, compile=args.compile_backend
-            ),
+        compiled = LlavaBackend.from_components(
+            model, processor, device=device, score_prompt=backend.score_prompt, compile=args.compile_backend
         )
+        result["rows"].append(e2e_row(run, "score-e2e compiled", compiled))
+        write_benchmark(args.output, result)
     if "generate-cb" in modes:
         del backend, model
         BENCH_BACKEND = None
@@ -498,9 +519,9 @@ def main() -> int:
             device,
             dtype,
             tokens,
-            new_tokens,
+            run.new_tokens,
             padded_batch=32 if gpu else 2,
-            n_requests=args.cb_requests or (128 if gpu else 4),
+            n_requests=run.cb_requests,
             num_blocks=None if gpu else 8,
         )
     for row in result["rows"]:

@@ -32,8 +32,8 @@ import common  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def main() -> int:
-    """Run the comparison; exit 1 when the harness and the repository's code disagree."""
+def parse_args() -> argparse.Namespace:
+    """The script's options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--source",
@@ -48,8 +48,63 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--tolerance", type=float, default=1e-5)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "qwen-vl-chat.json")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def compare_dtype(args: argparse.Namespace, python: Path, ckpt: Path, root: Path, work: Path, dtype: str) -> dict:
+    """The harness's scores and answers in one dtype against the repository's code on the same images (copied to
+    short paths for upstream, whose tokenizer limits an image path to 256 bytes)."""
+    short = work / "short"
+    short.mkdir(exist_ok=True)
+    model_args = {
+        "path": ckpt,
+        "python": python,
+        "trust_remote_code": "true",
+        "dtype": dtype,
+        "max_new_tokens": args.max_new_tokens,
+    }
+    got, info = common.harness_answers("qwen-vl-chat", model_args, root, f"queries={args.queries}", work, dtype)
+    aliases = {}
+    for number, image in enumerate(sorted(got)):
+        aliases[image] = str(short / f"{number}{Path(image).suffix}")
+        shutil.copyfile(image, aliases[image])
+    items = common.reference_items({aliases[k]: v for k, v in got.items()}, args.max_new_tokens, work / "items.json")
+    subprocess.run(
+        [
+            str(python),
+            str(HERE / "upstream_qwen_vl.py"),
+            "reference",
+            str(ckpt),
+            str(items),
+            str(work / f"ref-{dtype}.json"),
+            "--dtype",
+            dtype,
+        ],
+        check=True,
+    )
+    reference = json.loads((work / f"ref-{dtype}.json").read_text())
+    back = {v: k for k, v in aliases.items()}
+    comparison = common.compare(got, {back[r["image"]]: r for r in reference["results"]})
+    verdict = common.passed(comparison, args.tolerance)
+    run = {
+        "dtype": dtype,
+        "passed": verdict,
+        "longest_image_path_bytes": max(len(os.fsencode(p)) for p in got),
+        "harness_info": {k: info.get(k) for k in ("device", "dtype", "requested_dtype", "anchors")},
+        "upstream_anchor_ids": reference["anchors"],
+        "upstream_dtype": reference["dtype"],
+        **comparison,
+    }
+    print(
+        f"{dtype}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
+        f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
+    )
+    return run
+
+
+def main() -> int:
+    """Run the comparison; exit 1 when the harness and the repository's code disagree."""
+    args = parse_args()
     if not args.source or not (Path(args.source).expanduser() / "modeling_qwen.py").is_file():
         common.skip("no Qwen-VL-Chat repository copy with modeling_qwen.py: pass --source PATH or set QWEN_VL_SRC")
     if not (args.queries / "FakeClass.json").is_file():
@@ -61,59 +116,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="conformance-qwen-"))
     deep = work.joinpath(*[f"a-folder-with-a-long-name-{i:02d}" for i in range(8)])  # > 256 bytes per image path
     root, present = common.fakeclass_root(deep / "FakeBench", args.queries)
-    short = work / "short"
-    short.mkdir()
     ckpt = work / "qwen-vl-chat-tiny"
     subprocess.run([str(python), str(HERE / "upstream_qwen_vl.py"), "build", str(source), str(ckpt)], check=True)
     runs, ok = [], True
     for dtype in args.dtypes.split(","):
-        model_args = {
-            "path": ckpt,
-            "python": python,
-            "trust_remote_code": "true",
-            "dtype": dtype,
-            "max_new_tokens": args.max_new_tokens,
-        }
-        got, info = common.harness_answers("qwen-vl-chat", model_args, root, f"queries={args.queries}", work, dtype)
-        aliases = {}
-        for number, image in enumerate(sorted(got)):
-            aliases[image] = str(short / f"{number}{Path(image).suffix}")
-            shutil.copyfile(image, aliases[image])
-        items = common.reference_items(
-            {aliases[k]: v for k, v in got.items()}, args.max_new_tokens, work / "items.json"
-        )
-        subprocess.run(
-            [
-                str(python),
-                str(HERE / "upstream_qwen_vl.py"),
-                "reference",
-                str(ckpt),
-                str(items),
-                str(work / f"ref-{dtype}.json"),
-                "--dtype",
-                dtype,
-            ],
-            check=True,
-        )
-        reference = json.loads((work / f"ref-{dtype}.json").read_text())
-        back = {v: k for k, v in aliases.items()}
-        comparison = common.compare(got, {back[r["image"]]: r for r in reference["results"]})
-        ok &= (verdict := common.passed(comparison, args.tolerance))
-        runs.append(
-            {
-                "dtype": dtype,
-                "passed": verdict,
-                "longest_image_path_bytes": max(len(os.fsencode(p)) for p in got),
-                "harness_info": {k: info.get(k) for k in ("device", "dtype", "requested_dtype", "anchors")},
-                "upstream_anchor_ids": reference["anchors"],
-                "upstream_dtype": reference["dtype"],
-                **comparison,
-            }
-        )
-        print(
-            f"{dtype}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
-            f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
-        )
+        runs.append(compare_dtype(args, python, ckpt, root, work, dtype))
+        ok &= runs[-1]["passed"]
     common.write_result(
         args.output,
         {

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,121 @@ def local_greedy(model: Path, image: Path, prompt: str, max_new_tokens: int) -> 
     return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
+@dataclass
+class Context:
+    """What every check needs: the server, the run's common arguments, the model and data, the scratch folder."""
+
+    server: Any
+    base: list[str]
+    served: str
+    model: Path
+    data: Path
+    present: list[str]
+    work: Path
+
+
+def check_generate(ctx: Context) -> dict[str, Any]:
+    """Answers through the server are transformers' greedy answers; usage counts the server's requests."""
+    server, base, served, work = ctx.server, ctx.base, ctx.served, ctx.work
+    model, data, present = ctx.model, ctx.data, ctx.present
+    before = server.posts()
+    done = run([*base, "--mode", "generate", "--model-args", served], work / "generate")
+    results, samples = latest(work / "generate")
+    answers = []
+    for sample in samples:
+        reference = local_greedy(model, data / "FakeBench_images" / sample["sample_id"], sample["prompt"], 64)
+        answers.append({"image": sample["sample_id"], "served": sample["extra"].get("raw_text", sample["text"]),
+                        "transformers_generate": reference})  # fmt: skip
+    identical = sum(a["served"] == a["transformers_generate"] for a in answers)
+    check: dict[str, Any] = {
+        "exit": done.returncode,
+        "samples": len(samples),
+        "failed": sum(1 for s in samples if s["error"]),
+        "answers_identical_to_transformers_generate": identical,
+        "usage_requests": results["usage"]["this_run"]["requests"],
+        "server_requests": server.posts() - before,
+        "answers": answers,
+    }
+    check["ok"] = (
+        done.returncode == 0
+        and check["failed"] == 0
+        and identical == len(samples) == len(present)
+        and check["usage_requests"] == check["server_requests"]
+    )
+    return check
+
+
+def check_score(ctx: Context) -> dict[str, Any]:
+    """No log-probabilities from this server: each sample a kept deterministic failure, not asked again."""
+    server, base, served, work = ctx.server, ctx.base, ctx.served, ctx.work
+    before = server.posts()
+    first = run([*base, "--mode", "score", "--model-args", served], work / "score")
+    asked_first = server.posts() - before
+    _, scored = latest(work / "score")
+    before = server.posts()
+    run([*base, "--mode", "score", "--model-args", served], work / "score")
+    asked_again = server.posts() - before
+    errors = sorted({s["error"] for s in scored if s["error"]})
+    check: dict[str, Any] = {
+        "exit": first.returncode,
+        "samples": len(scored),
+        "errors": errors,
+        "server_requests": asked_first,
+        "server_requests_on_rerun": asked_again,
+        "ok": asked_first == len(scored)
+        and asked_again == 0
+        and errors == ["soft score unavailable: the endpoint returned no log-probabilities"],
+    }
+    return check
+
+
+def check_prefill(ctx: Context) -> dict[str, Any]:
+    """A prefill the server refuses fails with the server's reason."""
+    server, base, served, work = ctx.server, ctx.base, ctx.served, ctx.work
+    before = server.posts()
+    run([*base, "--mode", "score", "--model-args", served + ",prefill=true"], work / "prefill")
+    _, prefill_samples = latest(work / "prefill")
+    message = prefill_samples[0]["error"] or ""
+    check: dict[str, Any] = {
+        "error": message,
+        "server_requests": server.posts() - before,
+        "ok": "HTTP 422 (1 attempt)" in message and "continue_final_message" in message,
+    }
+    return check
+
+
+def check_wrong_model(ctx: Context) -> dict[str, Any]:
+    """A wrong model name: the server's status and message, one attempt."""
+    server, base, work = ctx.server, ctx.base, ctx.work
+    run([*base, "--mode", "generate", "--model-args", f"model=no-such-model,base_url={server.base_url}",
+                 "--limit", "1"], work / "wrong")  # fmt: skip
+    _, wrong_samples = latest(work / "wrong")
+    check: dict[str, Any] = {
+        "error": wrong_samples[0]["error"],
+        "ok": "HTTP " in (wrong_samples[0]["error"] or "") and "(1 attempt)" in (wrong_samples[0]["error"] or ""),
+    }
+    return check
+
+
+def check_held_cache(ctx: Context) -> dict[str, Any]:
+    """A second run on a held cache asks nothing."""
+    server, base, served, work = ctx.server, ctx.base, ctx.served, ctx.work
+    from harness.run_lock import RunLock
+
+    before = server.posts()
+    with RunLock(work / "held" / ".cache" / "responses.sqlite", ["conformance", "holder"]):
+        held = run([*base, "--mode", "generate", "--model-args", served], work / "held")
+    check: dict[str, Any] = {
+        "exit": held.returncode,
+        "stderr": held.stderr.strip().splitlines()[-1:],
+        "server_requests": server.posts() - before,
+        "ok": held.returncode == 2 and server.posts() == before,
+    }
+    return check
+
+
 def main() -> int:
+    """Run every check against a real `transformers serve` and record the outcome."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server-python", default=sys.executable, help="interpreter with transformers[serving]")
     parser.add_argument("--work", type=Path, default=Path("conformance-work/served"), help="scratch folder")
@@ -156,87 +271,13 @@ def main() -> int:
     server = Server(args.server_python, model, work / "server.log")
     checks: dict[str, Any] = {}
     try:
-        base = ["--model", "openai-api", "--tasks", "fakeclass", "--data-root", str(data)]
-        served = f"model={model},base_url={server.base_url}"
-
-        # 1. generate
-        before = server.posts()
-        done = run([*base, "--mode", "generate", "--model-args", served], work / "generate")
-        results, samples = latest(work / "generate")
-        answers = []
-        for sample in samples:
-            reference = local_greedy(model, data / "FakeBench_images" / sample["sample_id"], sample["prompt"], 64)
-            answers.append({"image": sample["sample_id"], "served": sample["extra"].get("raw_text", sample["text"]),
-                            "transformers_generate": reference})  # fmt: skip
-        identical = sum(a["served"] == a["transformers_generate"] for a in answers)
-        checks["generate"] = {
-            "exit": done.returncode,
-            "samples": len(samples),
-            "failed": sum(1 for s in samples if s["error"]),
-            "answers_identical_to_transformers_generate": identical,
-            "usage_requests": results["usage"]["this_run"]["requests"],
-            "server_requests": server.posts() - before,
-            "answers": answers,
-        }
-        checks["generate"]["ok"] = (
-            done.returncode == 0
-            and checks["generate"]["failed"] == 0
-            and identical == len(samples) == len(present)
-            and checks["generate"]["usage_requests"] == checks["generate"]["server_requests"]
-        )
-
-        # 2. score: no log-probabilities from this server, each a kept deterministic failure
-        before = server.posts()
-        first = run([*base, "--mode", "score", "--model-args", served], work / "score")
-        asked_first = server.posts() - before
-        _, scored = latest(work / "score")
-        before = server.posts()
-        run([*base, "--mode", "score", "--model-args", served], work / "score")
-        asked_again = server.posts() - before
-        errors = sorted({s["error"] for s in scored if s["error"]})
-        checks["score"] = {
-            "exit": first.returncode,
-            "samples": len(scored),
-            "errors": errors,
-            "server_requests": asked_first,
-            "server_requests_on_rerun": asked_again,
-            "ok": asked_first == len(scored)
-            and asked_again == 0
-            and errors == ["soft score unavailable: the endpoint returned no log-probabilities"],
-        }
-
-        # 3. prefill refused with the server's reason
-        before = server.posts()
-        run([*base, "--mode", "score", "--model-args", served + ",prefill=true"], work / "prefill")
-        _, prefill_samples = latest(work / "prefill")
-        message = prefill_samples[0]["error"] or ""
-        checks["prefill"] = {
-            "error": message,
-            "server_requests": server.posts() - before,
-            "ok": "HTTP 422 (1 attempt)" in message and "continue_final_message" in message,
-        }
-
-        # 4. a wrong model name: the server's status and message
-        run([*base, "--mode", "generate", "--model-args", f"model=no-such-model,base_url={server.base_url}",
-                     "--limit", "1"], work / "wrong")  # fmt: skip
-        _, wrong_samples = latest(work / "wrong")
-        checks["wrong_model"] = {
-            "error": wrong_samples[0]["error"],
-            "ok": "HTTP " in (wrong_samples[0]["error"] or "") and "(1 attempt)" in (wrong_samples[0]["error"] or ""),
-        }
-
-        # 5. a second run on a held cache asks nothing
-        from harness.run_lock import RunLock
-
-        before = server.posts()
-        with RunLock(work / "held" / ".cache" / "responses.sqlite", ["conformance", "holder"]):
-            held = run([*base, "--mode", "generate", "--model-args", served], work / "held")
-        checks["held_cache"] = {
-            "exit": held.returncode,
-            "stderr": held.stderr.strip().splitlines()[-1:],
-            "server_requests": server.posts() - before,
-            "ok": held.returncode == 2 and server.posts() == before,
-        }
+        ctx = Context(server, ["--model", "openai-api", "--tasks", "fakeclass", "--data-root", str(data)],
+                      f"model={model},base_url={server.base_url}", model, data, present, work)  # fmt: skip
+        checks["generate"] = check_generate(ctx)
+        checks["score"] = check_score(ctx)
+        checks["prefill"] = check_prefill(ctx)
+        checks["wrong_model"] = check_wrong_model(ctx)
+        checks["held_cache"] = check_held_cache(ctx)
     finally:
         version = server.version()
         server.stop()
