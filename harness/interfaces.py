@@ -5,12 +5,14 @@ See ``docs/architecture.md`` for how they meet in a run.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from harness.records import Prediction, Request, Sample, SampleRecord
 
@@ -33,10 +35,44 @@ class ModelAdapter(ABC):  # noqa: B024 - every method has a default; an adapter 
 
     #: Request kinds this adapter serves: ``"score"`` (P(fake)) and/or ``"generate"`` (text).
     request_kinds: ClassVar[frozenset[str]] = frozenset({"score"})
+    #: option names the adapter takes through ``**args`` besides its ``__init__`` parameters (see :meth:`options`)
+    extra_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **args: Any) -> None:
         self.args = dict(args)
         self.device = "cpu"
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """The ``--model-args`` this adapter takes, name -> default (``inspect.Parameter.empty`` when required):
+        the keyword parameters of its ``__init__`` and of its bases' (declared once, where they are used), plus
+        :attr:`extra_options`. ``harness ls models --options`` prints them; :meth:`check_options` holds a run to
+        them."""
+        found: dict[str, Any] = {}
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for name, parameter in inspect.signature(init).parameters.items():
+                if name != "self" and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                    found.setdefault(name, parameter.default)
+        for name in cls.extra_options:
+            found.setdefault(name, None)
+        return found
+
+    @classmethod
+    def check_options(cls, given: dict[str, Any], model_name: str) -> None:
+        """Refuse ``--model-args`` the adapter does not take (a typo would otherwise be recorded and ignored),
+        naming the closest option it does take."""
+        known = cls.options()
+        for name in given:
+            if name not in known:
+                close = difflib.get_close_matches(name, list(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(
+                    f"model {model_name!r} takes no argument {name!r}{hint}; it takes: {', '.join(sorted(known))} "
+                    f"(`harness ls models --options`)"
+                )
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Fail fast, before any data work, when what :meth:`setup` needs is absent: raise
@@ -147,6 +183,8 @@ class Task(ABC):
     #: the generator columns of CNNDetection / AIGCDetectBenchmark / SynthWildX / FakeBench) or
     #: ``"subsets"`` (every subset, real ones included: AntifakePrompt's per-folder accuracies).
     average_over: ClassVar[str] = "generators"
+    #: ability: the task reads ``--data-root hf:SOURCE`` itself (else :mod:`harness.hf_data` serves its samples)
+    reads_hf_source: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:
@@ -264,6 +302,8 @@ class Metric(ABC):
     #: while it calls the model (:func:`harness.metrics_runner.make_metric_calls`); aggregation, the bootstrap and
     #: the report never call: a sample without a value is left out and counted.
     makes_calls: ClassVar[bool] = False
+    #: ability: the value is the mean of the per-sample values (the bootstrap resamples those, calling nothing)
+    mean_of_per_sample: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
@@ -344,3 +384,52 @@ class Trainer(ABC):
         self, train: Sequence[Sample], val: Sequence[Sample], out_dir: Path, task_name: str, resume: bool = True
     ) -> dict[str, Any]:
         """Train, write the checkpoint into ``out_dir`` and return a summary dict."""
+
+
+# -- optional abilities: what a component may offer beyond its base class, checked with isinstance ----------------
+
+
+@runtime_checkable
+class ArrayMetric(Protocol):
+    """A metric computable from arrays of labels and scores: the bootstrap resamples arrays, not records."""
+
+    def from_arrays(self, labels: Any, scores: Any, context: MetricContext | None = None) -> float | None:
+        """The metric of these labels (0/1) and scores (P(fake))."""
+        ...
+
+
+@runtime_checkable
+class FastArrayMetric(Protocol):
+    """An :class:`ArrayMetric` with a faster equivalent for many resamples (same value, tested)."""
+
+    def fast_from_arrays(self, labels: Any, scores: Any, context: MetricContext | None = None) -> float | None:
+        """As ``from_arrays``, faster."""
+        ...
+
+
+@runtime_checkable
+class WeightedMetric(Protocol):
+    """A metric that takes sample weights: every bootstrap resample at once, as a matrix of counts."""
+
+    def from_weights(self, labels: Any, scores: Any, weights: Any, context: MetricContext | None = None) -> Any:
+        """The metric under each row of ``weights`` (resample counts per sample)."""
+        ...
+
+
+@runtime_checkable
+class ReportsCalls(Protocol):
+    """A component that makes paid calls of its own (an LLM judge metric) and says how many: usage counts them."""
+
+    def judge_usage(self) -> dict[str, Any] | None:
+        """Requests, tokens and cost of the calls made so far (``None``: none)."""
+        ...
+
+
+@runtime_checkable
+class Thresholded(Protocol):
+    """A metric whose value depends on a threshold chosen elsewhere (on the validation split): the threshold is
+    part of a cached bootstrap interval's key."""
+
+    def threshold(self, context: MetricContext | None) -> Any:
+        """The threshold in use under ``context``."""
+        ...

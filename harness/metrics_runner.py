@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from harness.bootstrap import stratified_bootstrap_ci
-from harness.interfaces import Metric, MetricContext, MetricValue
+from harness.interfaces import (
+    ArrayMetric,
+    FastArrayMetric,
+    Metric,
+    MetricContext,
+    MetricValue,
+    Thresholded,
+    WeightedMetric,
+)
 from harness.records import FAKE, REAL, SampleRecord
 
 
@@ -85,8 +93,14 @@ def bootstrap_interval(
     cached with the labels and scores it came from (``context.intervals``): a rerun with the same records
     reuses it."""
     labels = np.array([r.label for r in records])
-    from_weights = getattr(metric, "from_weights", None)
-    from_arrays = getattr(metric, "fast_from_arrays", None) or getattr(metric, "from_arrays", None)
+    from_weights = metric.from_weights if isinstance(metric, WeightedMetric) else None
+    from_arrays = (
+        metric.fast_from_arrays
+        if isinstance(metric, FastArrayMetric)
+        else metric.from_arrays
+        if isinstance(metric, ArrayMetric)
+        else None
+    )
     if from_arrays is not None:
         scores = np.array([r.score for r in records], dtype=np.float64)
         key = _interval_key(metric, labels, scores, n_resamples, context)
@@ -103,7 +117,7 @@ def bootstrap_interval(
         if context.intervals is not None and key:
             context.intervals.put(key, interval or [])
         return interval
-    if getattr(metric, "mean_of_per_sample", False):
+    if metric.mean_of_per_sample:
         # a mean of per-sample values: resample the samples that have one (those without are left out of the
         # value too, e.g. judge failures); never recomputed, so a metric that makes calls makes none here
         having = [r for r in records if r.metrics.get(metric.name) is not None]
@@ -145,8 +159,7 @@ def _interval_key(
     labels and scores, the resamples and the seed."""
     import hashlib
 
-    threshold = getattr(metric, "threshold", None)
-    extra = repr(threshold(context)) if callable(threshold) else ""
+    extra = repr(metric.threshold(context)) if isinstance(metric, Thresholded) else ""
     digest = hashlib.sha256()
     for part in (metric.name, type(metric).__qualname__, extra, str(n_resamples), str(context.seed)):
         digest.update(part.encode() + b"\0")

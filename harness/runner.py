@@ -28,7 +28,7 @@ from harness.distributed import rank_world
 from harness.executors import ModelSession, Records, choose_executor
 from harness.fingerprint import hash_obj, rehashing
 from harness.hf_data import is_hf_source, serve_from_hub
-from harness.interfaces import Metric, MetricContext, ModelAdapter, Task
+from harness.interfaces import Metric, MetricContext, ModelAdapter, ReportsCalls, Task
 from harness.metrics_runner import make_metric_calls
 from harness.names import check_name
 from harness.planning import RunError, check_gen_kwargs, plan_split, say_samples
@@ -229,6 +229,8 @@ def build_model(plugins: HarnessPlugins, name: str, args: dict[str, Any]) -> tup
     """Construct the adapter registered as ``name``; returns it and its canonical name."""
     manifest = plugins.get("model", name)
     cls = manifest.load()
+    if isinstance(cls, type) and issubclass(cls, ModelAdapter):
+        cls.check_options(args, manifest.name)  # a misspelt option is an error, not a recorded no-op
     try:
         model = cls(**{**manifest.options, **args})
     except TypeError as exc:
@@ -244,7 +246,7 @@ def build_task(
     manifest = plugins.get("task", name)
     cls = manifest.load()
     kwargs = {**manifest.options, **(task_args or {})}
-    from_hub = is_hf_source(data_root) and not getattr(cls, "reads_hf_source", False)
+    from_hub = is_hf_source(data_root) and not cls.reads_hf_source
     if data_root and not from_hub:
         kwargs["data_root"] = data_root
     task = cls(**kwargs)
@@ -421,7 +423,7 @@ class Evaluator:
         )
         make_metric_calls(started.metrics, records, context)  # the judges' calls, once, with the model's
         for metric in started.metrics:  # the judge metrics' calls, counted like the model's
-            used = getattr(metric, "judge_usage", lambda: None)()
+            used = metric.judge_usage() if isinstance(metric, ReportsCalls) else None
             if used:
                 judges[metric.name] = used
         answered = AnsweredTask(

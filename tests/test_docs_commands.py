@@ -65,3 +65,40 @@ def test_a_documented_command_parses(where, argv, capsys):
         parser.parse_args(argv)
     except SystemExit as exit_:
         assert exit_.code == 0, f"{where}: `harness {shlex.join(argv)}` does not parse: {capsys.readouterr().err}"
+
+
+def documented_model_args() -> list[tuple[str, str, list[str]]]:
+    """(where, model, --model-args keys) of every documented `harness run` that names both."""
+    from harness.cli_args import merged_kv
+
+    parser = build_parser(HarnessPlugins())
+    found = []
+    for where, argv in COMMANDS:
+        if argv[:1] != ["run"]:
+            continue
+        args = parser.parse_args(argv)
+        if args.model and args.model_args and not any("{" in spec or "…" in spec for spec in args.model_args):
+            found.append((where, args.model, sorted(merged_kv(args.model_args, "--model-args"))))
+    return found
+
+
+MODEL_ARGS = documented_model_args()
+
+
+@pytest.mark.parametrize(("where", "model", "keys"), MODEL_ARGS, ids=[w for w, _, _ in MODEL_ARGS])
+def test_a_documented_model_argument_is_one_the_adapter_takes(where, model, keys):
+    """Issue #26 item 12 / #27: --model-args are checked against what the adapter declares; every documented one
+    must be among them (a renamed option would otherwise leave the docs running into an error)."""
+    plugins = HarnessPlugins()
+    manifest = plugins.get("model", model)
+    known = manifest.load().options()
+    assert set(keys) <= set(known), f"{where}: {model} takes no {sorted(set(keys) - set(known))}"
+
+
+def test_model_argument_checking_names_the_closest_option():
+    from harness.plugins.fredect import FreDect
+
+    with pytest.raises(ValueError, match=r"takes no argument 'chekpoint' \(did you mean checkpoint\?\)"):
+        FreDect.check_options({"chekpoint": "x"}, "fredect")
+    FreDect.check_options({"checkpoint": "x", "path": "y"}, "fredect")
+    assert len(MODEL_ARGS) > 5

@@ -7,6 +7,7 @@ import ast
 import importlib
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -141,3 +142,40 @@ def test_the_documented_package_builds_installs_and_registers(tmp_path):
         env={**__import__("os").environ, "PYTHONPATH": str(site), "HARNESS_LOAD_PLUGINS": "my_plugin"},
     )  # fmt: skip
     assert listing.returncode == 0 and "brightness" in listing.stdout, listing.stderr
+
+
+def test_every_optional_ability_is_declared_and_documented():
+    """Issue #27 item 3: abilities are protocols or attributes in interfaces.py, each in docs/plugins.md's table,
+    and the core reads none of them with getattr."""
+    from typing import Protocol
+
+    from harness import interfaces
+
+    protocols = [
+        name
+        for name, value in vars(interfaces).items()
+        if isinstance(value, type) and value.__module__ == interfaces.__name__ and Protocol in value.__mro__
+    ]
+    assert {"ArrayMetric", "FastArrayMetric", "WeightedMetric", "ReportsCalls", "Thresholded"} <= set(protocols)
+    text = DOC.read_text(encoding="utf-8")
+    table = text[text.index("### Optional abilities") :]
+    for name in [*protocols, "mean_of_per_sample", "reads_hf_source", "requires_task", "extra_options", "flags="]:
+        assert name in table, f"{name} is not in docs/plugins.md's table of abilities"
+    core = Path(interfaces.__file__).parent
+    words = ("from_arrays", "from_weights", "judge_usage", "mean_of_per_sample", "reads_hf_source", "requires_task",
+             "threshold")  # fmt: skip
+    for path in core.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        for word in words:
+            assert f'"{word}"' not in source or "getattr" not in source.split(f'"{word}"')[0][-40:], (path, word)
+
+
+def test_ls_models_options_lists_each_adapters_arguments():
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "ls", "models", "--options", "--json"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    options = json.loads(result.stdout)
+    assert options["fredect"]["options"] == {"checkpoint": None, "path": None}
+    assert options["cnnspot"]["options"]["crop"] == 224 and "python" in options["fakescope-llava"]["options"]
+    assert options["llava-1.5"]["options"]["path"] == "llava-hf/llava-1.5-7b-hf", "the manifest's default shows"

@@ -18,6 +18,11 @@ def add_parser(sub: Any, plugins: HarnessPlugins) -> None:
     ls = sub.add_parser("ls", help="list registered models, tasks, metrics, trainers or judges")
     ls.add_argument("kind", nargs="?", choices=KINDS, help="which registry to list (default: every one)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument(
+        "--options",
+        action="store_true",
+        help="models: also each adapter's --model-args and their defaults (imports the adapters' modules)",
+    )
     add_include_path(ls)
     ls.set_defaults(func=cmd_ls)
 
@@ -27,6 +32,8 @@ def cmd_ls(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     from tabulate import tabulate
 
     kinds = [args.kind[:-1]] if args.kind else [k[:-1] for k in KINDS]
+    if getattr(args, "options", False):
+        return print_model_options(plugins, args.json)
     if args.json:
         print(json.dumps([m.as_dict() for kind in kinds for m in plugins.registry.manifests(kind)], indent=2))
         return 0
@@ -45,4 +52,39 @@ def cmd_ls(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         )
     for warning in plugins.registry.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def model_options(plugins: HarnessPlugins) -> dict[str, dict[str, Any]]:
+    """Each registered model's ``--model-args`` (name -> default, ``None`` for "required or none"), or the
+    reason its adapter cannot be imported here."""
+    import inspect
+
+    from harness.registry import RegistryError
+
+    found: dict[str, dict[str, Any]] = {}
+    for manifest in plugins.registry.manifests("model"):
+        try:
+            cls = manifest.load()
+        except RegistryError as exc:
+            found[manifest.name] = {"error": str(exc)}
+            continue
+        options = cls.options() if hasattr(cls, "options") else {}
+        defaults = {**{k: (None if v is inspect.Parameter.empty else v) for k, v in options.items()}}
+        found[manifest.name] = {"options": {k: manifest.options.get(k, v) for k, v in sorted(defaults.items())}}
+    return found
+
+
+def print_model_options(plugins: HarnessPlugins, as_json: bool) -> int:
+    """``harness ls models --options``."""
+    found = model_options(plugins)
+    if as_json:
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    for name, entry in found.items():
+        if "error" in entry:
+            print(f"{name}: (cannot import here: {entry['error']})")
+            continue
+        shown = ", ".join(f"{k}={v!r}" if v is not None else k for k, v in entry["options"].items())
+        print(f"{name}: {shown}")
     return 0

@@ -44,8 +44,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
         action="append",
         default=[],
         metavar="K=V,...",
-        help="adapter arguments, e.g. checkpoint=DIR,batch=8 (values parsed as JSON when possible), or one JSON "
-        "object; given twice, both apply (a key given twice is an error)",
+        help="adapter arguments, e.g. checkpoint=DIR,decode=torchvision (values parsed as JSON when possible), or one "
+        "JSON object; given twice, both apply (a key given twice is an error); `harness ls models --options` lists "
+        "what each adapter takes, and any other key is an error",
     )
     group.add_argument(
         "--mode",

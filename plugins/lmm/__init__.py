@@ -100,6 +100,12 @@ class LmmAdapter(ModelAdapter):
     #: a package the backend imports that the harness's own environment normally lacks
     upstream_module: str | None = None
 
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """The adapter's own options and its backend's (``backend_args``, passed on to the backend)."""
+        own = super().options()
+        return {**own, **{name: None for name in cls.backend_args if name not in own}}
+
     def __init__(
         self,
         path: str | None = None,
@@ -116,7 +122,7 @@ class LmmAdapter(ModelAdapter):
                 f"{self.display} needs --model-args checkpoint=DIR (or path=DIR: a local checkpoint folder or a "
                 "hub id already in the local Hugging Face cache)"
             )
-        unknown = set(args) - set(self.backend_args)
+        unknown = set(args) - set(self.backend_args)  # (the runner checked already; this guards direct use)
         if unknown:
             raise ValueError(
                 f"unknown model arguments {sorted(unknown)}; known: checkpoint (or path), python, max_new_tokens, "
