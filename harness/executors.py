@@ -31,7 +31,7 @@ from harness.interfaces import ModelAdapter, ModelLoadError
 from harness.planning import SplitPlan
 from harness.progress import progress_bar
 from harness.records import Prediction, Request, SampleRecord
-from harness.streaming import RequestStream, describe_error, normalise_prediction
+from harness.streaming import RequestStream, describe_error
 from harness.threads import ThreadPlan, apply_threads, plan_threads
 from harness.work import RecordMaker, WorkItem
 
@@ -236,7 +236,7 @@ class BatchedExecutor(Executor):
         if not inputs:
             return []
         try:
-            return self._predictions(self._invoke(inputs, mode), len(inputs))
+            return self._invoke(inputs, mode)
         except Exception as exc:  # noqa: BLE001
             if self.session.auto_batch is not None and len(inputs) > 1 and _is_out_of_memory(exc):
                 raise _OutOfMemory() from exc
@@ -245,20 +245,13 @@ class BatchedExecutor(Executor):
         predictions = []
         for item, request in zip(inputs, requests, strict=False):
             try:
-                predictions.extend(self._predictions(self._invoke([item], mode), 1))
+                predictions.extend(self._invoke([item], mode))
             except Exception as exc:  # noqa: BLE001
                 predictions.append(Prediction(error=describe_error(exc, request)))
         return predictions
 
-    def _invoke(self, inputs: list[Any], mode: str) -> Sequence[Any]:
-        return self.model.score_batch(inputs) if mode == "score" else self.model.generate_batch(inputs)
-
-    @staticmethod
-    def _predictions(outputs: Sequence[Any], expected: int) -> list[Prediction]:
-        outputs = list(outputs)
-        if len(outputs) != expected:
-            raise RuntimeError(f"model returned {len(outputs)} outputs for {expected} inputs")
-        return [normalise_prediction(out) for out in outputs]
+    def _invoke(self, inputs: list[Any], mode: str) -> list[Prediction]:
+        return self.model.answer(inputs, "score" if mode == "score" else "generate")
 
 
 class ShardedExecutor(BatchedExecutor):

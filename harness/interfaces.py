@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from harness.records import Prediction, Request, Sample, SampleRecord
+from harness.records import Prediction, Request, RequestKind, Sample, SampleRecord
 
 
 class ModelLoadError(RuntimeError):
@@ -114,6 +114,22 @@ class ModelAdapter(ABC):  # noqa: B024 - every method has a default; an adapter 
         runner then streams requests through :meth:`answer_one` (:mod:`harness.streaming`) instead of batching
         them, independent of ``--batch-size``. ``0`` (default): a batched model."""
         return 0
+
+    def answer(self, inputs: Sequence[Any], kind: RequestKind) -> list[Prediction]:
+        """The one way the harness asks a batched model (do not override): :meth:`score_batch` or
+        :meth:`generate_batch` by ``kind``, its outputs checked (one per input; each a :class:`Prediction`, a text,
+        or a P(fake) in [0, 1], anything else that sample's error) and returned as predictions."""
+        if kind not in self.request_kinds:
+            raise ValueError(f"{type(self).__name__} serves {sorted(self.request_kinds)}, not {kind!r} requests")
+        outputs = list(self.score_batch(inputs) if kind == "score" else self.generate_batch(inputs))
+        if len(outputs) != len(inputs):
+            raise RuntimeError(f"model returned {len(outputs)} outputs for {len(inputs)} inputs")
+        return [Prediction.of(out) for out in outputs]
+
+    def answer_request(self, prepared: Any, kind: RequestKind) -> Prediction:
+        """The one way the harness asks a request-bound model (do not override): :meth:`answer_one`, checked as
+        :meth:`answer` checks a batch."""
+        return Prediction.of(self.answer_one(prepared, kind))
 
     def answer_one(self, prepared: Any, mode: str) -> Any:
         """One prepared request's answer (a :class:`~harness.records.Prediction`, a P(fake) or a text), called

@@ -110,6 +110,22 @@ class Prediction:
         """True when the model answered without error."""
         return self.error is None
 
+    @classmethod
+    def of(cls, out: Any) -> Prediction:
+        """A model's output as a prediction: itself, a text, or a P(fake) checked to lie in [0, 1] (anything else,
+        NaN included, is that sample's error)."""
+        if isinstance(out, Prediction):
+            return out
+        if isinstance(out, str):
+            return cls(text=out)
+        try:
+            value = float(out)
+        except (TypeError, ValueError):
+            return cls(error=f"model returned {type(out).__name__} {out!r}, not a P(fake), a text or a Prediction")
+        if value != value or not 0.0 <= value <= 1.0:
+            return cls(error=f"model returned an invalid P(fake) {out!r}")
+        return cls(score=value)
+
 
 @dataclass
 class SampleRecord:

@@ -34,18 +34,6 @@ def describe_error(exc: BaseException, request: Request) -> str:
     return message if where in message else f"{where}: {message}"
 
 
-def normalise_prediction(out: Any) -> Prediction:
-    """A model's output as a :class:`Prediction`: itself, a text, or a P(fake) checked to lie in [0, 1]."""
-    if isinstance(out, Prediction):
-        return out
-    if isinstance(out, str):
-        return Prediction(text=out)
-    value = float(out)
-    if value != value or not 0.0 <= value <= 1.0:
-        return Prediction(error=f"model returned an invalid P(fake) {out!r}")
-    return Prediction(score=value)
-
-
 class RequestStream:
     """Up to ``limit`` requests of one model in flight; submit work items, get futures of their answers."""
 
@@ -69,7 +57,9 @@ class RequestStream:
         start = time.perf_counter()
         request: Request = item.request
         try:
-            prediction = normalise_prediction(self.model.answer_one(self.model.prepare(request), mode))
+            prediction = self.model.answer_request(
+                self.model.prepare(request), "score" if mode == "score" else "generate"
+            )
         except Exception as exc:  # noqa: BLE001 - the error stays with its sample
             prediction = Prediction(error=describe_error(exc, request))
         seconds = time.perf_counter() - start

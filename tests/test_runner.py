@@ -255,3 +255,26 @@ def test_reporting_calls_neither_the_model_nor_a_judge(aigi_mini, tmp_path, monk
     config = RunConfig(model="noop", tasks="aigi-mini", limit=40, output_dir=tmp_path, progress=False, bootstrap=50)
     [outcome] = Evaluator(config, HarnessPlugins(load_entrypoints=False)).run()
     assert outcome.status == "done" and outcome.metrics["auc"]["ci"] is not None
+
+
+def test_the_base_answer_method_checks_what_an_adapter_returns():
+    """Issue #27 item 3: the harness asks every batched model through ModelAdapter.answer, which checks the
+    adapter's outputs: one per input, each a Prediction, a text or a P(fake) in [0, 1]; anything else is that
+    sample's error, a kind the model does not serve is refused."""
+    from harness.interfaces import ModelAdapter
+    from harness.records import Prediction
+
+    class Loose(ModelAdapter):
+        request_kinds = frozenset({"score"})
+
+        def score_batch(self, inputs):
+            return [0.25, 1.5, float("nan"), None, Prediction(score=0.5, extra={"k": 1}), "text"]
+
+    [ok, high, nan, none, kept, text] = Loose().answer(list(range(6)), "score")
+    assert ok.score == 0.25 and kept.extra == {"k": 1} and text.text == "text"
+    assert "invalid P(fake) 1.5" in high.error and "invalid P(fake) nan" in nan.error
+    assert "NoneType None, not a P(fake)" in none.error
+    with pytest.raises(RuntimeError, match="6 outputs for 2 inputs"):
+        Loose().answer([1, 2], "score")
+    with pytest.raises(ValueError, match="serves \\['score'\\], not 'generate'"):
+        Loose().answer([1], "generate")
