@@ -236,8 +236,8 @@ class InMemoryLlava(LlavaAdapter):
         """Nothing on disk to check: the weights are built in memory."""
 
     def setup(self, device: str = "cpu") -> None:
-        self.device, self.backend = device, BENCH_BACKEND
-        self.info = self.backend.info()
+        self.device, self.engine.backend = device, BENCH_BACKEND  # an in-process engine over the built backend
+        self.info = self.engine.info = BENCH_BACKEND.info()
 
 
 # -- modes -------------------------------------------------------------------------------------------

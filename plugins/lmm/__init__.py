@@ -35,41 +35,20 @@ Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio`
 
 from __future__ import annotations
 
-import base64
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.checkpoints import checkpoint_argument
-from harness.images import HIGH_BIT_MODES, file_metadata, load_image
+from harness.images import load_image
 from harness.interfaces import ModelAdapter, ModelLoadError
-from harness.records import Prediction, Request
+from harness.plugins.lmm.engines import Engine, InProcessEngine, WorkerEngine
+from harness.records import Request
 
 _SCORING_ARGS = ("dtype", "fake", "real", "multi_token", "method")
 _HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation", "compile")
 _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
-
-
-def high_bit_depth(sample: Any) -> bool:
-    """Whether the sample's image is 16-bit, 32-bit integer or float (from the listing's metadata, else its
-    header: a file or in-memory bytes)."""
-    mode = (sample.metadata or {}).get("mode")
-    if mode is None:  # a path or in-memory bytes: read the header
-        try:
-            mode = file_metadata(sample.image)["mode"]
-        except Exception:  # noqa: BLE001 - unreadable: load_image already raised for it
-            return False
-    return mode in HIGH_BIT_MODES
-
-
-def png_bytes(image: Any) -> bytes:
-    """A decoded image as PNG bytes (lossless)."""
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def looks_like_hub_id(path: str) -> bool:
@@ -135,8 +114,12 @@ class LmmAdapter(ModelAdapter):
         self.path, self.python, self.max_new_tokens = path, python, int(max_new_tokens)
         self.request_timeout = request_timeout
         self.backend_kwargs = {k: v for k, v in args.items() if k in self.backend_args}
-        self.backend: Any = None
-        self.worker: Any = None
+        #: where the backend runs: here, or in a worker of the ``python=`` environment
+        self.engine: Engine = (
+            WorkerEngine(str(python), self.backend_spec, request_timeout, self.display)
+            if python
+            else InProcessEngine(self.backend_spec)
+        )
         self.info: dict[str, Any] = {}
         self._weights_sha256: str | None = None
 
@@ -184,8 +167,8 @@ class LmmAdapter(ModelAdapter):
         """Before any data work: the weights, the worker interpreter and its packages, or the upstream package
         in-process."""
         self.check_weights_present()
-        if self.python:
-            if not Path(self.python).expanduser().exists():
+        if not self.engine.local:
+            if not Path(str(self.python)).expanduser().exists():
                 raise ModelLoadError(f"{self.display}: worker interpreter {self.python} not found. " + self._env_hint())
             missing = self._missing_in_worker_env()
             if missing:
@@ -233,31 +216,20 @@ class LmmAdapter(ModelAdapter):
 
     def computes_here(self) -> bool:
         """In-process unless the model runs in a worker environment (``python=...``)."""
-        return not self.python
+        return self.engine.local
 
     def setup(self, device: str = "cpu") -> None:
         """Load the backend in-process, or start the worker (which resolves ``auto`` with its own torch)."""
         from harness.devices import resolve_device
 
         self.check()
-        self.device = device if self.python else resolve_device(device)
-        args = {"path": str(self.path), "device": self.device, **self.backend_kwargs}
-        if self.python:
-            from harness.plugins.lmm.worker_client import WorkerClient, WorkerCrashed, WorkerError
-
-            self.worker = WorkerClient(self.python, self.backend_spec, args, request_timeout=self.request_timeout)
-            try:
-                self.info = {**self.worker.start(), "isolated_worker": True}
-            except (WorkerError, WorkerCrashed) as exc:
-                self.worker.close()
-                hint = f" {self._env_hint()}" if "ModuleNotFoundError" in str(exc) else ""
-                raise ModelLoadError(
-                    f"{self.display}: the worker ({self.python}) could not load {self.path}: {exc}.{hint}"
-                ) from exc
-            self.device = self.info.get("device", self.device)
-        else:
-            self.backend = self._backend_class()(**args)
-            self.info = self.backend.info()
+        self.device = resolve_device(device) if self.engine.local else device
+        try:
+            self.info = self.engine.start(str(self.path), self.device, self.backend_kwargs)
+        except ModelLoadError as exc:
+            hint = f". {self._env_hint()}" if "ModuleNotFoundError" in str(exc) else ""
+            raise ModelLoadError(f"{exc}{hint}") from exc
+        self.device = self.info.get("device", self.device)
 
     def check_weights_present(self) -> None:
         """A local folder, or a hub id whose files are in the local Hugging Face cache; else a clear error
@@ -278,33 +250,15 @@ class LmmAdapter(ModelAdapter):
             )
         raise ModelLoadError(f"{self.display}: no checkpoint folder at {str(local)!r} (--model-args path=...)")
 
-    def _backend_class(self) -> Any:
-        import importlib
-
-        module, _, cls = self.backend_spec.partition(":")
-        return getattr(importlib.import_module(f"harness.plugins.lmm.backends.{module}"), cls)
-
     def close(self) -> None:
         """Stop the worker, if any."""
-        if self.worker is not None:
-            self.worker.close()
+        self.engine.close()
 
     # -- requests ----------------------------------------------------------------------------
     def prepare(self, request: Request) -> tuple[Any, str | None]:
         """Decode the image here (so bad files fail as that sample); ship a path or bytes to a worker;
         for scoring with a fixed-size image encoding, also run the image processor here."""
-        image = load_image(request.sample)
-        if self.python:
-            source = request.sample.image
-            if high_bit_depth(request.sample):  # the worker's PIL would clip it: send the 8-bit pixels decoded here
-                return {"b64": base64.b64encode(png_bytes(image)).decode("ascii")}, request.prompt
-            if isinstance(source, bytes):
-                return {"b64": base64.b64encode(source).decode("ascii")}, request.prompt
-            return str(Path(source).resolve()), request.prompt
-        if request.kind == "score" and getattr(self.backend, "fixed_image_tokens", False):
-            # pixels made here, in the runner's worker threads, while the model runs on the previous batch
-            return self.backend.prepare_pixels(image), request.prompt
-        return image, request.prompt
+        return self.engine.item(request, load_image(request.sample)), request.prompt
 
     def cost(self, request: Request) -> float | None:
         """Answers: the prompt's length (similar lengths share a padded batch); scores: all alike."""
@@ -312,31 +266,11 @@ class LmmAdapter(ModelAdapter):
 
     def score_batch(self, inputs: Sequence[tuple[Any, str | None]]) -> list[Any]:
         """P(fake) per image by soft-scoring."""
-        if self.worker is not None:
-            return self._from_worker("score", inputs)
-        return self.backend.score([image for image, _ in inputs])
+        return self.engine.score([item for item, _ in inputs])
 
     def generate_batch(self, inputs: Sequence[tuple[Any, str | None]]) -> list[Any]:
         """Greedy answers to each request's prompt."""
-        options = {"max_new_tokens": self.max_new_tokens}
-        if self.worker is not None:
-            return self._from_worker("generate", inputs, options)
-        return self.backend.generate([i for i, _ in inputs], [p or "" for _, p in inputs], **options)
-
-    def _from_worker(
-        self, op: str, inputs: Sequence[tuple[Any, str | None]], options: dict[str, Any] | None = None
-    ) -> list[Prediction]:
-        items = [{"image": image, "prompt": prompt} for image, prompt in inputs]
-        results = self.worker.request(op, items, options)
-        out = []
-        for result in results:
-            if "error" in result:
-                out.append(Prediction(error=f"worker: {result['error']}"))
-            elif op == "score":
-                out.append(Prediction(score=float(result["score"])))
-            else:
-                out.append(Prediction(text=result["text"]))
-        return out
+        return self.engine.generate([i for i, _ in inputs], [p or "" for _, p in inputs], self.max_new_tokens)
 
 
 class LlavaAdapter(LmmAdapter):
