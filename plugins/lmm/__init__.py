@@ -71,7 +71,9 @@ class LmmAdapter(ModelAdapter):
 
     request_kinds = frozenset({"score", "generate"})
     backend_spec = "llava:LlavaBackend"
-    display = "LLaVA-1.5"
+    #: the registry names this adapter serves, as its error messages name the model (not the served model's own
+    #: name, which is :meth:`display_name`)
+    names = "LLaVA-1.5"
     backend_args: tuple[str, ...] = _HF_ARGS
     requires_remote_code = False
     #: the ``harness env create`` recipe of its worker environment, for hints
@@ -94,11 +96,11 @@ class LmmAdapter(ModelAdapter):
         checkpoint: str | None = None,
         **args: Any,
     ) -> None:
-        path = checkpoint_argument(self.display, checkpoint, path)
+        path = checkpoint_argument(self.names, checkpoint, path)
         super().__init__(path=path, python=python, max_new_tokens=max_new_tokens, **args)
         if not path:
             raise ValueError(
-                f"{self.display} needs --model-args checkpoint=DIR (or path=DIR: a local checkpoint folder or a "
+                f"{self.names} needs --model-args checkpoint=DIR (or path=DIR: a local checkpoint folder or a "
                 "hub id already in the local Hugging Face cache)"
             )
         unknown = set(args) - set(self.backend_args)  # (the runner checked already; this guards direct use)
@@ -110,13 +112,13 @@ class LmmAdapter(ModelAdapter):
         if self.requires_remote_code:
             from harness.plugins.lmm.backends.hf_vlm import require_remote_code
 
-            require_remote_code(args.get("trust_remote_code"), self.display)
+            require_remote_code(args.get("trust_remote_code"), self.names)
         self.path, self.python, self.max_new_tokens = path, python, int(max_new_tokens)
         self.request_timeout = request_timeout
         self.backend_kwargs = {k: v for k, v in args.items() if k in self.backend_args}
         #: where the backend runs: here, or in a worker of the ``python=`` environment
         self.engine: Engine = (
-            WorkerEngine(str(python), self.backend_spec, request_timeout, self.display)
+            WorkerEngine(str(python), self.backend_spec, request_timeout, self.names)
             if python
             else InProcessEngine(self.backend_spec)
         )
@@ -169,11 +171,11 @@ class LmmAdapter(ModelAdapter):
         self.check_weights_present()
         if not self.engine.local:
             if not Path(str(self.python)).expanduser().exists():
-                raise ModelLoadError(f"{self.display}: worker interpreter {self.python} not found. " + self._env_hint())
+                raise ModelLoadError(f"{self.names}: worker interpreter {self.python} not found. " + self._env_hint())
             missing = self._missing_in_worker_env()
             if missing:
                 raise ModelLoadError(
-                    f"{self.display}: the worker environment of {self.python} lacks "
+                    f"{self.names}: the worker environment of {self.python} lacks "
                     f"{', '.join(missing)}. " + self._env_hint()
                 )
         elif self.upstream_module:
@@ -181,7 +183,7 @@ class LmmAdapter(ModelAdapter):
 
             if importlib.util.find_spec(self.upstream_module) is None:
                 raise ModelLoadError(
-                    f"{self.display} runs upstream's {self.upstream_module!r} package, which this "
+                    f"{self.names} runs upstream's {self.upstream_module!r} package, which this "
                     f"Python lacks. " + self._env_hint()
                 )
 
@@ -202,7 +204,7 @@ class LmmAdapter(ModelAdapter):
         )
         if result.returncode != 0:
             raise ModelLoadError(
-                f"{self.display}: the worker interpreter {self.python} does not run: {result.stderr.strip()[-500:]}"
+                f"{self.names}: the worker interpreter {self.python} does not run: {result.stderr.strip()[-500:]}"
             )
         return [m for m in result.stdout.strip().split(",") if m]
 
@@ -243,12 +245,12 @@ class LmmAdapter(ModelAdapter):
             if hub_snapshot(self.path) is not None:
                 return
             raise ModelLoadError(
-                f"{self.display}: {self.path!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                f"{self.names}: {self.path!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
                 f"and nothing is downloaded during a run. Fetch it on a machine with network access "
                 f"(`hf download {self.path}`, with HF_HOME pointing at the cache this machine reads) or pass "
                 f"--model-args path=DIR of a local copy."
             )
-        raise ModelLoadError(f"{self.display}: no checkpoint folder at {str(local)!r} (--model-args path=...)")
+        raise ModelLoadError(f"{self.names}: no checkpoint folder at {str(local)!r} (--model-args path=...)")
 
     def close(self) -> None:
         """Stop the worker, if any."""
@@ -277,7 +279,7 @@ class LlavaAdapter(LmmAdapter):
     """``fakescope-llava`` / ``llava-1.5``: LLaVA-1.5 in Hugging Face format."""
 
     backend_spec = "llava:LlavaBackend"
-    display = "fakescope-llava / llava-1.5"
+    names = "fakescope-llava / llava-1.5"
 
 
 class Owl2Adapter(LmmAdapter):
@@ -288,7 +290,7 @@ class Owl2Adapter(LmmAdapter):
     """
 
     backend_spec = "owl2:Owl2Backend"
-    display = "fakescope-owl2 / mplug-owl2"
+    names = "fakescope-owl2 / mplug-owl2"
     backend_args = _SCORING_ARGS + ("score_prompt", "chat_template", "image_aspect_ratio")
     env_recipe = "mplug-owl2"
     upstream_module = "mplug_owl2"
@@ -298,21 +300,21 @@ class InstructBlipAdapter(LmmAdapter):
     """``instructblip-vicuna-7b``: InstructBLIP (Vicuna-7B) through transformers."""
 
     backend_spec = "instructblip:InstructBlipBackend"
-    display = "instructblip-vicuna-7b"
+    names = "instructblip-vicuna-7b"
 
 
 class IdeficsAdapter(LmmAdapter):
     """``idefics-instruct``: IDEFICS-Instruct through transformers."""
 
     backend_spec = "idefics:IdeficsBackend"
-    display = "idefics-instruct"
+    names = "idefics-instruct"
 
 
 class QwenVlAdapter(LmmAdapter):
     """``qwen-vl-chat``: Qwen-VL-Chat through its repository's code (``trust_remote_code=true``)."""
 
     backend_spec = "qwen_vl:QwenVlBackend"
-    display = "qwen-vl-chat"
+    names = "qwen-vl-chat"
     backend_args = _REMOTE_ARGS + ("system",)
     requires_remote_code = True
     env_recipe = "qwen-vl-chat"
@@ -322,7 +324,7 @@ class XComposer2Adapter(LmmAdapter):
     """``internlm-xcomposer2-vl``: InternLM-XComposer2-VL through its repository's code (``trust_remote_code=true``)."""
 
     backend_spec = "xcomposer2:XComposer2Backend"
-    display = "internlm-xcomposer2-vl"
+    names = "internlm-xcomposer2-vl"
     backend_args = _REMOTE_ARGS + ("meta_instruction",)
     requires_remote_code = True
     env_recipe = "internlm-xcomposer2-vl"

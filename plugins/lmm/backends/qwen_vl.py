@@ -45,7 +45,7 @@ def chatml_context(
 class QwenVlBackend(remote_code.RemoteCodeBackend):
     """Qwen-VL-Chat: ChatML soft-scoring and ``model.chat`` answers."""
 
-    display = "qwen-vl-chat"
+    names = "qwen-vl-chat"
     max_path_bytes = 256  # IMG_TOKEN_SPAN of the repository's tokenizer
 
     def precision_kwargs(self, dtype: str, device: str) -> dict[str, Any]:

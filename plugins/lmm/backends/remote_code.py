@@ -91,7 +91,7 @@ def local_folder(path: str) -> str:
 class RemoteCodeBackend:
     """Loads tokenizer and model with ``trust_remote_code`` from local files, resolves the anchors."""
 
-    display = "remote-code model"
+    names = "remote-code model"
     auto_class = "AutoModelForCausalLM"
     #: longest image path the repository's prompt format accepts (bytes), ``None`` = no limit
     max_path_bytes: int | None = None
@@ -109,7 +109,7 @@ class RemoteCodeBackend:
         question: str = soft_scoring.QUESTION,
         answer_prefix: str = soft_scoring.ANSWER_PREFIX,
     ) -> None:
-        hf_vlm.require_remote_code(trust_remote_code, self.display)
+        hf_vlm.require_remote_code(trust_remote_code, self.names)
         import torch
         import transformers
 
@@ -153,7 +153,7 @@ class RemoteCodeBackend:
         weights = next(iter(self.model.parameters()), None) if hasattr(self.model, "parameters") else None
         dtype = weights.dtype if weights is not None else getattr(self.model, "dtype", "")
         return {
-            "backend": self.display,
+            "backend": self.names,
             "remote_code": type(self.model).__module__,
             "device": self.device,
             "dtype": str(dtype).replace("torch.", ""),

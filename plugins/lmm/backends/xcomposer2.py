@@ -38,7 +38,7 @@ META_INSTRUCTION = (
 class XComposer2Backend(remote_code.RemoteCodeBackend):
     """InternLM-XComposer2-VL: embedding-level soft-scoring and ``model.chat`` answers."""
 
-    display = "internlm-xcomposer2-vl"
+    names = "internlm-xcomposer2-vl"
     auto_class = "AutoModel"
 
     def __init__(self, path: str, meta_instruction: str = META_INSTRUCTION, **kwargs: Any) -> None:
