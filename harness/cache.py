@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.file_memo import recent_identity
 from harness.fingerprint import canonical_json, hash_bytes, hash_file, hash_obj
 from harness.records import Request, Sample
 from harness.storage import StorageError, describe_os_error
@@ -152,18 +153,23 @@ class ResponseCache:
         ``stat`` per file and one query per 500 files for the memo (not one per file), the files whose memo does
         not hold read and stored in one transaction. An unreadable file gives its ``OSError`` in its place."""
         out: list[str | OSError | None] = [None] * len(samples)
-        wanted: dict[Any, list[tuple[int, os.stat_result]]] = {}
+        wanted: dict[Any, list[tuple[int, tuple[int, int]]]] = {}
         paths: dict[Any, str] = {}
         for index, sample in enumerate(samples):
             if isinstance(sample.image, (bytes, bytearray)):
                 out[index] = hash_bytes(bytes(sample.image))
                 continue
-            path = os.path.abspath(sample.image)
-            try:
-                stat = os.stat(path)
-            except OSError as exc:
-                out[index] = exc
-                continue
+            image = str(sample.image)
+            path = image if os.path.isabs(image) else os.path.abspath(image)
+            # the listing's stat of this run when it made one (its header memo), else one now
+            stat = None if self.rehash else recent_identity(path)
+            if stat is None:
+                try:
+                    found_stat = os.stat(path)
+                except OSError as exc:
+                    out[index] = exc
+                    continue
+                stat = (found_stat.st_size, found_stat.st_mtime_ns)
             key: str | bytes = path
             try:
                 path.encode("utf-8")
@@ -186,15 +192,15 @@ class ResponseCache:
                             memo[key] = (size, mtime, digest)
         fresh = []
         for key, uses in wanted.items():
-            stat = uses[0][1]
+            size, mtime_ns = uses[0][1]
             row = memo.get(key)
             found: str | OSError
-            if row is not None and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+            if row is not None and row[0] == size and row[1] == mtime_ns:
                 found = row[2]
             else:
                 try:
                     found = hash_file(paths[key])
-                    fresh.append((key, stat.st_size, stat.st_mtime_ns, found))
+                    fresh.append((key, size, mtime_ns, found))
                 except OSError as exc:
                     found = exc
             for index, _ in uses:
@@ -243,19 +249,39 @@ class ResponseCache:
                     marks = ",".join("?" * len(chunk))
                     tables = ["responses"] + (["shared.responses"] if self.shared else [])
                     for table in reversed(tables):  # this rank's own answers win
+                        intact = []
                         for key, payload, checksum in self._db.execute(
                             f"SELECT key, payload, {column} FROM {table} WHERE key IN ({marks})", chunk
                         ):
                             if checksum is not None and checksum != payload_checksum(payload):
                                 self.damaged += 1
                                 continue
-                            try:
-                                found[key] = json.loads(payload)
-                            except ValueError:
-                                self.damaged += 1
+                            intact.append((key, payload))
+                        found.update(self._decoded(intact))
             except sqlite3.DatabaseError as exc:
                 raise self._error(exc, "read") from exc
         return found
+
+    def _decoded(self, rows: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Payload texts as objects: one JSON parse for the lot (as fast as it gets in Python), else one by one,
+        leaving out (and counting as damaged) a text that is not one JSON object."""
+        try:
+            values = json.loads("[" + ",".join(text for _, text in rows) + "]")
+            if len(values) == len(rows) and all(isinstance(v, dict) for v in values):
+                return {key: value for (key, _), value in zip(rows, values, strict=True)}
+        except ValueError:
+            pass
+        out = {}
+        for key, text in rows:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                out[key] = value
+            else:
+                self.damaged += 1
+        return out
 
     def put_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Store payloads in one transaction (committed before returning), each with its checksum."""

@@ -17,6 +17,21 @@ from pathlib import Path
 from typing import Any
 
 _CHUNK = 500
+#: (size, mtime_ns) of the files :func:`memoised` stat'ed most recently in this process, so that the content-hash
+#: memo of the same run reads them instead of a second ``stat`` per file (bounded: cleared past _RECENT_MAX)
+_recent: dict[str, tuple[int, int]] = {}
+_RECENT_MAX = 2_000_000
+
+
+def recent_identity(path: str) -> tuple[int, int] | None:
+    """The (size, mtime_ns) :func:`memoised` saw for ``path`` since :func:`forget_recent_stats`, or ``None``."""
+    return _recent.get(path)
+
+
+def forget_recent_stats() -> None:
+    """Forget the stats seen so far: the runner calls it before each task lists its samples, so a stat stands in
+    only within the listing and hashing of one task, never across runs of a long-lived process."""
+    _recent.clear()
 
 
 def memo_path() -> Path:
@@ -29,28 +44,9 @@ def memo_path() -> Path:
 def memoised(kind: str, paths: list[str], compute: Callable[[str], tuple[Any, bool]]) -> dict[str, Any]:
     """``{path: value}``: the memo's value where the file's size and modification time are those it was computed
     for, else ``compute(path)`` -> ``(value, keep)`` (``keep=False``: not stored, e.g. an unreadable file)."""
-    stats: dict[str, tuple[int, int] | None] = {}
-    for path in paths:
-        try:
-            stat = os.stat(path)
-            stats[path] = (stat.st_size, stat.st_mtime_ns)
-        except OSError:
-            stats[path] = None
+    stats = _stat_all(paths)
     db = _open(kind)
-    known: dict[str, Any] = {}
-    if db is not None:
-        try:
-            candidates = [p for p in paths if stats[p] is not None and _storable(p)]
-            for start in range(0, len(candidates), _CHUNK):
-                chunk = candidates[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for path, size, mtime, value in db.execute(
-                    f"SELECT path, size, mtime_ns, value FROM {kind} WHERE path IN ({marks})", chunk
-                ):
-                    if stats[path] == (size, mtime):
-                        known[path] = json.loads(value)
-        except (sqlite3.Error, ValueError):
-            known = {}
+    known = _known(db, kind, paths, stats) if db is not None else {}
     found: dict[str, Any] = {}
     fresh: list[tuple[str, int, int, str]] = []
     for path in paths:
@@ -72,6 +68,46 @@ def memoised(kind: str, paths: list[str], compute: Callable[[str], tuple[Any, bo
         finally:
             db.close()
     return found
+
+
+def _stat_all(paths: list[str]) -> dict[str, tuple[int, int] | None]:
+    """(size, mtime_ns) of each path (``None``: cannot be stat'ed), remembered for :func:`recent_identity`."""
+    stats: dict[str, tuple[int, int] | None] = {}
+    if len(_recent) + len(paths) > _RECENT_MAX:
+        _recent.clear()
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stats[path] = _recent[path] = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            stats[path] = None
+            _recent.pop(path, None)
+    return stats
+
+
+def _known(
+    db: sqlite3.Connection, kind: str, paths: list[str], stats: dict[str, tuple[int, int] | None]
+) -> dict[str, Any]:
+    """The memo's values for the paths whose size and modification time are those they were computed for: one
+    query per 500 paths, one JSON parse for every hit (a call per value costs more than the parsing itself);
+    ``{}`` when the memo cannot be read."""
+    try:
+        candidates = [p for p in paths if stats[p] is not None and _storable(p)]
+        hits: list[tuple[str, str]] = []
+        for start in range(0, len(candidates), _CHUNK):
+            chunk = candidates[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for path, size, mtime, value in db.execute(
+                f"SELECT path, size, mtime_ns, value FROM {kind} WHERE path IN ({marks})", chunk
+            ):
+                if stats[path] == (size, mtime):
+                    hits.append((path, value))
+        values = json.loads("[" + ",".join(value for _, value in hits) + "]")
+        if len(values) != len(hits):
+            raise ValueError("memo values do not parse one by one")
+        return {path: value for (path, _), value in zip(hits, values, strict=True)}
+    except (sqlite3.Error, ValueError):
+        return {}
 
 
 def _storable(path: str) -> bool:

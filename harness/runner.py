@@ -26,6 +26,7 @@ from harness.cache import ResponseCache, merge_rank_files
 from harness.cli_args import merged_kv, parse_kv
 from harness.distributed import rank_world
 from harness.executors import ModelSession, Records, choose_executor
+from harness.file_memo import forget_recent_stats
 from harness.fingerprint import hash_obj, rehashing
 from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ReportsCalls, Task
@@ -349,6 +350,7 @@ class Evaluator:
         start = time.perf_counter()
         seed_everything(self.config.seed)
         split = self.config.split or task.default_split
+        forget_recent_stats()  # only this task's listing may stand in for a stat when its files are hashed
         try:
             samples = list(task.samples(split))
         except Exception as exc:  # noqa: BLE001

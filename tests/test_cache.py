@@ -80,3 +80,50 @@ def test_request_keys_are_the_canonical_json_hash_they_always_were(sample_id, pr
         expected = hash_obj({"schema": SCHEMA_VERSION, "model": "m" * 64, "task": "t\u00e9", "sample_id": sample_id,
                              "sample": "s" * 64, "request": request.fingerprint()})  # fmt: skip
         assert ResponseCache.request_key("m" * 64, "t\u00e9", request, "s" * 64) == expected
+
+
+def test_a_payload_that_is_not_one_object_is_left_out_and_counted(tmp_path):
+    """Issue #31: cached payloads are parsed in one go; one that passes its checksum but is not a JSON object (a
+    hand-edited row) is left out and counted as damaged, the others still read."""
+    from harness.cache import payload_checksum
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache.put_many([("a", {"score": 0.1}), ("b", {"score": 0.2}), ("c", {"score": 0.3})])
+    cache._db.execute(
+        "UPDATE responses SET payload = ?, checksum = ? WHERE key = 'b'", ("[1]", payload_checksum("[1]"))
+    )
+    cache._db.commit()
+    assert cache.get_many(["a", "b", "c"]) == {"a": {"score": 0.1}, "c": {"score": 0.3}}
+    assert cache.damaged == 1
+    cache.close()
+
+
+def test_a_task_stats_each_file_once_for_its_header_and_its_hash(tmp_path, monkeypatch):
+    """Issue #31: the content-hash memo takes the stat the listing's header memo made in the same task (one
+    ``stat`` per file, not two); a stat from an earlier task never stands in (forgotten at each listing)."""
+    import os
+
+    from PIL import Image
+
+    import harness.file_memo as file_memo
+    from harness.tasks.common import header_metadata
+
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (2, 2), (i, 0, 0)).save(path)
+        paths.append(str(path))
+    file_memo.forget_recent_stats()
+    header_metadata(paths)
+    stats = []
+    real = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: stats.append(str(p)) or real(p, *a, **k))
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    from harness.records import Sample
+
+    hashes = cache.sample_hashes([Sample(id=str(i), image=p, label=0) for i, p in enumerate(paths)])
+    assert not set(stats) & set(paths), "the listing's stats were used"
+    file_memo.forget_recent_stats()
+    again = cache.sample_hashes([Sample(id=str(i), image=p, label=0) for i, p in enumerate(paths)])
+    assert again == hashes and set(paths) <= set(stats), "without a listing of this task, each file is stat'ed"
+    cache.close()
