@@ -43,7 +43,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.board_layouts import LAYOUTS, METRIC_LABELS, Column
+from harness.board_layouts import LAYOUTS, Column
 from harness.names import board_text
 from harness.results_model import MetricEntry, Results, as_results
 
@@ -466,104 +466,7 @@ def _footnotes(spec: BoardSpec, chosen: Chosen, percent: bool, explained: list[s
 
 
 def render_plots(spec: BoardSpec, results: Sequence[Results | dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
-    """PNG plots named in the spec: ``acc_curve`` (Fig. 7), ``subset_bars`` (per-generator bars, Fig. 6 style) and
-    ``roc`` (ROC curves per model, overall and per generator, from each run's ``samples.jsonl``)."""
-    import matplotlib
+    """PNG plots named in the spec (:mod:`harness.board_plots`), over the board's chosen results."""
+    from harness.board_plots import draw_plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    chosen = select_results(with_reported(spec, results), spec)
-    written = []
-    for task in spec.tasks:
-        by_model = {m: r for (m, t), r in chosen.items() if t == task}
-        if not by_model:
-            continue
-        if "acc_curve" in spec.plots:
-            fig, ax = plt.subplots(figsize=(5, 3.5))
-            for model, result in sorted(by_model.items()):
-                entry = result.metrics.all.get("acc_curve")
-                curve = entry.data if entry is not None else None
-                if curve:
-                    ax.plot(curve["threshold"], [100 * a for a in curve["acc"]], label=model)
-            ax.set_xlabel("threshold on P(fake)")
-            ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"{task}: accuracy vs threshold")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=8)
-            fig.tight_layout()
-            path = out_dir / f"{stem}-{task}-acc-curve.png"
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            written.append(path)
-        if "roc" in spec.plots:
-            written += _roc_plots(plt, task, by_model, out_dir, stem)
-        if "subset_bars" in spec.plots:
-            metric = spec.metrics[0] if spec.metrics else next(iter(by_model.values())).task.main_metric
-            subsets = sorted({s for r in by_model.values() for s in r.metrics.subsets})
-            fig, ax = plt.subplots(figsize=(max(5, len(subsets) * 1.2), 3.5))
-            width = 0.8 / max(1, len(by_model))
-            for i, (model, result) in enumerate(sorted(by_model.items())):
-                entries = [result.metrics.entry(metric, subset=s) for s in subsets]
-                values = [100 * (e.value or 0.0) if e is not None else 0.0 for e in entries]
-                ax.bar([x + i * width for x in range(len(subsets))], values, width=width, label=model)
-            ax.set_xticks([x + 0.4 - width / 2 for x in range(len(subsets))])
-            ax.set_xticklabels(subsets, rotation=20, fontsize=8)
-            ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
-            ax.set_title(f"{task}: {metric} per subset")
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            path = out_dir / f"{stem}-{task}-subsets.png"
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            written.append(path)
-    return written
-
-
-def _roc_plots(plt: Any, task: str, by_model: dict[str, Results], out_dir: Path, stem: str) -> list[Path]:
-    """One ROC figure per task: every model's curve over all samples, and one panel per generator subset (its fake
-    images against the task's real pool, as the metrics pair them). Printed rows (no samples) are left out."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    from harness.results import read_samples
-
-    curves: dict[str, list[Any]] = {}
-    for model, result in sorted(by_model.items()):
-        if result.reported is not None or result.path is None:
-            continue
-        try:
-            records = [r for r in read_samples(result.path) if r.score is not None and r.label is not None]
-        except OSError:
-            continue
-        if records:
-            curves[model] = records
-    if not curves:
-        return []
-    subsets = sorted({r.subset for records in curves.values() for r in records if r.label == 1})
-    panels = ["all"] + subsets
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
-    for index, panel in enumerate(panels):
-        ax = axes[index // columns][index % columns]
-        for model, records in curves.items():
-            chosen = [r for r in records if panel == "all" or r.label == 0 or r.subset == panel]
-            labels = [r.label for r in chosen]
-            if len(set(labels)) < 2:
-                continue
-            scores = [r.score for r in chosen]
-            fpr, tpr, _ = roc_curve(labels, scores)
-            ax.plot(fpr, tpr, label=f"{model} ({100 * roc_auc_score(labels, scores):.1f})")
-        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.5, linestyle=":")
-        ax.set_title(panel if panel != "all" else f"{task}: all", fontsize=9)
-        ax.set_xlabel("false positive rate", fontsize=8)
-        ax.set_ylabel("true positive rate", fontsize=8)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="lower right")
-    for index in range(len(panels), rows * columns):
-        axes[index // columns][index % columns].axis("off")
-    fig.tight_layout()
-    path = out_dir / f"{stem}-{task}-roc.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return draw_plots(spec, select_results(with_reported(spec, results), spec), out_dir, stem)

@@ -60,10 +60,14 @@ def _evaluate(
 ) -> dict[str, MetricValue]:
     """Every metric over ``records``; metrics that pair with the real pool also over ``pool``."""
     values: dict[str, MetricValue] = {}
+    chosen: dict[tuple[bool, str], list[SampleRecord]] = {}  # the usable records, filtered once per kind of need
     for metric in metrics:
         if not metric.depends_on:
-            members = list(records) + list(pool) if metric.pairs_with_real_pool else records
-            values[metric.name] = metric.aggregate(usable(members, metric.requires), context)
+            need = (metric.pairs_with_real_pool, metric.requires)
+            if need not in chosen:
+                members = list(records) + list(pool) if metric.pairs_with_real_pool else records
+                chosen[need] = usable(members, metric.requires)
+            values[metric.name] = metric.aggregate(chosen[need], context)
     for metric in metrics:
         if metric.depends_on:
             values[metric.name] = metric.derive(values)

@@ -151,11 +151,16 @@ class SampleRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (field order kept; a shallow copy, much faster than ``asdict``)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        """JSON-ready dict (field order kept; a shallow copy of the fields, much faster than ``asdict``)."""
+        values = self.__dict__
+        return {name: values[name] for name in _RECORD_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SampleRecord:
         """Inverse of :meth:`to_json`; unknown keys are ignored."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+#: SampleRecord's fields, in order (what :meth:`SampleRecord.to_json` writes)
+_RECORD_FIELDS = tuple(SampleRecord.__dataclass_fields__)

@@ -456,3 +456,45 @@ def test_a_new_layout_is_one_class_and_one_registration_line(monkeypatch, tmp_pa
     path.write_text("title: S\nlayout: nowhere\ntasks: [t]\n")
     with pytest.raises(BoardError, match="layout must be one of"):
         BoardSpec.load(path)
+
+
+class _Recorder:
+    """A stand-in for matplotlib's pyplot, figure and axes: records what a plot function draws."""
+
+    def __init__(self):
+        self.calls = []
+
+    def subplots(self, *args, **kwargs):
+        return self, self
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return ([1], ["x"]) if name == "get_legend_handles_labels" else None
+
+        return record
+
+    def named(self, name):
+        return [(args, kwargs) for called, args, kwargs in self.calls if called == name]
+
+
+def test_plots_show_generators_only_from_where_the_values_are_with_limited_runs_marked(tmp_path):
+    """Issue #26 item 4: no empty 'real' slot, a value axis that starts near the values (97 vs 99 shows), the
+    legend outside the bars, a --limit run marked [L] in the legend."""
+    from harness.board_plots import legend_name, subset_bars, value_floor
+    from harness.results_model import as_results
+
+    groups = {"mean_over_generators": {"auc": {"value": 0.98, "n": 2, "data": {"generators": ["g1", "g2"]}}}}
+    full = result("a", "1", subsets={"g1": {"auc": 0.97}, "g2": {"auc": 0.99}, "real": {"acc": 0.9}}, groups=groups)
+    quick = result("b", "2", subsets={"g1": {"auc": 0.98}, "g2": {"auc": 0.985}}, groups=groups, limit=10)
+    plt = _Recorder()
+    [path] = subset_bars(plt, "t", {"a": as_results(full), "b": as_results(quick)}, "auc", tmp_path, "s")
+    assert path.name == "s-t-subsets.png"
+    [(labels,), _] = plt.named("set_xticklabels")[0]
+    assert list(labels) == ["g1", "g2"], "generators only: no empty 'real' slot"
+    assert [kw["label"] for _, kw in plt.named("bar")] == ["a", "b [L]"]
+    assert plt.named("set_ylim")[0][0] == (90.0, 100)
+    [(_, legend)] = plt.named("legend")
+    assert legend["loc"] == "upper left" and legend["bbox_to_anchor"][0] > 1, "the legend sits outside the axes"
+    assert value_floor([97.0, 99.0]) == 90.0 and value_floor([3.0, 50.0]) == 0.0
+    assert legend_name("x", as_results(result("x", "3"))) == "x"

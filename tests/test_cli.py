@@ -204,6 +204,12 @@ def test_leaderboard_writes_plots_into_a_new_output_folder_and_never_into_the_cw
     written = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), "-o", str(out))
     assert written.returncode == 0, written.stderr
     assert out.exists() and (out.parent / "board-aigcdetect-subsets.png").exists()
+    assert "![board-aigcdetect-subsets](board-aigcdetect-subsets.png)" in out.read_text()
+    figures = tmp_path / "figures"  # --plots figures are linked from the board too, relative to it (#26 item 4)
+    written = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), "-o", str(out),
+                      "--plots", str(figures))  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    assert "](../../figures/figure-aigcdetect-subsets.png)" in out.read_text()
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     shown = run_cli("leaderboard", "--board", str(board), "--results", str(tmp_path / "empty"), cwd=cwd)

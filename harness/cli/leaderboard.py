@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,12 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
             figures.metrics = [args.metric or (results[0].task.main_metric if results else "auc")]
         drawn = render_plots(figures, results, args.plots, "figure")
         print(f"{len(drawn)} plots written to {args.plots}", file=sys.stderr)
+        if args.output:  # the figures belong to this board: linked from it, relative to where it is written
+            plots += drawn
     if plots:
-        markdown += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
+        base = (args.output.parent if args.output else Path(".")).resolve()
+        links = [f"![{p.stem}]({os.path.relpath(p.resolve(), base)})" for p in plots]
+        markdown += "\n" + "\n".join(links) + "\n"
     if args.output:
         from harness.storage import atomic_write
 
