@@ -65,9 +65,13 @@ leaderboards: install-dev
 fakescope-demo: install-dev
 	$(BIN)/python -m harness.trainers.fakescope_demo --out $(DEMO)/fakescope
 
-## benchmark: the runner's cost per sample against a plain loop, 1k-64k samples (~10 min), recorded in benchmarks/results/
+## benchmark: the runner's cost per sample against a plain loop, 1k-64k samples (~10 min), written to
+## benchmarks/results/local/ (untracked); `make benchmark RECORD=1` replaces the recorded results/runner-cpu.json
+BENCH_OUT := $(if $(RECORD),benchmarks/results/runner-cpu.json,benchmarks/results/local/runner-cpu.json)
 benchmark: install
-	$(BIN)/python benchmarks/runner_throughput.py --output benchmarks/results/runner-cpu.json
+	@mkdir -p benchmarks/results/local
+	$(BIN)/python benchmarks/runner_throughput.py --output $(BENCH_OUT)
+	@echo "written to $(BENCH_OUT)$(if $(RECORD),, (make benchmark RECORD=1 records it in benchmarks/results/))"
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info

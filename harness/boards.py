@@ -28,7 +28,8 @@ is **bold** and the second best underlined (ties share the mark); values carry
 ``± half-width`` of their 95% bootstrap interval when the results have one.
 
 ``reported`` files (:mod:`harness.reported`, paths relative to the spec) add a paper's printed rows, labelled
-``<model> [paper]`` and marked <sup>R</sup> in every cell, so a user's runs sit beside the published
+``<model> [paper]`` (the row's label is its mark: a mark in each of 20 cells only crowds them), so a user's runs
+sit beside the published
 baselines in the paper's own layout; they are exempt from the refusal rules (they are no runs) and never
 count as measured.
 """
@@ -198,7 +199,7 @@ def _cell(entry: MetricEntry | None) -> Cell:
 
 def _marks(result: Results, mixed: bool = False) -> list[str]:
     if result.reported is not None:
-        return ["R"]
+        return []  # the row's label says it: "<model> [paper]"
     marks = ["V"] if mixed else []
     if result.counts.limit is not None:
         marks.append("L")
@@ -363,7 +364,7 @@ def _cell_text(cell: Cell, percent: bool) -> str:
         text = f"**{text}**"
     elif "second" in cell.marks:
         text = f"<ins>{text}</ins>"  # underlined; GitHub strips <u> but keeps <ins>
-    flags = [m for m in cell.marks if m in ("L", "F", "V", "R")]
+    flags = [m for m in cell.marks if m in ("L", "F", "V")]
     if flags and cell.value is not None:
         text += "<sup>" + ",".join(flags) + "</sup>"
     return text
@@ -443,7 +444,7 @@ def _footnotes(spec: BoardSpec, chosen: Chosen, percent: bool, explained: list[s
     for source, name in sorted({(p["source"], p["file"]) for p in reported}):
         derived = sorted({d for p in reported if p["file"] == name for d in p["derived"]})
         lines.append(
-            f"- <sup>R</sup> `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
+            f"- `[paper]` rows: reported in {source} (`leaderboards/reported/{name}`), not "
             "measured here" + (f"; {'; '.join(derived)}" if derived else "") + "."
         )
     if spec.improvement:
