@@ -110,7 +110,8 @@ def hub_samples(source: str, split: str) -> Iterator[Sample]:
         metadata = (
             json.loads(row["metadata"]) if isinstance(row.get("metadata"), str) else dict(row.get("metadata") or {})
         )
-        metadata.update({k: v for k, v in row.items() if k not in known and _plain(v)})
+        # an export's typed metadata columns (a sample without that key has None there), any other plain column
+        metadata.update({k: v for k, v in row.items() if k not in known and _plain(v) and v is not None})
         metadata.setdefault("source", f"{PREFIX}{source}")
         found = class_folder(path) if path else None
         subset = row.get("subset") or row.get("generator") or (found[1] if found else None) or "all"
@@ -151,39 +152,73 @@ def serve_from_hub(task: Any, source: str) -> Any:
     return task
 
 
+#: the columns the export writes or the reader reads as something else (``generator``: a subset); a metadata key
+#: of these names stays in the ``metadata`` JSON column
+EXPORT_COLUMNS = ("id", "image", "label", "subset", "metadata", "generator")
+LABEL_NAMES = ["real", "fake"]
+
+
+def metadata_columns(samples: list[Sample]) -> dict[str, type]:
+    """The metadata keys written as columns of their own: those whose every value (where present) is one plain
+    type (str, int, float or bool), name -> type; the rest stays in the ``metadata`` JSON column."""
+    kinds: dict[str, set[type]] = {}
+    for sample in samples:
+        for key, value in (sample.metadata or {}).items():
+            kinds.setdefault(key, set()).add(type(value))
+    plain = (str, int, float, bool)
+    return {
+        k: next(iter(t)) for k, t in kinds.items() if len(t) == 1 and next(iter(t)) in plain and k not in EXPORT_COLUMNS
+    }
+
+
+def export_features(columns: dict[str, type]) -> Any:
+    """The export's ``datasets`` features: the image (decoded to PIL on load), the label as a ``ClassLabel``
+    (real / fake; -1 where withheld), the subset, each plain metadata key typed, the rest as JSON."""
+    import datasets
+
+    dtype = {str: "string", int: "int64", float: "float64", bool: "bool"}
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=LABEL_NAMES),
+            "subset": datasets.Value("string"),
+            **{key: datasets.Value(dtype[kind]) for key, kind in sorted(columns.items())},
+            "metadata": datasets.Value("string"),
+        }
+    )
+
+
 def export_task(task: Any, splits: list[str], out_dir: Path, progress: bool = True) -> dict[str, int]:
     """Write ``task``'s samples of ``splits`` as a ``datasets`` dataset in ``out_dir``: parquet shards
     (``data/<split>-NNNNN-of-NNNNN.parquet``, the original image bytes) and a ``README.md`` dataset card that
-    ``datasets.load_dataset(out_dir)`` and the Hub read. Returns the rows per split."""
+    ``datasets.load_dataset(out_dir)`` and the Hub read (features: :func:`export_features`). Returns the rows per
+    split."""
     import datasets
 
     from harness.images import read_image_bytes
     from harness.progress import progress_bar
 
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "image": datasets.Image(decode=False),
-            "label": datasets.Value("int8"),
-            "subset": datasets.Value("string"),
-            "metadata": datasets.Value("string"),
-        }
-    )
+    listed = {split: list(task.samples(split)) for split in splits}
+    columns = metadata_columns([s for samples in listed.values() for s in samples])
+    features = export_features(columns)
     (out_dir / "data").mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for split in splits:
-        samples = list(task.samples(split))
+    for split, samples in listed.items():
         shards = max(1, -(-len(samples) // SHARD_ROWS))
         bar = progress_bar(total=len(samples), desc=f"export {task.name}/{split}", unit="img", enabled=progress)
         for shard in range(shards):
             rows: dict[str, list[Any]] = {name: [] for name in features}
             for sample in samples[shard * SHARD_ROWS : (shard + 1) * SHARD_ROWS]:
                 name = Path(sample.image).name if isinstance(sample.image, str) else f"{sample.id}.bin"
+                metadata = dict(sample.metadata or {})
                 rows["id"].append(sample.id)
                 rows["image"].append({"bytes": read_image_bytes(sample), "path": name})
                 rows["label"].append(-1 if sample.label is None else sample.label)
                 rows["subset"].append(sample.subset)
-                rows["metadata"].append(json.dumps(sample.metadata, ensure_ascii=False, default=str))
+                for key in columns:
+                    rows[key].append(metadata.pop(key, None))
+                rows["metadata"].append(json.dumps(metadata, ensure_ascii=False, default=str))
                 bar.update(1)
             part = datasets.Dataset.from_dict(rows, features=features)
             part.to_parquet(str(out_dir / "data" / f"{split}-{shard:05d}-of-{shards:05d}.parquet"))
@@ -191,6 +226,17 @@ def export_task(task: Any, splits: list[str], out_dir: Path, progress: bool = Tr
         counts[split] = len(samples)
     (out_dir / "README.md").write_text(_card(task, counts), encoding="utf-8")
     return counts
+
+
+def push_export(folder: Path, repo: str, private: bool = False) -> str:
+    """Upload an export folder (its parquet shards and card, as written) to the Hub as dataset ``repo``; returns
+    its address. The only command here that uses the network, and only when asked."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset", commit_message="harness data export")
+    return f"https://huggingface.co/datasets/{repo}"
 
 
 def _card(task: Any, counts: dict[str, int]) -> str:

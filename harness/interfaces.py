@@ -187,6 +187,9 @@ class Task(ABC):
     default_metrics: ClassVar[tuple[str, ...]] = ("acc", "ap", "auc")
     main_metric: ClassVar[str] = "auc"
     default_split: ClassVar[str] = "test"
+    #: every split the task has, when it knows them (what ``harness data export`` writes by default; empty: the
+    #: default and calibration splits)
+    splits: tuple[str, ...] = ()
     #: Split used to choose thresholds (``acc_val_threshold``); ``None`` when the task has none.
     calibration_split: ClassVar[str | None] = None
     #: Metadata fields to break metrics down by, besides the subset (e.g. ``("question_type",)``).

@@ -183,13 +183,18 @@ def data_export(args: argparse.Namespace, plugins: Any) -> int:
         print(f"error: {task.name}: {reason}", file=sys.stderr)
         return 1
     splits = [s for s in (args.splits or "").split(",") if s] or list(
-        dict.fromkeys(s for s in (task.default_split, task.calibration_split) if s)
+        dict.fromkeys(task.splits or [s for s in (task.default_split, task.calibration_split) if s])
     )
     counts = export_task(task, splits, args.to)
     print(
         f"{task.name}: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + f" images written to {args.to}"
         f" (read back: --data-root hf:{args.to})"
     )
+    if args.push_to_hub:
+        from harness.hf_data import push_export
+
+        url = push_export(args.to, args.push_to_hub, private=args.private)
+        print(f"pushed to {url}")
     return 0
 
 
@@ -245,9 +250,15 @@ def register_commands(subparsers):
     export.add_argument("task", help="task name (see `harness ls tasks`)")
     export.add_argument("--to", type=Path, required=True, metavar="DIR", help="folder to write")
     add_data_options(export)
+    export.add_argument("--splits", default=None, help="comma-separated splits (default: every split the task has)")
     export.add_argument(
-        "--splits", default=None, help="comma-separated splits (default: the task's own and its validation split)"
+        "--push-to-hub",
+        default=None,
+        metavar="REPO",
+        help="then upload the written folder to the Hugging Face Hub as dataset REPO (needs the network and a token: "
+        "`hf auth login`); without it nothing leaves the machine",
     )
+    export.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     add_include_path(export)
     export.set_defaults(func=data_export)
     instruct = data_sub.add_parser(

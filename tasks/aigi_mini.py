@@ -244,6 +244,7 @@ class AigiMini(Task):
     main_metric = "auc"
     default_split = "test"
     calibration_split = "val"
+    splits = ("train", "val", "test")
     description = "Simulated smoke benchmark from bundled real photographs (built offline on first use)."
 
     def __init__(self, data_root: str | None = None, **options: Any) -> None:

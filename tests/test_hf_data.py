@@ -93,17 +93,44 @@ def test_export_then_reload_gives_identical_results(task, tmp_path, cache_dir):
 
 
 def test_the_export_command_writes_a_card_and_shards(tmp_path, cache_dir):
-    result = run_cli("data", "export", "aigi-mini", "--to", str(tmp_path / "x"), "--splits", "test",
+    """Issue #26 item 15: every split by default (train too), an Image feature that decodes, a ClassLabel, the
+    plain metadata as typed columns; --push-to-hub uploads the folder as written."""
+    result = run_cli("data", "export", "aigi-mini", "--to", str(tmp_path / "x"),
                      env={"HARNESS_CACHE_DIR": str(cache_dir)})  # fmt: skip
     assert result.returncode == 0, result.stderr
     card = (tmp_path / "x" / "README.md").read_text()
     assert card.startswith("---\nconfigs:") and "path: data/test-*.parquet" in card
-    assert list((tmp_path / "x" / "data").glob("test-00000-of-00001.parquet"))
+    for split in ("train", "val", "test"):
+        assert list((tmp_path / "x" / "data").glob(f"{split}-00000-of-00001.parquet")), split
     import datasets
 
-    assert datasets.load_dataset(str(tmp_path / "x"), split="test").num_rows == int(
-        result.stdout.split(": ")[1].split()[0]
-    )
+    test = datasets.load_dataset(str(tmp_path / "x"), split="test")
+    assert test.num_rows == int(result.stdout.split("val, ")[1].split()[0])
+    assert isinstance(test.features["image"], datasets.Image) and test.features["image"].decode
+    assert test.features["label"].names == ["real", "fake"] and test.features["width"].dtype == "int64"
+    row = test[0]
+    assert row["image"].size == (row["width"], row["height"]) and row["format"] == "PNG"
+
+
+def test_push_to_hub_uploads_the_export_as_written(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from harness.hf_data import push_export
+
+    calls = []
+
+    class Api:
+        def create_repo(self, repo, **kwargs):
+            calls.append(("create", repo, kwargs))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload", kwargs["repo_id"], kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    (tmp_path / "x").mkdir()
+    assert push_export(tmp_path / "x", "lab/aigi-mini", private=True) == "https://huggingface.co/datasets/lab/aigi-mini"
+    assert calls[0] == ("create", "lab/aigi-mini", {"repo_type": "dataset", "private": True, "exist_ok": True})
+    assert calls[1][2]["folder_path"] == str(tmp_path / "x") and calls[1][2]["repo_type"] == "dataset"
 
 
 def test_any_task_reads_an_imagefolder(tmp_path):
