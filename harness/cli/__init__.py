@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
-from harness.cli import leaderboard, ls, run, show_plugins, train
+from harness.cli import compare, leaderboard, ls, run, show_plugins, train
 from harness.interfaces import ModelLoadError
 from harness.plugin_manager import HarnessPlugins, get_plugins
 from harness.registry import RegistryError, UnknownNameError
@@ -22,7 +22,7 @@ from harness.run_lock import RunLockedError
 from harness.storage import StorageError
 
 #: the built-in commands, in ``--help`` order: each module's ``add_parser(subparsers, plugins)`` adds its own
-COMMANDS = (run, ls, show_plugins, train, leaderboard)
+COMMANDS = (run, ls, show_plugins, train, leaderboard, compare)
 
 EPILOG = """examples:
   harness ls tasks
