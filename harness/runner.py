@@ -32,6 +32,7 @@ from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ReportsCalls, Task
 from harness.metrics_runner import make_metric_calls
 from harness.names import check_name
+from harness.perturbations import Level, parse_sweep, perturb_task
 from harness.planning import RunError, check_gen_kwargs, plan_split, say_samples
 from harness.plugin_manager import HarnessPlugins
 from harness.records import Sample
@@ -83,6 +84,8 @@ class RunConfig:
     retry_failed: bool = False
     #: the name boards show for this run's model (``--label``; default: the model's name)
     label: str | None = None
+    #: a robustness sweep (``--perturb``, :mod:`harness.perturbations`): each level its own task run
+    perturb: str | None = None
 
     @classmethod
     def from_namespace(cls, args: Any) -> RunConfig:
@@ -114,6 +117,7 @@ class RunConfig:
             label=args.label,
             gen_kwargs=parse_kv(args.gen_kwargs),
             cache_path=args.use_cache,
+            perturb=args.perturb,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -303,6 +307,8 @@ class Evaluator:
 
             init()
         manifests = self.plugins.registry.select_tasks(self.config.tasks)
+        levels: list[Level | None] = list(parse_sweep(self.config.perturb)) if self.config.perturb else [None]
+        runs = [(manifest.name, level) for manifest in manifests for level in levels]
         outcomes = []
         finished = False
         lock = hold_cache(self.cache, self.command)
@@ -311,11 +317,11 @@ class Evaluator:
             if self.executor.overlaps_tasks:
                 # request-bound model: every task's requests go into one stream up front, so the slots a task's
                 # last answers leave free are filled by the next task's first requests
-                started = [self._start_task(manifest.name) for manifest in manifests]
+                started = [self._start_task(name, level) for name, level in runs]
                 outcomes = [self._finish_task(s) if isinstance(s, _StartedTask) else s for s in started]
             else:
-                for manifest in manifests:
-                    begun = self._start_task(manifest.name)
+                for name, level in runs:
+                    begun = self._start_task(name, level)
                     outcomes.append(self._finish_task(begun) if isinstance(begun, _StartedTask) else begun)
             finished = True
         finally:
@@ -333,11 +339,14 @@ class Evaluator:
         return outcomes
 
     # -- plan and execute --------------------------------------------------------------------
-    def _start_task(self, task_name: str) -> _StartedTask | TaskOutcome:
-        """Build and list the task, plan its splits and set their requests going (answered at once when batched,
-        submitted to the stream when streaming); an outcome straight away when it is skipped or cannot start."""
+    def _start_task(self, registered: str, level: Level | None = None) -> _StartedTask | TaskOutcome:
+        """Build and list the task (perturbed at ``level``, then named ``<task>+<level>``), plan its splits and set
+        their requests going (answered at once when batched, submitted to the stream when streaming); an outcome
+        straight away when it is skipped or cannot start."""
+        task_name = f"{registered}+{level.slug}" if level else registered
         try:
-            task = build_task(self.plugins, task_name, self.config.data_root, self.config.task_args)
+            task = build_task(self.plugins, registered, self.config.data_root, self.config.task_args)
+            task = perturb_task(task, level) if level else task
             ok, reason = task.available()
         except Exception as exc:  # noqa: BLE001 - a broken task must not stop the others
             return TaskOutcome(task_name, "failed", f"{type(exc).__name__}: {exc}")

@@ -86,6 +86,14 @@ def add_task_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     """The tasks options of ``harness run``."""
     group = parser.add_argument_group("tasks", "which benchmarks, which samples")
     group.add_argument(
+        "--perturb",
+        default=None,
+        metavar="SWEEP",
+        help="a robustness sweep: every image perturbed before the model sees it, one run per level, named "
+        "TASK+LEVEL, e.g. jpeg:quality=90,70,50, blur:sigma=1,2,3, resize:scale=0.5,0.25 (down only), or fixed "
+        "steps first: blur:sigma=1+jpeg:quality=90,50 (perturbations as UnivFD's and CNNDetection's code)",
+    )
+    group.add_argument(
         "-t",
         "--tasks",
         nargs="+",
@@ -334,6 +342,10 @@ def check_run_args(args: argparse.Namespace) -> None:
     """What argparse cannot check alone: a model named, a CUDA device that exists, zero-shot, a folder."""
     if not args.model:
         raise ValueError("harness run needs --model NAME (see `harness ls models`)")
+    if args.perturb:
+        from harness.perturbations import parse_sweep
+
+        parse_sweep(args.perturb)  # a bad spec is an error before anything is built
     if str(args.device).startswith("cuda"):
         check_cuda(args.device)
     if args.num_fewshot:

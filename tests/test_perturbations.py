@@ -1,0 +1,88 @@
+"""Robustness sweeps (issue #30): each perturbation pixel for pixel against its definition in the detectors' own
+code (UnivFD validate.py, CNNDetection data/datasets.py), the spec's errors, and a sweep run end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.ndimage import gaussian_filter1d
+
+from harness.perturbations import PerturbError, blur, jpeg, parse_sweep, resize_down
+
+PIXELS = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 3.0])
+def test_blur_is_upstreams_in_place_gaussian_filter(sigma):
+    """Upstream calls gaussian_filter(img[:,:,c], output=img[:,:,c], sigma): in place into uint8, so the rows'
+    pass is stored truncated to 8 bits before the columns' pass. Written out here as those two passes."""
+    expected = []
+    for channel in range(3):
+        rows = gaussian_filter1d(PIXELS[:, :, channel].astype(np.float64), sigma, axis=0)
+        rows = np.clip(rows, 0, 255).astype(np.uint8).astype(np.float64)
+        expected.append(np.clip(gaussian_filter1d(rows, sigma, axis=1), 0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(blur(PIXELS, sigma), np.stack(expected, -1))
+    assert PIXELS.sum() != blur(PIXELS, sigma).sum(), "the input is not changed in place"
+
+
+@pytest.mark.parametrize("quality", [95, 75, 50, 30])
+def test_jpeg_is_pils_encoder_at_that_quality_decoded(quality):
+    """UnivFD's png2jpg / CNNDetection's pil_jpg: PIL save(format='jpeg', quality=q), opened again."""
+    out = io.BytesIO()
+    Image.fromarray(PIXELS).save(out, format="jpeg", quality=quality)
+    np.testing.assert_array_equal(jpeg(PIXELS, quality), np.array(Image.open(io.BytesIO(out.getvalue()))))
+    assert np.abs(jpeg(PIXELS, quality).astype(int) - PIXELS).mean() > 0
+
+
+def test_resize_is_down_only_bilinear():
+    found = resize_down(PIXELS, 0.5)
+    assert found.shape == (24, 32, 3)
+    np.testing.assert_array_equal(found, np.array(Image.fromarray(PIXELS).resize((32, 24), Image.Resampling.BILINEAR)))
+
+
+def test_specs_chains_and_clear_errors():
+    assert [lv.slug for lv in parse_sweep("jpeg:quality=90,70,50")] == ["jpeg-q90", "jpeg-q70", "jpeg-q50"]
+    assert [lv.slug for lv in parse_sweep("blur:sigma=1+jpeg:quality=90,50")] == [
+        "blur-s1+jpeg-q90",
+        "blur-s1+jpeg-q50",
+    ]
+    for spec, message in [
+        ("jpeg:quality=150", "whole number from 1 to 100, not 150"),
+        ("blur:sigma=0", "above 0"),
+        ("resize:scale=2", "down-scaling only"),
+        ("sharpen:amount=1", "unknown perturbation 'sharpen'"),
+        ("jpeg:q=90", "write jpeg:quality=V"),
+        ("blur:sigma=1,2+jpeg:quality=90,50", "only one step may list several values"),
+    ]:
+        with pytest.raises(PerturbError, match=message):
+            parse_sweep(spec)
+
+
+def test_a_sweep_runs_each_level_as_its_own_cached_task(tmp_path, fredect_checkpoint, aigi_mini):
+    """`--perturb jpeg:quality=...` on aigi-mini: one result per level named aigi-mini+jpeg-qN, the level in the
+    task's fingerprint, AUC lower at quality 30 than at 95 (compression destroys FreDect's frequency traces), a
+    rerun answered entirely from the cache; a bad spec stops the run before anything is built."""
+    from conftest import run_cli
+
+    args = ["run", "--model", "fredect", "--model-args", f"checkpoint={fredect_checkpoint}", "--tasks", "aigi-mini",
+            "--perturb", "jpeg:quality=95,30", "--bootstrap", "0", "--no-audit", "--quiet",
+            "-o", str(tmp_path)]  # fmt: skip
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    results = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("*/*/results.json")}
+    assert sorted(results) == ["aigi-mini+jpeg-q30", "aigi-mini+jpeg-q95"]
+    steps = results["aigi-mini+jpeg-q30"]["task"]["fingerprint"]["config"]["perturbation"]["steps"]
+    assert steps == [{"kind": "jpeg", "quality": 30.0}]
+    auc = {k: v["metrics"]["all"]["auc"]["value"] for k, v in results.items()}
+    assert auc["aigi-mini+jpeg-q30"] < auc["aigi-mini+jpeg-q95"]
+    again = run_cli(*args)
+    assert again.returncode == 0
+    rerun = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("*/*/results.json")}
+    assert all(r["counts"]["n_cached"] == r["counts"]["n_samples"] for r in rerun.values())
+    bad = run_cli("run", "--model", "noop", "--perturb", "jpeg:quality=150", "-o", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "JPEG quality must be a whole number from 1 to 100" in bad.stderr
+    assert not (tmp_path / "bad").exists()
