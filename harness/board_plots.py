@@ -35,6 +35,20 @@ def outside_legend(ax: Any) -> None:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
+def finish(plt: Any, fig: Any, ax: Any, values: list[float], ylabel: str, title: str, path: Path) -> Path:
+    """A percent chart's value axis from near its lowest value (said on the axis), its title, the legend outside,
+    written to ``path`` (kept whole) and closed."""
+    floor = value_floor(values)
+    ax.set_ylim(floor, 100)
+    ax.set_ylabel(ylabel + (f", axis from {floor:g}" if floor else ""))
+    ax.set_title(title)
+    outside_legend(ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def draw_plots(spec: Any, chosen: dict[tuple[str, str], Results], out_dir: Path, stem: str) -> list[Path]:
     """The spec's plots (``acc_curve``, ``roc``, ``subset_bars``) per task; returns the files written."""
     import matplotlib
@@ -68,17 +82,18 @@ def accuracy_curves(plt: Any, task: str, by_model: dict[str, Results], out_dir: 
             values = [100 * a for a in curve["acc"]]
             lowest.append(min(values))
             ax.plot(curve["threshold"], values, label=legend_name(model, result))
-    floor = value_floor(lowest)
-    ax.set_ylim(floor, 100)
     ax.set_xlabel("threshold on P(fake)")
-    ax.set_ylabel("accuracy (%)" + (f", axis from {floor:g}" if floor else ""))
-    ax.set_title(f"{task}: accuracy vs threshold")
-    outside_legend(ax)
-    fig.tight_layout()
-    path = out_dir / f"{stem}-{task}-acc-curve.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # the outside legend kept whole
-    plt.close(fig)
-    return [path]
+    return [
+        finish(
+            plt,
+            fig,
+            ax,
+            lowest,
+            "accuracy (%)",
+            f"{task}: accuracy vs threshold",
+            out_dir / f"{stem}-{task}-acc-curve.png",
+        )
+    ]
 
 
 def subset_bars(plt: Any, task: str, by_model: dict[str, Results], metric: str, out_dir: Path, stem: str) -> list[Path]:
@@ -97,18 +112,10 @@ def subset_bars(plt: Any, task: str, by_model: dict[str, Results], metric: str, 
         values = [100 * e.value if e is not None and e.value is not None else math.nan for e in entries]
         shown += values
         ax.bar([x + i * width for x in range(len(subsets))], values, width=width, label=legend_name(model, result))
-    floor = value_floor(shown)
-    ax.set_ylim(floor, 100)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(subsets))])
     ax.set_xticklabels(subsets, rotation=20, fontsize=8)
-    ax.set_ylabel(f"{metric_label(metric)} (%)" + (f", axis from {floor:g}" if floor else ""))
-    ax.set_title(f"{task}: {metric_label(metric)} per generator")
-    outside_legend(ax)
-    fig.tight_layout()
-    path = out_dir / f"{stem}-{task}-subsets.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # the outside legend kept whole
-    plt.close(fig)
-    return [path]
+    title = f"{task}: {metric_label(metric)} per generator"
+    return [finish(plt, fig, ax, shown, f"{metric_label(metric)} (%)", title, out_dir / f"{stem}-{task}-subsets.png")]
 
 
 def roc_plots(plt: Any, task: str, by_model: dict[str, Results], out_dir: Path, stem: str) -> list[Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from harness.records import Prediction, Request, RequestKind, Sample, SampleRecord
+from harness.results_model import MetricEntry
 
 
 class ModelLoadError(RuntimeError):
@@ -266,13 +267,8 @@ class MetricValue:
     data: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``ci``/``data`` only when present)."""
-        out: dict[str, Any] = {"value": self.value, "n": self.n, "note": self.note}
-        if self.ci is not None:
-            out["ci"] = self.ci
-        if self.data is not None:
-            out["data"] = self.data
-        return out
+        """JSON-ready form, as a results file holds it (:class:`harness.results_model.MetricEntry`)."""
+        return MetricEntry(self.value, self.n, self.note, self.ci, self.data).to_json()
 
 
 @dataclass
