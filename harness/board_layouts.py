@@ -117,6 +117,15 @@ class Layout:
         """The task's columns, given its chosen results (measured and printed)."""
         raise NotImplementedError
 
+    def board_tasks(self, spec: Any, found: set[str]) -> list[str]:
+        """The tasks the board shows, given the task names of the results at hand (default: the spec's)."""
+        return list(spec.tasks)
+
+    def summary_columns(self, spec: Any, by_task: dict[str, list[Results]]) -> list[tuple[str, str]]:
+        """Board-wide columns after the tasks' own, ``(header, metric)``: each the mean of the columns of that
+        metric before it (default: none)."""
+        return []
+
 
 class MainMetricLayout(Layout):
     """The quick board: one column per task, its main metric (or the spec's first metric)."""
@@ -165,6 +174,54 @@ class DeclaredLayout(Layout):
     def columns(self, spec: Any, task: str, results: Sequence[Results]) -> list[Column]:
         """The declared columns."""
         return declared_columns(declared(task, self.name, results), results, "qual_acc")
+
+    def summary_columns(self, spec: Any, by_task: dict[str, list[Results]]) -> list[tuple[str, str]]:
+        """Table IV's Overall: per declared summary metric, the mean of every ability's column of it."""
+        if not self.summaries:
+            return []
+        metrics = {
+            c["summary"]
+            for task, results in by_task.items()
+            for c in declared(task, self.name, results) or []
+            if "summary" in c
+        }
+        return [("Overall", metric) for metric in sorted(metrics)]
+
+
+def level_order(name: str) -> tuple[str, float]:
+    """A robustness level's place in its sweep, mildest first: JPEG quality falling, blur σ rising, the resize
+    scale falling (``aigi-mini+jpeg-q70`` -> ``("jpeg", -70)``)."""
+    last = name.rsplit("+", 1)[-1]
+    kind, _, code = last.partition("-")
+    try:
+        value = float(code[1:])
+    except ValueError:
+        return (last, 0.0)
+    return (kind, value if kind == "blur" else -value)
+
+
+class RobustnessLayout(Layout):
+    """A robustness sweep (``--perturb``): for each task of the spec, one column per level found among the results
+    (``aigi-mini+jpeg-q90`` ...), mildest first, then the mean over the levels: the sweep's one robustness number.
+    The unperturbed run is on the task's own boards."""
+
+    def board_tasks(self, spec: Any, found: set[str]) -> list[str]:
+        """Every level of the spec's tasks that the results hold."""
+        return [
+            name
+            for task in spec.tasks
+            for name in sorted((n for n in found if n.startswith(f"{task}+")), key=level_order)
+        ]
+
+    def columns(self, spec: Any, task: str, results: Sequence[Results]) -> list[Column]:
+        """The level's column, headed by the task's level name (``aigi-mini+jpeg-q70``)."""
+        metric = spec.metrics[0] if spec.metrics else results[0].task.main_metric
+        return [(task, metric, overall(metric))]
+
+    def summary_columns(self, spec: Any, by_task: dict[str, list[Results]]) -> list[tuple[str, str]]:
+        """The mean over the levels."""
+        metric = spec.metrics[0] if spec.metrics else next(iter(by_task.values()))[0].task.main_metric
+        return [("Mean over levels", metric)] if by_task else []
 
 
 def declared(task: str, layout: str, results: Sequence[Results]) -> list[dict[str, Any]] | None:
@@ -226,4 +283,5 @@ LAYOUTS: dict[str, Layout] = {
     "qualitative": DeclaredLayout("qualitative"),
     "transparency": DeclaredLayout("transparency", summaries=True),
     "main_metric": MainMetricLayout("main_metric"),
+    "robustness": RobustnessLayout("robustness"),
 }

@@ -18,6 +18,11 @@ from harness.board_layouts import metric_label
 from harness.results_model import Results
 
 
+def percent(entry: Any) -> float:
+    """An entry's value in percent (NaN where it has none: no point drawn)."""
+    return 100 * entry.value if entry is not None and entry.value is not None else math.nan
+
+
 def legend_name(model: str, result: Results) -> str:
     """The model's board label, marked ``[L]`` for a ``--limit`` run and ``[paper]`` rows as they are."""
     return f"{model} [L]" if result.counts.limit is not None and result.reported is None else model
@@ -56,7 +61,7 @@ def draw_plots(spec: Any, chosen: dict[tuple[str, str], Results], out_dir: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    written = robustness_curves(plt, spec, chosen, out_dir, stem) if "robustness" in spec.plots else []
     for task in spec.tasks:
         by_model = {m: r for (m, t), r in chosen.items() if t == task}
         if not by_model:
@@ -68,6 +73,42 @@ def draw_plots(spec: Any, chosen: dict[tuple[str, str], Results], out_dir: Path,
         if "subset_bars" in spec.plots:
             metric = spec.metrics[0] if spec.metrics else next(iter(by_model.values())).task.main_metric
             written += subset_bars(plt, task, by_model, metric, out_dir, stem)
+    return written
+
+
+def robustness_curves(
+    plt: Any, spec: Any, chosen: dict[tuple[str, str], Results], out_dir: Path, stem: str
+) -> list[Path]:
+    """A sweep's metric against its level, one line per model, per base task (``aigi-mini+jpeg-q90`` ... plot
+    as ``aigi-mini``: AUC vs JPEG quality), mildest level first."""
+    from harness.board_layouts import level_order
+
+    by_base: dict[str, list[str]] = {}
+    for task in spec.tasks:
+        if "+" in task:
+            by_base.setdefault(task.split("+", 1)[0], []).append(task)
+    written = []
+    for base, levels in by_base.items():
+        levels = sorted(levels, key=level_order)
+        metric = (
+            spec.metrics[0] if spec.metrics else chosen[next(k for k in chosen if k[1] == levels[0])].task.main_metric
+        )
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        shown = []
+        for model in sorted({m for m, t in chosen if t in levels}):
+            entries = [chosen.get((model, level)) for level in levels]
+            values = [percent(e.metrics.all.get(metric)) if e is not None else math.nan for e in entries]
+            shown += values
+            result = next(e for e in entries if e is not None)
+            ax.plot(range(len(levels)), values, marker="o", label=legend_name(model, result))
+        ax.set_xticks(range(len(levels)))
+        ax.set_xticklabels([level.split("+", 1)[1] for level in levels], rotation=20, fontsize=8)
+        path = out_dir / f"{stem}-{base}-robustness.png"
+        written.append(
+            finish(
+                plt, fig, ax, shown, f"{metric_label(metric)} (%)", f"{base}: {metric_label(metric)} per level", path
+            )
+        )
     return written
 
 

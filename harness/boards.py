@@ -3,7 +3,7 @@
 A spec::
 
     title: "aigi-mini: detection (paper Fig. 6 style)"
-    layout: metrics              # metrics | per_subset | qualitative | transparency | main_metric
+    layout: metrics              # metrics | per_subset | qualitative | transparency | main_metric | robustness
     tasks: [aigi-mini]
     metrics: [acc, ap, auc]      # per_subset: the one metric shown per generator
     models: [fredect, cnnspot]   # optional: model names to include (default: all found)
@@ -36,6 +36,7 @@ count as measured.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -229,26 +230,24 @@ def task_results(chosen: Chosen, task: str) -> list[Results]:
 
 
 def columns_for(spec: BoardSpec, chosen: Chosen) -> list[tuple[str, list[Column]]]:
-    """Per task: the columns of the board's layout (:mod:`harness.board_layouts`); then, for a layout with
-    summaries (Table IV), one board-wide "Overall" per declared summary metric, filled per model by the caller."""
+    """Per task: the columns of the board's layout (:mod:`harness.board_layouts`); then the layout's board-wide
+    summary columns (Table IV's Overall, a sweep's mean over levels), task ``""``, filled per model by the caller
+    as the mean of the columns of their metric before them."""
     layout = LAYOUTS[spec.layout]
     out = []
-    for task in spec.tasks:
-        results = task_results(chosen, task)
+    by_task = {task: task_results(chosen, task) for task in spec.tasks}
+    for task, results in by_task.items():
         if results:
             out.append((task, layout.columns(spec, task, results)))
-    if layout.summaries:
-        from harness.board_layouts import declared
-
-        summaries = {
-            c["summary"]
-            for task, _ in out
-            for c in declared(task, spec.layout, task_results(chosen, task)) or []
-            if "summary" in c
-        }
-        for metric in sorted(summaries):  # e.g. Table IV's Overall: the mean of every ability's Avr.
-            out.append(("", [("Overall", metric, lambda r: None)]))
+    for header, metric in layout.summary_columns(spec, {t: r for t, r in by_task.items() if r}):
+        out.append(("", [(header, metric, lambda r: None)]))
     return out
+
+
+def for_results(spec: BoardSpec, results: Sequence[Results]) -> BoardSpec:
+    """The spec with the tasks its layout shows for these results (a sweep's levels; others: as written)."""
+    tasks = LAYOUTS[spec.layout].board_tasks(spec, {r.task.name for r in results})
+    return spec if tasks == list(spec.tasks) else dataclasses.replace(spec, tasks=tasks)
 
 
 def _format(cell: Cell, percent: bool) -> str:
@@ -334,12 +333,12 @@ def _fill_grid(spec: BoardSpec, chosen: Chosen, models: list[str]) -> Grid:
     grid = Grid(["Model"], {m: [] for m in models}, [])
     for task, cols in columns_for(spec, chosen):
         for header, metric, getter in cols:
-            named = len(spec.tasks) == 1 or not task or spec.layout == "main_metric"  # header names the task
+            named = len(spec.tasks) == 1 or not task or spec.layout in ("main_metric", "robustness")  # header says it
             grid.headers.append(header if named else f"{task}: {header}")
             grid.metrics.append(metric)
             for model in models:
                 result = chosen.get((model, task))
-                if task == "" and header == "Overall":  # a declared summary: the mean of its metric's columns
+                if task == "":  # a board-wide summary: the mean of its metric's columns so far
                     values = [
                         c.value
                         for c, meta in zip(grid.cells[model], grid.metrics[:-1], strict=False)
@@ -372,7 +371,9 @@ def _cell_text(cell: Cell, percent: bool) -> str:
 
 def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -> str:
     """The board as markdown (title, table, improvement row, footnotes)."""
-    chosen = select_results(with_reported(spec, results), spec)
+    everything = with_reported(spec, results)
+    spec = for_results(spec, everything)
+    chosen = select_results(everything, spec)
     models = sorted({m for m, _ in chosen}, key=lambda m: (m.lower(), m))  # "cnnspot" beside "CNNSpot-v2"
     grid = _fill_grid(spec, chosen, models)
     percent = spec.percent and spec.layout != "transparency"
@@ -470,4 +471,6 @@ def render_plots(spec: BoardSpec, results: Sequence[Results | dict[str, Any]], o
     """PNG plots named in the spec (:mod:`harness.board_plots`), over the board's chosen results."""
     from harness.board_plots import draw_plots
 
-    return draw_plots(spec, select_results(with_reported(spec, results), spec), out_dir, stem)
+    everything = with_reported(spec, results)
+    spec = for_results(spec, everything)
+    return draw_plots(spec, select_results(everything, spec), out_dir, stem)

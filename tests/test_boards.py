@@ -499,3 +499,25 @@ def test_plots_show_generators_only_from_where_the_values_are_with_limited_runs_
     assert legend["loc"] == "upper left" and legend["bbox_to_anchor"][0] > 1, "the legend sits outside the axes"
     assert value_floor([97.0, 99.0]) == 90.0 and value_floor([3.0, 50.0]) == 0.0
     assert legend_name("x", as_results(result("x", "3"))) == "x"
+
+
+def test_a_robustness_board_tables_each_level_mildest_first_with_the_mean(tmp_path):
+    """Issue #30 item 2: layout robustness shows, per model, the metric at each level of a --perturb sweep
+    found among the results (JPEG quality falling), the mean over the levels, and a curve per model."""
+    levels = {
+        "aigi-mini+jpeg-q50": (0.70, 0.60),
+        "aigi-mini+jpeg-q90": (0.95, 0.90),
+        "aigi-mini+jpeg-q70": (0.85, 0.80),
+    }
+    results = [result(m, fp, task=t, metrics={"auc": v[i]}) for t, v in levels.items()
+               for i, (m, fp) in enumerate((("a", "1"), ("b", "2")))]  # fmt: skip
+    results.append(result("a", "1", task="aigi-mini", metrics={"auc": 0.99}))  # the clean run: not a level
+    board = render_board(spec(layout="robustness", tasks=["aigi-mini"], metrics=["auc"], plots=["robustness"]), results)
+    header = next(line for line in board.splitlines() if line.startswith("| Model"))
+    assert [h.strip() for h in header.strip("|").split("|")] == [
+        "Model", "aigi-mini+jpeg-q90", "aigi-mini+jpeg-q70", "aigi-mini+jpeg-q50", "Mean over levels"
+    ]  # fmt: skip
+    assert row(board, "a").rstrip(" |").endswith(f"**{100 * (0.95 + 0.85 + 0.70) / 3:.2f}**")
+    drawn = render_plots(spec(layout="robustness", tasks=["aigi-mini"], metrics=["auc"], plots=["robustness"]),
+                         results, tmp_path, "r")  # fmt: skip
+    assert [p.name for p in drawn] == ["r-aigi-mini-robustness.png"] and drawn[0].stat().st_size > 1000
