@@ -16,7 +16,7 @@ marks, ± intervals, footnotes)::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.results_model import MetricEntry, Results
 
@@ -108,10 +108,15 @@ def combined(combine: Callable[[Sequence[MetricEntry | None]], MetricEntry | Non
 class Layout:
     """One way of laying a task's results out in columns."""
 
-    def __init__(self, name: str, summaries: bool = False):
+    #: whether each column's header already names its task (else a board of several tasks prefixes it)
+    headers_name_task: ClassVar[bool] = False
+
+    def __init__(self, name: str, summaries: bool = False, percent: bool = True):
         self.name = name
         #: whether the layout prints a board-wide "Overall" per declared summary (Table IV)
         self.summaries = summaries
+        #: whether its values print in percent (a spec's ``percent: false`` turns it off for any layout)
+        self.percent = percent
 
     def columns(self, spec: Any, task: str, results: Sequence[Results]) -> list[Column]:
         """The task's columns, given its chosen results (measured and printed)."""
@@ -129,6 +134,8 @@ class Layout:
 
 class MainMetricLayout(Layout):
     """The quick board: one column per task, its main metric (or the spec's first metric)."""
+
+    headers_name_task = True
 
     def columns(self, spec: Any, task: str, results: Sequence[Results]) -> list[Column]:
         """``task (Metric)``."""
@@ -204,6 +211,8 @@ class RobustnessLayout(Layout):
     """A robustness sweep (``--perturb``): for each task of the spec, one column per level found among the results
     (``aigi-mini+jpeg-q90`` ...), mildest first, then the mean over the levels: the sweep's one robustness number.
     The unperturbed run is on the task's own boards."""
+
+    headers_name_task = True
 
     def board_tasks(self, spec: Any, found: set[str]) -> list[str]:
         """Every level of the spec's tasks that the results hold."""
@@ -281,7 +290,7 @@ LAYOUTS: dict[str, Layout] = {
     "metrics": MetricsLayout("metrics"),
     "per_subset": PerSubsetLayout("per_subset"),
     "qualitative": DeclaredLayout("qualitative"),
-    "transparency": DeclaredLayout("transparency", summaries=True),
+    "transparency": DeclaredLayout("transparency", summaries=True, percent=False),  # LLM-judge scores are 0-2
     "main_metric": MainMetricLayout("main_metric"),
     "robustness": RobustnessLayout("robustness"),
 }

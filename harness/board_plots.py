@@ -90,9 +90,8 @@ def robustness_curves(
     written = []
     for base, levels in by_base.items():
         levels = sorted(levels, key=level_order)
-        metric = (
-            spec.metrics[0] if spec.metrics else chosen[next(k for k in chosen if k[1] == levels[0])].task.main_metric
-        )
+        first = next(r for (_, task), r in chosen.items() if task == levels[0])
+        metric = spec.metrics[0] if spec.metrics else first.task.main_metric
         fig, ax = plt.subplots(figsize=(6, 3.5))
         shown = []
         for model in sorted({m for m, t in chosen if t in levels}):

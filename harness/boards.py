@@ -333,7 +333,7 @@ def _fill_grid(spec: BoardSpec, chosen: Chosen, models: list[str]) -> Grid:
     grid = Grid(["Model"], {m: [] for m in models}, [])
     for task, cols in columns_for(spec, chosen):
         for header, metric, getter in cols:
-            named = len(spec.tasks) == 1 or not task or spec.layout in ("main_metric", "robustness")  # header says it
+            named = len(spec.tasks) == 1 or not task or LAYOUTS[spec.layout].headers_name_task
             grid.headers.append(header if named else f"{task}: {header}")
             grid.metrics.append(metric)
             for model in models:
@@ -376,7 +376,7 @@ def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -
     chosen = select_results(everything, spec)
     models = sorted({m for m, _ in chosen}, key=lambda m: (m.lower(), m))  # "cnnspot" beside "CNNSpot-v2"
     grid = _fill_grid(spec, chosen, models)
-    percent = spec.percent and spec.layout != "transparency"
+    percent = spec.percent and LAYOUTS[spec.layout].percent
     lower = [lower_is_better(metric, list(chosen.values())) for metric in grid.metrics]
     for index, lower_better in enumerate(lower):
         marks = rank_marks([grid.cells[m][index].value for m in models], lower_better)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ class ModelIdentity:
 
 
 @dataclass
-class AnsweredTask:
-    """A task whose every call has been made: what reporting needs."""
+class TaskInHand:
+    """A task listed and planned: what every stage after planning knows of it."""
 
     name: str
     task: Task
@@ -44,6 +44,16 @@ class AnsweredTask:
     n_available: int
     task_fp: dict[str, Any]
     metrics: list[Metric]
+
+    def in_hand(self) -> dict[str, Any]:
+        """Just these fields, to hand on to the next stage's record (``AnsweredTask(**started.in_hand(), ...)``)."""
+        return {f.name: getattr(self, f.name) for f in fields(TaskInHand)}
+
+
+@dataclass
+class AnsweredTask(TaskInHand):
+    """A task whose every call has been made: what reporting needs."""
+
     records: list[SampleRecord]
     context: MetricContext
     calibration_records: list[SampleRecord] = field(default_factory=list)

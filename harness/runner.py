@@ -36,7 +36,7 @@ from harness.perturbations import Level, parse_sweep, perturb_task
 from harness.planning import RunError, check_gen_kwargs, plan_split, say_samples
 from harness.plugin_manager import HarnessPlugins
 from harness.records import Sample
-from harness.reporting import AnsweredTask, ModelIdentity, report_task
+from harness.reporting import AnsweredTask, ModelIdentity, TaskInHand, report_task
 from harness.results import model_dir_name
 from harness.results_model import Results
 from harness.run_lock import hold_cache
@@ -151,17 +151,9 @@ class TaskOutcome:
 
 
 @dataclass
-class _StartedTask:
+class _StartedTask(TaskInHand):
     """A task whose requests are under way: what finishing it needs."""
 
-    name: str
-    task: Task
-    mode: str
-    split: str
-    samples: list[Sample]
-    n_available: int
-    task_fp: dict[str, Any]
-    metrics: list[Metric]
     evaluation: Records
     calibration: Records | None
     start: float
@@ -438,14 +430,7 @@ class Evaluator:
             if used:
                 judges[metric.name] = used
         answered = AnsweredTask(
-            name=started.name,
-            task=started.task,
-            mode=started.mode,
-            split=started.split,
-            samples=started.samples,
-            n_available=started.n_available,
-            task_fp=started.task_fp,
-            metrics=started.metrics,
+            **started.in_hand(),
             records=records,
             context=context,
             calibration_records=calibration_all or [],  # every request of the validation split counts

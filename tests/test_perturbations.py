@@ -86,3 +86,22 @@ def test_a_sweep_runs_each_level_as_its_own_cached_task(tmp_path, fredect_checkp
     bad = run_cli("run", "--model", "noop", "--perturb", "jpeg:quality=150", "-o", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "JPEG quality must be a whole number from 1 to 100" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_unreadable_image_is_left_to_fail_as_its_sample_naming_the_file(tmp_path):
+    """A corrupt file is not perturbed (nothing to perturb): it reaches the model as it is, whose load fails as
+    that sample with the file's name; readable ones become PNG bytes of the perturbed pixels, marked."""
+    from harness.images import load_image
+    from harness.perturbations import perturbed_samples
+    from harness.records import Sample
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.fromarray(PIXELS).save(good)
+    bad.write_bytes(b"\x89PNG not really")
+    [level] = parse_sweep("blur:sigma=2")
+    out = list(perturbed_samples(iter([Sample("g", str(good), 1), Sample("b", str(bad), 0)]), level))
+    assert isinstance(out[0].image, bytes) and out[0].metadata["perturbation"] == "blur-s2"
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(out[0].image))), blur(PIXELS, 2.0))
+    assert out[1].image == str(bad) and "perturbation" not in out[1].metadata
+    with pytest.raises(Exception, match="bad.png"):
+        load_image(out[1])

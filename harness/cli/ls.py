@@ -70,7 +70,7 @@ def model_options(plugins: HarnessPlugins) -> dict[str, dict[str, Any]]:
             found[manifest.name] = {"error": str(exc)}
             continue
         options = cls.options() if hasattr(cls, "options") else {}
-        defaults = {**{k: (None if v is inspect.Parameter.empty else v) for k, v in options.items()}}
+        defaults = {k: (None if v is inspect.Parameter.empty else v) for k, v in options.items()}
         found[manifest.name] = {"options": {k: manifest.options.get(k, v) for k, v in sorted(defaults.items())}}
     return found
 
