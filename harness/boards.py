@@ -74,6 +74,8 @@ class BoardSpec:
     percent: bool = True
     description: str = ""
     reported: list[str] = field(default_factory=list)
+    #: α of the "not significantly different from the best" marks (:mod:`harness.board_significance`); None: off
+    significance: float | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> BoardSpec:
@@ -89,6 +91,9 @@ class BoardSpec:
         if not data.get("tasks"):
             raise BoardError(f"{path}: 'tasks' is required")
         data.setdefault("title", Path(path).stem)
+        alpha = data.get("significance")
+        if alpha is not None and not (isinstance(alpha, float) and 0 < alpha < 1):
+            raise BoardError(f"{path}: significance is the test's alpha, a number between 0 and 1, not {alpha!r}")
         data["reported"] = [
             str((Path(path).parent / p).resolve()) if not Path(p).is_absolute() else p
             for p in data.get("reported") or []
@@ -316,6 +321,8 @@ class Grid:
     headers: list[str]
     cells: dict[str, list[Cell]]
     metrics: list[str]
+    #: per column: its task ("" for a board-wide summary) and its header as the layout named it
+    sources: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _mixed_version_tasks(spec: BoardSpec, chosen: Chosen) -> set[str]:
@@ -336,6 +343,7 @@ def _fill_grid(spec: BoardSpec, chosen: Chosen, models: list[str]) -> Grid:
             named = len(spec.tasks) == 1 or not task or LAYOUTS[spec.layout].headers_name_task
             grid.headers.append(header if named else f"{task}: {header}")
             grid.metrics.append(metric)
+            grid.sources.append((task, header))
             for model in models:
                 result = chosen.get((model, task))
                 if task == "":  # a board-wide summary: the mean of its metric's columns so far
@@ -363,7 +371,7 @@ def _cell_text(cell: Cell, percent: bool) -> str:
         text = f"**{text}**"
     elif "second" in cell.marks:
         text = f"<ins>{text}</ins>"  # underlined; GitHub strips <u> but keeps <ins>
-    flags = [m for m in cell.marks if m in ("L", "F", "V")]
+    flags = [m for m in cell.marks if m in ("ns", "L", "F", "V")]
     if flags and cell.value is not None:
         text += "<sup>" + ",".join(flags) + "</sup>"
     return text
@@ -382,6 +390,7 @@ def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -
         marks = rank_marks([grid.cells[m][index].value for m in models], lower_better)
         for model, mark in zip(models, marks, strict=True):
             grid.cells[model][index].marks = [mark] + grid.cells[model][index].marks
+    tested = _mark_not_different(spec, chosen, grid, models) if spec.significance is not None else None
     # a served model's name is free text: no live HTML, no extra cells
     rows = [[board_text(model)] + [_cell_text(cell, percent) for cell in grid.cells[model]] for model in models]
     improvement = _improvement_row(spec, models, grid.cells, lower, percent)
@@ -394,9 +403,47 @@ def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -
         + (f"{spec.description}\n\n" if spec.description else "")
         + table
         + "\n\n"
-        + _footnotes(spec, chosen, percent, _explained(headers, grid.cells, models))
+        + _footnotes(spec, chosen, percent, _explained(headers, grid.cells, models) + _significance_note(spec, tested))
         + "\n"
     )
+
+
+def _mark_not_different(spec: BoardSpec, chosen: Chosen, grid: Grid, models: list[str]) -> tuple[int, int]:
+    """Mark ``ns`` the cells not significantly different from their column's best (Holm, α = spec.significance);
+    returns (columns tested, columns of a tested metric)."""
+    from harness.board_significance import TESTED_METRICS, ColumnInput, SampleScores, column_verdict
+
+    scores, tested, candidates = SampleScores(), 0, 0
+    for index, (metric, (task, header)) in enumerate(zip(grid.metrics, grid.sources, strict=True)):
+        if metric not in TESTED_METRICS or not task:
+            continue
+        candidates += 1
+        runs = {m: (r if (r := chosen.get((m, task))) is not None and r.reported is None else None) for m in models}
+        values = {m: grid.cells[m][index].value for m in models}
+        best = [m for m in models if "best" in grid.cells[m][index].marks]
+        verdict = None
+        for subset in (None, header):  # the column is of all the task's samples, or of one generator's
+            verdict = column_verdict(ColumnInput(metric, subset, values, runs, best), scores)
+            if verdict is not None:
+                break
+        if verdict is None:
+            continue
+        tested += 1
+        for model in verdict.not_different(float(spec.significance or 0.05)):
+            grid.cells[model][index].marks.insert(1, "ns")
+    return tested, candidates
+
+
+def _significance_note(spec: BoardSpec, tested: tuple[int, int] | None) -> list[str]:
+    """The footnote of the significance marks: the test, α, and how many columns it could be run on."""
+    if tested is None:
+        return []
+    return [
+        f"- <sup>ns</sup>: not significantly different from the column's best on the same samples (paired tests: "
+        f"DeLong for AUC, a paired label-stratified bootstrap for AP and Acc; Holm-corrected across the column, "
+        f"α = {spec.significance}); tested in {tested[0]} of {tested[1]} AUC/AP/Acc columns (the others lack "
+        "per-sample scores that give the value shown)."
+    ]
 
 
 #: what each abbreviated column header stands for (said under a board that uses it)

@@ -10,6 +10,10 @@ The perturbations are those of the detectors' own robustness protocols, re-imple
 - ``jpeg:quality=Q`` (1-100): PIL's JPEG encoder at quality Q, decoded again: UnivFD's ``validate.py::png2jpg``
   and CNNDetection's ``data/datasets.py::pil_jpg`` (PIL defaults: 4:2:0 chroma subsampling below quality 90...,
   as PIL chooses);
+- ``jpeg-cv2:quality=Q``: OpenCV's JPEG encoder and decoder instead (CNNDetection's ``cv2_jpg``, the default of
+  its training augmentation, and one of AIGCDetectBenchmark's two encoders; the two encoders' pixels differ);
+  needs the ``cv2`` extra (``opencv-python-headless``). With Pillow 13 and OpenCV 5.1 (both libjpeg-turbo, 4:2:0)
+  the two give identical pixels at every quality tried; the step records its encoder's library and version;
 - ``blur:sigma=S`` (> 0): ``scipy.ndimage.gaussian_filter`` on each RGB channel separately, in place into the
   8-bit image: UnivFD's and CNNDetection's ``gaussian_blur`` (kernel truncated at 4 σ, scipy's default; mode
   ``reflect``). Because upstream filters in place into ``uint8``, the separable filter's first pass (along the
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-KINDS = {"jpeg": "quality", "blur": "sigma", "resize": "scale"}
+KINDS = {"jpeg": "quality", "jpeg-cv2": "quality", "blur": "sigma", "resize": "scale"}
 
 
 class PerturbError(ValueError):
@@ -48,13 +52,15 @@ class Step:
     @property
     def slug(self) -> str:
         """The step in a task name: ``jpeg-q70``, ``blur-s1.5``, ``resize-x0.5``."""
-        short = {"jpeg": "q", "blur": "s", "resize": "x"}[self.kind]
+        short = {"jpeg": "q", "jpeg-cv2": "q", "blur": "s", "resize": "x"}[self.kind]
         return f"{self.kind}-{short}{self.value:g}"
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """The perturbed 8-bit RGB pixels."""
         if self.kind == "jpeg":
             return jpeg(pixels, int(self.value))
+        if self.kind == "jpeg-cv2":
+            return jpeg_cv2(pixels, int(self.value))
         if self.kind == "blur":
             return blur(pixels, self.value)
         return resize_down(pixels, self.value)
@@ -73,13 +79,26 @@ class Level:
 
     def describe(self) -> dict[str, Any]:
         """The level as recorded in the task's fingerprint and results."""
-        return {"steps": [{"kind": s.kind, KINDS[s.kind]: s.value} for s in self.steps]}
+        return {"steps": [{"kind": s.kind, KINDS[s.kind]: s.value, **encoder(s.kind)} for s in self.steps]}
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """Each step in turn."""
         for step in self.steps:
             pixels = step.apply(pixels)
         return pixels
+
+
+def encoder(kind: str) -> dict[str, str]:
+    """The JPEG encoder's library and version, recorded with a JPEG step (the bytes depend on it); {} otherwise."""
+    if kind == "jpeg":
+        import PIL
+
+        return {"encoder": f"Pillow {PIL.__version__}"}
+    if kind == "jpeg-cv2":
+        import cv2
+
+        return {"encoder": f"OpenCV {cv2.__version__}"}
+    return {}
 
 
 def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
@@ -90,6 +109,21 @@ def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
     Image.fromarray(pixels).save(out, format="jpeg", quality=quality)
     with Image.open(out) as decoded:
         return np.array(decoded)
+
+
+def jpeg_cv2(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """OpenCV's JPEG encoder at ``quality``, decoded by OpenCV in colour: CNNDetection's ``cv2_jpg`` (the default
+    ``jpg_method`` of its training options, one of AIGCDetectBenchmark's two encoders). The RGB pixels are handed
+    to OpenCV as BGR and turned back, as upstream does."""
+    import cv2
+
+    ok, encoded = cv2.imencode(
+        ".jpg", np.ascontiguousarray(pixels[:, :, ::-1]), [int(cv2.IMWRITE_JPEG_QUALITY), quality]
+    )
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if ok else None
+    if decoded is None:
+        raise ValueError(f"OpenCV could not encode and decode a {pixels.shape} image as JPEG")
+    return np.ascontiguousarray(decoded[:, :, ::-1])
 
 
 def blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
@@ -125,11 +159,19 @@ def _step_values(text: str) -> tuple[str, list[float]]:
         raise PerturbError(f"--perturb {text!r}: {KINDS[kind]} values must be numbers") from None
     for value in found:
         _check(kind, value, text)
+    if kind == "jpeg-cv2":
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            raise PerturbError(
+                f"--perturb {text!r}: OpenCV's JPEG encoder needs OpenCV: pip install 'aigi-harness[cv2]' "
+                "(or use jpeg:, PIL's encoder)"
+            ) from None
     return kind, found
 
 
 def _check(kind: str, value: float, text: str) -> None:
-    if kind == "jpeg" and not (1 <= value <= 100 and float(value).is_integer()):
+    if kind.startswith("jpeg") and not (1 <= value <= 100 and float(value).is_integer()):
         raise PerturbError(f"--perturb {text!r}: JPEG quality must be a whole number from 1 to 100, not {value:g}")
     if kind == "blur" and not value > 0:
         raise PerturbError(f"--perturb {text!r}: blur sigma must be above 0, not {value:g}")

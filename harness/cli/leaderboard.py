@@ -12,6 +12,17 @@ from typing import Any
 from harness.plugin_manager import HarnessPlugins
 
 
+def alpha(text: str) -> float:
+    """A test's significance level: a number strictly between 0 and 1 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"the test's alpha is a number between 0 and 1, not {text!r}")
+    return value
+
+
 def add_parser(sub: Any, plugins: HarnessPlugins) -> None:
     """Add ``leaderboard`` to the sub-commands."""
     board = sub.add_parser(
@@ -40,6 +51,16 @@ def add_parser(sub: Any, plugins: HarnessPlugins) -> None:
     board.add_argument("--allow-limit", action="store_true", help="admit --limit runs (marked)")
     board.add_argument("--allow-failed", action="store_true", help="admit runs with failed samples (marked)")
     board.add_argument("--no-plots", action="store_true", help="skip the spec's PNG plots")
+    board.add_argument(
+        "--significance",
+        type=alpha,
+        nargs="?",
+        const=0.05,
+        default=None,
+        metavar="ALPHA",
+        help="mark (ns) the AUC/AP/Acc cells not significantly different from their column's best on the same "
+        "samples: DeLong for AUC, paired bootstrap for AP/Acc, Holm-corrected across the column (default α 0.05)",
+    )
     board.add_argument(
         "--plots",
         type=Path,
@@ -87,6 +108,8 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
         return 1
     spec.allow_limit = spec.allow_limit or args.allow_limit
     spec.allow_failed = spec.allow_failed or args.allow_failed
+    if args.significance is not None:
+        spec.significance = args.significance
     spec.reported += [str(Path(p).resolve()) for p in args.reported]
     if spec.plots and not args.no_plots and not args.output:
         print("note: the spec's plots are written beside the markdown: pass -o FILE.md to get them", file=sys.stderr)
