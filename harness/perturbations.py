@@ -20,7 +20,13 @@ The perturbations are those of the detectors' own robustness protocols, re-imple
   rows) is stored truncated to 8 bits before the second: what upstream computes, kept, and tested pixel for
   pixel against that two-pass definition;
 - ``resize:scale=F`` (0 < F <= 1): down-scaling only, by F on each side, with PIL's bilinear filter (the
-  interpolation CNNDetection's ``custom_resize`` defaults to); said ``down only`` in the level's name.
+  interpolation CNNDetection's ``custom_resize`` defaults to); ``resize-back:scale=F`` scales down and back up
+  to the original size, both bilinear (the two are told apart in the level's name: ``resize-x0.5`` vs
+  ``resize-back-x0.5``);
+- ``crop:size=N``: the central N x N pixels as torchvision's ``CenterCrop`` takes them (the detectors' test-time
+  crop), zero-padded first where a side is shorter;
+- ``noise:sigma=S`` (> 0, 8-bit units): additive Gaussian noise, seeded per image from its sample id (every
+  model and every rerun sees the same noise), rounded and clipped.
 
 A perturbed image reaches the model as PNG bytes of the perturbed pixels (lossless), so every adapter, in-process
 or in a worker, sees exactly those pixels.
@@ -35,7 +41,17 @@ from typing import Any
 
 import numpy as np
 
-KINDS = {"jpeg": "quality", "jpeg-cv2": "quality", "blur": "sigma", "resize": "scale"}
+KINDS = {
+    "jpeg": "quality",
+    "jpeg-cv2": "quality",
+    "blur": "sigma",
+    "resize": "scale",
+    "resize-back": "scale",
+    "crop": "size",
+    "noise": "sigma",
+}
+#: the letter before a step's value in a task name
+SHORT = {"jpeg": "q", "jpeg-cv2": "q", "blur": "s", "resize": "x", "resize-back": "x", "crop": "c", "noise": "n"}
 
 
 class PerturbError(ValueError):
@@ -52,17 +68,22 @@ class Step:
     @property
     def slug(self) -> str:
         """The step in a task name: ``jpeg-q70``, ``blur-s1.5``, ``resize-x0.5``."""
-        short = {"jpeg": "q", "jpeg-cv2": "q", "blur": "s", "resize": "x"}[self.kind]
-        return f"{self.kind}-{short}{self.value:g}"
+        return f"{self.kind}-{SHORT[self.kind]}{self.value:g}"
 
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """The perturbed 8-bit RGB pixels."""
+    def apply(self, pixels: np.ndarray, key: str = "") -> np.ndarray:
+        """The perturbed 8-bit RGB pixels (``key``, the sample's id, seeds the noise)."""
         if self.kind == "jpeg":
             return jpeg(pixels, int(self.value))
         if self.kind == "jpeg-cv2":
             return jpeg_cv2(pixels, int(self.value))
         if self.kind == "blur":
             return blur(pixels, self.value)
+        if self.kind == "resize-back":
+            return resize_down_and_back(pixels, self.value)
+        if self.kind == "crop":
+            return center_crop(pixels, int(self.value))
+        if self.kind == "noise":
+            return gaussian_noise(pixels, self.value, key)
         return resize_down(pixels, self.value)
 
 
@@ -81,10 +102,10 @@ class Level:
         """The level as recorded in the task's fingerprint and results."""
         return {"steps": [{"kind": s.kind, KINDS[s.kind]: s.value, **encoder(s.kind)} for s in self.steps]}
 
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
+    def apply(self, pixels: np.ndarray, key: str = "") -> np.ndarray:
         """Each step in turn."""
         for step in self.steps:
-            pixels = step.apply(pixels)
+            pixels = step.apply(pixels, key)
         return pixels
 
 
@@ -145,6 +166,43 @@ def resize_down(pixels: np.ndarray, scale: float) -> np.ndarray:
     return np.array(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
 
 
+def resize_down_and_back(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """Down-scaled by ``scale`` and back up to the original size, both with PIL's bilinear filter (the detail lost
+    by a web platform's down-scaling, at the resolution the detector was trained on)."""
+    from PIL import Image
+
+    height, width = pixels.shape[:2]
+    return np.array(Image.fromarray(resize_down(pixels, scale)).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def center_crop(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` pixels as torchvision's ``CenterCrop`` takes them (CNNDetection's and UnivFD's
+    test-time crop): offsets ``int(round((H - size) / 2))``; a smaller side is first padded with zeros on both
+    sides (``(size - H) // 2`` before, the rest after), as torchvision pads."""
+    height, width = pixels.shape[:2]
+    if height < size or width < size:
+        pad_h, pad_w = max(0, size - height), max(0, size - width)
+        pixels = np.pad(pixels, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+        height, width = pixels.shape[:2]
+    top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+    return np.ascontiguousarray(pixels[top : top + size, left : left + size])
+
+
+def noise_seed(key: str) -> int:
+    """The noise's seed for one image: from its sample id, so a rerun (and every model) sees the same noise."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def gaussian_noise(pixels: np.ndarray, sigma: float, key: str) -> np.ndarray:
+    """Additive white Gaussian noise of standard deviation ``sigma`` in 8-bit units, drawn by numpy's PCG64
+    generator seeded from the sample id (:func:`noise_seed`), added to every channel value, rounded to the nearest
+    integer and clipped to 0-255."""
+    noise = np.random.default_rng(noise_seed(key)).normal(0.0, sigma, pixels.shape)
+    return np.clip(np.rint(pixels.astype(np.float64) + noise), 0, 255).astype(np.uint8)
+
+
 def _step_values(text: str) -> tuple[str, list[float]]:
     kind, _, params = text.partition(":")
     kind = kind.strip().lower()
@@ -175,8 +233,12 @@ def _check(kind: str, value: float, text: str) -> None:
         raise PerturbError(f"--perturb {text!r}: JPEG quality must be a whole number from 1 to 100, not {value:g}")
     if kind == "blur" and not value > 0:
         raise PerturbError(f"--perturb {text!r}: blur sigma must be above 0, not {value:g}")
-    if kind == "resize" and not 0 < value <= 1:
-        raise PerturbError(f"--perturb {text!r}: resize scale must be in (0, 1] (down-scaling only), not {value:g}")
+    if kind.startswith("resize") and not 0 < value <= 1:
+        raise PerturbError(f"--perturb {text!r}: resize scale must be in (0, 1] (down-scaling), not {value:g}")
+    if kind == "crop" and not (value >= 1 and float(value).is_integer()):
+        raise PerturbError(f"--perturb {text!r}: crop size must be a whole number of pixels, not {value:g}")
+    if kind == "noise" and not value > 0:
+        raise PerturbError(f"--perturb {text!r}: noise sigma must be above 0 (8-bit units), not {value:g}")
 
 
 def parse_sweep(spec: str) -> list[Level]:
@@ -210,7 +272,7 @@ def perturbed_samples(samples: Iterator[Any], level: Level) -> Iterator[Any]:
             yield sample
             continue
         out = io.BytesIO()
-        Image.fromarray(level.apply(pixels)).save(out, format="PNG")
+        Image.fromarray(level.apply(pixels, key=str(sample.id))).save(out, format="PNG")
         metadata = {**(sample.metadata or {}), "perturbation": level.slug}
         yield dataclasses.replace(sample, image=out.getvalue(), metadata=metadata)
 

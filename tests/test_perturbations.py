@@ -12,7 +12,17 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter1d
 
-from harness.perturbations import PerturbError, blur, jpeg, parse_sweep, resize_down
+from harness.perturbations import (
+    PerturbError,
+    blur,
+    center_crop,
+    gaussian_noise,
+    jpeg,
+    noise_seed,
+    parse_sweep,
+    resize_down,
+    resize_down_and_back,
+)
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
 #: a real photograph (scikit-learn's bundled china.jpg), cropped
@@ -58,6 +68,37 @@ def test_jpeg_cv2_is_cnndetections_cv2_jpg(quality):
     assert [lv.slug for lv in parse_sweep("jpeg-cv2:quality=90,50")] == ["jpeg-cv2-q90", "jpeg-cv2-q50"]
 
 
+@pytest.mark.parametrize("shape", [(48, 64), (47, 63), (20, 300)], ids=["even", "odd", "short"])
+def test_crop_is_torchvisions_center_crop(shape):
+    """torchvision's CenterCrop (the detectors' test-time crop), on sides longer and shorter than the crop."""
+    functional = pytest.importorskip("torchvision.transforms.functional", reason="torchvision is not installed")
+    pixels = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    expected = np.array(functional.center_crop(Image.fromarray(pixels), [32, 32]))
+    np.testing.assert_array_equal(center_crop(pixels, 32), expected)
+
+
+def test_resize_back_is_bilinear_down_then_up():
+    found = resize_down_and_back(PHOTO, 0.5)
+    down = Image.fromarray(PHOTO).resize((96, 64), Image.Resampling.BILINEAR)
+    assert found.shape == PHOTO.shape
+    np.testing.assert_array_equal(found, np.array(down.resize((192, 128), Image.Resampling.BILINEAR)))
+    assert [lv.slug for lv in parse_sweep("resize-back:scale=0.5")] == ["resize-back-x0.5"]
+
+
+def test_noise_is_seeded_per_image_and_has_its_sigma():
+    """N(0, sigma) from PCG64 seeded by the sample id, added, rounded, clipped: the same image id always gets the
+    same noise, another id other noise; on mid-grey (no clipping) the noise's spread is sigma."""
+    grey = np.full((64, 64, 3), 128, dtype=np.uint8)
+    found = gaussian_noise(grey, 8.0, "sample-1")
+    drawn = np.random.default_rng(noise_seed("sample-1")).normal(0.0, 8.0, grey.shape)
+    np.testing.assert_array_equal(found, np.clip(np.rint(128 + drawn), 0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(found, gaussian_noise(grey, 8.0, "sample-1"))
+    assert not np.array_equal(found, gaussian_noise(grey, 8.0, "sample-2"))
+    assert (found.astype(float) - 128).std() == pytest.approx(8.0, rel=0.05)
+    [level] = parse_sweep("noise:sigma=8")
+    np.testing.assert_array_equal(level.apply(grey, key="sample-1"), found)
+
+
 def test_resize_is_down_only_bilinear():
     found = resize_down(PIXELS, 0.5)
     assert found.shape == (24, 32, 3)
@@ -73,10 +114,13 @@ def test_specs_chains_and_clear_errors():
     for spec, message in [
         ("jpeg:quality=150", "whole number from 1 to 100, not 150"),
         ("blur:sigma=0", "above 0"),
-        ("resize:scale=2", "down-scaling only"),
+        ("resize:scale=2", "resize scale must be in"),
         ("sharpen:amount=1", "unknown perturbation 'sharpen'"),
         ("jpeg:q=90", "write jpeg:quality=V"),
         ("blur:sigma=1,2+jpeg:quality=90,50", "only one step may list several values"),
+        ("crop:size=22.5", "crop size must be a whole number"),
+        ("noise:sigma=0", "noise sigma must be above 0"),
+        ("resize-back:scale=2", "resize scale must be in"),
     ]:
         with pytest.raises(PerturbError, match=message):
             parse_sweep(spec)
@@ -125,3 +169,17 @@ def test_an_unreadable_image_is_left_to_fail_as_its_sample_naming_the_file(tmp_p
     assert out[1].image == str(bad) and "perturbation" not in out[1].metadata
     with pytest.raises(Exception, match="bad.png"):
         load_image(out[1])
+
+
+def test_a_sweep_from_a_run_config_file(tmp_path, aigi_mini):
+    """The YAML form: ``perturb:`` in ``--config FILE`` is the same sweep as the flag."""
+    from conftest import run_cli
+
+    config = tmp_path / "run.yaml"
+    config.write_text('model: noop\ntasks: aigi-mini\nperturb: "crop:size=32+noise:sigma=4,16"\nlimit: 20\n')
+    done = run_cli(
+        "run", "--config", str(config), "--bootstrap", "0", "--no-audit", "--quiet", "-o", str(tmp_path / "o")
+    )
+    assert done.returncode == 0, done.stderr
+    found = sorted(p.parent.name for p in (tmp_path / "o").glob("*/*/results.json"))
+    assert found == ["aigi-mini+crop-c32+noise-n16", "aigi-mini+crop-c32+noise-n4"]

@@ -90,8 +90,10 @@ def add_task_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
         default=None,
         metavar="SWEEP",
         help="a robustness sweep: every image perturbed before the model sees it, one run per level, named "
-        "TASK+LEVEL, e.g. jpeg:quality=90,70,50, blur:sigma=1,2,3, resize:scale=0.5,0.25 (down only), or fixed "
-        "steps first: blur:sigma=1+jpeg:quality=90,50 (perturbations as UnivFD's and CNNDetection's code)",
+        "TASK+LEVEL, e.g. jpeg:quality=90,70,50 (PIL; jpeg-cv2: OpenCV), blur:sigma=1,2,3, resize:scale=0.5,0.25 "
+        "(down only; resize-back: down and back up), crop:size=224 (centre), noise:sigma=5,10 (seeded per image), "
+        "or fixed steps first: blur:sigma=1+jpeg:quality=90,50 (perturbations as UnivFD's and CNNDetection's "
+        "code; docs/protocols.md)",
     )
     group.add_argument(
         "-t",
