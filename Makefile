@@ -30,8 +30,9 @@ demo: install
 		--tasks aigi-mini --output-dir $(DEMO)/results
 	$(BIN)/harness run --model format-shortcut --model-args checkpoint=$(DEMO)/checkpoints/format-shortcut \
 		--tasks aigi-mini --output-dir $(DEMO)/results
-	$(BIN)/harness leaderboard $(DEMO)/results -o $(DEMO)/leaderboard.md
+	$(BIN)/harness leaderboard $(DEMO)/results --significance -o $(DEMO)/leaderboard.md
 	@cat $(DEMO)/leaderboard.md
+	$(BIN)/harness compare $(DEMO)/results/fredect-*/aigi-mini $(DEMO)/results/format-shortcut-*/aigi-mini
 
 ## test: install everything the tests need, run the suite
 test: install-dev

@@ -94,3 +94,25 @@ def test_fredect_is_well_above_chance_on_test(fredect_checkpoint: Path, tmp_path
         "latent-decoder",
     ]
     assert np.isfinite(config["validation"]["auc"])
+
+
+def test_the_demos_two_models_differ_significantly(aigi_mini: Path, fredect_checkpoint: Path, tmp_path: Path):
+    """`make demo`'s FreDect and format-shortcut auditor, compared as the demo does (issue #30): the difference in
+    AUC is significant by DeLong's test, and the board marks nobody as indistinguishable from FreDect."""
+    from conftest import run_cli
+
+    from harness.trainers.format_shortcut import FormatShortcutTrainer
+
+    FormatShortcutTrainer(progress=False).train(list(AigiMini().samples("train")), [], tmp_path / "ckpt", "aigi-mini")
+    shortcut = _evaluate("format-shortcut", tmp_path / "ckpt", tmp_path / "out")
+    fredect = _evaluate("fredect", fredect_checkpoint, tmp_path / "out")
+    folders = [str(next((tmp_path / "out").glob(f"{name}-*/aigi-mini"))) for name in ("fredect", "format-shortcut")]
+    done = run_cli("compare", *folders, "--json", "--resamples", "200")
+    assert done.returncode == 0, done.stderr
+    auc = next(d for d in json.loads(done.stdout)["differences"] if d["metric"] == "auc")
+    assert auc["a"] == pytest.approx(fredect["metrics"]["all"]["auc"]["value"])
+    assert auc["b"] == pytest.approx(shortcut["metrics"]["all"]["auc"]["value"]) and auc["p"] < 1e-6
+    board = run_cli("leaderboard", str(tmp_path / "out"), "--significance")
+    assert board.returncode == 0 and "tested in 1 of 1" in board.stdout
+    rows = [line for line in board.stdout.splitlines() if line.startswith("| format-shortcut")]
+    assert len(rows) == 1 and "<sup>ns</sup>" not in rows[0]

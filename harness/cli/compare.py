@@ -71,7 +71,7 @@ def cmd_compare(args: argparse.Namespace, plugins: HarnessPlugins) -> int:
     print(f"{a.task.name}: A = {names[0]}, B = {names[1]}, {len(ids)} samples scored by both")
     rows = [
         (d.metric, f"{d.a:.4f}", f"{d.b:.4f}", f"{d.delta:+.4f}",
-         f"[{d.ci[0]:+.4f}, {d.ci[1]:+.4f}]" if d.ci else "–", f"{d.p:.3g}", d.test)
+         f"[{d.ci[0]:+.4f}, {d.ci[1]:+.4f}]" if d.ci else "–", f"{d.p:.3g}" if d.p > 0 else "< 1e-300", d.test)
         for d in found
     ]  # fmt: skip
     print(tabulate(rows, headers=["metric", "A", "B", "A − B", "95% interval", "p", "test"]))
