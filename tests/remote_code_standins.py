@@ -30,6 +30,28 @@ CORPUS = [
 ]
 
 
+def sentencepiece_like_tokenizer():
+    """A BPE tokenizer with SentencePiece's dummy prefix (Metaspace, prepended to the text's start only) and BOS
+    added, as InternLM2's: ``This`` at the start of a text is ``▁This``, after ``assistant\n`` it is not. Trained on
+    the chat turn itself, so that pieces may even span the newline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    lines = [
+        "What is the authenticity of this image?[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]assistant\nThis image is fake",
+        "This image is real. This image is fake. Fake Real real fake. system user assistant",
+    ]
+    special = ["<unk>", "<s>", "</s>", "[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"]
+    tok.train_from_iterator(lines * 20, trainers.BpeTrainer(special_tokens=special, vocab_size=160))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
+
+
 def standin_tokenizer():
     """A word-level tokenizer knowing the chat markers of both models as special tokens."""
     tokenizer = word_tokenizer(CORPUS, {"additional_special_tokens": SPECIAL})

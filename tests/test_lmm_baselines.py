@@ -279,6 +279,7 @@ def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengt
     [answer] = backend.generate([in_memory], ["Describe the artifacts."], max_new_tokens=5)
     chat = model.chat_calls[0]
     assert answer == "The image is real ." and chat["do_sample"] is False
+    assert chat["repetition_penalty"] == 1.005 == backend.info()["repetition_penalty"], "upstream chat()'s default"
     assert chat["query"] == "<ImageHere>Describe the artifacts." and chat["image"].endswith(".png")
     assert not Path(chat["image"]).exists()  # the temporary file is removed after the call
 
@@ -391,3 +392,51 @@ def test_open_image_keeps_an_rgb_image_and_converts_others():
     rgb, grey = Image.new("RGB", (4, 3)), Image.new("L", (4, 3))
     assert open_image(rgb) is rgb
     assert open_image(grey).mode == "RGB" and open_image(grey) is not grey
+
+
+def test_xcomposer2_scores_the_answer_prefix_as_written_in_the_turn(monkeypatch, tmp_path):
+    """With a SentencePiece-style vocabulary (dummy prefix at a text's start), the answer prefix after
+    ``assistant\\n`` is other tokens than the prefix alone (here ``assistant\\nThis`` is even one piece).
+    Eq. 2 must be read after the turn as the repository tokenizes it: the whole text after the image, prefix
+    included, as one part with BOS (what conformance/upstream_xcomposer2.py computes from the real code; the old
+    way, the prefix tokenized alone and appended, differed there by 0.014)."""
+    import remote_code_standins as s
+    import torch
+    import transformers
+
+    from harness.plugins.lmm.backends.xcomposer2 import XComposer2Backend
+
+    tokenizer = s.sentencepiece_like_tokenizer()
+    model = s.XComposer2Standin(tokenizer)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: tokenizer)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: model)
+    backend = XComposer2Backend("internlm/internlm-xcomposer2-vl-7b", device="cpu", trust_remote_code="yes")
+    paths = images(tmp_path)
+
+    def anchors(words):
+        base = tokenizer(soft_scoring.ANSWER_PREFIX)["input_ids"]
+        rests = [tokenizer(f"{soft_scoring.ANSWER_PREFIX} {w}")["input_ids"][len(base) :] for w in words]
+        return [r[0] for r in rests if len(r) == 1]
+
+    fake, real = anchors(["fake", "Fake"]), anchors(["real", "Real"])
+    meta = backend.meta_instruction
+    expected, appended = [], []
+    for path in paths:  # the repository's prompt, written out, with the prefix in the text
+        text = (f"[UNUSED_TOKEN_146]system\n{meta}[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]user\n<ImageHere>"
+                f"{soft_scoring.QUESTION}[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]assistant\n"
+                + soft_scoring.ANSWER_PREFIX)  # fmt: skip
+        before, after = text.split("<ImageHere>")
+        image = model.encode_img(path)
+        with torch.no_grad():
+            parts = [model.model.tok_embeddings(torch.tensor([tokenizer(before)["input_ids"]])), image,
+                     model.model.tok_embeddings(torch.tensor([tokenizer(after)["input_ids"]]))]  # fmt: skip
+            z = model.lm(inputs_embeds=torch.cat(parts, dim=1)).logits[0, -1]
+            expected.append(float(torch.softmax(torch.stack([z[fake].sum(), z[real].sum()]), 0)[0]))
+            alone = tokenizer(soft_scoring.ANSWER_PREFIX, add_special_tokens=False)["input_ids"]
+            inputs, _ = model.interleav_wrap_chat(tokenizer, "<ImageHere>" + soft_scoring.QUESTION, image, [], meta)
+            old = torch.cat([inputs["inputs_embeds"], model.model.tok_embeddings(torch.tensor([alone]))], dim=1)
+            z = model.lm(inputs_embeds=old).logits[0, -1]
+            appended.append(float(torch.softmax(torch.stack([z[fake].sum(), z[real].sum()]), 0)[0]))
+    assert backend.score(paths) == pytest.approx(expected, abs=1e-6)
+    assert max(abs(a - b) for a, b in zip(appended, expected, strict=True)) > 1e-4, "the old way differs here"
+    assert "\u2581This" not in backend.info()["scored_turn"], "the turn holds no dummy-prefix 'This'"

@@ -325,6 +325,6 @@ class XComposer2Adapter(LmmAdapter):
 
     backend_spec = "xcomposer2:XComposer2Backend"
     names = "internlm-xcomposer2-vl"
-    backend_args = _REMOTE_ARGS + ("meta_instruction",)
+    backend_args = _REMOTE_ARGS + ("meta_instruction", "repetition_penalty")
     requires_remote_code = True
     env_recipe = "internlm-xcomposer2-vl"

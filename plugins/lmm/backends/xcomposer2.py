@@ -6,9 +6,12 @@ The baseline of paper Sec. VI-A3. It follows the repository's chat path:
   embeddings and ``model.interleav_wrap_chat(tokenizer, query, image, history, meta_instruction)``
   the input embeddings of the whole conversation (``[UNUSED_TOKEN_146]system ...``, the
   user turn, then ``[UNUSED_TOKEN_146]assistant\\n``) with its image mask;
-- soft-scoring appends the embeddings of the answer prefix ``This image is`` (no BOS)
-  with a zero image mask and reads the logits at the last position (Eq. 2);
-- answers: ``model.chat(tokenizer, query, image=PATH, history=[], do_sample=False)``.
+- soft-scoring writes the answer prefix ``This image is`` on after ``assistant\n``, tokenized with the text
+  before it as the repository tokenizes a text part (:meth:`XComposer2Backend.scored_turn`), with a zero image
+  mask, and reads the logits at the last position (Eq. 2);
+- answers: ``model.chat(tokenizer, query, image=PATH, history=[], do_sample=False)`` with ``chat``'s own
+  ``repetition_penalty=1.005`` by default (what the repository's users get, and what the paper's baseline
+  numbers come from); ``repetition_penalty=1.0`` gives plain greedy decoding. Recorded in the results.
 
 The meta instruction is the one ``chat`` uses by default. On CUDA the calls run
 under autocast as the repository's examples do. Needs ``trust_remote_code=true``;
@@ -35,20 +38,38 @@ META_INSTRUCTION = (
 )
 
 
+#: what the repository's chat prompt puts between the user's text and the assistant's answer
+TURN_TO_ASSISTANT = "[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]assistant\n"
+#: ``chat()``'s default in the repository: its greedy answers are penalised for repeating, 1.005
+UPSTREAM_REPETITION_PENALTY = 1.005
+
+
 class XComposer2Backend(remote_code.RemoteCodeBackend):
     """InternLM-XComposer2-VL: embedding-level soft-scoring and ``model.chat`` answers."""
 
     names = "internlm-xcomposer2-vl"
     auto_class = "AutoModel"
 
-    def __init__(self, path: str, meta_instruction: str = META_INSTRUCTION, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str,
+        meta_instruction: str = META_INSTRUCTION,
+        repetition_penalty: float = UPSTREAM_REPETITION_PENALTY,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(path, **kwargs)
         self.meta_instruction = meta_instruction
+        self.repetition_penalty = float(repetition_penalty)
         self.model.tokenizer = self.tokenizer  # the repository's examples attach it; some methods read it
 
     def info(self) -> dict[str, Any]:
-        """Adds the meta instruction."""
-        return {**super().info(), "meta_instruction": self.meta_instruction}
+        """Adds the meta instruction and the decoding's repetition penalty."""
+        return {
+            **super().info(),
+            "meta_instruction": self.meta_instruction,
+            "repetition_penalty": self.repetition_penalty,
+            "scored_turn": self.tokenizer.convert_ids_to_tokens(self.scored_turn()[0].tolist()),
+        }
 
     def _autocast(self) -> Any:
         if str(self.device).startswith("cuda"):
@@ -59,23 +80,42 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
         inner: Any = getattr(self.model, "model", self.model)
         return inner.tok_embeddings(ids)
 
+    def scored_turn(self) -> Any:
+        """The token ids of the text after the image with the answer prefix written on, tokenized as one string the
+        way the repository tokenizes each text part (``tokenizer(part)``, BOS added): the question,
+        ``[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]assistant\n`` and ``This image is``. The prefix is tokenized in
+        its place, as the model writes it there: tokenized alone it would get SentencePiece's dummy-prefix space
+        (``▁This`` where the turn holds ``This``), a sequence the model never sees at the start of its answer;
+        the conformance run against the repository's code found that difference (0.014 in Eq. 2)."""
+        return self.tokenizer(self.question + TURN_TO_ASSISTANT + self.answer_prefix, return_tensors="pt")["input_ids"]
+
+    def _conversation(self, path: str) -> tuple[Any, Any]:
+        """Input embeddings and image mask of the chat up to the answer prefix: the repository's
+        ``interleav_wrap_chat`` builds the conversation; its last text part (after the image) is replaced by
+        :meth:`scored_turn`, after checking that it is that part (the same length as the part tokenized alone)."""
+        torch = self.torch
+        image = self.model.encode_img(path)
+        inputs, im_mask = self.model.interleav_wrap_chat(
+            self.tokenizer, IMAGE_HERE + self.question, image, [], self.meta_instruction
+        )
+        embeds, im_mask = inputs["inputs_embeds"], im_mask.bool()
+        image_end = int(im_mask[0].nonzero().max()) + 1
+        tail = self.tokenizer(self.question + TURN_TO_ASSISTANT, return_tensors="pt")["input_ids"]
+        if embeds.shape[1] - image_end != tail.shape[1]:
+            raise ValueError(
+                f"{self.names}: the conversation after the image has {embeds.shape[1] - image_end} tokens, the "
+                f"question and turn end tokenized alone {tail.shape[1]}: the repository's chat format is not the one "
+                "this backend knows"
+            )
+        turn = self._embed_tokens(self.scored_turn().to(self.device)).to(embeds.dtype)
+        mask = torch.zeros(1, turn.shape[1], dtype=torch.bool, device=im_mask.device)
+        return torch.cat([embeds[:, :image_end], turn], dim=1), torch.cat([im_mask[:, :image_end], mask], dim=1)
+
     def score(self, sources: Sequence[Any]) -> list[float]:
         """P(fake) per image (Eq. 2); images whose conversations have equal length share a forward pass."""
         torch = self.torch
-        prefix_ids = self.tokenizer(self.answer_prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        rows: list[tuple[Any, Any]] = []
         with remote_code.image_paths(sources) as paths, torch.inference_mode(), self._autocast():
-            prefix = self._embed_tokens(prefix_ids.to(self.device))
-            for path in paths:
-                image = self.model.encode_img(path)
-                inputs, im_mask = self.model.interleav_wrap_chat(
-                    self.tokenizer, IMAGE_HERE + self.question, image, [], self.meta_instruction
-                )
-                embeds = torch.cat([inputs["inputs_embeds"], prefix.to(inputs["inputs_embeds"].dtype)], dim=1)
-                mask = torch.cat(
-                    [im_mask.bool(), torch.zeros(1, prefix.shape[1], dtype=torch.bool, device=im_mask.device)], dim=1
-                )
-                rows.append((embeds, mask))
+            rows = [self._conversation(path) for path in paths]
             logits: list[Any] = []
             for group in _equal_length_runs(rows):
                 embeds = torch.cat([e for e, _ in group]).to(self.device)
@@ -104,6 +144,7 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
                     history=[],
                     do_sample=bool(do_sample),
                     max_new_tokens=int(max_new_tokens),
+                    repetition_penalty=self.repetition_penalty,
                     meta_instruction=self.meta_instruction,
                     **sampling,
                 )
