@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+#: what a copy of the model repository must hold for the tiny checkpoint to be built from it
+REPOSITORY_FILES = ("modeling_qwen.py", "config.json", "qwen.tiktoken")
 
 
 def parse_args() -> argparse.Namespace:
@@ -105,15 +107,17 @@ def compare_dtype(args: argparse.Namespace, python: Path, ckpt: Path, root: Path
 def main() -> int:
     """Run the comparison; exit 1 when the harness and the repository's code disagree."""
     args = parse_args()
-    if not args.source or not (Path(args.source).expanduser() / "modeling_qwen.py").is_file():
-        common.skip("no Qwen-VL-Chat repository copy with modeling_qwen.py: pass --source PATH or set QWEN_VL_SRC")
+    given = Path(args.source).expanduser().resolve() if args.source else None
+    work = Path(tempfile.mkdtemp(prefix="conformance-qwen-"))
+    source = common.upstream_folder(given, REPOSITORY_FILES, work / "upstream") if given and given.exists() else None
+    if source is None:
+        common.skip("no Qwen-VL-Chat repository (a git snapshot as fetched, or a copy) with modeling_qwen.py, "
+                    "config.json and qwen.tiktoken: pass --source PATH or set QWEN_VL_SRC")  # fmt: skip
     if not (args.queries / "FakeClass.json").is_file():
         common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
-    source = Path(args.source).expanduser().resolve()
     python = Path(args.env).resolve() / "bin" / "python"
     if not common.ensure_env(python, "qwen-vl-chat", args.env):
         return 1
-    work = Path(tempfile.mkdtemp(prefix="conformance-qwen-"))
     deep = work.joinpath(*[f"a-folder-with-a-long-name-{i:02d}" for i in range(8)])  # > 256 bytes per image path
     root, present = common.fakeclass_root(deep / "FakeBench", args.queries)
     ckpt = work / "qwen-vl-chat-tiny"
@@ -128,7 +132,7 @@ def main() -> int:
             "family": "qwen-vl-chat",
             "models": ["qwen-vl-chat"],
             "passed": ok,
-            "upstream": {"repository": args.source_name, "commit": common.upstream_commit(source, args.source_commit)},
+            "upstream": {"repository": args.source_name, "commit": common.upstream_commit(given, args.source_commit)},
             "worker_env": common.env_facts(str(python)),
             "harness": common.harness_facts(),
             "tolerance": args.tolerance,

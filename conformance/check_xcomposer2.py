@@ -2,7 +2,8 @@
 
     python conformance/check_xcomposer2.py --source PATH/TO/internlm [--env envs/internlm-xcomposer2-vl]
 
-``--source`` is a folder holding the model repository's five code files (``modeling_internlm_xcomposer2.py``,
+``--source`` is a git snapshot (a bare repository as fetched, or a checkout) or a folder holding the model
+repository's five code files (``modeling_internlm_xcomposer2.py``,
 ``modeling_internlm2.py``, ``configuration_internlm_xcomposer2.py``, ``build_mlp.py``,
 ``tokenization_internlm_xcomposer2.py``): a copy of ``internlm/internlm-xcomposer2-vl-7b``, or of
 ``src/ChEF/models/internlm/`` in OpenGVLab/LAMM, which holds them as upstream wrote them.
@@ -45,7 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--source",
         default=os.environ.get("XCOMPOSER2_SRC"),
-        help="a folder holding the repository's five code files; env XCOMPOSER2_SRC",
+        help="a git snapshot holding the repository's five code files (e.g. OpenGVLab/LAMM, as fetched), or a "
+        "folder holding them; env XCOMPOSER2_SRC",
     )
     parser.add_argument(
         "--source-name",
@@ -105,16 +107,17 @@ def compare_run(
 def main() -> int:
     """Run the comparison; exit 1 when the harness and the repository's code disagree."""
     args = parse_args()
-    source = Path(args.source).expanduser().resolve() if args.source else None
-    if source is None or not all((source / name).is_file() for name in CODE):
-        common.skip(f"no folder with the repository's code files ({', '.join(CODE)}): pass --source PATH or set "
-                    "XCOMPOSER2_SRC (e.g. OpenGVLab/LAMM's src/ChEF/models/internlm)")  # fmt: skip
+    given = Path(args.source).expanduser().resolve() if args.source else None
+    work = Path(tempfile.mkdtemp(prefix="conformance-xcomposer2-"))
+    source = common.upstream_folder(given, CODE, work / "upstream") if given and given.exists() else None
+    if source is None:
+        common.skip(f"no folder or git snapshot with the repository's code files ({', '.join(CODE)}): pass --source "
+                    "PATH or set XCOMPOSER2_SRC (e.g. a fetched snapshot of OpenGVLab/LAMM)")  # fmt: skip
     if not (args.queries / "FakeClass.json").is_file():
         common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
     python = Path(args.env).resolve() / "bin" / "python"
     if not common.ensure_env(python, "internlm-xcomposer2-vl", args.env):
         return 1
-    work = Path(tempfile.mkdtemp(prefix="conformance-xcomposer2-"))
     hf_home = work / "hf-home"  # the tiny CLIP tower under the hub id the repository's code loads
     os.environ["HF_HOME"] = str(hf_home)
     root, present = common.fakeclass_root(work / "FakeBench", args.queries)
@@ -132,7 +135,11 @@ def main() -> int:
             "family": "internlm-xcomposer2-vl",
             "models": ["internlm-xcomposer2-vl"],
             "passed": ok,
-            "upstream": {"repository": args.source_name, "commit": common.upstream_commit(source, args.source_commit)},
+            "upstream": {
+                "repository": args.source_name,
+                "commit": common.upstream_commit(given, args.source_commit),
+                "folder": str(source.relative_to(work / "upstream")) if source.is_relative_to(work) else str(source),
+            },
             "worker_env": common.env_facts(str(python)),
             "harness": common.harness_facts(),
             "tolerance": args.tolerance,

@@ -200,6 +200,47 @@ def harness_facts() -> dict[str, Any]:
     }
 
 
+def git_dir(source: Path) -> Path | None:
+    """The git directory of ``source``: a bare repository as the snapshot tool fetches it (``HEAD``, ``objects``),
+    or a checkout's ``.git``; ``None`` for a plain folder."""
+    if (source / "HEAD").is_file() and (source / "objects").is_dir():
+        return source
+    return source / ".git" if (source / ".git").exists() else None
+
+
+def upstream_folder(source: Path, needed: Sequence[str], work: Path) -> Path | None:
+    """A folder holding the ``needed`` files (paths relative to it): ``source`` itself when it holds them, else,
+    for a git snapshot (bare, as fetched, or a checkout), the shallowest folder of its HEAD that holds them all,
+    extracted with ``git archive`` under ``work`` (large files the snapshot lacks stay absent); ``None`` if none."""
+    if all((source / name).is_file() for name in needed):
+        return source
+    repo = git_dir(source)
+    if repo is None:
+        return None
+    listed = subprocess.run(
+        ["git", f"--git-dir={repo}", "ls-tree", "-r", "--name-only", "HEAD"], capture_output=True, text=True
+    ).stdout.splitlines()
+    present = set(listed)
+    folders = sorted({str(Path(p).parent) for p in listed if Path(p).name == Path(needed[0]).name}, key=len)
+    for folder in folders:
+        prefix = "" if folder == "." else folder + "/"
+        if all(prefix + name in present for name in needed):
+            work.mkdir(parents=True, exist_ok=True)
+            archive = subprocess.run(
+                ["git", f"--git-dir={repo}", "archive", "--format=tar", "HEAD", *([folder] if prefix else [])],
+                capture_output=True,
+                check=True,
+            )
+            import io
+            import tarfile
+
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(work, filter="data")
+            print(f"upstream files: {repo} at HEAD, folder {folder!r}, extracted to {work}", flush=True)
+            return work / folder
+    return None
+
+
 def upstream_commit(source: Path, given: str | None) -> str | None:
     """``--upstream-commit``, else the source folder's git HEAD, else ``None``."""
     if given:
@@ -258,13 +299,31 @@ def owl2_arguments(parser: Any) -> None:
     parser.add_argument("--queries", type=Path, default=SHARED_QUERIES, help="folder with FakeClass.json")
 
 
+def given_work(given: Path) -> Path:
+    """A fresh folder to extract a git snapshot's files into."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="conformance-upstream-"))
+
+
 def owl2_prerequisites(args: Any) -> tuple[Path, Path] | None:
     """(upstream source, worker Python) once both are there (the env built from the recipe if absent); skips
     with the reason without upstream code or queries; ``None`` when the env cannot be built."""
-    if not args.upstream or not Path(args.upstream).expanduser().is_dir():
-        skip("no upstream source: pass --upstream PATH (a copy of X-PLUG/mPLUG-Owl) or set MPLUG_OWL_SRC")
+    given = Path(args.upstream).expanduser().resolve() if args.upstream else None
+    found = None
+    if given is not None and given.is_dir():
+        found = (
+            given
+            if (given / "mplug_owl2").is_dir() or (given / "mPLUG-Owl2" / "mplug_owl2").is_dir()
+            else upstream_folder(given, ("mplug_owl2/__init__.py", "pyproject.toml"), given_work(given))
+        )
+    if found is None:
+        skip("no upstream source: pass --upstream PATH (a checkout, a copy or a fetched git snapshot of "
+             "X-PLUG/mPLUG-Owl) or set MPLUG_OWL_SRC")  # fmt: skip
     if not (args.queries / "FakeClass.json").is_file():
         skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
-    source = Path(args.upstream).expanduser().resolve()
+    if args.upstream_commit is None and git_dir(given) is not None:
+        args.upstream_commit = upstream_commit(given, None)  # the snapshot's, not the extracted folder's
+    source = found
     python = Path(args.env).resolve() / "bin" / "python"
     return (source, python) if ensure_env(python, "mplug-owl2", args.env, source) else None
