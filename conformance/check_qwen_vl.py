@@ -83,6 +83,7 @@ def compare_dtype(args: argparse.Namespace, python: Path, ckpt: Path, root: Path
             dtype,
         ],
         check=True,
+        cwd=ckpt,  # where the repository's tokenizer looks for SimSun.ttf (as the harness loads it)
     )
     reference = json.loads((work / f"ref-{dtype}.json").read_text())
     back = {v: k for k, v in aliases.items()}
@@ -121,7 +122,9 @@ def main() -> int:
     deep = work.joinpath(*[f"a-folder-with-a-long-name-{i:02d}" for i in range(8)])  # > 256 bytes per image path
     root, present = common.fakeclass_root(deep / "FakeBench", args.queries)
     ckpt = work / "qwen-vl-chat-tiny"
-    subprocess.run([str(python), str(HERE / "upstream_qwen_vl.py"), "build", str(source), str(ckpt)], check=True)
+    ckpt.mkdir(parents=True)
+    build = [str(python), str(HERE / "upstream_qwen_vl.py"), "build", str(source), str(ckpt)]
+    subprocess.run(build, check=True, cwd=ckpt)  # newer revisions look for SimSun.ttf in the current folder
     runs, ok = [], True
     for dtype in args.dtypes.split(","):
         runs.append(compare_dtype(args, python, ckpt, root, work, dtype))

@@ -6,6 +6,7 @@ harness).
         config copied from SOURCE (a local copy of the model repository), a small config (hidden 128, 2 layers,
         a 56-px 1-layer vision tower) and random weights made by the repository's own classes;
     python upstream_qwen_vl.py reference CKPT ITEMS_JSON OUT_JSON --dtype fp32|bf16
+        (run with CKPT as the current folder, where the repository's tokenizer looks for SimSun.ttf)
         the independent computation: the repository's ``from_list_format`` and ``make_context``, the answer
         prefix appended, Eq. 2 written out from the paper; answers from the repository's ``chat``.
 """
@@ -42,6 +43,14 @@ def build(source: Path, out: Path) -> None:
     for name in CODE:
         if (source / name).exists():
             shutil.copy(source / name, out / name)
+    if not (out / "SimSun.ttf").exists():
+        # Newer revisions look the font up at import (hub cache, then the current folder) and download it
+        # otherwise; it only draws boxes on pictures. A snapshot without it gets matplotlib's DejaVu Sans under
+        # that name, in the checkpoint folder, where the harness (and the reference below) run.
+        import matplotlib
+
+        shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", out / "SimSun.ttf")
+        print("SimSun.ttf: not in the source; matplotlib's DejaVuSans.ttf placed under that name")
     config = json.loads((source / "config.json").read_text())
     config.pop("quantization_config", None)  # a mirror of the Int4 repository: same code, unquantised tiny weights
     config.update(

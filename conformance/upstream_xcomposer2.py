@@ -20,6 +20,7 @@ imports the harness).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -219,22 +220,26 @@ def reference(ckpt: str, items_path: str, out_path: str, dtype: str, repetition_
 
     fake, real = anchors(("fake", "Fake", "FAKE")), anchors(("real", "Real", "REAL"))
     results = []
+    # as the repository's examples call chat() (under torch.cuda.amp.autocast()); on the CPU at the weights' dtype:
+    # encode_img hands float32 features to the projector, which half-precision weights refuse without it
+    autocast = torch.autocast("cpu", dtype=torch_dtype) if dtype != "fp32" else contextlib.nullcontext()
     for item in json.loads(Path(items_path).read_text()):
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             image = model.encode_img(item["image"])
             text = chat_prompt("<ImageHere>" + QUESTION, meta) + PREFIX
             embeds, mask = prompt_embeddings(model, tokenizer, text, image)
             z = model(inputs_embeds=embeds, im_mask=mask).logits[0, -1].float()
         score = float(torch.softmax(torch.stack([z[fake].sum(), z[real].sum()]), dim=0)[0])
-        answer, _ = model.chat(
-            tokenizer,
-            query="<ImageHere>" + item["prompt"],
-            image=item["image"],
-            history=[],
-            do_sample=False,
-            max_new_tokens=item.get("max_new_tokens", 24),
-            repetition_penalty=repetition_penalty,
-        )
+        with autocast:
+            answer, _ = model.chat(
+                tokenizer,
+                query="<ImageHere>" + item["prompt"],
+                image=item["image"],
+                history=[],
+                do_sample=False,
+                max_new_tokens=item.get("max_new_tokens", 24),
+                repetition_penalty=repetition_penalty,
+            )
         results.append({"image": item["image"], "score": score, "text": str(answer).strip()})
     Path(out_path).write_text(
         json.dumps(

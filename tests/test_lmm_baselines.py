@@ -440,3 +440,28 @@ def test_xcomposer2_scores_the_answer_prefix_as_written_in_the_turn(monkeypatch,
     assert backend.score(paths) == pytest.approx(expected, abs=1e-6)
     assert max(abs(a - b) for a, b in zip(appended, expected, strict=True)) > 1e-4, "the old way differs here"
     assert "\u2581This" not in backend.info()["scored_turn"], "the turn holds no dummy-prefix 'This'"
+
+
+def test_xcomposer2_in_half_precision_on_the_cpu_runs_under_autocast(monkeypatch, tmp_path):
+    """The repository's encode_img hands float32 image features to a projector in the weights' dtype; its examples
+    run chat() under autocast. Without it bf16 weights fail on the CPU ('mat1 and mat2 must have the same dtype', as
+    the conformance run found); the backend autocasts at the weights' dtype."""
+    import contextlib
+
+    import remote_code_standins as s
+    import torch
+    import transformers
+
+    from harness.plugins.lmm.backends.xcomposer2 import XComposer2Backend
+
+    tokenizer = s.standin_tokenizer()
+    model = s.XComposer2Standin(tokenizer).to(torch.bfloat16)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: tokenizer)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: model)
+    backend = XComposer2Backend("internlm/internlm-xcomposer2-vl-7b", device="cpu", trust_remote_code="yes")
+    paths = images(tmp_path)
+    scores = backend.score(paths)
+    assert all(0 < x < 1 for x in scores) and len(set(scores)) > 1
+    monkeypatch.setattr(backend, "_autocast", contextlib.nullcontext)
+    with pytest.raises(RuntimeError, match="dtype"):
+        backend.score(paths)

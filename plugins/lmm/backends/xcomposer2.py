@@ -72,8 +72,14 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
         }
 
     def _autocast(self) -> Any:
+        """Autocast, as the repository's examples run ``chat`` (``torch.cuda.amp.autocast()``): its
+        ``encode_img`` hands float32 image features to the projector, which fails against half-precision weights
+        without it. On the CPU: autocast at the weights' dtype when they are not float32."""
         if str(self.device).startswith("cuda"):
             return self.torch.autocast("cuda")
+        dtype = next(iter(self.model.parameters())).dtype if hasattr(self.model, "parameters") else None
+        if dtype in (self.torch.bfloat16, self.torch.float16):
+            return self.torch.autocast("cpu", dtype=dtype)
         return contextlib.nullcontext()
 
     def _embed_tokens(self, ids: Any) -> Any:
