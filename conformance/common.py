@@ -221,7 +221,9 @@ def upstream_folder(source: Path, needed: Sequence[str], work: Path) -> Path | N
         ["git", f"--git-dir={repo}", "ls-tree", "-r", "--name-only", "HEAD"], capture_output=True, text=True
     ).stdout.splitlines()
     present = set(listed)
-    folders = sorted({str(Path(p).parent) for p in listed if Path(p).name == Path(needed[0]).name}, key=len)
+    first = needed[0]
+    folders = sorted({p[: -len(first)].rstrip("/") or "." for p in listed if p == first or p.endswith("/" + first)},
+                     key=len)  # fmt: skip
     for folder in folders:
         prefix = "" if folder == "." else folder + "/"
         if all(prefix + name in present for name in needed):
