@@ -74,6 +74,8 @@ class BoardSpec:
     percent: bool = True
     description: str = ""
     reported: list[str] = field(default_factory=list)
+    #: a board wider than this many value columns is shown as several tables (see :func:`column_groups`); 0: never
+    max_columns: int = 10
     #: α of the "not significantly different from the best" marks (:mod:`harness.board_significance`); None: off
     significance: float | None = None
 
@@ -397,7 +399,7 @@ def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -
     if improvement:
         rows.append(improvement)
     headers = [board_text(h) for h in grid.headers]  # generator folders name columns: escaped like model names
-    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    table = _tables(rows, headers, spec.max_columns)
     return (
         f"## {spec.title}\n\n"
         + (f"{spec.description}\n\n" if spec.description else "")
@@ -406,6 +408,49 @@ def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -
         + _footnotes(spec, chosen, percent, _explained(headers, grid.cells, models) + _significance_note(spec, tested))
         + "\n"
     )
+
+
+def column_groups(headers: Sequence[str], max_columns: int) -> list[tuple[str, list[int]]]:
+    """How a wide board is split: (caption, value-column indices) per table. Columns are grouped by what their
+    headers name before the last ``": "`` (a task, an ability), a header without one (a board-wide summary such
+    as Overall) staying with the group before it; a group wider than ``max_columns`` is cut into even parts.
+    One group, unsplit, when the board has at most ``max_columns`` value columns (or ``max_columns`` is 0)."""
+    count = len(headers)
+    if not max_columns or count <= max_columns:
+        return [("", list(range(count)))]
+    groups: list[tuple[str, list[int]]] = []
+    for index, header in enumerate(headers):
+        prefix = header.rsplit(": ", 1)[0] if ": " in header else None
+        if groups and (prefix is None or prefix == groups[-1][0]):
+            groups[-1][1].append(index)
+        else:
+            groups.append((prefix or "", [index]))
+    out: list[tuple[str, list[int]]] = []
+    for caption, indices in groups:
+        parts = -(-len(indices) // max_columns)
+        size = -(-len(indices) // parts)
+        out.extend((caption, indices[i : i + size]) for i in range(0, len(indices), size))
+    return out
+
+
+def _tables(rows: list[list[str]], headers: list[str], max_columns: int) -> str:
+    """The board's table, or for a wide board one table per :func:`column_groups` group, each repeating the
+    Model column, captioned with what its headers share (and the headers shortened by it), so that no header or
+    model name has to wrap in a page of GitHub's width."""
+    groups = column_groups(headers[1:], max_columns)
+    if len(groups) == 1:
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    parts = []
+    for caption, indices in groups:
+        cut = len(caption) + 2 if caption else 0
+        names = [headers[0]] + [
+            headers[i + 1][cut:] if caption and headers[i + 1].startswith(caption + ": ") else headers[i + 1]
+            for i in indices
+        ]
+        body = [[row[0]] + [row[i + 1] for i in indices] for row in rows]
+        table = tabulate(body, headers=names, tablefmt="github", disable_numparse=True)
+        parts.append((f"**{caption}**\n\n" if caption else "") + table)
+    return "\n\n".join(parts)
 
 
 def _mark_not_different(spec: BoardSpec, chosen: Chosen, grid: Grid, models: list[str]) -> tuple[int, int]:

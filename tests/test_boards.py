@@ -50,6 +50,24 @@ def row(markdown, name):
     return next(line for line in markdown.splitlines() if line.startswith(f"| {name} "))
 
 
+def board_table(markdown: str) -> tuple[list[str], dict[str, list[str]]]:
+    """A board's one logical table, also when it is split into captioned tables (wide boards): the value
+    columns' headers (a split table's caption put back before each of its headers) and per row label its cells,
+    in board order."""
+    headers: list[str] = []
+    rows: dict[str, list[str]] = {}
+    caption = ""
+    for line in markdown.splitlines():
+        if line.startswith("**") and line.endswith("**"):
+            caption = line.strip("*")
+        elif line.startswith("| Model"):
+            headers += [f"{caption}: {h.strip()}" if caption else h.strip() for h in line.split("|")[2:-1]]
+        elif line.startswith("| "):
+            parts = [c.strip() for c in line.split("|")[1:-1]]
+            rows.setdefault(parts[0], []).extend(parts[1:])
+    return headers, rows
+
+
 def test_best_bold_second_underlined_and_lower_is_better():
     board = render_board(
         spec(),
@@ -168,8 +186,9 @@ def test_transparency_overall_is_the_mean_of_ability_averages():
     board = render_board(
         spec(layout="transparency", tasks=["fakeclue"]), [result("m", "1", task="fakeclue", breakdowns=breakdowns)]
     )
-    cells = [c.strip().strip("*") for c in row(board, "m").split("|")[2:-1]]
-    assert cells[-1] == "0.510" and "interpreting: Avr." in board and "reasoning: κ" in board
+    headers, rows = board_table(board)
+    assert rows["m"][-1].strip("*") == "0.510"
+    assert "interpreting: Avr." in headers and "reasoning: κ" in headers
 
 
 def test_board_columns_come_from_the_task_not_the_board_code():
@@ -230,11 +249,10 @@ def test_multi_task_columns_read_their_own_task():
     )
     qa = result("m", "1", task="fakeqa", metrics={**measures, "bleu1": 0.33, "avr": 0.4})
     board = render_board(spec(layout="transparency", tasks=["fakeqa", "fakeclue"]), [clue, qa])
-    top = next(line for line in board.splitlines() if line.startswith("| Model"))
-    header = [h.strip() for h in top.split("|")[1:-1]]
-    cells = dict(zip(header, [c.strip().strip("*") for c in row(board, "m").split("|")[1:-1]], strict=False))
+    headers, rows = board_table(board)
+    cells = dict(zip(headers, [c.strip("*") for c in rows["m"]], strict=True))
     assert cells["fakeqa: B.-1"] == "0.330" and cells["fakeclue: interpreting: B.-1"] == "0.200"
-    assert cells["Overall"] == "0.450"  # mean of the two abilities' Avr. (0.5 and 0.4)
+    assert cells["fakeclue: interpreting: Overall"] == "0.450"  # mean of the abilities' Avr. (0.5 and 0.4)
 
 
 # -- the paper's printed rows beside measured runs ------------------------------------------------------------
@@ -242,7 +260,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def cells(markdown: str, name: str) -> list[str]:
-    return [c.strip() for c in row(markdown, name).split("|")[2:-1]]
+    return board_table(markdown)[1][name]
 
 
 def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apart():
@@ -256,8 +274,8 @@ def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apar
         groups={"mean_over_generators": {"ap": {"value": 0.995, "n": 6, "data": {"generators": gens}}}},
     )
     board = render_board(board_spec, [measured])
-    headers = [h.strip() for h in board.splitlines()[4].split("|")[1:-1]]
-    progan = headers.index("aigcdetect: progan") - 1
+    headers = board_table(board)[0]
+    progan = headers.index("aigcdetect: progan")
     cnnspot = cells(board, "CNNSpot [paper]")
     assert cnnspot[progan] == "64.86"  # as printed (Table VI, row 1); the row's label "[paper]" marks it
     assert cells(board, "FakeScope (LLaVA-v1.5) [paper]")[progan].startswith("**99.92**")  # best of the column
@@ -265,9 +283,9 @@ def test_paper_table_vi_board_puts_printed_rows_beside_a_run_and_tells_them_apar
     assert mine[progan] == "<ins>99.50</ins>" and "<sup>" not in row(board, "my-detector")  # measured: no mark
     assert "<sup>R</sup>" not in board, "a printed row is marked once, by its label, not in each of its cells"
     # the printed SDXL column, and the per-task Average derived from the printed columns
-    sdxl = headers.index("antifakeprompt: SDXL") - 1
+    sdxl = headers.index("antifakeprompt: SDXL")
     assert cnnspot[sdxl] == "92.51"
-    average = headers.index("aigcdetect: Average") - 1
+    average = headers.index("aigcdetect: Average")
     assert cnnspot[average] == f"{(64.86 + 61.41 + 70.33 + 60.10 + 63.08 + 56.41) / 6:.2f}"
     assert "reported in FakeScope (Sec. VI), Table VI" in board and "from the printed columns" in board
     assert "from 1 results files" in board  # printed rows never count as runs
@@ -521,3 +539,27 @@ def test_a_robustness_board_tables_each_level_mildest_first_with_the_mean(tmp_pa
     drawn = render_plots(spec(layout="robustness", tasks=["aigi-mini"], metrics=["auc"], plots=["robustness"]),
                          results, tmp_path, "r")  # fmt: skip
     assert [p.name for p in drawn] == ["r-aigi-mini-robustness.png"] and drawn[0].stat().st_size > 1000
+
+
+def test_a_wide_board_is_split_into_captioned_tables_that_hold_the_same_cells():
+    """Paper Tables III, IV and VI (16-26 value columns) are shown as tables of at most max_columns each, split
+    where the headers' task or ability changes, headers shortened by their caption, the Model column repeated: the
+    same cells in the same order as the single wide table (max_columns 0)."""
+    from harness.boards import column_groups
+
+    for name in ("iii", "iv", "vi"):
+        wide_spec = BoardSpec.load(REPO / "leaderboards" / f"paper-table-{name}.yaml")
+        split = render_board(wide_spec, [])
+        wide_spec.max_columns = 0
+        wide = render_board(wide_spec, [])
+        assert split.count("| Model") > 1 and wide.count("| Model") == 1
+        assert board_table(split)[1] == board_table(wide)[1]
+        for line in split.splitlines():
+            if line.startswith("| Model"):
+                assert len(line.split("|")) - 3 <= 10
+    headers = ["a: x", "a: y", "b: x", "b: y", "b: z", "Overall"]
+    assert column_groups(headers, 10) == [("", [0, 1, 2, 3, 4, 5])]
+    assert column_groups(headers, 3) == [("a", [0, 1]), ("b", [2, 3]), ("b", [4, 5])]  # Overall stays with b
+    assert column_groups([f"g{i}" for i in range(16)], 10) == [("", list(range(8))), ("", list(range(8, 16)))]
+    iv = render_board(BoardSpec.load(REPO / "leaderboards" / "paper-table-iv.yaml"), [])
+    assert "**fakeclue: interpreting**" in iv and "| B.-1" in iv and "fakeclue: interpreting: B.-1" not in iv
