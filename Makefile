@@ -62,6 +62,13 @@ leaderboards: install-dev
 		$(BIN)/harness leaderboard --board leaderboards/$$b.yaml --results $(RUNS)/results -o leaderboards/$$b.md \
 			|| exit 1; done
 
+## board-screenshots: the published boards and the paper layouts as GitHub shows them, photographed by headless Chromium (apt-get install chromium) into leaderboards/screenshots/: look at them when a board or the board code changes
+board-screenshots: install-dev
+	mkdir -p $(RUNS)/empty $(RUNS)/paper
+	for t in iii iv v vi; do $(BIN)/harness leaderboard $(RUNS)/empty --board leaderboards/paper-table-$$t.yaml \
+		-o $(RUNS)/paper/paper-table-$$t.md || exit 1; done
+	$(BIN)/python leaderboards/screenshots.py leaderboards/aigi-mini-*.md $(RUNS)/paper/*.md --out leaderboards/screenshots
+
 ## fakescope-demo: tiny FakeScope instruction-tuned with DeepSpeed ZeRO-2 on the CPU, evaluated (a few minutes)
 fakescope-demo: install-dev
 	$(BIN)/python -m harness.trainers.fakescope_demo --out $(DEMO)/fakescope
