@@ -21,6 +21,7 @@ import common  # noqa: E402
         ("check_mplug_owl2.py", "MPLUG_OWL_SRC"),
         ("check_qwen_vl.py", "QWEN_VL_SRC"),
         ("check_owl2_training.py", "MPLUG_OWL_SRC"),
+        ("check_xcomposer2.py", "XCOMPOSER2_SRC"),
     ],
 )
 def test_scripts_skip_with_a_reason_without_upstream_code(script, variable, tmp_path, monkeypatch):
@@ -54,7 +55,7 @@ def test_comparison_fails_on_a_score_or_answer_difference():
 
 
 def test_recorded_results_name_their_upstream_and_passed():
-    for family in ("mplug-owl2", "qwen-vl-chat"):
+    for family in ("mplug-owl2", "qwen-vl-chat", "internlm-xcomposer2-vl"):
         [*_, latest] = json.loads((REPO / "conformance" / "results" / f"{family}.json").read_text())
         assert latest["passed"] is True and latest["upstream"]["commit"]
         assert all(run["max_abs_score_diff"] <= latest["tolerance"] for run in latest["runs"])
@@ -100,3 +101,27 @@ def test_the_recorded_served_run_passed_every_check():
     assert generate["usage_requests"] == generate["server_requests"]
     assert checks["score"]["server_requests_on_rerun"] == 0
     assert "HTTP 422" in checks["prefill"]["error"] and "HTTP 400" in checks["wrong_model"]["error"]
+
+
+def test_a_fetched_snapshot_gives_the_folder_that_holds_the_files(tmp_path):
+    """A bare repository, as the snapshot tool fetches it: the shallowest folder of HEAD holding every needed file
+    is extracted (LAMM keeps XComposer2's files in src/ChEF/models/internlm/); a plain folder is used as it is;
+    a snapshot without the files gives None."""
+    work = tmp_path / "work"
+    (work / "src" / "models" / "internlm").mkdir(parents=True)
+    (work / "other").mkdir()
+    for name in ("modeling_a.py", "tokenizer_b.py"):
+        (work / "src" / "models" / "internlm" / name).write_text(f"# {name}\n")
+    (work / "other" / "modeling_a.py").write_text("# a decoy without the second file\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", str(work)], check=True)
+    subprocess.run([*git, "-C", str(work), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "files"], check=True)
+    bare = tmp_path / "snapshot"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    found = common.upstream_folder(bare, ("modeling_a.py", "tokenizer_b.py"), tmp_path / "out")
+    assert found == tmp_path / "out" / "src" / "models" / "internlm"
+    assert (found / "tokenizer_b.py").read_text() == "# tokenizer_b.py\n"
+    assert common.upstream_folder(found, ("modeling_a.py",), tmp_path / "x") == found
+    assert common.upstream_folder(bare, ("missing.py",), tmp_path / "y") is None
+    assert common.upstream_commit(bare, None) == common.upstream_commit(work, None)
