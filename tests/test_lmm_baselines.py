@@ -465,3 +465,23 @@ def test_xcomposer2_in_half_precision_on_the_cpu_runs_under_autocast(monkeypatch
     monkeypatch.setattr(backend, "_autocast", contextlib.nullcontext)
     with pytest.raises(RuntimeError, match="dtype"):
         backend.score(paths)
+
+
+@pytest.mark.parametrize(
+    "builder,backend_class", [("llava", llava.LlavaBackend), (tiny_instructblip, instructblip.InstructBlipBackend)]
+)
+def test_a_static_kv_cache_generates_the_eager_tokens(builder, backend_class, data, tmp_path):
+    """``cache_implementation=static`` (a fixed-shape KV cache, with which transformers compiles the decoding step
+    on CUDA) gives the same greedy tokens as the default growing cache, batched and left-padded; a value other
+    than dynamic|static is refused."""
+    from tiny_models import tiny_llava
+
+    path = (tiny_llava if builder == "llava" else builder)(tmp_path / "m")
+    images = sorted(str(p) for p in data.glob("*.png"))[:3]
+    prompts = ["Is it real?", "Describe the artifacts in this image.", "Why?"]
+    dynamic = backend_class(str(path))
+    static = backend_class(str(path), cache_implementation="static")
+    assert static.info()["cache_implementation"] == "static" and dynamic.info()["cache_implementation"] == "dynamic"
+    assert static.generate(images, prompts, max_new_tokens=8) == dynamic.generate(images, prompts, max_new_tokens=8)
+    with pytest.raises(ValueError, match="dynamic, static"):
+        backend_class(str(path), cache_implementation="offloaded")

@@ -27,8 +27,9 @@ Hugging Face cache), ``python`` (worker interpreter), ``max_new_tokens``,
 ``fake=["fake","Fake"]``), ``multi_token`` (skip|first); transformers-native and
 Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio``
 (config|pad|resize|none; default: the checkpoint's own), transformers-native ones ``pad_to_square``
-(and ``attn_implementation`` and ``compile`` = true|BACKEND,
-``torch.compile`` of the forward pass); remote-code models ``trust_remote_code``
+(and ``attn_implementation``, ``compile`` = true|BACKEND,
+``torch.compile`` of the forward pass, and ``cache_implementation`` = dynamic|static, generate()'s KV
+cache); remote-code models ``trust_remote_code``
 (required), ``question``, ``answer_prefix`` and ``system`` (Qwen-VL) or
 ``meta_instruction`` (XComposer2).
 """
@@ -47,7 +48,14 @@ from harness.plugins.lmm.engines import Engine, InProcessEngine, WorkerEngine
 from harness.records import Request
 
 _SCORING_ARGS = ("dtype", "fake", "real", "multi_token", "method")
-_HF_ARGS = _SCORING_ARGS + ("score_prompt", "chat_template", "pad_to_square", "attn_implementation", "compile")
+_HF_ARGS = _SCORING_ARGS + (
+    "score_prompt",
+    "chat_template",
+    "pad_to_square",
+    "attn_implementation",
+    "compile",
+    "cache_implementation",
+)
 _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
 
 
