@@ -12,8 +12,13 @@ Modes (``--modes``, default all):
   threads while the GPU runs the previous batch, pinned memory, non-blocking copies), the response
   cache off. Optional ``--compile`` (torch.compile of the forward pass) for a second row.
 - ``generate``: padded ``generate()`` of ``--new-tokens`` answers with images, per batch size.
+- ``generate-static``: the same with a static KV cache (``cache_implementation=static``, the harness's
+  ``--model-args cache_implementation=static``), with which transformers compiles the decoding step on CUDA;
+  warmed up at the full length so the compilation is not timed.
 - ``generate-cb``: the text side alone (Llama-2-7B shape, prompts as long as an image prompt):
-  padded ``generate()`` against transformers' continuous batching (``generate_batch``).
+  padded ``generate()`` against transformers' continuous batching (``generate_batch``, run under
+  ``no_grad``: under ``inference_mode`` transformers 5.17 failed every request). Only answers that carry
+  tokens count; a row with a failed request is ``status: failed`` and the script exits 1.
 
 Prints a table (img/s, ratio to the ceiling, peak memory) and writes the rows and the machine
 to ``--output``. ``--shape tiny`` runs small configurations so the test suite exercises the
@@ -281,8 +286,12 @@ def bench_score_e2e(manifest: Path, batch: int, workers: int, device: str, label
     }
 
 
-def bench_generate(backend: Any, batch_sizes: list[int], new_tokens: int, device: str) -> list[dict[str, Any]]:
-    """Padded generate() of exactly ``new_tokens`` tokens per answer, with images."""
+def bench_generate(
+    backend: Any, batch_sizes: list[int], new_tokens: int, device: str, cache: str = "dynamic"
+) -> list[dict[str, Any]]:
+    """Padded generate() of exactly ``new_tokens`` tokens per answer, with images; ``cache="static"``: with a
+    static KV cache (``cache_implementation=static``: transformers compiles the decoding step on CUDA), warmed up
+    at the full length so that the compilation is not timed."""
     import torch
     from PIL import Image
 
@@ -297,9 +306,13 @@ def bench_generate(backend: Any, batch_sizes: list[int], new_tokens: int, device
             "do_sample": False,
             "pad_token_id": backend.tokenizer.pad_token_id,
         }
+        warm_up = {**kwargs, "max_new_tokens": 2, "min_new_tokens": 2}
+        if cache != "dynamic":
+            kwargs["cache_implementation"] = cache
+            warm_up = kwargs  # a static cache's compiled step is specialised to the full length
         reset_peak(device)
         with torch.inference_mode():
-            backend.model.generate(**inputs, **{**kwargs, "max_new_tokens": 2, "min_new_tokens": 2})  # warm-up
+            backend.model.generate(**inputs, **warm_up)
             sync(device)
             start = time.perf_counter()
             backend.model.generate(**inputs, **kwargs)
@@ -307,7 +320,7 @@ def bench_generate(backend: Any, batch_sizes: list[int], new_tokens: int, device
         seconds = time.perf_counter() - start
         rows.append(
             {
-                "mode": "generate",
+                "mode": "generate" if cache == "dynamic" else f"generate {cache}-cache",
                 "batch": batch,
                 "new_tokens": new_tokens,
                 "images_per_s": batch / seconds,
@@ -368,7 +381,9 @@ def bench_generate_cb(
         }
     )
     reset_peak(device)
-    with torch.inference_mode():
+    # not under inference_mode: generate_batch's generation thread updates its paged cache in place, which
+    # transformers 5.17 refused for inference tensors ("Inplace update to inference tensor outside InferenceMode")
+    with torch.no_grad():
         start = time.perf_counter()
         # the paged KV cache sizes itself from free GPU memory; on the CPU it is given a small block count
         paging = {}
@@ -378,20 +393,33 @@ def bench_generate_cb(
             paging = {"continuous_batching_config": ContinuousBatchingConfig(num_blocks=num_blocks)}
         out = model.generate_batch(prompts, generation_config=config, progress_bar=False, **paging)
         sync(device)
-    seconds = time.perf_counter() - start
-    generated = sum(len(o.generated_tokens) for o in out.values())
     rows.append(
-        {
-            "mode": "generate-batch-text (continuous)",
-            "batch": n_requests,
-            "new_tokens": new_tokens,
-            "answers_per_s": len(out) / seconds,
-            "tokens_generated": generated,
-            "peak_gib": peak_gib(device),
-        }
-    )
+        {**continuous_row(out, n_requests, time.perf_counter() - start), "new_tokens": new_tokens,
+         "peak_gib": peak_gib(device)}
+    )  # fmt: skip
     del model
     return rows
+
+
+def continuous_row(outputs: dict[str, Any], n_requests: int, seconds: float) -> dict[str, Any]:
+    """The continuous-batching row, honestly: only answers that carry tokens and no error count; a row with any
+    failed or missing request is ``status: failed`` with how many and the first error (and says so on stderr),
+    never a rate of failures."""
+    answered = [o for o in outputs.values() if getattr(o, "error", None) is None and len(o.generated_tokens) > 0]
+    failed = n_requests - len(answered)
+    row: dict[str, Any] = {
+        "mode": "generate-batch-text (continuous)",
+        "batch": n_requests,
+        "answers_per_s": len(answered) / seconds,
+        "tokens_generated": sum(len(o.generated_tokens) for o in answered),
+        "status": "ok" if failed == 0 else "failed",
+    }
+    if failed:
+        errors = [str(o.error) for o in outputs.values() if getattr(o, "error", None) is not None]
+        row.update(failed_requests=failed, first_error=errors[0] if errors else "no output")
+        print(f"FAILED: continuous batching answered {len(answered)} of {n_requests} requests; first error: "
+              f"{row['first_error']}", file=sys.stderr)  # fmt: skip
+    return row
 
 
 # -- driver ------------------------------------------------------------------------------------------
@@ -402,7 +430,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b")
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
-    parser.add_argument("--modes", default="ceiling,score,score-e2e,generate,generate-cb")
+    parser.add_argument("--modes", default="ceiling,score,score-e2e,generate,generate-static,generate-cb")
     parser.add_argument("--batch-sizes", default=None, help="comma list (default 1,8,32,64 on CUDA, 1,4 on CPU)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--e2e-images", type=int, default=None, help="JPEG files for score-e2e")
@@ -501,6 +529,9 @@ def main() -> int:
     if "generate" in modes:
         result["rows"] += bench_generate(backend, run.gen_batches, run.new_tokens, device)
         write_benchmark(args.output, result)
+    if "generate-static" in modes:
+        result["rows"] += bench_generate(backend, run.gen_batches, run.new_tokens, device, cache="static")
+        write_benchmark(args.output, result)
     if "score-e2e-compiled" in modes:
         # a backend of its own: only its scoring call is compiled, the model object stays eager
         compiled = LlavaBackend.from_components(
@@ -529,7 +560,7 @@ def main() -> int:
             row["ratio_to_ceiling"] = row["images_per_s"] / ceiling
     print_table(result)
     write_benchmark(args.output, result)
-    return 0
+    return 1 if any(row.get("status") == "failed" for row in result["rows"]) else 0
 
 
 def print_table(result: dict[str, Any]) -> None:

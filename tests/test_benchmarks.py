@@ -96,9 +96,13 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
         "score-e2e",
         "generate",
         "generate",
+        "generate static-cache",
+        "generate static-cache",
         "generate-padded-text",
         "generate-batch-text (continuous)",
     ]
+    continuous = data["rows"][-1]
+    assert continuous["status"] == "ok" and continuous["tokens_generated"] == 4 * 8  # 4 requests x 8 new tokens
     assert data["ceiling_images_per_s"] > 0 and data["tokens_per_image"] > 50
     assert all(r.get("images_per_s", r.get("answers_per_s", 0)) > 0 for r in data["rows"])
     assert data["rows"][2]["images"] == 8 and 0 < data["rows"][0]["ratio_to_ceiling"] < 1
@@ -166,15 +170,23 @@ def test_gpu_session_rehearses_on_the_cpu(tmp_path: Path):
     summary = (out / "summary.txt").read_text().splitlines()
     assert [line.split()[:2] for line in summary[1:]] == [
         ["lmm", "rc=0"],
+        ["lmm-static", "rc=0"],
         ["lmm-compiled", "rc=0"],
         ["detectors", "rc=0"],
+        ["agreement", "rc=0"],
     ], summary
     lmm = json.loads((out / "lmm-cpu-rehearsal.json").read_text())
     assert [r["mode"] for r in lmm["rows"]][:3] == ["score", "score", "score-e2e"]
     compiled = json.loads((out / "lmm-compiled-cpu-rehearsal.json").read_text())
     assert [r["mode"] for r in compiled["rows"]] == ["score-e2e compiled"] and compiled["rows"][0]["images_per_s"] > 0
     assert json.loads((out / "detectors-cpu-rehearsal.json").read_text())["rows"]
-    assert all((out / f"{step}.log").stat().st_size > 0 for step in ("lmm", "lmm-compiled", "detectors"))
+    static = json.loads((out / "lmm-static-cpu-rehearsal.json").read_text())
+    assert [r["mode"] for r in static["rows"]] == ["generate static-cache"]
+    agreement = json.loads((out / "agreement-cpu-rehearsal.json").read_text())
+    assert [r["model"] for r in agreement["rows"]] == ["fakescope-llava", "fakescope-llava", "cnnspot"]
+    assert agreement["rows"][0]["max_abs_diff"] == 0.0 and all(r["passed"] for r in agreement["rows"])
+    steps = ("lmm", "lmm-static", "lmm-compiled", "detectors", "agreement")
+    assert all((out / f"{step}.log").stat().st_size > 0 for step in steps)
 
 
 def test_gpu_session_keeps_going_past_a_failing_step(tmp_path: Path):
@@ -187,7 +199,8 @@ def test_gpu_session_keeps_going_past_a_failing_step(tmp_path: Path):
         ["bash", str(REPO / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True, text=True, timeout=60
     )
     summary = (out / "summary.txt").read_text()
-    assert all(f"{step} rc=1" in summary for step in ("lmm", "lmm-compiled", "detectors")), summary
+    steps = ("lmm", "lmm-static", "lmm-compiled", "detectors", "agreement")
+    assert all(f"{step} rc=1" in summary for step in steps), summary
     assert "all output in" in result.stdout
 
 
@@ -222,3 +235,55 @@ def test_cpu_threads_script_runs_tiny(tmp_path: Path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["measure"] for r in rows] == ["prepare (PIL image)", "end to end, resnet18"]
     assert rows[1]["torch_threads"].startswith("auto") and all(r["images_per_s"] > 0 for r in rows)
+
+
+def test_the_continuous_batching_row_counts_only_answers_with_tokens(capsys):
+    """A failed generation thread (as on the H200: every request errored, no tokens) is a failed row, not a rate:
+    only answers that carry tokens and no error count."""
+    import importlib
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    bench = importlib.import_module("lmm_throughput")
+    ok = SimpleNamespace(generated_tokens=[5, 6, 7], error=None)
+    broken = SimpleNamespace(generated_tokens=[], error="Inplace update to inference tensor outside InferenceMode")
+    good = bench.continuous_row({"a": ok, "b": ok}, 2, 1.0)
+    assert good["status"] == "ok" and good["answers_per_s"] == 2.0 and good["tokens_generated"] == 6
+    bad = bench.continuous_row({"a": broken, "b": broken, "c": ok}, 4, 1.0)
+    assert bad["status"] == "failed" and bad["answers_per_s"] == 1.0 and bad["failed_requests"] == 3
+    assert "Inplace update" in bad["first_error"] and "FAILED" in capsys.readouterr().err
+
+
+def test_continuous_batching_generates_the_eager_tokens():
+    """transformers' generate_batch (paged cache, requests of different lengths), outside inference_mode as the
+    benchmark runs it, gives each request the tokens of its own greedy generate()."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = LlamaForCausalLM(config).eval()
+    generator = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 300, (10 + 3 * i,), generator=generator).tolist() for i in range(5)]
+    generation = GenerationConfig(max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=2)
+    with torch.no_grad():
+        batched = model.generate_batch(
+            prompts,
+            generation_config=generation,
+            progress_bar=False,
+            continuous_batching_config=ContinuousBatchingConfig(num_blocks=32),
+        )
+        eager = [model.generate(torch.tensor([p]), generation_config=generation)[0, len(p) :].tolist() for p in prompts]
+    by_request = {o.request_id: list(o.generated_tokens) for o in batched.values()}
+    assert [by_request[f"req_{i}"] for i in range(len(prompts))] == eager
