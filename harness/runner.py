@@ -28,6 +28,7 @@ from harness.distributed import rank_world
 from harness.executors import ModelSession, Records, choose_executor
 from harness.file_memo import forget_recent_stats
 from harness.fingerprint import hash_obj, rehashing
+from harness.gc_policy import fewer_collections
 from harness.hf_data import is_hf_source, serve_from_hub
 from harness.interfaces import Metric, MetricContext, ModelAdapter, ReportsCalls, Task
 from harness.metrics_runner import make_metric_calls
@@ -292,8 +293,13 @@ class Evaluator:
         """Evaluate every selected task; tasks without data are skipped with a reason.
 
         Under ``torchrun`` (``WORLD_SIZE`` > 1) samples are sharded by rank and rank 0 writes
-        the results (:mod:`harness.distributed`).
+        the results (:mod:`harness.distributed`). The garbage collector runs at a run's pace meanwhile
+        (:mod:`harness.gc_policy`).
         """
+        with fewer_collections():
+            return self._run()
+
+    def _run(self) -> list[TaskOutcome]:
         if rank_world()[1] > 1:
             from harness.distributed import init
 
