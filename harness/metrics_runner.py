@@ -39,17 +39,13 @@ from harness.records import FAKE, REAL, SampleRecord
 
 
 def usable(records: Sequence[SampleRecord], requires: str) -> list[SampleRecord]:
-    """Records without error that carry a label and the field a metric needs."""
-    out = []
-    for record in records:
-        if record.error is not None or record.label is None:
-            continue
-        if requires == "score" and record.score is None:
-            continue
-        if requires == "text" and record.text is None:
-            continue
-        out.append(record)
-    return out
+    """Records without error that carry a label and the field a metric needs (one comprehension per kind of
+    need: this filter runs over every record several times per task)."""
+    if requires == "score":
+        return [r for r in records if r.error is None and r.label is not None and r.score is not None]
+    if requires == "text":
+        return [r for r in records if r.error is None and r.label is not None and r.text is not None]
+    return [r for r in records if r.error is None and r.label is not None]
 
 
 def _evaluate(
@@ -63,7 +59,7 @@ def _evaluate(
     chosen: dict[tuple[bool, str], list[SampleRecord]] = {}  # the usable records, filtered once per kind of need
     for metric in metrics:
         if not metric.depends_on:
-            need = (metric.pairs_with_real_pool, metric.requires)
+            need = (metric.pairs_with_real_pool and bool(pool), metric.requires)  # no pool: the same records
             if need not in chosen:
                 members = list(records) + list(pool) if metric.pairs_with_real_pool else records
                 chosen[need] = usable(members, metric.requires)
