@@ -47,7 +47,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="conformance-owl2-"))
     root, present = common.fakeclass_root(work / "FakeBench", args.queries)
     task_args = f"queries={args.queries}"
-    runs, ok = [], True
+    runs = []
     for aspect in args.aspects.split(","):
         ckpt = work / f"fakescope-owl2-tiny-{aspect}"  # no 'mplug_owl2' in the name: upstream's name check
         subprocess.run(
@@ -69,7 +69,7 @@ def main() -> int:
         )
         reference = json.loads((work / f"ref-{aspect}.json").read_text())
         comparison = common.compare(got, {r["image"]: r for r in reference["results"]})
-        ok &= (verdict := common.passed(comparison, args.tolerance))
+        verdict = common.passed(comparison, args.tolerance)
         runs.append(
             {
                 "image_aspect_ratio": aspect,
@@ -85,24 +85,12 @@ def main() -> int:
             f"{aspect}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
             f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
         )
-    common.write_result(
-        args.output,
-        {
-            "family": "mplug-owl2",
-            "models": ["fakescope-owl2", "mplug-owl2"],
-            "passed": ok,
-            "upstream": {
-                "repository": "X-PLUG/mPLUG-Owl (mPLUG-Owl2/)",
-                "commit": common.upstream_commit(source, args.upstream_commit),
-            },
-            "worker_env": common.env_facts(str(python)),
-            "harness": common.harness_facts(),
-            "tolerance": args.tolerance,
-            "images": present,
-            "runs": runs,
-        },
-    )
-    return 0 if ok else 1
+    upstream = {
+        "repository": "X-PLUG/mPLUG-Owl (mPLUG-Owl2/)",
+        "commit": common.upstream_commit(source, args.upstream_commit),
+    }
+    return common.record_family(args.output, "mplug-owl2", ["fakescope-owl2", "mplug-owl2"], upstream, python,
+                                args.tolerance, present, runs)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -125,25 +125,10 @@ def main() -> int:
     ckpt.mkdir(parents=True)
     build = [str(python), str(HERE / "upstream_qwen_vl.py"), "build", str(source), str(ckpt)]
     subprocess.run(build, check=True, cwd=ckpt)  # newer revisions look for SimSun.ttf in the current folder
-    runs, ok = [], True
-    for dtype in args.dtypes.split(","):
-        runs.append(compare_dtype(args, python, ckpt, root, work, dtype))
-        ok &= runs[-1]["passed"]
-    common.write_result(
-        args.output,
-        {
-            "family": "qwen-vl-chat",
-            "models": ["qwen-vl-chat"],
-            "passed": ok,
-            "upstream": {"repository": args.source_name, "commit": common.upstream_commit(given, args.source_commit)},
-            "worker_env": common.env_facts(str(python)),
-            "harness": common.harness_facts(),
-            "tolerance": args.tolerance,
-            "images": present,
-            "runs": runs,
-        },
-    )
-    return 0 if ok else 1
+    runs = [compare_dtype(args, python, ckpt, root, work, dtype) for dtype in args.dtypes.split(",")]
+    upstream = {"repository": args.source_name, "commit": common.upstream_commit(given, args.source_commit)}
+    return common.record_family(args.output, "qwen-vl-chat", ["qwen-vl-chat"], upstream, python, args.tolerance,
+                                present, runs)  # fmt: skip
 
 
 if __name__ == "__main__":

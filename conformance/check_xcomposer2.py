@@ -124,30 +124,15 @@ def main() -> int:
     ckpt = work / "internlm-xcomposer2-vl-tiny"
     build = [str(python), str(HERE / "upstream_xcomposer2.py"), "build", str(source), str(ckpt), str(hf_home)]
     subprocess.run(build, check=True)
-    runs, ok = [], True
     plan = [(dtype, 1.005) for dtype in args.dtypes.split(",")] + [("fp32", 1.0)]
-    for dtype, penalty in plan:
-        runs.append(compare_run(args, python, ckpt, root, work, dtype, penalty))
-        ok &= runs[-1]["passed"]
-    common.write_result(
-        args.output,
-        {
-            "family": "internlm-xcomposer2-vl",
-            "models": ["internlm-xcomposer2-vl"],
-            "passed": ok,
-            "upstream": {
-                "repository": args.source_name,
-                "commit": common.upstream_commit(given, args.source_commit),
-                "folder": str(source.relative_to(work / "upstream")) if source.is_relative_to(work) else str(source),
-            },
-            "worker_env": common.env_facts(str(python)),
-            "harness": common.harness_facts(),
-            "tolerance": args.tolerance,
-            "images": present,
-            "runs": runs,
-        },
-    )
-    return 0 if ok else 1
+    runs = [compare_run(args, python, ckpt, root, work, dtype, penalty) for dtype, penalty in plan]
+    upstream = {
+        "repository": args.source_name,
+        "commit": common.upstream_commit(given, args.source_commit),
+        "folder": str(source.relative_to(work / "upstream")) if source.is_relative_to(work) else str(source),
+    }
+    return common.record_family(args.output, "internlm-xcomposer2-vl", ["internlm-xcomposer2-vl"], upstream, python,
+                                args.tolerance, present, runs)  # fmt: skip
 
 
 if __name__ == "__main__":

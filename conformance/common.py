@@ -278,6 +278,36 @@ def compare(harness: dict[str, dict[str, Any]], reference: dict[str, dict[str, A
     }
 
 
+def record_family(
+    path: Path,
+    family: str,
+    models: list[str],
+    upstream: dict[str, Any],
+    python: Path,
+    tolerance: float,
+    images: list[str],
+    runs: list[dict[str, Any]],
+) -> int:
+    """Append a family's comparison runs to its results file with the facts every record carries (upstream,
+    worker environment, harness, tolerance, images); the script's exit code: 0 when every run passed."""
+    ok = all(run["passed"] for run in runs)
+    write_result(
+        path,
+        {
+            "family": family,
+            "models": models,
+            "passed": ok,
+            "upstream": upstream,
+            "worker_env": env_facts(str(python)),
+            "harness": harness_facts(),
+            "tolerance": tolerance,
+            "images": images,
+            "runs": runs,
+        },
+    )
+    return 0 if ok else 1
+
+
 def write_result(path: Path, payload: dict[str, Any]) -> None:
     """Append this run to the results file (a JSON list, newest last)."""
     runs = json.loads(path.read_text()) if path.exists() else []
