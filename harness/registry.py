@@ -222,7 +222,7 @@ def with_sources(register: Any, table_yaml: str, section: str) -> Any:
     weights come from) to its manifest, unless the call gives its own."""
     import yaml
 
-    entries = (yaml.safe_load(table_yaml) or {}).get(section) or {}
+    entries = (yaml.load(table_yaml, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}).get(section) or {}
 
     def register_with_sources(name: str, target: str, **kwargs: Any) -> None:
         kwargs.setdefault("sources", entries.get(name))

@@ -18,6 +18,7 @@ ones (the response cache makes it free) and moves ``results.json`` to it: no run
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib.metadata
 import json
 import os
@@ -58,7 +59,13 @@ def model_dir_name(model_name: str, fingerprint_hash: str) -> str:
 
 
 def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
-    """Installed versions of the packages that can move scores."""
+    """Installed versions of the packages that can move scores (read once per process: a process runs the
+    versions it imported)."""
+    return dict(_package_versions(tuple(names)))
+
+
+@functools.cache
+def _package_versions(names: tuple[str, ...]) -> dict[str, str]:
     versions = {}
     for name in names:
         try:
@@ -95,8 +102,10 @@ def write_benchmark(path: str | Path | None, result: dict[str, Any]) -> None:
     path.write_text(json.dumps({**result, "machine": machine_info()}, indent=2) + "\n", encoding="utf-8")
 
 
+@functools.cache
 def git_hash() -> str | None:
-    """The harness checkout's git commit (with ``-dirty`` when modified), if it is a checkout."""
+    """The harness checkout's git commit (with ``-dirty`` when modified), if it is a checkout; asked once per
+    process (two ``git`` processes, one scanning the tree, were a third of a small cached rerun's fixed cost)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None

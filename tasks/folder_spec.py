@@ -64,7 +64,8 @@ def load_spec(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # libyaml's safe loader where PyYAML has it (the built-in specs are read on every run)
+        spec = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: cannot read the task spec ({exc})") from exc
     unknown = set(spec) - KEYS
