@@ -81,10 +81,7 @@ def main() -> int:
                 **comparison,
             }
         )
-        print(
-            f"{aspect}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
-            f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
-        )
+        common.say_verdict(aspect, comparison, verdict)
     upstream = {
         "repository": "X-PLUG/mPLUG-Owl (mPLUG-Owl2/)",
         "commit": common.upstream_commit(source, args.upstream_commit),

@@ -37,18 +37,14 @@ REPOSITORY_FILES = ("modeling_qwen.py", "config.json", "qwen.tiktoken")
 def parse_args() -> argparse.Namespace:
     """The script's options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--source",
-        default=os.environ.get("QWEN_VL_SRC"),
-        help="local copy of the Qwen-VL-Chat model repository (code + qwen.tiktoken); env QWEN_VL_SRC",
+    common.repository_arguments(
+        parser,
+        "QWEN_VL_SRC",
+        "a git snapshot (as fetched) or a copy of the Qwen-VL-Chat model repository (code + qwen.tiktoken)",
+        "Qwen/Qwen-VL-Chat",
+        "qwen-vl-chat",
     )
-    parser.add_argument("--source-name", default="Qwen/Qwen-VL-Chat", help="where the copy comes from (recorded)")
-    parser.add_argument("--source-commit", default=None, help="the copy's commit, when it is not a git checkout")
-    parser.add_argument("--env", default="envs/qwen-vl-chat", help="worker environment (built here if absent)")
-    parser.add_argument("--queries", type=Path, default=common.SHARED_QUERIES, help="folder with FakeClass.json")
-    parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--tolerance", type=float, default=1e-5)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "qwen-vl-chat.json")
     return parser.parse_args()
 
@@ -98,27 +94,22 @@ def compare_dtype(args: argparse.Namespace, python: Path, ckpt: Path, root: Path
         "upstream_dtype": reference["dtype"],
         **comparison,
     }
-    print(
-        f"{dtype}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
-        f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
-    )
+    common.say_verdict(dtype, comparison, verdict)
     return run
 
 
 def main() -> int:
     """Run the comparison; exit 1 when the harness and the repository's code disagree."""
     args = parse_args()
-    given = Path(args.source).expanduser().resolve() if args.source else None
     work = Path(tempfile.mkdtemp(prefix="conformance-qwen-"))
-    source = common.upstream_folder(given, REPOSITORY_FILES, work / "upstream") if given and given.exists() else None
-    if source is None:
-        common.skip("no Qwen-VL-Chat repository (a git snapshot as fetched, or a copy) with modeling_qwen.py, "
-                    "config.json and qwen.tiktoken: pass --source PATH or set QWEN_VL_SRC")  # fmt: skip
-    if not (args.queries / "FakeClass.json").is_file():
-        common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
-    python = Path(args.env).resolve() / "bin" / "python"
-    if not common.ensure_env(python, "qwen-vl-chat", args.env):
+    found = common.repository_prerequisites(
+        args, REPOSITORY_FILES, "qwen-vl-chat", work,
+        "no Qwen-VL-Chat repository (a git snapshot as fetched, or a copy) with modeling_qwen.py, config.json and "
+        "qwen.tiktoken: pass --source PATH or set QWEN_VL_SRC",
+    )  # fmt: skip
+    if found is None:
         return 1
+    given, source, python = found
     deep = work.joinpath(*[f"a-folder-with-a-long-name-{i:02d}" for i in range(8)])  # > 256 bytes per image path
     root, present = common.fakeclass_root(deep / "FakeBench", args.queries)
     ckpt = work / "qwen-vl-chat-tiny"

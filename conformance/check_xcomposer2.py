@@ -43,23 +43,15 @@ CODE = ("modeling_internlm_xcomposer2.py", "modeling_internlm2.py", "configurati
 def parse_args() -> argparse.Namespace:
     """The script's options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--source",
-        default=os.environ.get("XCOMPOSER2_SRC"),
-        help="a git snapshot holding the repository's five code files (e.g. OpenGVLab/LAMM, as fetched), or a "
-        "folder holding them; env XCOMPOSER2_SRC",
+    common.repository_arguments(
+        parser,
+        "XCOMPOSER2_SRC",
+        "a git snapshot holding the repository's five code files (e.g. OpenGVLab/LAMM, as fetched), or a folder "
+        "holding them",
+        "OpenGVLab/LAMM src/ChEF/models/internlm (internlm/internlm-xcomposer2-vl-7b's code files)",
+        "internlm-xcomposer2-vl",
     )
-    parser.add_argument(
-        "--source-name",
-        default="OpenGVLab/LAMM src/ChEF/models/internlm (internlm/internlm-xcomposer2-vl-7b's code files)",
-        help="where the copy comes from (recorded)",
-    )
-    parser.add_argument("--source-commit", default=None, help="the copy's commit, when it is not a git checkout")
-    parser.add_argument("--env", default="envs/internlm-xcomposer2-vl", help="worker environment (built if absent)")
-    parser.add_argument("--queries", type=Path, default=common.SHARED_QUERIES, help="folder with FakeClass.json")
-    parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--max-new-tokens", type=int, default=12)
-    parser.add_argument("--tolerance", type=float, default=1e-5)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "internlm-xcomposer2-vl.json")
     return parser.parse_args()
 
@@ -86,10 +78,7 @@ def compare_run(
     reference = json.loads((work / f"ref-{label}.json").read_text())
     comparison = common.compare(got, {r["image"]: r for r in reference["results"]})
     verdict = common.passed(comparison, args.tolerance)
-    print(
-        f"{label}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
-        f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
-    )
+    common.say_verdict(label, comparison, verdict)
     return {
         "dtype": dtype,
         "repetition_penalty": penalty,
@@ -107,17 +96,15 @@ def compare_run(
 def main() -> int:
     """Run the comparison; exit 1 when the harness and the repository's code disagree."""
     args = parse_args()
-    given = Path(args.source).expanduser().resolve() if args.source else None
     work = Path(tempfile.mkdtemp(prefix="conformance-xcomposer2-"))
-    source = common.upstream_folder(given, CODE, work / "upstream") if given and given.exists() else None
-    if source is None:
-        common.skip(f"no folder or git snapshot with the repository's code files ({', '.join(CODE)}): pass --source "
-                    "PATH or set XCOMPOSER2_SRC (e.g. a fetched snapshot of OpenGVLab/LAMM)")  # fmt: skip
-    if not (args.queries / "FakeClass.json").is_file():
-        common.skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
-    python = Path(args.env).resolve() / "bin" / "python"
-    if not common.ensure_env(python, "internlm-xcomposer2-vl", args.env):
+    found = common.repository_prerequisites(
+        args, CODE, "internlm-xcomposer2-vl", work,
+        f"no folder or git snapshot with the repository's code files ({', '.join(CODE)}): pass --source PATH or "
+        "set XCOMPOSER2_SRC (e.g. a fetched snapshot of OpenGVLab/LAMM)",
+    )  # fmt: skip
+    if found is None:
         return 1
+    given, source, python = found
     hf_home = work / "hf-home"  # the tiny CLIP tower under the hub id the repository's code loads
     os.environ["HF_HOME"] = str(hf_home)
     root, present = common.fakeclass_root(work / "FakeBench", args.queries)

@@ -318,6 +318,43 @@ def write_result(path: Path, payload: dict[str, Any]) -> None:
     print(f"recorded in {path}")
 
 
+def say_verdict(label: str, comparison: dict[str, Any], verdict: bool) -> None:
+    """One line per compared run: the largest score difference, the identical answers, PASS or FAIL."""
+    print(
+        f"{label}: max |score diff| {comparison['max_abs_score_diff']}, answers identical "
+        f"{comparison['answers_identical']}/{comparison['images']} -> {'PASS' if verdict else 'FAIL'}"
+    )
+
+
+def repository_arguments(parser: Any, variable: str, source_help: str, source_name: str, recipe: str) -> None:
+    """The options of the scripts that check a model repository's own code (Qwen-VL, XComposer2): where its copy
+    is (``variable`` in the environment), where it comes from and its commit (recorded), the worker env, the
+    FakeClass queries, the dtypes and the tolerance."""
+    parser.add_argument("--source", default=os.environ.get(variable), help=f"{source_help}; env {variable}")
+    parser.add_argument("--source-name", default=source_name, help="where the copy comes from (recorded)")
+    parser.add_argument("--source-commit", default=None, help="the copy's commit, when it is not a git checkout")
+    parser.add_argument("--env", default=f"envs/{recipe}", help="worker environment (built here if absent)")
+    parser.add_argument("--queries", type=Path, default=SHARED_QUERIES, help="folder with FakeClass.json")
+    parser.add_argument("--dtypes", default="fp32,bf16")
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+
+
+def repository_prerequisites(
+    args: Any, needed: Sequence[str], recipe: str, work: Path, missing: str
+) -> tuple[Path, Path, Path] | None:
+    """(the given copy, the folder holding the ``needed`` files, the worker Python) once all are there (a git
+    snapshot's folder extracted under ``work``, the env built from ``recipe`` if absent); skips with ``missing``
+    or the queries' absence as the reason; ``None`` when the env cannot be built."""
+    given = Path(args.source).expanduser().resolve() if args.source else None
+    source = upstream_folder(given, needed, work / "upstream") if given and given.exists() else None
+    if given is None or source is None:
+        skip(missing)
+    if not (args.queries / "FakeClass.json").is_file():
+        skip(f"no FakeClass.json under {args.queries} (pass --queries DIR)")
+    python = Path(args.env).resolve() / "bin" / "python"
+    return (given, source, python) if ensure_env(python, recipe, args.env) else None
+
+
 def owl2_arguments(parser: Any) -> None:
     """The options both mPLUG-Owl2 scripts take: where upstream's copy, its commit, the worker env and the
     FakeClass queries are."""
