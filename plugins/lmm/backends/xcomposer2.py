@@ -95,10 +95,11 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
         the conformance run against the repository's code found that difference (0.014 in Eq. 2)."""
         return self.tokenizer(self.question + TURN_TO_ASSISTANT + self.answer_prefix, return_tensors="pt")["input_ids"]
 
-    def _conversation(self, path: str) -> tuple[Any, Any]:
+    def _conversation(self, path: str, turn: Any, tail_length: int) -> tuple[Any, Any]:
         """Input embeddings and image mask of the chat up to the answer prefix: the repository's
         ``interleav_wrap_chat`` builds the conversation; its last text part (after the image) is replaced by
-        :meth:`scored_turn`, after checking that it is that part (the same length as the part tokenized alone)."""
+        ``turn``, the embeddings of :meth:`scored_turn`, after checking that it is that part (``tail_length``
+        tokens: the question and turn end tokenized alone)."""
         torch = self.torch
         image = self.model.encode_img(path)
         inputs, im_mask = self.model.interleav_wrap_chat(
@@ -106,22 +107,23 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
         )
         embeds, im_mask = inputs["inputs_embeds"], im_mask.bool()
         image_end = int(im_mask[0].nonzero().max()) + 1
-        tail = self.tokenizer(self.question + TURN_TO_ASSISTANT, return_tensors="pt")["input_ids"]
-        if embeds.shape[1] - image_end != tail.shape[1]:
+        if embeds.shape[1] - image_end != tail_length:
             raise ValueError(
                 f"{self.names}: the conversation after the image has {embeds.shape[1] - image_end} tokens, the "
-                f"question and turn end tokenized alone {tail.shape[1]}: the repository's chat format is not the one "
+                f"question and turn end tokenized alone {tail_length}: the repository's chat format is not the one "
                 "this backend knows"
             )
-        turn = self._embed_tokens(self.scored_turn().to(self.device)).to(embeds.dtype)
+        turn = turn.to(embeds.dtype)
         mask = torch.zeros(1, turn.shape[1], dtype=torch.bool, device=im_mask.device)
         return torch.cat([embeds[:, :image_end], turn], dim=1), torch.cat([im_mask[:, :image_end], mask], dim=1)
 
     def score(self, sources: Sequence[Any]) -> list[float]:
         """P(fake) per image (Eq. 2); images whose conversations have equal length share a forward pass."""
         torch = self.torch
+        tail_length = len(self.tokenizer(self.question + TURN_TO_ASSISTANT)["input_ids"])
         with remote_code.image_paths(sources) as paths, torch.inference_mode(), self._autocast():
-            rows = [self._conversation(path) for path in paths]
+            turn = self._embed_tokens(self.scored_turn().to(self.device))  # the same for every image: once a call
+            rows = [self._conversation(path, turn, tail_length) for path in paths]
             logits: list[Any] = []
             for group in _equal_length_runs(rows):
                 embeds = torch.cat([e for e, _ in group]).to(self.device)
