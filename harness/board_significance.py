@@ -27,22 +27,21 @@ import numpy as np
 from harness.results_model import Results
 from harness.significance import accuracy, average_precision, delong, paired_bootstrap
 
-#: metric -> the function that recomputes it from (labels, scores); only these columns are tested
-TESTED_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "auc": lambda labels, scores: _auc(labels, scores),
-    "ap": average_precision,
-    "acc": accuracy,
-}
-
-
-#: the metrics whose per-generator value pairs a subset of fakes with all the run's reals
-PAIRED_WITH_REALS = frozenset({"auc", "ap"})
-
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(labels, scores))
+
+
+#: metric -> the function that recomputes it from (labels, scores); only these columns are tested
+TESTED_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "auc": _auc,
+    "ap": average_precision,
+    "acc": accuracy,
+}
+#: the metrics whose per-generator value pairs a subset of fakes with all the run's reals
+PAIRED_WITH_REALS = frozenset({"auc", "ap"})
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

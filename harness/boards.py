@@ -392,7 +392,7 @@ def render_board(spec: BoardSpec, results: Sequence[Results | dict[str, Any]]) -
         marks = rank_marks([grid.cells[m][index].value for m in models], lower_better)
         for model, mark in zip(models, marks, strict=True):
             grid.cells[model][index].marks = [mark] + grid.cells[model][index].marks
-    tested = _mark_not_different(spec, chosen, grid, models) if spec.significance is not None else None
+    tested = _mark_not_different(chosen, grid, models, spec.significance) if spec.significance is not None else None
     # a served model's name is free text: no live HTML, no extra cells
     rows = [[board_text(model)] + [_cell_text(cell, percent) for cell in grid.cells[model]] for model in models]
     improvement = _improvement_row(spec, models, grid.cells, lower, percent)
@@ -453,8 +453,8 @@ def _tables(rows: list[list[str]], headers: list[str], max_columns: int) -> str:
     return "\n\n".join(parts)
 
 
-def _mark_not_different(spec: BoardSpec, chosen: Chosen, grid: Grid, models: list[str]) -> tuple[int, int]:
-    """Mark ``ns`` the cells not significantly different from their column's best (Holm, α = spec.significance);
+def _mark_not_different(chosen: Chosen, grid: Grid, models: list[str], alpha: float) -> tuple[int, int]:
+    """Mark ``ns`` the cells not significantly different from their column's best (Holm, at ``alpha``);
     returns (columns tested, columns of a tested metric)."""
     from harness.board_significance import TESTED_METRICS, ColumnInput, SampleScores, column_verdict
 
@@ -474,7 +474,7 @@ def _mark_not_different(spec: BoardSpec, chosen: Chosen, grid: Grid, models: lis
         if verdict is None:
             continue
         tested += 1
-        for model in verdict.not_different(float(spec.significance or 0.05)):
+        for model in verdict.not_different(alpha):
             grid.cells[model][index].marks.insert(1, "ns")
     return tested, candidates
 
