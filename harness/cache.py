@@ -122,6 +122,7 @@ class ResponseCache:
             "CREATE TABLE IF NOT EXISTS file_hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
             "sha256 TEXT)",
             "CREATE TABLE IF NOT EXISTS intervals (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS metric_values (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ]
         deadline, delay = time.monotonic() + deadline_s, 0.01
         while True:
@@ -301,9 +302,14 @@ class ResponseCache:
                 raise self._error(exc, "write to") from exc
 
     @property
-    def intervals(self) -> IntervalStore:
+    def intervals(self) -> MemoTable:
         """Bootstrap intervals kept beside the answers they were computed from (see ``MetricContext.intervals``)."""
-        return IntervalStore(self)
+        return MemoTable(self, "intervals")
+
+    @property
+    def metric_values(self) -> MemoTable:
+        """Metric values kept beside the answers they were computed from (see ``MetricContext.values``)."""
+        return MemoTable(self, "metric_values")
 
     def flush(self) -> None:
         """Commit pending file-hash rows."""
@@ -327,31 +333,37 @@ class ResponseCache:
                 self._db = None  # type: ignore[assignment]
 
 
-class IntervalStore:
-    """``get(key)`` / ``put(key, value)`` of bootstrap intervals in a response cache's ``intervals`` table."""
+class MemoTable:
+    """``get(key)`` / ``put(key, value)`` of small JSON results in one of a response cache's memo tables
+    (``intervals``, ``metric_values``; :mod:`harness.metric_memo`). Writes are committed with the cache's next
+    commit (at the latest when it closes): a memo lost to a crash is only computed again."""
 
-    def __init__(self, cache: ResponseCache) -> None:
+    TABLES = ("intervals", "metric_values")
+
+    def __init__(self, cache: ResponseCache, table: str) -> None:
+        if table not in self.TABLES:
+            raise ValueError(f"no memo table {table!r}: one of {', '.join(self.TABLES)}")
         self.cache = cache
+        self.table = table
 
-    def get(self, key: str) -> list[float] | None:
-        """The interval stored under ``key`` (``[]`` for "undefined"), or ``None``."""
+    def get(self, key: str) -> Any:
+        """The value stored under ``key`` (an interval's ``[]`` for "undefined"), or ``None``."""
         with self.cache._lock:
             if self.cache._db is None:
                 return None
             try:
-                row = self.cache._db.execute("SELECT value FROM intervals WHERE key=?", (key,)).fetchone()
-            except sqlite3.DatabaseError:  # a read-only cache written before intervals were kept
+                row = self.cache._db.execute(f"SELECT value FROM {self.table} WHERE key=?", (key,)).fetchone()
+            except sqlite3.DatabaseError:  # a read-only cache written before this table existed
                 return None
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, value: list[float]) -> None:
-        """Keep ``value`` under ``key`` (nothing on a read-only cache)."""
+    def put(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON) under ``key`` (nothing on a read-only cache)."""
         with self.cache._lock:
             if self.cache.read_only or self.cache._db is None:
                 return
             try:
-                self.cache._db.execute("INSERT OR REPLACE INTO intervals VALUES (?, ?)", (key, json.dumps(value)))
-                self.cache._db.commit()
+                self.cache._db.execute(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)", (key, json.dumps(value)))
             except sqlite3.DatabaseError as exc:
                 raise self.cache._error(exc, "write to") from exc
 

@@ -291,6 +291,8 @@ class MetricContext:
     #: bootstrap intervals kept with the labels and scores they came from (``get(key)`` / ``put(key, value)``;
     #: the run's response cache), so a rerun with the same records does not resample again
     intervals: Any = None
+    #: aggregate values kept the same way (:mod:`harness.metric_memo`): a cached rerun computes no metric again
+    values: Any = None
 
 
 class Metric(ABC):

@@ -32,9 +32,9 @@ from harness.interfaces import (
     Metric,
     MetricContext,
     MetricValue,
-    Thresholded,
     WeightedMetric,
 )
+from harness.metric_memo import memo_key
 from harness.records import FAKE, REAL, SampleRecord
 
 
@@ -103,7 +103,7 @@ def bootstrap_interval(
     )
     if from_arrays is not None:
         scores = np.array([r.score for r in records], dtype=np.float64)
-        key = _interval_key(metric, labels, scores, n_resamples, context)
+        key = memo_key("interval", metric, labels, scores, context, str(n_resamples), str(context.seed))
         cached = context.intervals.get(key) if context.intervals is not None and key else None
         if cached is not None:
             return list(cached) if cached else None
@@ -150,22 +150,6 @@ def make_metric_calls(metrics: Sequence[Metric], records: Sequence[SampleRecord]
     judges), asked once per run (each distinct prompt once, cached); afterwards :func:`compute_metrics` with
     ``calls=False`` reports without calling anything."""
     per_sample_values(metrics, records, context, calls=True)
-
-
-def _interval_key(
-    metric: Metric, labels: np.ndarray, scores: np.ndarray, n_resamples: int, context: MetricContext
-) -> str | None:
-    """What an interval depends on: the metric (and any threshold it takes from the validation split), the
-    labels and scores, the resamples and the seed."""
-    import hashlib
-
-    extra = repr(metric.threshold(context)) if isinstance(metric, Thresholded) else ""
-    digest = hashlib.sha256()
-    for part in (metric.name, type(metric).__qualname__, extra, str(n_resamples), str(context.seed)):
-        digest.update(part.encode() + b"\0")
-    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(scores, dtype=np.float64).tobytes())
-    return digest.hexdigest()
 
 
 def _groups(

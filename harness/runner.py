@@ -429,6 +429,7 @@ class Evaluator:
             plugins=self.plugins,
             retry_failed=self.config.retry_failed,
             intervals=self.cache.intervals if self.config.use_cache else None,
+            values=self.cache.metric_values if self.config.use_cache else None,
         )
         make_metric_calls(started.metrics, records, context)  # the judges' calls, once, with the model's
         for metric in started.metrics:  # the judge metrics' calls, counted like the model's

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness.interfaces import Metric, MetricContext, MetricValue
+from harness.metric_memo import memo_key
 from harness.records import FAKE, REAL, SampleRecord
 
 THRESHOLD = 0.5
@@ -65,7 +66,9 @@ class ScoreMetric(Metric):
         return None
 
     def aggregate(self, records: Sequence[SampleRecord], context: MetricContext | None = None) -> MetricValue:
-        """The metric over the records, or ``None`` with the reason it is undefined."""
+        """The metric over the records, or ``None`` with the reason it is undefined. With a value store in the
+        context (``MetricContext.values``, the run's response cache) a value is kept with the labels and scores it
+        came from, and a rerun over the same ones reads it instead of computing it (:mod:`harness.metric_memo`)."""
         if (empty := _empty(records)) is not None:
             return empty
         labels, scores = arrays(records)
@@ -76,10 +79,19 @@ class ScoreMetric(Metric):
                 else len(records)
             )
             return MetricValue(None, n, note)
+        store = context.values if context is not None else None
+        key = ""
+        if store is not None:
+            key = memo_key("value", self, labels, scores, context)
+            kept = store.get(key)
+            if kept is not None:  # the same labels and scores as an earlier run: its value (harness.metric_memo)
+                return MetricValue(kept[0], kept[1])
         value = self.from_arrays(labels, scores, context)
         n = len(records)
         if self.needs_classes in ("real", "fake"):
             n = int((labels == (REAL if self.needs_classes == "real" else FAKE)).sum())
+        if store is not None:
+            store.put(key, [None if value is None else float(value), n])
         return MetricValue(None if value is None else float(value), n)
 
 
