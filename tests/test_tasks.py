@@ -388,3 +388,42 @@ def test_listing_reads_each_header_once_and_again_only_when_the_file_changes(tmp
     Image.new("RGB", (8, 8)).save(paths[0])
     os.utime(paths[0], ns=(1, 1))
     assert header_metadata(paths)[paths[0]]["width"] == 8 and len(reads) == 7
+
+
+def test_the_header_memo_follows_the_cache_folder_and_a_forked_process(tmp_path, monkeypatch):
+    """The process keeps its memo connection between listings; another HARNESS_CACHE_DIR is another memo file,
+    and a forked child opens its own connection instead of using its parent's."""
+    import multiprocessing
+
+    from PIL import Image
+
+    import harness.file_memo as file_memo
+    import harness.images as images
+    from harness.tasks.common import header_metadata
+
+    image = tmp_path / "data" / "x.png"
+    image.parent.mkdir()
+    Image.new("RGB", (4, 4)).save(image)
+    reads = []
+    real = images.file_metadata
+    monkeypatch.setattr(images, "file_metadata", lambda path: reads.append(path) or real(path))
+    for folder in ("one", "two", "one"):
+        monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / folder))
+        assert header_metadata([str(image)])[str(image)]["width"] == 4
+        assert (tmp_path / folder / "file-memo.sqlite").exists()
+    assert len(reads) == 2, "each memo file read the header once; back in the first, it was kept"
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return
+    parent = file_memo._kept
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        [child] = pool.map(_memo_in_child, [str(image)])
+    assert child[0] == 4 and child[1] != parent[0], "the child used a connection of its own"
+    assert file_memo._kept is parent
+
+
+def _memo_in_child(path: str) -> tuple[int, int]:
+    from harness import file_memo
+    from harness.tasks.common import header_metadata
+
+    width = header_metadata([path])[path]["width"]
+    return width, file_memo._kept[0]
