@@ -242,3 +242,36 @@ def test_missing_upstream_package_or_environment_is_a_clear_error_before_any_dat
     )
     assert missing.returncode == 2 and "no checkpoint folder at" in missing.stderr
     assert not (cache / "aigi-mini-v1").exists()
+
+
+def test_owl2_answers_a_batch_in_one_generate_call_with_the_tokens_of_one_image_at_a_time(standin_package, tmp_path):
+    """Issue #28: prompts of equal token length go to upstream's ``generate`` together (no padding), prompts of
+    other lengths in a call of their own, and every answer equals the one-image call's."""
+    from harness.plugins.lmm.backends.owl2 import Owl2Backend
+
+    backend = Owl2Backend(str(checkpoint(tmp_path, "pad")), device="cpu", dtype="fp32")
+    calls = []
+    original = backend.model.generate
+    backend.model.generate = lambda input_ids, **kw: calls.append(input_ids.shape[0]) or original(input_ids, **kw)
+    images = photos(3) + photos(2)
+    prompts = ["Is this a real image , yes or no ?"] * 3 + ["real ?", "Is this a real image , yes or no ?"]
+    together = backend.generate(images, prompts, max_new_tokens=6)
+    assert sorted(calls) == [1, 4], "one call for the four prompts of one length, one for the other"
+    calls.clear()
+    pairs = zip(images, prompts, strict=True)
+    alone = [backend.generate([image], [prompt], max_new_tokens=6)[0] for image, prompt in pairs]
+    assert together == alone and len(set(alone)) > 1
+    assert calls == [1] * 5
+
+
+def test_a_finished_row_is_cut_at_its_end_token():
+    from harness.plugins.lmm.backends.batching import equal_length_groups, rows_in_order, through_first_end
+
+    assert through_first_end([5, 6, 2, 2, 2], [2]) == [5, 6, 2]
+    assert through_first_end([5, 6, 7], [2, None]) == [5, 6, 7]
+    assert through_first_end([5, 9, 6, 2], [2, 9]) == [5, 9]
+    groups = equal_length_groups([3, 5, 3, 4, 5])
+    assert groups == [[0, 2], [1, 4], [3]]
+    assert rows_in_order(groups, [["a", "c"], ["b", "e"], ["d"]]) == list("abcde")
+    with pytest.raises(RuntimeError, match="2 prompts got 1"):
+        rows_in_order(groups, [["a"], ["b", "e"], ["d"]])

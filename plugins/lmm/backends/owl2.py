@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from . import hf_vlm, soft_scoring
+from . import batching, hf_vlm, soft_scoring
 from . import images as images_mod
 
 OWL2_SCORE_PROMPT = "USER: <|image|>What is the authenticity of this image? ASSISTANT: This image is"
@@ -148,12 +148,15 @@ class Owl2Backend:
         top_p: float = 1.0,
         do_sample: bool = False,
     ) -> list[str]:
-        """Greedy answers (sampled with ``do_sample``), one image at a time (prompts differ in length)."""
-        answers = []
+        """Greedy answers (sampled with ``do_sample``): the prompts of equal token length in one batched
+        ``generate`` call, unpadded (upstream's multimodal merge pads on the right; see :mod:`.batching`)."""
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
-        for source, prompt in zip(sources, prompts):
-            pixels = self._pixels([source])
-            input_ids = self._tokenize(self.chat_template.format(prompt=prompt)).unsqueeze(0).to(self.device)
+        ids = [self._tokenize(self.chat_template.format(prompt=prompt)) for prompt in prompts]
+        groups = batching.equal_length_groups([len(row) for row in ids])
+        answers = []
+        for group in groups:
+            pixels = self._pixels([sources[i] for i in group])
+            input_ids = self.torch.stack([ids[i] for i in group]).to(self.device)
             with self.torch.inference_mode():
                 output = self.model.generate(
                     input_ids,
@@ -163,5 +166,7 @@ class Owl2Backend:
                     use_cache=True,
                     **sampling,
                 )
-            answers.append(self.tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True).strip())
-        return answers
+            ends = [self.tokenizer.eos_token_id]
+            rows = [batching.through_first_end(row, ends) for row in output[:, input_ids.shape[1] :].tolist()]
+            answers.append([self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows])
+        return batching.rows_in_order(groups, answers)

@@ -59,11 +59,18 @@ class TinyOwl2(torch.nn.Module):
         return CausalLMOutputWithPast(logits=self.lm(inputs_embeds=self._embeds(input_ids, images)).logits)
 
     def generate(self, input_ids, images=None, max_new_tokens=16, do_sample=False, use_cache=True, **_):
+        """Greedy, a batch of rows at once as transformers' ``generate`` does it: a finished row (its end token
+        given) continues with the pad token (the end token when there is none) until every row is finished."""
         ids = input_ids
+        pad = self.config.text_config.get("pad_token_id")
+        pad = self.eos_token_id if pad is None else pad
+        finished = torch.zeros(ids.shape[0], dtype=torch.bool)
         for _step in range(max_new_tokens):
-            next_id = self.forward(ids, images=images)["logits"][:, -1].argmax(-1, keepdim=True)
-            ids = torch.cat([ids, next_id], dim=1)
-            if int(next_id[0, 0]) == self.eos_token_id:
+            next_id = self.forward(ids, images=images)["logits"][:, -1].argmax(-1)
+            next_id = torch.where(finished, torch.full_like(next_id, pad), next_id)
+            ids = torch.cat([ids, next_id[:, None]], dim=1)
+            finished |= next_id == self.eos_token_id
+            if bool(finished.all()):
                 break
         return ids
 
