@@ -71,7 +71,9 @@ def timed_runs(
     plugins: Any, model: str, model_args: dict[str, Any] | None = None, tasks: str = "bench-jpegs", **config: Any
 ) -> tuple[list[Any], float, list[dict[str, Any]]]:
     """One harness run of ``model`` over ``tasks``, response cache off, into a temporary folder: the tasks'
-    outcomes, the wall seconds and their results.json. ``config``: further :class:`RunConfig` fields."""
+    outcomes, the wall seconds and their results.json (with ``scores_by_sample`` added from the samples file).
+    ``config``: further :class:`RunConfig` fields."""
+    from harness.results import read_samples
     from harness.runner import Evaluator, RunConfig
 
     with tempfile.TemporaryDirectory() as out:
@@ -90,6 +92,9 @@ def timed_runs(
         outcomes = Evaluator(run, plugins).run()
         seconds = time.perf_counter() - start
         results = [json.loads(o.results_path.read_text()) if o.results_path else {} for o in outcomes]
+        for outcome, found in zip(outcomes, results, strict=True):
+            if outcome.results_path:  # what each sample got, read before the folder goes
+                found["scores_by_sample"] = {r.sample_id: r.score for r in read_samples(outcome.results_path)}
     return outcomes, seconds, results
 
 

@@ -4,9 +4,11 @@ For each detector: images/s of the model's forward pass on a batch (224 px, batc
 by default) and of its per-image CPU preprocessing (decode + transforms of a 1024x768
 JPEG), measured separately, so the bottleneck is visible. With ``--e2e N``, CNNSpot also runs
 end to end from N 1024x768 JPEG files through the harness (runner, worker threads,
-response cache off), once per decoder: ``decode=pil`` (PIL in the worker threads) and
+response cache off), once per decoder: ``decode=pil`` (PIL in the worker threads),
 ``decode=torchvision`` (batched ``decode_jpeg`` on the model's device; nvJPEG on
-CUDA). Full-size backbones by default (ResNet-50, CLIP ViT-L/14); ``--tiny`` uses
+CUDA) and ``decode=auto`` (the default: the fast path where its inputs equal PIL's); each row records the
+decoder that ran, how ``auto`` chose, and the largest score difference from the PIL run on the same files.
+Full-size backbones by default (ResNet-50, CLIP ViT-L/14); ``--tiny`` uses
 small configurations so the test suite can exercise the script quickly.
 
     python benchmarks/detector_throughput.py --output benchmarks/results/detectors-cpu.json
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _time(fn, repeats: int) -> float:
@@ -32,21 +35,29 @@ def _time(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def end_to_end(checkpoint: Path, arch: str, manifest: Path, decode: str, device: str, batch: int, workers: int) -> dict:
-    """CNNSpot from JPEG files through the runner: images/s of the whole run (after a warm-up run)."""
+def end_to_end(
+    checkpoint: Path, arch: str, manifest: Path, decode: str, device: str, batch: int, workers: int, warm_up: bool
+) -> tuple[dict, dict[str, float]]:
+    """CNNSpot from JPEG files through the runner: images/s of the whole run (after a warm-up run unless the
+    decoders it may use were warmed up already), the decoder that ran and how it was chosen; and the scores by
+    sample."""
     from bench_data import list_task_plugins, timed_evaluation
 
     plugins = list_task_plugins(manifest)
     args = {"checkpoint": str(checkpoint), "arch": arch, "decode": decode}
-    for _ in range(2):  # the first run pays one-time imports and cuDNN autotuning; the second is kept
-        outcome, seconds, _ = timed_evaluation(
+    for _ in range(2 if warm_up else 1):  # a first run pays one-time imports and cuDNN autotuning
+        outcome, seconds, results = timed_evaluation(
             plugins, "cnnspot", args, batch_size=batch, num_workers=workers, device=device
         )
-    return {
+    preprocessing = results["model"]["preprocessing"]
+    row = {
         "detector": f"cnnspot ({arch})",
         "stage": f"end to end, {outcome.n_samples} JPEGs, decode={decode}, batch {batch}, {workers} threads",
         "images_per_s": round(outcome.n_samples / seconds, 1),
+        "decoder_used": preprocessing.get("decoder"),
+        "decoder_choice": preprocessing.get("decoder_choice"),
     }
+    return row, results["scores_by_sample"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -130,8 +141,9 @@ def preprocessing_rows(args: argparse.Namespace, size: int) -> list[dict]:
     return rows
 
 
-def end_to_end_rows(args: argparse.Namespace) -> list[dict]:
-    """CNNSpot through the harness's runner on ``--e2e`` JPEG files, with each decoder."""
+def end_to_end_rows(args: argparse.Namespace, save: Any) -> list[dict]:
+    """CNNSpot through the harness's runner on ``--e2e`` JPEG files, with each decoder; ``save(rows)`` after
+    each, so a run stopped by its time limit keeps what it measured."""
     import torch
     from bench_data import write_jpegs
 
@@ -143,8 +155,14 @@ def end_to_end_rows(args: argparse.Namespace) -> list[dict]:
         checkpoint = Path(tmp) / "cnnspot.pth"
         torch.save({"model": build_resnet(arch).state_dict()}, checkpoint)
         manifest = write_jpegs(Path(tmp) / "jpegs", args.e2e)
-        for decoder in ("pil", "torchvision"):
-            rows.append(end_to_end(checkpoint, arch, manifest, decoder, args.device, args.batch_size, args.workers))
+        scores = {}
+        for decoder in ("pil", "torchvision", "auto"):  # auto uses one of the two warmed up before it
+            row, scores[decoder] = end_to_end(
+                checkpoint, arch, manifest, decoder, args.device, args.batch_size, args.workers, decoder != "auto"
+            )
+            row["max_abs_score_diff_vs_pil"] = max(abs(s - scores["pil"][k]) for k, s in scores[decoder].items())
+            rows.append(row)
+            save(rows)
     return rows
 
 
@@ -158,24 +176,29 @@ def main() -> int:
     torch.set_grad_enabled(False)
     device = torch.device(args.device)
     size = 64 if args.tiny else args.size
+
+    def save(rows: list[dict]) -> None:
+        write_benchmark(
+            args.output,
+            {
+                "benchmark": "detector_throughput",
+                "device": str(device),
+                "torch": torch.__version__,
+                "tiny": args.tiny,
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+                "date": time.strftime("%Y-%m-%d"),
+            },
+        )
+
     rows = forward_rows(args, size, device) + preprocessing_rows(args, size)
+    save(rows)
     if args.e2e:
-        rows += end_to_end_rows(args)
+        rows += end_to_end_rows(args, lambda e2e: save(rows + e2e))
     width = max(len(r["detector"]) for r in rows)
     for row in rows:
         print(f"{row['detector']:<{width}}  {row['stage']:<64}  {row['images_per_s']:>9.1f} img/s")
-    write_benchmark(
-        args.output,
-        {
-            "benchmark": "detector_throughput",
-            "device": str(device),
-            "torch": torch.__version__,
-            "tiny": args.tiny,
-            "threads": torch.get_num_threads(),
-            "rows": rows,
-            "date": time.strftime("%Y-%m-%d"),
-        },
-    )
+    save(rows)
     return 0
 
 

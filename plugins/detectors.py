@@ -5,13 +5,19 @@ Each loads upstream checkpoints as published *or* a ``harness train`` folder
 :mod:`harness.plugins.torch_checkpoints`), and records the checkpoint hash and the
 exact test-time preprocessing. Facts per detector: ``../shared/reference/detectors.md``.
 
-Decoding: ``decode=pil`` (default) decodes with PIL in the runner's worker threads;
+Decoding: ``decode=pil`` decodes with PIL in the runner's worker threads;
 ``decode=torchvision`` hands JPEG bytes to ``torchvision.io.decode_jpeg`` on the
 model's device, a batch at a time (nvJPEG on CUDA: the 16 CPU cores of a GPU box
 decode ~800 1024x768 JPEGs/s, below what a ResNet-50 or ViT-L/14 consumes), then
-resizes/crops/normalises the tensors there. Other formats fall back to PIL. On the
+resizes/crops/normalises the tensors there: uint8 bytes over the bus. Other formats fall back to PIL. On the
 CPU both decoders give identical pixels (libjpeg-turbo); with ``resize`` set the
-tensor resize is antialiased bilinear, within a few 1e-3 of PIL's.
+tensor resize is antialiased bilinear, within a few 1e-3 of PIL's. ``decode=auto`` (the default) takes the
+fast path only where it gives the reference path's pixels: on a CUDA device, at setup, real photographs encoded
+as JPEG four ways (:func:`decoder_check`) are decoded both ways and put through the detector's pipeline, and
+torchvision is used when every input the network would see is identical to PIL's, PIL otherwise; on the CPU,
+PIL. The decoder used and the check's numbers are recorded in the results (``preprocessing.decoder``,
+``decoder_choice``). An explicit ``decode=torchvision`` enters the model's fingerprint (its answers may differ
+from PIL's); ``auto`` does not (it only ever gives PIL's pixels).
 
 Small images: torchvision's ``CenterCrop`` zero-pads images smaller than the crop
 (CNNDetection / UnivFD test code). Here an image whose shorter side is below the
@@ -43,7 +49,14 @@ from harness.plugins.torch_checkpoints import (
 from harness.records import Prediction, Request
 
 JPEG_MAGIC = b"\xff\xd8\xff"
-DECODERS = ("pil", "torchvision")
+DECODERS = ("auto", "pil", "torchvision")
+#: how :func:`decoder_check` writes its probe JPEGs: (name, PIL save options, image mode)
+PROBE_ENCODINGS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("baseline 4:2:0 q75", {"quality": 75, "subsampling": 2}, "RGB"),
+    ("baseline 4:4:4 q95", {"quality": 95, "subsampling": 0}, "RGB"),
+    ("progressive 4:2:0 q85", {"quality": 85, "subsampling": 2, "progressive": True}, "RGB"),
+    ("grayscale q90", {"quality": 90}, "L"),
+)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
@@ -119,7 +132,7 @@ class TorchDetector(ModelAdapter):
     request_kinds = frozenset({"score"})
     name = ""
 
-    def __init__(self, checkpoint: str | None = None, decode: str = "pil", path: str | None = None, **args: Any):
+    def __init__(self, checkpoint: str | None = None, decode: str = "auto", path: str | None = None, **args: Any):
         checkpoint = checkpoint_argument(self.name, checkpoint, path)
         super().__init__(checkpoint=checkpoint, **args)
         if not checkpoint:
@@ -130,6 +143,9 @@ class TorchDetector(ModelAdapter):
         if decode not in DECODERS:
             raise ValueError(f"decode must be one of {DECODERS}, not {decode!r}")
         self.decode = decode
+        #: the decoder in use (``auto`` resolved at setup) and how it was chosen
+        self.decoder = "pil" if decode == "auto" else decode
+        self.decoder_choice: dict[str, Any] = {}
         self.checkpoint = Path(checkpoint).expanduser()
         self.checkpoint_sha256 = checkpoint_hash(self.checkpoint)
         self.trained: dict[str, Any] | None = None
@@ -138,11 +154,14 @@ class TorchDetector(ModelAdapter):
 
     def fingerprint(self) -> dict[str, Any]:
         """Detector, checkpoint content hash and the arguments that change answers."""
-        return {
+        found = {
             "class": self.name,
             "checkpoint_sha256": self.checkpoint_sha256,
             "args": {k: v for k, v in self.args.items() if k not in ("checkpoint",)},
         }
+        if self.decode == "torchvision":  # asked for whatever its pixels: other answers than PIL's may come back
+            found["decode"] = "torchvision"
+        return found
 
     def trained_on(self) -> dict[str, Any] | None:
         """From a ``harness train`` checkpoint's config, if any."""
@@ -152,7 +171,8 @@ class TorchDetector(ModelAdapter):
         """The pipeline and the checkpoint hash."""
         return {
             **(self.pipeline.describe() if self.pipeline else {}),
-            "decoder": self.decode,
+            "decoder": self.decoder,
+            "decoder_choice": self.decoder_choice or {"how": f"decode={self.decode}"},
             "checkpoint_sha256": self.checkpoint_sha256,
         }
 
@@ -162,11 +182,16 @@ class TorchDetector(ModelAdapter):
 
         self.device = resolve_device(device)
         self.network = self.network.to(self.device).eval()
+        self.decoder, self.decoder_choice = self.choose_decoder()
+
+    def choose_decoder(self) -> tuple[str, dict[str, Any]]:
+        """The decoder to use on the set-up device and how it was chosen (see the module)."""
+        return choose_decoder(self.decode, self.transforms(), str(self.device))
 
     def prepare(self, request: Request) -> tuple[Any, bool] | EncodedJpeg:
         """Decode and transform one image (worker threads); with ``decode=torchvision``, JPEGs are only read
         here and decoded on the model's device in :meth:`score_batch`."""
-        if self.decode == "torchvision":
+        if self.decoder == "torchvision":
             data = read_image_bytes(request.sample)
             if data[:3] == JPEG_MAGIC:
                 import torch
@@ -227,6 +252,57 @@ class TorchDetector(ModelAdapter):
             for i, score in zip(good, scores, strict=True):
                 predictions[i] = Prediction(score=score, extra={"upscaled": True} if upscaled[i] else {})
         return predictions
+
+
+def choose_decoder(requested: str, pipeline: ImagePipeline, device: str) -> tuple[str, dict[str, Any]]:
+    """``requested`` as it is, or for ``auto``: torchvision on a CUDA device where :func:`decoder_check` finds the
+    network's inputs identical to PIL's, else PIL; with the reason and the check's numbers."""
+    if requested != "auto":
+        return requested, {"how": f"decode={requested}"}
+    if not device.startswith("cuda"):
+        return "pil", {"how": "decode=auto: PIL (on the CPU it decodes in the worker threads, beside the model)"}
+    check = decoder_check(pipeline, device)
+    equal = "error" not in check and check["max_abs_input_diff"] == 0.0
+    how = "decode=auto: torchvision on the device, its inputs identical to PIL's" if equal else (
+        "decode=auto: PIL, the device decoder's inputs differ from PIL's")  # fmt: skip
+    return ("torchvision" if equal else "pil"), {"how": how, **check}
+
+
+def decoder_check(pipeline: ImagePipeline, device: str) -> dict[str, Any]:
+    """What the fast path changes on ``device``: three real photographs (scikit-image's astronaut, coffee and
+    chelsea) written as JPEG the ways files come (:data:`PROBE_ENCODINGS`: baseline 4:2:0 and 4:4:4, progressive,
+    grayscale), each decoded by PIL and by ``torchvision.io.decode_jpeg`` on ``device`` and put through
+    ``pipeline``: the largest absolute difference of the decoded uint8 pixels and of the normalised inputs the
+    network sees (``{"error": ...}`` when the device decoder fails)."""
+    import io
+
+    import skimage.data
+    import torch
+    from PIL import Image
+
+    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(), "chelsea": skimage.data.chelsea()}
+    max_pixel, max_input = 0, 0.0
+    for name, photo in photos.items():
+        for encoding, options, mode in PROBE_ENCODINGS:
+            buffer = io.BytesIO()
+            Image.fromarray(photo).convert(mode).save(buffer, format="JPEG", **options)
+            data = buffer.getvalue()
+            with Image.open(io.BytesIO(data)) as opened:
+                reference = opened.convert("RGB")
+            [fast] = decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], device)
+            if isinstance(fast, Exception):
+                return {"error": f"{name}, {encoding}: {str(fast).splitlines()[-1][:200]}"}
+            pixels = torch.from_numpy(np.asarray(reference).copy()).permute(2, 0, 1)
+            max_pixel = max(max_pixel, int((fast.cpu().int() - pixels.int()).abs().max()))
+            expected, fast_input = pipeline(reference)[0], pipeline(fast)[0]
+            max_input = max(max_input, float((expected.to(fast_input.device) - fast_input).abs().max()))
+    return {
+        "device": device,
+        "probe": f"{len(photos)} photographs x {len(PROBE_ENCODINGS)} encodings: "
+        + ", ".join(e for e, _, _ in PROBE_ENCODINGS),
+        "max_abs_pixel_diff": max_pixel,
+        "max_abs_input_diff": max_input,
+    }
 
 
 def decode_jpegs(data: list[Any], device: str) -> list[Any]:
@@ -305,7 +381,7 @@ class FreDectResNet(TorchDetector):
         super().__init__(
             checkpoint=checkpoint, dct_mean=dct_mean, dct_var=dct_var, arch=arch, size=size, resize=resize, **args
         )
-        if self.decode != "pil":
+        if self.decode not in ("pil", "auto"):
             raise ValueError("fredect-resnet computes its DCT from PIL-decoded pixels: decode=pil only")
         import torch
 
@@ -345,9 +421,14 @@ class FreDectResNet(TorchDetector):
         self.network = build_resnet(arch)
         load_strict(self.network, state, str(self.checkpoint))
 
+    def choose_decoder(self) -> tuple[str, dict[str, Any]]:
+        """PIL always: upstream computes the DCT from PIL-decoded pixels."""
+        return "pil", {"how": "PIL only (the DCT is computed from PIL-decoded pixels)"}
+
     def preprocessing(self) -> dict[str, Any]:
         """The DCT pipeline."""
         return {
+            "decoder": "pil",
             "resize_shorter_side": self.resize,
             "center_crop": self.size,
             "range": "[0,255]",

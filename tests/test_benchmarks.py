@@ -61,8 +61,12 @@ def test_detector_throughput_script_runs_tiny(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 8 and all(r["images_per_s"] > 0 for r in rows)
-    assert [r["stage"].split("decode=")[1].split(",")[0] for r in rows[6:]] == ["pil", "torchvision"]
+    assert len(rows) == 9 and all(r["images_per_s"] > 0 for r in rows)
+    e2e = rows[6:]
+    assert [r["stage"].split("decode=")[1].split(",")[0] for r in e2e] == ["pil", "torchvision", "auto"]
+    assert [r["decoder_used"] for r in e2e] == ["pil", "torchvision", "pil"], "auto on the CPU: PIL"
+    assert e2e[0]["max_abs_score_diff_vs_pil"] == 0.0 and e2e[2]["max_abs_score_diff_vs_pil"] == 0.0
+    assert e2e[1]["max_abs_score_diff_vs_pil"] < 1e-5, "the CPU decoders give PIL's pixels"
 
 
 @pytest.mark.slow

@@ -361,3 +361,58 @@ def test_torchvision_decoding_matches_pil_and_fails_bad_jpegs_per_sample(tmp_pat
 def test_decode_option_is_checked():
     with pytest.raises(ValueError, match="decode must be one of"):
         CNNSpot(checkpoint="x.pth", decode="nvjpeg")
+
+
+def test_the_decoder_check_finds_the_cpu_decoders_equal_and_a_resize_or_shifted_pixels_not():
+    """Issue #28: the fast path is chosen by what it gives. On the CPU torchvision's decoder gives PIL's pixels
+    (both libjpeg-turbo) on every probe encoding; a tensor resize is not PIL's; a decoder that is one level off
+    anywhere is caught."""
+    import harness.plugins.detectors as detectors
+    from harness.plugins.detectors import IMAGENET_MEAN, IMAGENET_STD, ImagePipeline, decoder_check
+
+    crop_only = ImagePipeline(224, IMAGENET_MEAN, IMAGENET_STD)
+    same = decoder_check(crop_only, "cpu")
+    assert same["max_abs_pixel_diff"] == 0 and same["max_abs_input_diff"] == 0.0
+    assert "3 photographs x 4 encodings" in same["probe"]
+    resized = decoder_check(ImagePipeline(224, IMAGENET_MEAN, IMAGENET_STD, resize=256), "cpu")
+    assert resized["max_abs_pixel_diff"] == 0 and 0 < resized["max_abs_input_diff"] < 0.1
+
+    real = detectors.decode_jpegs
+
+    def one_level_off(data, device):
+        decoded = real(data, device)
+        image = decoded[0]
+        y, x = image.shape[1] // 2, image.shape[2] // 2  # inside the centre crop
+        image[0, y, x] += 1 if image[0, y, x] < 255 else -1
+        return decoded
+
+    detectors.decode_jpegs = one_level_off
+    try:
+        shifted = decoder_check(crop_only, "cpu")
+    finally:
+        detectors.decode_jpegs = real
+    assert shifted["max_abs_pixel_diff"] == 1 and shifted["max_abs_input_diff"] > 0
+
+
+def test_auto_takes_the_fast_path_only_where_its_inputs_equal_and_records_the_choice(tmp_path, monkeypatch):
+    import harness.plugins.detectors as detectors
+
+    torch.save({"model": build_resnet("resnet18").state_dict()}, tmp_path / "c.pth")
+    model = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18")
+    assert model.decode == "auto"
+    model.setup("cpu")
+    pre = model.preprocessing()
+    assert pre["decoder"] == "pil" and "on the CPU" in pre["decoder_choice"]["how"]
+    pipeline = model.transforms()
+    checks = iter([{"max_abs_pixel_diff": 0, "max_abs_input_diff": 0.0}, {"max_abs_pixel_diff": 1,
+                                                                             "max_abs_input_diff": 0.004}])  # fmt: skip
+    monkeypatch.setattr(detectors, "decoder_check", lambda pipeline, device: next(checks))
+    chosen, how = detectors.choose_decoder("auto", pipeline, "cuda:0")
+    assert chosen == "torchvision" and how["max_abs_input_diff"] == 0.0
+    chosen, how = detectors.choose_decoder("auto", pipeline, "cuda:0")
+    assert chosen == "pil" and "differ" in how["how"] and how["max_abs_pixel_diff"] == 1
+    assert detectors.choose_decoder("torchvision", pipeline, "cpu") == ("torchvision", {"how": "decode=torchvision"})
+    # an explicit torchvision may answer otherwise than PIL: another cache key; auto and pil share PIL's
+    asked = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18", decode="torchvision")
+    pil = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18", decode="pil")
+    assert asked.fingerprint() != model.fingerprint() == pil.fingerprint()
