@@ -89,7 +89,9 @@ def compare_dtype(args: argparse.Namespace, python: Path, ckpt: Path, root: Path
         "dtype": dtype,
         "passed": verdict,
         "longest_image_path_bytes": max(len(os.fsencode(p)) for p in got),
-        "harness_info": {k: info.get(k) for k in ("device", "dtype", "requested_dtype", "anchors")},
+        "harness_info": {
+            k: info.get(k) for k in ("device", "dtype", "requested_dtype", "anchors", "context", "answers")
+        },
         "upstream_anchor_ids": reference["anchors"],
         "upstream_dtype": reference["dtype"],
         **comparison,

@@ -127,9 +127,12 @@ class XComposer2Standin(torch.nn.Module):
 
     IMAGE_TOKENS = 4
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, seed: int = 0) -> None:
         super().__init__()
-        self.lm = _tiny_lm(tokenizer)
+        self.lm = _tiny_lm(tokenizer, seed)
+        self.pad_token_id = tokenizer.pad_token_id
+        self.generate_calls: list[dict[str, Any]] = []
+        self.encoded: list[str] = []
         self.model = SimpleNamespace(tok_embeddings=self.lm.get_input_embeddings())
         torch.manual_seed(1)
         self.vision = torch.nn.Linear(3, self.lm.config.hidden_size)
@@ -143,6 +146,7 @@ class XComposer2Standin(torch.nn.Module):
     def encode_img(self, path: str):
         from PIL import Image
 
+        self.encoded.append(path)
         with Image.open(path) as image:
             pixels = torch.from_numpy(np.asarray(image.convert("RGB").resize((2, 2)), dtype=np.float32)) / 255
         return self.vision(pixels.reshape(4, 3)).unsqueeze(0)  # [1, 4 image tokens, hidden]
@@ -167,6 +171,19 @@ class XComposer2Standin(torch.nn.Module):
         self.forward_calls.append({"shape": tuple(inputs_embeds.shape), "im_mask": im_mask.clone()})
         return self.lm(inputs_embeds=inputs_embeds)
 
-    def chat(self, tokenizer, query, image=None, history=(), **kwargs):
+    def generate(self, inputs_embeds, im_mask=None, eos_token_id=None, **kwargs):
+        """transformers' ``generate`` from input embeddings (the new tokens only), a batch of rows at once."""
+        self.generate_calls.append({"rows": int(inputs_embeds.shape[0]), "eos_token_id": eos_token_id, **kwargs})
+        mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long)
+        return self.lm.generate(inputs_embeds=inputs_embeds, attention_mask=mask, eos_token_id=eos_token_id,
+                                pad_token_id=self.pad_token_id, **kwargs)  # fmt: skip
+
+    def chat(self, tokenizer, query, image=None, history=(), meta_instruction="", **kwargs):
+        """One image as the repository's ``chat`` does it: its embeddings, the wrapped conversation, ``generate``
+        with the end of the assistant's turn as an end token, the answer decoded and cut at that token."""
         self.chat_calls.append({"query": query, "image": image, **kwargs})
-        return "The image is real .", []
+        inputs, im_mask = self.interleav_wrap_chat(tokenizer, query, self.encode_img(image), history, meta_instruction)
+        ends = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(["[UNUSED_TOKEN_145]"])[0]]
+        outputs = self.generate(**inputs, im_mask=im_mask, eos_token_id=ends, **kwargs)
+        response = tokenizer.decode(outputs[0].tolist(), skip_special_tokens=True).split("[UNUSED_TOKEN_145]")[0]
+        return response, [*history, (query, response)]

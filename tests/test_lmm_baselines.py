@@ -277,11 +277,16 @@ def test_xcomposer2_appends_the_answer_prefix_embeddings_and_batches_equal_lengt
 
     in_memory = Image.open(paths[0])
     [answer] = backend.generate([in_memory], ["Describe the artifacts."], max_new_tokens=5)
-    chat = model.chat_calls[0]
-    assert answer == "The image is real ." and chat["do_sample"] is False
-    assert chat["repetition_penalty"] == 1.005 == backend.info()["repetition_penalty"], "upstream chat()'s default"
-    assert chat["query"] == "<ImageHere>Describe the artifacts." and chat["image"].endswith(".png")
-    assert not Path(chat["image"]).exists()  # the temporary file is removed after the call
+    call = model.generate_calls[-1]
+    assert call["do_sample"] is False and call["rows"] == 1 and call["max_new_tokens"] == 5
+    assert call["repetition_penalty"] == 1.005 == backend.info()["repetition_penalty"], "upstream chat()'s default"
+    assert model.last_prompt.endswith("user\n<ImageHere>Describe the artifacts.[UNUSED_TOKEN_145]\n"
+                                      "[UNUSED_TOKEN_146]assistant\n")  # fmt: skip
+    assert model.encoded[-1].endswith(".png") and not Path(model.encoded[-1]).exists(), "temporary file removed"
+    [(query, response)] = model.chat(backend.tokenizer, "<ImageHere>Describe the artifacts.", image=paths[0],
+                                     meta_instruction=backend.meta_instruction, max_new_tokens=5, do_sample=False,
+                                     repetition_penalty=1.005)[1]  # fmt: skip
+    assert answer == response.strip()
 
 
 @pytest.mark.parametrize(
@@ -485,3 +490,51 @@ def test_a_static_kv_cache_generates_the_eager_tokens(builder, backend_class, da
     assert static.generate(images, prompts, max_new_tokens=8) == dynamic.generate(images, prompts, max_new_tokens=8)
     with pytest.raises(ValueError, match="dynamic, static"):
         backend_class(str(path), cache_implementation="offloaded")
+
+
+def test_qwen_vl_answers_equal_length_contexts_in_one_generate_call_as_chat_answers_each(standins, tmp_path,
+                                                                                          monkeypatch):  # fmt: skip
+    """Issue #28: with the repository's chat steps in its module, one ``generate`` per context length, and every
+    answer what ``chat`` gives for that image alone (finished rows cut at their end token before decoding)."""
+    import qwen_vl_standin
+    import remote_code_standins as s
+
+    from harness.plugins.lmm.backends.qwen_vl import QwenVlBackend
+
+    monkeypatch.setattr(s, "QwenVlStandin", qwen_vl_standin.QwenVlGenerating)
+    calls, made = standins
+    backend = QwenVlBackend(str(qwen_checkpoint(tmp_path)), device="cpu", trust_remote_code=True)
+    model = made["model"]
+    assert backend.info()["answers"] == "chat's steps, batched by context length"
+    a, b, c = images(tmp_path)
+    paths, prompts = [a, c, a, b], ["yes no", "This image", "real ?", "yes no"]  # "yes no" ends first: padded
+    answers = backend.generate(paths, prompts, max_new_tokens=8)
+    assert sorted(model.generate_calls) == [1, 3], "a.png, c.png (paths of one length), two-word questions: one call"
+    alone = [model.chat(backend.tokenizer, backend._query(p, q), system=backend.system, max_new_tokens=8,
+                        do_sample=False)[0].strip() for p, q in zip(paths, prompts, strict=True)]  # fmt: skip
+    assert answers == alone and len(set(answers)) > 1
+
+
+def test_xcomposer2_answers_equal_length_conversations_in_one_generate_call_as_chat_answers_each(standins, tmp_path):
+    """Issue #28: one ``generate`` per conversation length, and every answer what the repository's ``chat`` gives
+    for that image alone; here the first row runs to the token limit and the other three end before it (padded
+    in the batch)."""
+    from harness.plugins.lmm.backends.xcomposer2 import XComposer2Backend
+
+    _, made = standins
+    backend = XComposer2Backend("internlm/internlm-xcomposer2-vl-7b", device="cpu", trust_remote_code=True)
+    model = made["model"]
+    a, b, _ = images(tmp_path)
+    sources = [a, a, b, b, a]
+    prompts = ["fake ?", "yes no", "yes no", "real ?", "Is this a real image ?"]
+    answers = backend.generate(sources, prompts, max_new_tokens=8)
+    assert [call["rows"] for call in model.generate_calls] == [4, 1]
+    alone = [
+        model.chat(backend.tokenizer, "<ImageHere>" + prompt, image=source, meta_instruction=backend.meta_instruction,
+                   max_new_tokens=8, do_sample=False, repetition_penalty=backend.repetition_penalty)[0].strip()
+        for source, prompt in zip(sources, prompts, strict=True)
+    ]  # fmt: skip
+    assert answers == alone and len(set(answers)) >= 2
+    assert len(answers[0].split()) == 8 > max(len(answer.split()) for answer in answers[1:4]), "rows ended early"
+    lengths = [len(model.generate_calls[i]["eos_token_id"]) for i in range(2)]
+    assert lengths == [2, 2], "chat()'s two end tokens"

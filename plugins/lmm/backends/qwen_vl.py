@@ -10,7 +10,11 @@ The baseline of paper Sec. VI-A3. It follows the repository's documented chat pa
 - soft-scoring appends the answer prefix ``This image is`` after ``<|im_start|>assistant\\n``
   and reads the logits at the last position (Eq. 2); a batch is left-padded with explicit
   position ids, so batched and single scores agree;
-- answers: ``model.chat(tokenizer, query, history=None, system=...)``, greedy.
+- answers: what ``model.chat(tokenizer, query, history=None, system=...)`` gives, greedy. Where the modelling
+  module exposes ``chat``'s own steps (``make_context``, ``get_stop_words_ids``, ``decode_tokens``), the
+  contexts of equal length are generated in one batched call and each row is cut at its first end-of-text
+  token, then decoded by ``decode_tokens`` as ``chat`` decodes its one row (:mod:`.batching`; the image span
+  is padded to 256 tokens, so every query of one question has one length); otherwise ``chat`` per image.
 
 Needs ``trust_remote_code=true``; runs normally in a worker of the environment from
 ``harness env create qwen-vl-chat`` (transformers 4.32, tiktoken).
@@ -22,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import hf_vlm, remote_code
+from . import batching, hf_vlm, remote_code
 
 SYSTEM = "You are a helpful assistant."
 
@@ -74,10 +78,13 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
         self.make_context = upstream or chatml_context
         config = getattr(self.model, "generation_config", None)
         self.max_window_size = int(getattr(config, "max_window_size", None) or 6144)
+        steps = [getattr(module, name, None) for name in ("make_context", "get_stop_words_ids", "decode_tokens")]
+        self.chat_steps: list[Any] | None = steps if all(steps) and hasattr(self.model, "generate") else None
 
     def info(self) -> dict[str, Any]:
         """Adds the system message and where the ChatML layout came from."""
-        return {**super().info(), "system": self.system, "context": self.context_source}
+        answers = "chat's steps, batched by context length" if self.chat_steps else "chat, one image at a time"
+        return {**super().info(), "system": self.system, "context": self.context_source, "answers": answers}
 
     def _query(self, path: str, text: str) -> str:
         return self.tokenizer.from_list_format([{"image": path}, {"text": text}])
@@ -116,20 +123,53 @@ class QwenVlBackend(remote_code.RemoteCodeBackend):
         top_p: float = 1.0,
         do_sample: bool = False,
     ) -> list[str]:
-        """Answers through the repository's ``chat`` (one image at a time), greedy unless ``do_sample``."""
-        answers = []
+        """Answers as the repository's ``chat`` gives them, greedy unless ``do_sample``: equal-length contexts in one
+        batched ``generate`` call where ``chat``'s steps are available (see the module), else ``chat`` per image."""
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
+        options = {"do_sample": bool(do_sample), "max_new_tokens": int(max_new_tokens), **sampling}
         with remote_code.image_paths(sources, self.max_path_bytes) as paths:
-            for path, prompt in zip(paths, prompts):
-                with self.torch.inference_mode():
-                    response, _ = self.model.chat(
-                        self.tokenizer,
-                        query=self._query(path, prompt),
-                        history=None,
-                        system=self.system,
-                        do_sample=bool(do_sample),
-                        max_new_tokens=int(max_new_tokens),
-                        **sampling,
-                    )
-                answers.append(str(response).strip())
-        return answers
+            queries = [self._query(path, prompt) for path, prompt in zip(paths, prompts)]
+            if self.chat_steps is None:
+                return [self._chat(query, options) for query in queries]
+            return self._generate_batched(queries, options)
+
+    def _chat(self, query: str, options: dict[str, Any]) -> str:
+        with self.torch.inference_mode():
+            response, _ = self.model.chat(self.tokenizer, query=query, history=None, system=self.system, **options)
+        return str(response).strip()
+
+    def _generate_batched(self, queries: list[str], options: dict[str, Any]) -> list[str]:
+        """``chat``'s steps on a batch: the ChatML contexts, one ``generate`` per context length with ``chat``'s stop
+        words, each row cut at its first end-of-text token (the batch pads finished rows) and decoded as ``chat``
+        decodes its one row."""
+        torch = self.torch
+        assert self.chat_steps is not None
+        make_context, get_stop_words_ids, decode_tokens = self.chat_steps
+        config = self.model.generation_config
+        contexts = [
+            make_context(self.tokenizer, query, history=[], system=self.system,
+                         max_window_size=self.max_window_size, chat_format=config.chat_format)
+            for query in queries
+        ]  # fmt: skip
+        stop_words_ids = get_stop_words_ids(config.chat_format, self.tokenizer)
+        eos = config.eos_token_id
+        ends = list(eos) if isinstance(eos, (list, tuple)) else [eos]
+        groups = batching.equal_length_groups([len(tokens) for _, tokens in contexts])
+        answers = []
+        for group in groups:
+            input_ids = torch.tensor([contexts[i][1] for i in group]).to(self.device)
+            with torch.inference_mode():
+                outputs = self.model.generate(
+                    input_ids, stop_words_ids=stop_words_ids, return_dict_in_generate=False, generation_config=config,
+                    **options,
+                )  # fmt: skip
+            decoded = []
+            for i, row in zip(group, outputs.tolist()):
+                raw, tokens = contexts[i]
+                whole = row[: len(tokens)] + batching.through_first_end(row[len(tokens) :], ends)
+                text = decode_tokens(torch.tensor(whole), self.tokenizer, raw_text_len=len(raw),
+                                     context_length=len(tokens), chat_format=config.chat_format, verbose=False,
+                                     errors="replace")  # fmt: skip
+                decoded.append(str(text).strip())
+            answers.append(decoded)
+        return batching.rows_in_order(groups, answers)

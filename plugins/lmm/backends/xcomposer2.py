@@ -9,9 +9,13 @@ The baseline of paper Sec. VI-A3. It follows the repository's chat path:
 - soft-scoring writes the answer prefix ``This image is`` on after ``assistant\n``, tokenized with the text
   before it as the repository tokenizes a text part (:meth:`XComposer2Backend.scored_turn`), with a zero image
   mask, and reads the logits at the last position (Eq. 2);
-- answers: ``model.chat(tokenizer, query, image=PATH, history=[], do_sample=False)`` with ``chat``'s own
+- answers: what ``model.chat(tokenizer, query, image=PATH, history=[], do_sample=False)`` gives, with ``chat``'s own
   ``repetition_penalty=1.005`` by default (what the repository's users get, and what the paper's baseline
   numbers come from); ``repetition_penalty=1.0`` gives plain greedy decoding. Recorded in the results.
+  ``chat``'s steps run on a batch: ``encode_img`` and ``interleav_wrap_chat`` per image, one ``generate`` per
+  conversation length with ``chat``'s end tokens (``eos`` and ``[UNUSED_TOKEN_145]``), each row cut at its
+  first end token (the batch pads finished rows), decoded and cut at ``[UNUSED_TOKEN_145]`` as ``chat`` does
+  (:mod:`.batching`; the image is a fixed number of embeddings, so one question gives one length).
 
 The meta instruction is the one ``chat`` uses by default. On CUDA the calls run
 under autocast as the repository's examples do. Needs ``trust_remote_code=true``;
@@ -24,7 +28,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from . import remote_code
+from . import batching, remote_code
 
 IMAGE_HERE = "<ImageHere>"
 META_INSTRUCTION = (
@@ -140,24 +144,37 @@ class XComposer2Backend(remote_code.RemoteCodeBackend):
         top_p: float = 1.0,
         do_sample: bool = False,
     ) -> list[str]:
-        """Answers through the repository's ``chat``, greedy unless ``do_sample``."""
-        answers = []
+        """Answers as the repository's ``chat`` gives them (greedy unless ``do_sample``), the conversations of equal
+        length in one ``generate`` call (see the module)."""
+        torch = self.torch
         sampling = {"temperature": float(temperature), "top_p": float(top_p)} if do_sample else {}
-        with remote_code.image_paths(sources) as paths, self.torch.inference_mode(), self._autocast():
-            for path, prompt in zip(paths, prompts):
-                response, _ = self.model.chat(
-                    self.tokenizer,
-                    query=IMAGE_HERE + prompt,
-                    image=path,
-                    history=[],
-                    do_sample=bool(do_sample),
+        tokenizer: Any = self.tokenizer
+        ends = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(["[UNUSED_TOKEN_145]"])[0]]  # as chat()
+        with remote_code.image_paths(sources) as paths, torch.inference_mode(), self._autocast():
+            rows = [
+                self.model.interleav_wrap_chat(self.tokenizer, IMAGE_HERE + prompt, self.model.encode_img(path), [],
+                                               self.meta_instruction)
+                for path, prompt in zip(paths, prompts)
+            ]  # fmt: skip
+            groups = batching.equal_length_groups([inputs["inputs_embeds"].shape[1] for inputs, _ in rows])
+            answers = []
+            for group in groups:
+                outputs = self.model.generate(
+                    inputs_embeds=torch.cat([rows[i][0]["inputs_embeds"] for i in group]).to(self.device),
+                    im_mask=torch.cat([rows[i][1] for i in group]).to(self.device),
                     max_new_tokens=int(max_new_tokens),
+                    do_sample=bool(do_sample),
+                    eos_token_id=ends,
                     repetition_penalty=self.repetition_penalty,
-                    meta_instruction=self.meta_instruction,
                     **sampling,
                 )
-                answers.append(str(response).strip())
-        return answers
+                answers.append([self._answer(row, ends) for row in outputs.cpu().tolist()])
+        return batching.rows_in_order(groups, answers)
+
+    def _answer(self, tokens: list[int], ends: list[int]) -> str:
+        """One row as ``chat`` decodes its output: special tokens skipped, cut at the end of the assistant's turn."""
+        text = self.tokenizer.decode(batching.through_first_end(tokens, ends), skip_special_tokens=True)
+        return str(text).split("[UNUSED_TOKEN_145]")[0].strip()
 
 
 def _equal_length_runs(rows: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
