@@ -511,6 +511,7 @@ def main() -> int:
         processor,
         device=device,
         score_prompt=f"{PREAMBLE} USER: <image> What is the authenticity of this image? ASSISTANT: This image is",
+        compile=False,  # the eager rows; score-e2e-compiled is the compiled one
     )
     tokens = int(backend._scoring_inputs(torch.zeros(1, 3, 8, 8))["input_ids"].shape[1])
     per_image = flops_per_image(model, tokens)

@@ -538,3 +538,57 @@ def test_xcomposer2_answers_equal_length_conversations_in_one_generate_call_as_c
     assert len(answers[0].split()) == 8 > max(len(answer.split()) for answer in answers[1:4]), "rows ended early"
     lengths = [len(model.generate_calls[i]["eos_token_id"]) for i in range(2)]
     assert lengths == [2, 2], "chat()'s two end tokens"
+
+
+def test_compile_auto_keeps_the_compiled_forward_only_where_its_scores_match_eager(data, tmp_path, monkeypatch):
+    """Issue #28 item 3: ``compile=auto`` (the default) is eager on the CPU; where it compiles (CUDA), the first
+    batch runs both ways and the compiled forward stays only if its Eq. 2 scores are within the dtype's tolerance,
+    else the run goes on eagerly; a backend that fails to compile falls back too. The check is recorded. Here a
+    stand-in ``torch.compile`` returns a forward that is exact, one that moves the fake anchors' logits, or one
+    that raises."""
+    import torch
+    from tiny_models import tiny_llava
+
+    from harness.plugins.lmm.backends import hf_vlm
+
+    path = tiny_llava(tmp_path / "m")
+    images = sorted(str(p) for p in data.glob("*.png"))[:3]
+    eager = llava.LlavaBackend(str(path))
+    assert eager.compiled is None and eager.info()["compile_check"] is None, "auto on the CPU: eager"
+    expected = eager.score(images)
+
+    def exact(forward, **_):
+        return forward
+
+    def skewed(forward, **_):
+        def run(**inputs):
+            output = forward(**inputs)
+            output.logits[..., eager.fake.ids] += 0.5
+            return output
+
+        return run
+
+    def broken(forward, **_):
+        def run(**inputs):
+            raise RuntimeError("no compiler toolchain\nmore")
+
+        return run
+
+    monkeypatch.setattr(hf_vlm, "auto_compile_backend", lambda device: "stand-in")
+    outcomes = {}
+    for name, compile_fn in (("exact", exact), ("skewed", skewed), ("broken", broken)):
+        monkeypatch.setattr(torch, "compile", compile_fn)
+        backend = llava.LlavaBackend(str(path))
+        calls = []
+        original = backend._score_forward
+        backend._score_forward = lambda c=calls, f=original, **inputs: c.append(1) or f(**inputs)
+        assert backend.score(images[:2]) == pytest.approx(expected[:2], abs=1e-6)
+        assert backend.score(images[2:]) == pytest.approx(expected[2:], abs=1e-6)
+        outcomes[name] = (backend.info()["compile_check"], backend.compiled, len(calls))
+    check, compiled, calls = outcomes["exact"]
+    assert check["kept"] and check["max_abs_score_diff"] == 0.0 and compiled == "stand-in" and calls == 2
+    assert check["tolerance"] == hf_vlm.COMPILE_TOLERANCE["float32"] and check["batch"] == 2
+    check, compiled, calls = outcomes["skewed"]
+    assert not check["kept"] and check["max_abs_score_diff"] > 0.01 and compiled is None and calls == 1
+    check, compiled, _ = outcomes["broken"]
+    assert not check["kept"] and check["error"] == "RuntimeError: no compiler toolchain" and compiled is None

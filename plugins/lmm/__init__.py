@@ -27,8 +27,9 @@ Hugging Face cache), ``python`` (worker interpreter), ``max_new_tokens``,
 ``fake=["fake","Fake"]``), ``multi_token`` (skip|first); transformers-native and
 Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio``
 (config|pad|resize|none; default: the checkpoint's own), transformers-native ones ``pad_to_square``
-(and ``attn_implementation``, ``compile`` = true|BACKEND,
-``torch.compile`` of the forward pass, and ``cache_implementation`` = dynamic|static, generate()'s KV
+(and ``attn_implementation``, ``compile`` = auto|true|false|BACKEND,
+``torch.compile`` of the scoring forward pass: ``auto``, the default, compiles on CUDA and keeps it only where
+the first batch's scores match the eager ones, and ``cache_implementation`` = dynamic|static, generate()'s KV
 cache); remote-code models ``trust_remote_code``
 (required), ``question``, ``answer_prefix`` and ``system`` (Qwen-VL) or
 ``meta_instruction`` (XComposer2).

@@ -88,12 +88,23 @@ def require_remote_code(trust_remote_code: Any, model: str) -> None:
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 
 
+#: ``compile=auto`` (the default) keeps the compiled scoring forward only where the first batch's Eq. 2 scores are
+#: within this distance of the eager ones: what reordering a floating-point sum may change at the weights' precision
+COMPILE_TOLERANCE = {"float32": 1e-5, "bfloat16": 4e-3, "float16": 1e-3}
+
+
 def _compile_backend(value: Any) -> str | None:
     """``compile=true`` -> inductor; ``compile=NAME`` -> that torch.compile backend; false -> None."""
     text = str(value).lower()
     if text in ("", "0", "false", "no", "none"):
         return None
     return "inductor" if text in ("1", "true", "yes") else str(value)
+
+
+def auto_compile_backend(device: str) -> str | None:
+    """What ``compile=auto`` tries on ``device``: inductor on CUDA (its fused kernels and fewer launches are what
+    the scoring forward lacks there, issue #28), nothing on the CPU (compiling costs more than it saves)."""
+    return "inductor" if str(device).startswith("cuda") else None
 
 
 def score_text(chat_template: str) -> str:
@@ -125,7 +136,7 @@ class HfVlmBackend:
         method: str = "eq2",
         pad_to_square: bool | None = None,
         attn_implementation: str | None = None,
-        compile: Any = False,
+        compile: Any = "auto",
         cache_implementation: str = "dynamic",
     ) -> None:
         import transformers
@@ -172,7 +183,7 @@ class HfVlmBackend:
         multi_token: str = "skip",
         method: str = "eq2",
         pad_to_square: bool | None = None,
-        compile: Any = False,
+        compile: Any = "auto",
         cache_implementation: str = "dynamic",
     ) -> None:
         import torch
@@ -187,7 +198,10 @@ class HfVlmBackend:
         self.chat_template = chat_template or self.default_chat
         self.score_prompt = score_prompt or score_text(self.chat_template)
         self.pad_to_square = self.default_pad_to_square if pad_to_square is None else bool(pad_to_square)
-        self.compiled = _compile_backend(compile)
+        self.compile_auto = str(compile).lower() == "auto"
+        self.compiled = auto_compile_backend(device) if self.compile_auto else _compile_backend(compile)
+        #: compile=auto: the comparison of the first compiled batch with the eager forward (None until then)
+        self.compile_check: dict[str, Any] | None = None
         # the scoring forward pass only, as a separate callable: generate() keeps the model's own eager forward
         # (compiling the model object itself made every decoding step of generate() a new shape to compile)
         self._score_forward = (
@@ -214,6 +228,7 @@ class HfVlmBackend:
             "device": self.device,
             "dtype": str(self.model.dtype),
             "torch_compile": self.compiled or False,
+            "compile_check": self.compile_check,
             "cache_implementation": self.cache_implementation,
             "score_prompt": self.score_prompt,
             "chat_template": self.chat_template,
@@ -291,8 +306,32 @@ class HfVlmBackend:
             images = self._images(sources)
             inputs = self._inputs(images, [prompt or self.score_prompt] * len(images))
         with torch.inference_mode():
+            if self.compile_auto and self.compiled and self.compile_check is None:
+                return self._checked_compiled_logits(inputs)
             output = self._score_forward(**inputs, logits_to_keep=1)
         return output.logits[:, -1, :].float().cpu()
+
+    def _checked_compiled_logits(self, inputs: dict[str, Any]) -> Any:
+        """``compile=auto``'s first batch: the compiled and the eager forward on it; the compiled one is kept when
+        its Eq. 2 scores are within :data:`COMPILE_TOLERANCE` of the eager ones (and it compiled at all), else the
+        run goes on eagerly. Either way the comparison is recorded (``info()["compile_check"]``)."""
+        eager = self.model(**inputs, logits_to_keep=1).logits[:, -1, :].float().cpu()
+        dtype = str(self.model.dtype).replace("torch.", "")
+        tolerance = COMPILE_TOLERANCE.get(dtype, max(COMPILE_TOLERANCE.values()))
+        check: dict[str, Any] = {"backend": self.compiled, "batch": int(eager.shape[0]), "tolerance": tolerance}
+        try:
+            compiled = self._score_forward(**inputs, logits_to_keep=1).logits[:, -1, :].float().cpu()
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot compile this model: eager, said why
+            compiled, check["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        if compiled is not None:
+            scores = [soft_scoring.soft_scores(x, self.fake.ids, self.real.ids, self.method) for x in (eager, compiled)]
+            check["max_abs_score_diff"] = max(abs(a - b) for a, b in zip(*scores, strict=True))
+        check["kept"] = compiled is not None and check["max_abs_score_diff"] <= tolerance
+        self.compile_check = check
+        if not check["kept"]:
+            self._score_forward, self.compiled = self.model, None
+            return eager
+        return compiled
 
     def score(self, sources: Sequence[Any]) -> list[float]:
         """P(fake) per image by Eq. 2 (or the logsumexp variant)."""
