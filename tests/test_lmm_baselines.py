@@ -592,3 +592,28 @@ def test_compile_auto_keeps_the_compiled_forward_only_where_its_scores_match_eag
     assert not check["kept"] and check["max_abs_score_diff"] > 0.01 and compiled is None and calls == 1
     check, compiled, _ = outcomes["broken"]
     assert not check["kept"] and check["error"] == "RuntimeError: no compiler toolchain" and compiled is None
+
+
+def test_generate_encodes_the_images_once_not_at_every_decoding_step(data, tmp_path):
+    """Issue #28 item 1: no per-step work repeats the image: one vision-tower and projector call per ``generate``
+    call (for the whole batch), one language-model call per new token."""
+    from tiny_models import tiny_llava
+
+    backend = llava.LlavaBackend(str(tiny_llava(tmp_path / "m")))
+    inner = backend.model.model
+    counts = {"vision_tower": 0, "multi_modal_projector": 0, "language_model": 0}
+    for name in counts:
+        getattr(inner, name).register_forward_hook(lambda *_, n=name: counts.__setitem__(n, counts[n] + 1))
+    new_tokens = []
+    original = backend.model.generate
+
+    def generate(**inputs):
+        output = original(**inputs)
+        new_tokens.append(output.shape[1] - inputs["input_ids"].shape[1])
+        return output
+
+    backend.model.generate = generate
+    images = sorted(str(p) for p in data.glob("*.png"))[:3]
+    backend.generate(images, ["Is it real?"] * 3, max_new_tokens=6)
+    assert counts["vision_tower"] == counts["multi_modal_projector"] == 1
+    assert counts["language_model"] == new_tokens[0] > 1
