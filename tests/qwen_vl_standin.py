@@ -63,10 +63,8 @@ class QwenVlGenerating(QwenVlStandin):
         self.lm = _tiny_lm(tokenizer, seed=21)  # a seed whose answers to two-word questions end unlike each other
         self.tokenizer = tokenizer
         eos = tokenizer.eos_token_id
-        self.generation_config = type(
-            "GenerationConfig", (), {"max_window_size": 512, "chat_format": "chatml", "eos_token_id": eos,
-                                     "pad_token_id": eos}  # fmt: skip
-        )()
+        fields = {"max_window_size": 512, "chat_format": "chatml", "eos_token_id": eos, "pad_token_id": eos}
+        self.generation_config = type("GenerationConfig", (), fields)()
         self.generate_calls: list[int] = []
 
     def generate(self, input_ids, stop_words_ids=None, return_dict_in_generate=False, generation_config=None, **kw):
