@@ -376,6 +376,28 @@ class Judge(ABC):
     def complete(self, prompt: str, system: str | None = None) -> str:
         """The judge's reply; raise :class:`JudgeError` on failure."""
 
+    def complete_many(
+        self, prompts: Sequence[str], system: str | None = None, concurrency: int = 1
+    ) -> Iterator[tuple[int, str | JudgeError]]:
+        """``(position, reply or the JudgeError its call raised)`` for every prompt, yielded as they are answered
+        (a caller keeps each before the next comes, so an interrupted run loses none it was given). This default
+        calls :meth:`complete` from ``concurrency`` threads, in order (an endpoint answers requests in flight
+        together); a judge that batches better overrides it (a local model: continuous batching)."""
+
+        def ask(prompt: str) -> str | JudgeError:
+            try:
+                return self.complete(prompt, system=system)
+            except JudgeError as exc:
+                return exc
+
+        if concurrency <= 1 or len(prompts) <= 1:
+            yield from ((i, ask(prompt)) for i, prompt in enumerate(prompts))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            yield from enumerate(pool.map(ask, prompts))
+
 
 class Trainer(ABC):
     """Fits a model on a task's training split and writes a checkpoint directory."""

@@ -164,8 +164,6 @@ def judge_verdicts(
     ``items`` are (question, answer) pairs; returns (verdict, error) per item. Replies
     are cached by judge identity and prompt; a judge failure leaves the verdict unknown.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from harness.cache import ResponseCache
     from harness.fingerprint import hash_obj
     from harness.interfaces import JudgeError
@@ -176,22 +174,21 @@ def judge_verdicts(
     keys = [hash_obj({"judge": identity, "prompt": p}) for p in prompts]
     cached = cache.get_many(keys)
 
-    def ask(key: str) -> tuple[int | None, str | None]:
-        if key in cached:
-            reply = cached[key]["reply"]
-        else:
-            try:
-                reply = judge.complete(prompts[keys.index(key)])
-            except JudgeError as exc:
-                return None, str(exc)
-            cache.put_many([(key, {"reply": reply})])
+    def verdict(reply: str) -> tuple[int | None, str | None]:
         word = reply.strip().lower().strip(".!*\"' ")
         return {"fake": FAKE, "real": REAL}.get(word.split()[0] if word else ""), None
 
     try:
-        unique = list(dict.fromkeys(keys))  # identical (question, answer) pairs are asked once
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            answers = dict(zip(unique, pool.map(ask, unique), strict=False))
+        answers = {key: verdict(cached[key]["reply"]) for key in keys if key in cached}
+        asked = [key for key in dict.fromkeys(keys) if key not in answers]  # identical pairs are asked once
+        found = judge.complete_many([prompts[keys.index(key)] for key in asked], concurrency=max(1, concurrency))
+        for position, reply in found:  # each reply kept as it comes
+            key = asked[position]
+            if isinstance(reply, JudgeError):
+                answers[key] = (None, str(reply))
+                continue
+            cache.put_many([(key, {"reply": reply})])
+            answers[key] = verdict(reply)
         return [answers[key] for key in keys]
     finally:
         cache.close()

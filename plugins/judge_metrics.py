@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
@@ -136,23 +135,21 @@ class JudgeMetric(MeanOfPerSample):
                 if i not in replies and i not in refused:
                     todo.setdefault(prompt, []).append(i)
 
-            def call(prompt: str) -> tuple[str, str | None, JudgeError | None]:
-                try:
-                    return prompt, judge.complete(prompt, system=SYSTEM_PROMPT), None
-                except JudgeError as exc:
-                    return prompt, None, exc
-
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                for prompt, reply, error in pool.map(call, list(todo)):
-                    for index in todo[prompt]:
-                        if error is not None or reply is None:
-                            self._fail(records[index], str(error) if error else "empty judge reply")
-                        else:
-                            replies[index] = reply
-                    if error is None and reply is not None:
-                        cache.put_many([(keys[todo[prompt][0]], {"reply": reply})])
-                    elif error is not None and error.deterministic:  # refused as such: asking again repeats it
-                        cache.put_many([(keys[todo[prompt][0]], {"error": str(error)})])
+            asked = list(todo)
+            # each reply is kept as it comes (an interrupted run asks only the rest again)
+            for position, answer in judge.complete_many(asked, system=SYSTEM_PROMPT, concurrency=self.concurrency):
+                prompt = asked[position]
+                error = answer if isinstance(answer, JudgeError) else None
+                reply = None if error is not None else answer
+                for index in todo[prompt]:
+                    if error is not None or not reply:
+                        self._fail(records[index], str(error) if error else "empty judge reply")
+                    else:
+                        replies[index] = str(reply)
+                if error is None and reply:
+                    cache.put_many([(keys[todo[prompt][0]], {"reply": reply})])
+                elif error is not None and error.deterministic:  # refused as such: asking again repeats it
+                    cache.put_many([(keys[todo[prompt][0]], {"error": str(error)})])
         finally:
             cache.close()
         for index, reply in replies.items():

@@ -22,6 +22,7 @@ Configuration (arguments, else environment):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from harness.interfaces import Judge, JudgeError
@@ -109,11 +110,33 @@ DETERMINISTIC_STATUSES = (400, 413, 422)
 
 
 class TransformersJudge(Judge):
-    """A local causal LM as judge (chat template when the tokenizer has one), greedy decoding."""
+    """A local causal LM as judge (chat template when the tokenizer has one), greedy decoding.
 
-    def __init__(self, path: str | None = None, max_new_tokens: int = 32, device: str = "cpu", **args: Any) -> None:
+    Many prompts at once (:meth:`complete_many`, what the judge metrics and the verdict fallback ask) go through
+    transformers' continuous batching (``generate_batch``: a paged KV cache, requests joining and leaving the
+    running batch as they finish) where it pays: ``batching=auto`` takes it on a CUDA device, one ``generate``
+    per prompt on the CPU (measured here: 80 short prompts of a tiny model in 17 s with continuous batching's
+    default paging against 0.8 s one by one). ``batching=continuous`` or ``none`` decide it; ``paged_blocks``
+    sizes the paged cache (default: transformers sizes it from free GPU memory); ``chunk`` prompts go in per call,
+    each call's replies handed back before the next starts. The replies equal :meth:`complete`'s (tested).
+    """
+
+    BATCHING = ("auto", "continuous", "none")
+
+    def __init__(
+        self,
+        path: str | None = None,
+        max_new_tokens: int = 32,
+        device: str = "cpu",
+        batching: str = "auto",
+        paged_blocks: int | None = None,
+        chunk: int = 64,
+        **args: Any,
+    ) -> None:
         if not path:
             raise ValueError("the transformers judge needs judge_args path=LOCAL_MODEL_DIR")
+        if batching not in self.BATCHING:
+            raise ValueError(f"batching={batching!r}: one of {', '.join(self.BATCHING)}")
         super().__init__(path=path, max_new_tokens=max_new_tokens, device=device, **args)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -121,22 +144,79 @@ class TransformersJudge(Judge):
         model: Any = AutoModelForCausalLM.from_pretrained(path)
         self.model: Any = model.to(device).eval()
         self.max_new_tokens, self.device = int(max_new_tokens), device
+        available = hasattr(self.model, "generate_batch")
+        if batching == "continuous" and not available:
+            raise ValueError("batching=continuous: this transformers has no continuous batching (generate_batch)")
+        on_gpu = str(device).startswith("cuda")
+        self.batching = "continuous" if batching == "continuous" or (batching == "auto" and on_gpu and available) else (
+            "none")  # fmt: skip
+        self.paged_blocks, self.chunk = (int(paged_blocks) if paged_blocks else None), max(1, int(chunk))
+
+    def _text(self, prompt: str, system: str | None) -> str:
+        """The prompt as the model reads it: its chat template when it has one."""
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}
+            ]
+            return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        return (system + "\n" if system else "") + prompt
 
     def complete(self, prompt: str, system: str | None = None) -> str:
         """Greedy continuation of the (templated) prompt."""
         import torch
 
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = (system + "\n" if system else "") + prompt
-        inputs = self.tokenizer(text, return_tensors="pt").to(self.device)
+        inputs = self.tokenizer(self._text(prompt, system), return_tensors="pt").to(self.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         reply = str(self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
         if not reply.strip():
             raise JudgeError("empty judge response")
         return reply
+
+    def complete_many(
+        self, prompts: Sequence[str], system: str | None = None, concurrency: int = 1
+    ) -> Iterator[tuple[int, str | JudgeError]]:
+        """Continuous batching, ``chunk`` prompts per call (see the class); else :meth:`complete` per prompt."""
+        if self.batching != "continuous":
+            yield from super().complete_many(prompts, system, concurrency)
+            return
+        for start in range(0, len(prompts), self.chunk):
+            chunk = prompts[start : start + self.chunk]
+            yield from ((start + i, reply) for i, reply in enumerate(self._continuous(chunk, system)))
+
+    def _continuous(self, prompts: Sequence[str], system: str | None) -> list[str | JudgeError]:
+        """One ``generate_batch`` call: each prompt's reply in order (a request the batch failed: its error)."""
+        import torch
+        from transformers import GenerationConfig
+
+        ids = [list(self.tokenizer(self._text(prompt, system))["input_ids"]) for prompt in prompts]
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        config = GenerationConfig(max_new_tokens=self.max_new_tokens, do_sample=False, eos_token_id=eos,
+                                  pad_token_id=eos if pad is None else pad)  # fmt: skip
+        paging: dict[str, Any] = {}
+        if self.paged_blocks:
+            from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+            paging["continuous_batching_config"] = ContinuousBatchingConfig(num_blocks=self.paged_blocks)
+        # not under inference_mode: the generation thread updates its paged cache in place, which transformers
+        # refuses for inference tensors
+        with torch.no_grad():
+            outputs = self.model.generate_batch(ids, generation_config=config, progress_bar=False, **paging)
+        waiting: dict[tuple[int, ...], list[int]] = {}  # each output finds its prompt by the prompt's token ids
+        for position, row in enumerate(ids):
+            waiting.setdefault(tuple(row), []).append(position)
+        replies: list[str | JudgeError] = [JudgeError("continuous batching returned no output")] * len(prompts)
+        for output in outputs.values():
+            positions = waiting.get(tuple(output.prompt_ids or ()))
+            if not positions:
+                continue
+            position = positions.pop(0)
+            text = str(self.tokenizer.decode(output.generated_tokens, skip_special_tokens=True))
+            if getattr(output, "error", None):
+                replies[position] = JudgeError(f"continuous batching: {output.error}")
+            elif not text.strip():
+                replies[position] = JudgeError("empty judge response")
+            else:
+                replies[position] = text
+        return replies
