@@ -250,3 +250,28 @@ def file_metadata(source: str | bytes | Path) -> dict[str, Any]:
         raise _too_large(str(source)[:200], exc) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{str(source)[:200]}: unreadable image header ({exc})") from None
+
+
+#: how :func:`probe_jpegs` writes its JPEGs: (name, PIL save options, image mode) -- the ways files come
+PROBE_ENCODINGS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("baseline 4:2:0 q75", {"quality": 75, "subsampling": 2}, "RGB"),
+    ("baseline 4:4:4 q95", {"quality": 95, "subsampling": 0}, "RGB"),
+    ("progressive 4:2:0 q85", {"quality": 85, "subsampling": 2, "progressive": True}, "RGB"),
+    ("grayscale q90", {"quality": 90}, "L"),
+)
+
+
+def probe_jpegs() -> list[tuple[str, bytes]]:
+    """Real photographs (scikit-image's astronaut, coffee and chelsea) written as JPEG in each of
+    :data:`PROBE_ENCODINGS`: ``(description, bytes)``. What a fast decoding path is checked on against PIL before a
+    run uses it (the detectors' and the LMMs' ``auto`` choices)."""
+    import skimage.data
+
+    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(), "chelsea": skimage.data.chelsea()}
+    found = []
+    for name, photo in photos.items():
+        for encoding, options, mode in PROBE_ENCODINGS:
+            buffer = io.BytesIO()
+            Image.fromarray(photo).convert(mode).save(buffer, format="JPEG", **options)
+            found.append((f"{name}, {encoding}", buffer.getvalue()))
+    return found

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.checkpoints import CheckpointError, checkpoint_argument
-from harness.images import load_image, read_image_bytes
+from harness.images import PROBE_ENCODINGS, load_image, probe_jpegs, read_image_bytes
 from harness.interfaces import ModelAdapter
 from harness.plugins.torch_checkpoints import (
     checkpoint_hash,
@@ -50,13 +50,6 @@ from harness.records import Prediction, Request
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 DECODERS = ("auto", "pil", "torchvision")
-#: how :func:`decoder_check` writes its probe JPEGs: (name, PIL save options, image mode)
-PROBE_ENCODINGS: tuple[tuple[str, dict[str, Any], str], ...] = (
-    ("baseline 4:2:0 q75", {"quality": 75, "subsampling": 2}, "RGB"),
-    ("baseline 4:4:4 q95", {"quality": 95, "subsampling": 0}, "RGB"),
-    ("progressive 4:2:0 q85", {"quality": 85, "subsampling": 2, "progressive": True}, "RGB"),
-    ("grayscale q90", {"quality": 90}, "L"),
-)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
@@ -269,37 +262,30 @@ def choose_decoder(requested: str, pipeline: ImagePipeline, device: str) -> tupl
 
 
 def decoder_check(pipeline: ImagePipeline, device: str) -> dict[str, Any]:
-    """What the fast path changes on ``device``: three real photographs (scikit-image's astronaut, coffee and
-    chelsea) written as JPEG the ways files come (:data:`PROBE_ENCODINGS`: baseline 4:2:0 and 4:4:4, progressive,
-    grayscale), each decoded by PIL and by ``torchvision.io.decode_jpeg`` on ``device`` and put through
-    ``pipeline``: the largest absolute difference of the decoded uint8 pixels and of the normalised inputs the
-    network sees (``{"error": ...}`` when the device decoder fails)."""
+    """What the fast path changes on ``device``: the probe JPEGs (:func:`harness.images.probe_jpegs`: three real
+    photographs, baseline 4:2:0 and 4:4:4, progressive, grayscale), each decoded by PIL and by
+    ``torchvision.io.decode_jpeg`` on ``device`` and put through ``pipeline``: the largest absolute difference of
+    the decoded uint8 pixels and of the normalised inputs the network sees (``{"error": ...}`` when the device
+    decoder fails)."""
     import io
 
-    import skimage.data
     import torch
     from PIL import Image
 
-    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(), "chelsea": skimage.data.chelsea()}
     max_pixel, max_input = 0, 0.0
-    for name, photo in photos.items():
-        for encoding, options, mode in PROBE_ENCODINGS:
-            buffer = io.BytesIO()
-            Image.fromarray(photo).convert(mode).save(buffer, format="JPEG", **options)
-            data = buffer.getvalue()
-            with Image.open(io.BytesIO(data)) as opened:
-                reference = opened.convert("RGB")
-            [fast] = decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], device)
-            if isinstance(fast, Exception):
-                return {"error": f"{name}, {encoding}: {str(fast).splitlines()[-1][:200]}"}
-            pixels = torch.from_numpy(np.asarray(reference).copy()).permute(2, 0, 1)
-            max_pixel = max(max_pixel, int((fast.cpu().int() - pixels.int()).abs().max()))
-            expected, fast_input = pipeline(reference)[0], pipeline(fast)[0]
-            max_input = max(max_input, float((expected.to(fast_input.device) - fast_input).abs().max()))
+    for name, data in probe_jpegs():
+        with Image.open(io.BytesIO(data)) as opened:
+            reference = opened.convert("RGB")
+        [fast] = decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], device)
+        if isinstance(fast, Exception):
+            return {"error": f"{name}: {str(fast).splitlines()[-1][:200]}"}
+        pixels = torch.from_numpy(np.asarray(reference).copy()).permute(2, 0, 1)
+        max_pixel = max(max_pixel, int((fast.cpu().int() - pixels.int()).abs().max()))
+        expected, fast_input = pipeline(reference)[0], pipeline(fast)[0]
+        max_input = max(max_input, float((expected.to(fast_input.device) - fast_input).abs().max()))
     return {
         "device": device,
-        "probe": f"{len(photos)} photographs x {len(PROBE_ENCODINGS)} encodings: "
-        + ", ".join(e for e, _, _ in PROBE_ENCODINGS),
+        "probe": "3 photographs x 4 encodings: " + ", ".join(e for e, _, _ in PROBE_ENCODINGS),
         "max_abs_pixel_diff": max_pixel,
         "max_abs_input_diff": max_input,
     }
