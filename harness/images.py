@@ -258,6 +258,7 @@ PROBE_ENCODINGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("baseline 4:4:4 q95", {"quality": 95, "subsampling": 0}, "RGB"),
     ("progressive 4:2:0 q85", {"quality": 85, "subsampling": 2, "progressive": True}, "RGB"),
     ("grayscale q90", {"quality": 90}, "L"),
+    ("CMYK q90", {"quality": 90}, "CMYK"),
 )
 
 

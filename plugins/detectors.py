@@ -13,7 +13,7 @@ resizes/crops/normalises the tensors there: uint8 bytes over the bus. Other form
 CPU both decoders give identical pixels (libjpeg-turbo); with ``resize`` set the
 tensor resize is antialiased bilinear, within a few 1e-3 of PIL's. ``decode=auto`` (the default) takes the
 fast path only where it gives the reference path's pixels: on a CUDA device, at setup, real photographs encoded
-as JPEG four ways (:func:`decoder_check`) are decoded both ways and put through the detector's pipeline, and
+as JPEG five ways (:func:`decoder_check`) are decoded both ways and put through the detector's pipeline, and
 torchvision is used when every input the network would see is identical to PIL's, PIL otherwise; on the CPU,
 PIL. The decoder used and the check's numbers are recorded in the results (``preprocessing.decoder``,
 ``decoder_choice``). An explicit ``decode=torchvision`` enters the model's fingerprint (its answers may differ
@@ -263,7 +263,7 @@ def choose_decoder(requested: str, pipeline: ImagePipeline, device: str) -> tupl
 
 def decoder_check(pipeline: ImagePipeline, device: str) -> dict[str, Any]:
     """What the fast path changes on ``device``: the probe JPEGs (:func:`harness.images.probe_jpegs`: three real
-    photographs, baseline 4:2:0 and 4:4:4, progressive, grayscale), each decoded by PIL and by
+    photographs, baseline 4:2:0 and 4:4:4, progressive, grayscale, CMYK), each decoded by PIL and by
     ``torchvision.io.decode_jpeg`` on ``device`` and put through ``pipeline``: the largest absolute difference of
     the decoded uint8 pixels and of the normalised inputs the network sees (``{"error": ...}`` when the device
     decoder fails)."""
@@ -285,7 +285,7 @@ def decoder_check(pipeline: ImagePipeline, device: str) -> dict[str, Any]:
         max_input = max(max_input, float((expected.to(fast_input.device) - fast_input).abs().max()))
     return {
         "device": device,
-        "probe": "3 photographs x 4 encodings: " + ", ".join(e for e, _, _ in PROBE_ENCODINGS),
+        "probe": f"3 photographs x {len(PROBE_ENCODINGS)} encodings: " + ", ".join(e for e, _, _ in PROBE_ENCODINGS),
         "max_abs_pixel_diff": max_pixel,
         "max_abs_input_diff": max_input,
     }

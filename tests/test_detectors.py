@@ -373,7 +373,7 @@ def test_the_decoder_check_finds_the_cpu_decoders_equal_and_a_resize_or_shifted_
     crop_only = ImagePipeline(224, IMAGENET_MEAN, IMAGENET_STD)
     same = decoder_check(crop_only, "cpu")
     assert same["max_abs_pixel_diff"] == 0 and same["max_abs_input_diff"] == 0.0
-    assert "3 photographs x 4 encodings" in same["probe"]
+    assert "3 photographs x 5 encodings" in same["probe"] and "CMYK" in same["probe"]
     resized = decoder_check(ImagePipeline(224, IMAGENET_MEAN, IMAGENET_STD, resize=256), "cpu")
     assert resized["max_abs_pixel_diff"] == 0 and 0 < resized["max_abs_input_diff"] < 0.1
 
