@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One lent-GPU session's measurements (issues #9, #16, #28), sized to finish within 8 minutes on one H100 or H200:
 #   1. lmm:          LLaVA-1.5-7B shape: matmul ceiling, forward soft-scoring, end to end from JPEGs through the
-#                    runner, padded 128-token generate, continuous batching (goals: scoring >= 0.75 x ceiling;
-#                    a continuous-batching row with a failed request is a failed row)
+#                    runner, padded 128-token generate, end to end with the JPEGs decoded and preprocessed on the
+#                    GPU, continuous batching (goals: scoring >= 0.75 x ceiling; a continuous-batching row with
+#                    a failed request is a failed row)
 #   2. lmm-static:   padded 128-token generate with a static KV cache (transformers compiles the decoding step:
 #                    CUDA graphs), warmed up at the full length (goal: explanations >= 20/s)
 #   3. lmm-compiled: end-to-end scoring with torch.compile, in a process of its own, over 256 JPEGs
@@ -60,7 +61,7 @@ fi
 echo "card: $card" | tee -a "$summary"
 
 step lmm "${limits[0]}" "$py" benchmarks/lmm_throughput.py "${lmm[@]}" \
-    --modes ceiling,score,score-e2e,generate,generate-cb --output "$out/lmm-$card.json"
+    --modes ceiling,score,score-e2e,generate,score-e2e-device,generate-cb --output "$out/lmm-$card.json"
 step lmm-static "${limits[1]}" "$py" benchmarks/lmm_throughput.py "${lmm[@]}" \
     --modes generate-static --output "$out/lmm-static-$card.json"
 step lmm-compiled "${limits[2]}" "$py" benchmarks/lmm_throughput.py "${lmm[@]}" --e2e-images 256 \

@@ -11,6 +11,9 @@ Modes (``--modes``, default all):
   ``fakescope-llava`` adapter's fast path (decode + pad + CLIP preprocessing in the runner's worker
   threads while the GPU runs the previous batch, pinned memory, non-blocking copies), the response
   cache off. Optional ``--compile`` (torch.compile of the forward pass) for a second row.
+- ``score-e2e-device``: the same with ``preprocess=device``: the worker threads only read the JPEG bytes; decode
+  (nvJPEG on CUDA), padding and the image processor run on the model's device. The row records the largest
+  score difference from a CPU-path scoring of the same files.
 - ``generate``: padded ``generate()`` of ``--new-tokens`` answers with images, per batch size.
 - ``generate-static``: the same with a static KV cache (``cache_implementation=static``, the harness's
   ``--model-args cache_implementation=static``), with which transformers compiles the decoding step on CUDA;
@@ -430,7 +433,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="7b")
     parser.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
-    parser.add_argument("--modes", default="ceiling,score,score-e2e,generate,generate-static,generate-cb")
+    parser.add_argument(
+        "--modes", default="ceiling,score,score-e2e,score-e2e-device,generate,generate-static,generate-cb"
+    )
     parser.add_argument("--batch-sizes", default=None, help="comma list (default 1,8,32,64 on CUDA, 1,4 on CPU)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--e2e-images", type=int, default=None, help="JPEG files for score-e2e")
@@ -470,6 +475,17 @@ def settings(args: argparse.Namespace) -> argparse.Namespace:
         e2e_images=args.e2e_images or (1024 if gpu else 32),
         cb_requests=args.cb_requests or (128 if gpu else 4),
     )
+
+
+def device_path_difference(cpu_path: Any, device_path: Any, n: int = 16) -> float:
+    """The largest Eq. 2 score difference between the CPU preprocessing path and the device one on ``n`` of the
+    benchmark's JPEGs (the same weights)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_jpegs(Path(tmp) / "compare", n)
+        files = sorted((Path(tmp) / "compare").glob("*.jpg"))
+        expected = cpu_path.score([cpu_path.prepare_pixels(str(f)) for f in files])
+        found = device_path.score([device_path.encoded(f.read_bytes(), str(f)) for f in files])
+    return max(abs(a - b) for a, b in zip(expected, found, strict=True))
 
 
 def e2e_row(run: argparse.Namespace, label: str, backend: Any) -> dict[str, Any]:
@@ -539,6 +555,12 @@ def main() -> int:
             model, processor, device=device, score_prompt=backend.score_prompt, compile=args.compile_backend
         )
         result["rows"].append(e2e_row(run, "score-e2e compiled", compiled))
+        write_benchmark(args.output, result)
+    if "score-e2e-device" in modes:
+        on_device = LlavaBackend.from_components(model, processor, device=device, score_prompt=backend.score_prompt,
+                                                 compile=False, preprocess="device")  # fmt: skip
+        result["rows"].append(e2e_row(run, "score-e2e preprocess=device", on_device))
+        result["rows"][-1]["max_abs_score_diff_vs_cpu_path"] = device_path_difference(backend, on_device)
         write_benchmark(args.output, result)
     if "generate-cb" in modes:
         del backend, model

@@ -102,6 +102,7 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
         "generate",
         "generate static-cache",
         "generate static-cache",
+        "score-e2e preprocess=device",
         "generate-padded-text",
         "generate-batch-text (continuous)",
     ]
@@ -110,6 +111,8 @@ def test_lmm_throughput_script_runs_tiny(tmp_path: Path):
     assert data["ceiling_images_per_s"] > 0 and data["tokens_per_image"] > 50
     assert all(r.get("images_per_s", r.get("answers_per_s", 0)) > 0 for r in data["rows"])
     assert data["rows"][2]["images"] == 8 and 0 < data["rows"][0]["ratio_to_ceiling"] < 1
+    device = data["rows"][7]
+    assert device["images"] == 8 and device["max_abs_score_diff_vs_cpu_path"] < 1e-5
     assert "x ceiling" in result.stdout
 
 
@@ -181,6 +184,7 @@ def test_gpu_session_rehearses_on_the_cpu(tmp_path: Path):
     ], summary
     lmm = json.loads((out / "lmm-cpu-rehearsal.json").read_text())
     assert [r["mode"] for r in lmm["rows"]][:3] == ["score", "score", "score-e2e"]
+    assert "score-e2e preprocess=device" in [r["mode"] for r in lmm["rows"]]
     compiled = json.loads((out / "lmm-compiled-cpu-rehearsal.json").read_text())
     assert [r["mode"] for r in compiled["rows"]] == ["score-e2e compiled"] and compiled["rows"][0]["images_per_s"] > 0
     assert json.loads((out / "detectors-cpu-rehearsal.json").read_text())["rows"]

@@ -29,7 +29,9 @@ Owl2 models also ``score_prompt``, ``chat_template``; Owl2 ``image_aspect_ratio`
 (config|pad|resize|none; default: the checkpoint's own), transformers-native ones ``pad_to_square``
 (and ``attn_implementation``, ``compile`` = auto|true|false|BACKEND,
 ``torch.compile`` of the scoring forward pass: ``auto``, the default, compiles on CUDA and keeps it only where
-the first batch's scores match the eager ones, and ``cache_implementation`` = dynamic|static, generate()'s KV
+the first batch's scores match the eager ones, ``preprocess`` = auto|cpu|device, where scoring pixels are made
+(``device``: JPEGs decoded and processed on the model's device; ``auto`` takes it on CUDA where the probe
+photographs score the same both ways), and ``cache_implementation`` = dynamic|static, generate()'s KV
 cache); remote-code models ``trust_remote_code``
 (required), ``question``, ``answer_prefix`` and ``system`` (Qwen-VL) or
 ``meta_instruction`` (XComposer2).
@@ -56,6 +58,7 @@ _HF_ARGS = _SCORING_ARGS + (
     "attn_implementation",
     "compile",
     "cache_implementation",
+    "preprocess",
 )
 _REMOTE_ARGS = _SCORING_ARGS + ("trust_remote_code", "question", "answer_prefix")
 
@@ -167,8 +170,11 @@ class LmmAdapter(ModelAdapter):
         return json.loads(meta.read_text()).get("trained_on") if meta.is_file() else None
 
     def preprocessing(self) -> dict[str, Any]:
-        """The backend's anchors, prompts and image pipeline (known once loaded)."""
-        return self.info or {
+        """The backend's anchors, prompts and image pipeline (known once loaded; asked again now, so choices made
+        while running are in it: compile=auto's and preprocess=auto's checks)."""
+        if self.info:
+            return {**self.info, **self.engine.current_info()}
+        return {
             "note": "model not loaded in this run (all answers came from the cache)",
             "declared": self.backend_kwargs,
         }
@@ -241,6 +247,18 @@ class LmmAdapter(ModelAdapter):
             hint = f". {self._env_hint()}" if "ModuleNotFoundError" in str(exc) else ""
             raise ModelLoadError(f"{exc}{hint}") from exc
         self.device = self.info.get("device", self.device)
+        self._choose_preprocessing()
+
+    def _choose_preprocessing(self) -> None:
+        """``preprocess=auto`` on a CUDA device, in this process: the backend compares its two scoring paths on the
+        probe JPEGs (:func:`harness.images.probe_jpegs`) and keeps the device one where the scores agree."""
+        backend = getattr(self.engine, "backend", None)
+        if backend is None or not getattr(backend, "fixed_image_tokens", False):
+            return
+        if backend.preprocess_requested == "auto" and str(self.device).startswith("cuda"):
+            from harness.images import probe_jpegs
+
+            backend.check_device_preprocessing(probe_jpegs())
 
     def check_weights_present(self) -> None:
         """A local folder, or a hub id whose files are in the local Hugging Face cache; else a clear error
@@ -268,7 +286,11 @@ class LmmAdapter(ModelAdapter):
     # -- requests ----------------------------------------------------------------------------
     def prepare(self, request: Request) -> tuple[Any, str | None]:
         """Decode the image here (so bad files fail as that sample); ship a path or bytes to a worker;
-        for scoring with a fixed-size image encoding, also run the image processor here."""
+        for scoring with a fixed-size image encoding, also run the image processor here; a JPEG the backend
+        decodes on its device (``preprocess=device``) is only read here."""
+        undecoded = self.engine.undecoded(request)
+        if undecoded is not None:
+            return undecoded, request.prompt
         return self.engine.item(request, load_image(request.sample)), request.prompt
 
     def cost(self, request: Request) -> float | None:

@@ -12,9 +12,11 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.images import HIGH_BIT_MODES, file_metadata
+from harness.images import HIGH_BIT_MODES, file_metadata, read_image_bytes
 from harness.interfaces import ModelLoadError
 from harness.records import Prediction, Request
+
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def high_bit_depth(sample: Any) -> bool:
@@ -54,6 +56,15 @@ class Engine(Protocol):
         """What the backend takes for one request whose image was decoded here (so bad files fail here)."""
         ...
 
+    def undecoded(self, request: Request) -> Any | None:
+        """What the backend takes for a request whose image bytes it decodes itself (JPEGs decoded on the model's
+        device), or ``None`` when it wants the image decoded here."""
+        ...
+
+    def current_info(self) -> dict[str, Any]:
+        """The backend's info as it is now (choices made while running, such as compile=auto's, included)."""
+        ...
+
     def score(self, items: list[Any]) -> list[Any]:
         """P(fake) per item (floats or predictions)."""
         ...
@@ -91,6 +102,20 @@ class InProcessEngine:
         if request.kind == "score" and getattr(self.backend, "fixed_image_tokens", False):
             return self.backend.prepare_pixels(image)
         return image
+
+    def undecoded(self, request: Request) -> Any | None:
+        """A JPEG's bytes for a backend scoring with ``preprocess=device`` (decoded on the model's device); else
+        None (other formats, other backends, answers)."""
+        if request.kind != "score" or getattr(self.backend, "preprocess", "cpu") != "device":
+            return None
+        data = read_image_bytes(request.sample)
+        if data[:3] != JPEG_MAGIC or high_bit_depth(request.sample):
+            return None
+        return self.backend.encoded(data, request.sample.describe())
+
+    def current_info(self) -> dict[str, Any]:
+        """The loaded backend's info, asked now."""
+        return self.backend.info() if self.backend is not None else self.info
 
     def score(self, items: list[Any]) -> list[Any]:
         """The backend's soft scores."""
@@ -138,6 +163,14 @@ class WorkerEngine:
         if isinstance(source, bytes):
             return {"b64": base64.b64encode(source).decode("ascii")}
         return str(Path(source).resolve())
+
+    def undecoded(self, request: Request) -> Any | None:
+        """None: the worker gets a path or bytes (:meth:`item`)."""
+        return None
+
+    def current_info(self) -> dict[str, Any]:
+        """What the worker reported when it loaded."""
+        return self.info
 
     def score(self, items: list[Any]) -> list[Any]:
         """Soft scores from the worker."""

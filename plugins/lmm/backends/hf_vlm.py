@@ -15,6 +15,12 @@ from the text) and how the processor is called. Everything else is shared:
   position only (``logits_to_keep=1``), many images per forward pass, left padding.
 - Local files only: a folder, or a hub id already in the user's Hugging Face
   cache; never a download.
+- **Where scoring pixels are made** (``preprocess``, families with a fixed-size image encoding): ``cpu``
+  decodes with PIL and runs the image processor in the runner's worker threads; ``device`` hands the JPEG
+  bytes to the model's device, decodes them there (``torchvision.io.decode_jpeg``, nvJPEG on CUDA), pads and
+  runs the same image processor there (its torchvision backend, ``device=``); ``auto`` (the default) is ``cpu``
+  until :meth:`HfVlmBackend.check_device_preprocessing` finds the two paths' scores within the precision's
+  rounding on probe photographs (the adapter runs it on CUDA). Other formats always take the CPU path.
 
 Standalone like the rest of :mod:`harness.plugins.lmm.backends`: it runs inside worker
 environments that do not have the harness installed.
@@ -23,6 +29,7 @@ environments that do not have the harness installed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import images as images_mod
@@ -107,6 +114,18 @@ def auto_compile_backend(device: str) -> str | None:
     return "inductor" if str(device).startswith("cuda") else None
 
 
+#: where scoring pixels are made (see the module)
+PREPROCESS = ("auto", "cpu", "device")
+
+
+@dataclass
+class EncodedImage:
+    """A JPEG read but not decoded (``preprocess=device``): its bytes (a 1-D uint8 tensor) and where it came from."""
+
+    data: Any
+    where: str
+
+
 def score_text(chat_template: str) -> str:
     """The soft-scoring text for a chat turn: the question in the turn, then the answer prefix."""
     return f"{chat_template.format(prompt=soft_scoring.QUESTION)} {soft_scoring.ANSWER_PREFIX}"
@@ -138,6 +157,7 @@ class HfVlmBackend:
         attn_implementation: str | None = None,
         compile: Any = "auto",
         cache_implementation: str = "dynamic",
+        preprocess: str = "auto",
     ) -> None:
         import transformers
 
@@ -161,6 +181,7 @@ class HfVlmBackend:
             pad_to_square,
             compile,
             cache_implementation,
+            preprocess,
         )
 
     @classmethod
@@ -185,6 +206,7 @@ class HfVlmBackend:
         pad_to_square: bool | None = None,
         compile: Any = "auto",
         cache_implementation: str = "dynamic",
+        preprocess: str = "auto",
     ) -> None:
         import torch
 
@@ -194,6 +216,12 @@ class HfVlmBackend:
                 f"cache_implementation={cache_implementation!r}: one of {', '.join(CACHE_IMPLEMENTATIONS)}"
             )
         self.cache_implementation = cache_implementation
+        if preprocess not in PREPROCESS:
+            raise ValueError(f"preprocess={preprocess!r}: one of {', '.join(PREPROCESS)}")
+        #: asked for, and in use (``auto`` stays ``cpu`` until the check finds the device path's scores equal)
+        self.preprocess_requested = preprocess
+        self.preprocess = "device" if preprocess == "device" and self.fixed_image_tokens else "cpu"
+        self.preprocess_check: dict[str, Any] | None = None
         self.model, self.processor, self.device, self.method = model, processor, device, method
         self.chat_template = chat_template or self.default_chat
         self.score_prompt = score_prompt or score_text(self.chat_template)
@@ -229,6 +257,8 @@ class HfVlmBackend:
             "dtype": str(self.model.dtype),
             "torch_compile": self.compiled or False,
             "compile_check": self.compile_check,
+            "preprocess": self.preprocess,
+            "preprocess_check": self.preprocess_check,
             "cache_implementation": self.cache_implementation,
             "score_prompt": self.score_prompt,
             "chat_template": self.chat_template,
@@ -280,6 +310,61 @@ class HfVlmBackend:
         [image] = self._images([source])
         return self.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
 
+    def encoded(self, data: bytes, where: str) -> EncodedImage:
+        """JPEG bytes to be decoded on the model's device (``preprocess=device``)."""
+        return EncodedImage(self._torch.frombuffer(bytearray(data), dtype=self._torch.uint8), where)
+
+    def device_pixels(self, items: Sequence[EncodedImage]) -> Any:
+        """The image processor's pixels of JPEG bytes, made on the model's device: one batched decode, the
+        square padding as :meth:`_images` pads (the same fill and offsets), the processor with ``device=``. A JPEG
+        that does not decode raises ``ValueError`` naming it (the runner retries a failed batch item by item)."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        try:
+            decoded = list(decode_jpeg([i.data for i in items], mode=ImageReadMode.RGB, device=self.device))
+        except RuntimeError as exc:
+            where = items[0].where if len(items) == 1 else f"one of {len(items)} JPEGs"
+            raise ValueError(f"{where}: corrupt or truncated JPEG ({str(exc).splitlines()[-1][:200]})") from exc
+        if self.pad_to_square:
+            decoded = [images_mod.expand2square_tensor(image, self.fill) for image in decoded]
+        return self.processor.image_processor(images=decoded, return_tensors="pt", device=self.device)["pixel_values"]
+
+    def _pixel_batch(self, sources: Sequence[Any]) -> Any:
+        """Stacked pixels of prepared tensors, JPEG bytes for the device (:meth:`device_pixels`) and images."""
+        torch = self._torch
+        encoded = [i for i, s in enumerate(sources) if isinstance(s, EncodedImage)]
+        rows: list[Any] = [s if torch.is_tensor(s) else None for s in sources]
+        if encoded:
+            for i, pixels in zip(encoded, self.device_pixels([sources[i] for i in encoded])):
+                rows[i] = pixels
+        rows = [self.prepare_pixels(s) if row is None else row for s, row in zip(sources, rows)]
+        if encoded:  # some made on the device: all there
+            rows = [row.to(self.device) for row in rows]
+        return torch.stack(rows)
+
+    def check_device_preprocessing(self, probes: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+        """``preprocess=auto``: score the probe JPEGs both ways (PIL and the processor in threads; decoded and
+        processed on the device) and use the device path from now on when every Eq. 2 score is within the
+        precision's rounding (:data:`COMPILE_TOLERANCE`) of the CPU path's; the comparison is recorded."""
+        reference = [self.prepare_pixels(images_mod.open_image(data)) for _, data in probes]
+        check: dict[str, Any] = {"device": str(self.device), "probe": [name for name, _ in probes]}
+        dtype = str(self.model.dtype).replace("torch.", "")
+        check["tolerance"] = COMPILE_TOLERANCE.get(dtype, max(COMPILE_TOLERANCE.values()))
+        try:
+            fast = self.device_pixels([self.encoded(data, name) for name, data in probes])
+        except Exception as exc:  # noqa: BLE001 - a device decoder that cannot do this: the CPU path, said why
+            check.update(kept=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            self.preprocess_check = check
+            return check
+        slow = self._torch.stack(reference).to(fast.device)
+        check["max_abs_pixel_diff"] = float((slow.float() - fast.float()).abs().max())
+        expected, found = self.score(list(slow.cpu())), self.score(list(fast))
+        check["max_abs_score_diff"] = max(abs(a - b) for a, b in zip(expected, found))
+        check["kept"] = check["max_abs_score_diff"] <= check["tolerance"]
+        self.preprocess = "device" if check["kept"] else "cpu"
+        self.preprocess_check = check
+        return check
+
     def _scoring_inputs(self, pixels: Any) -> dict[str, Any]:
         """The cached token inputs of the scoring text, repeated for the batch, plus the stacked pixels."""
         if self._score_text_inputs is None:
@@ -300,8 +385,7 @@ class HfVlmBackend:
         """
         torch = self._torch
         if self.fixed_image_tokens and prompt is None:
-            pixels = torch.stack([s if torch.is_tensor(s) else self.prepare_pixels(s) for s in sources])
-            inputs = self._scoring_inputs(pixels)
+            inputs = self._scoring_inputs(self._pixel_batch(sources))
         else:
             images = self._images(sources)
             inputs = self._inputs(images, [prompt or self.score_prompt] * len(images))
@@ -325,7 +409,7 @@ class HfVlmBackend:
             compiled, check["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         if compiled is not None:
             scores = [soft_scoring.soft_scores(x, self.fake.ids, self.real.ids, self.method) for x in (eager, compiled)]
-            check["max_abs_score_diff"] = max(abs(a - b) for a, b in zip(*scores, strict=True))
+            check["max_abs_score_diff"] = max(abs(a - b) for a, b in zip(*scores))
         check["kept"] = compiled is not None and check["max_abs_score_diff"] <= tolerance
         self.compile_check = check
         if not check["kept"]:

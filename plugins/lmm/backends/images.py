@@ -25,6 +25,21 @@ def expand2square(image: Any, fill: Sequence[float]) -> Any:
     return canvas
 
 
+def expand2square_tensor(image: Any, fill: Sequence[float]) -> Any:
+    """:func:`expand2square` for a uint8 ``[3, H, W]`` tensor on any device: the same canvas, fill and offsets."""
+    import torch
+
+    _, height, width = image.shape
+    if width == height:
+        return image
+    side = max(width, height)
+    values = torch.tensor([int(c) for c in fill], dtype=image.dtype, device=image.device)
+    canvas = values.view(3, 1, 1).expand(3, side, side).clone()
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas[:, top : top + height, left : left + width] = image
+    return canvas
+
+
 def open_image(source: Any) -> Any:
     """A PIL RGB image from a PIL image (as it is when already RGB: no copy on the scoring path), a path,
     raw bytes or ``{"b64": ...}``."""
