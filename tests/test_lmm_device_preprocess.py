@@ -102,3 +102,17 @@ def test_padding_on_the_device_is_pils():
         expected = torch.from_numpy(np.asarray(expand2square(picture, [122.9, 116.1, 104.5])).copy())
         tensor = torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)
         assert torch.equal(expand2square_tensor(tensor, [122.9, 116.1, 104.5]).permute(1, 2, 0), expected)
+
+
+def test_choices_made_while_running_reach_the_results(tmp_path, monkeypatch):
+    """The results record the backend's info as it is at the end of the run: compile=auto's check, made on the first
+    batch (here with a stand-in compiler that returns the forward as it is)."""
+    from tiny_models import tiny_llava
+
+    from harness.plugins.lmm.backends import hf_vlm
+
+    monkeypatch.setattr(hf_vlm, "auto_compile_backend", lambda device: "stand-in")
+    monkeypatch.setattr(torch, "compile", lambda forward, **_: forward)
+    _, info = run(tiny_llava(tmp_path / "m"), jpeg_manifest(tmp_path / "data"), tmp_path / "out", "cpu")
+    assert info["torch_compile"] == "stand-in" and info["compile_check"]["kept"] is True
+    assert info["compile_check"]["batch"] == 3 and info["compile_check"]["max_abs_score_diff"] == 0.0
