@@ -98,22 +98,33 @@ def test_memo_tables_are_named(tmp_path):
     cache.close()
 
 
-def test_a_read_only_cache_reads_the_memo_and_keeps_nothing(tmp_path):
-    cache = ResponseCache(tmp_path / "responses.sqlite")
+def test_a_read_only_cache_reads_the_memo_and_keeps_nothing(tmp_path, monkeypatch):
+    """A copy the user cannot write (opened read-only and immutable) serves the memo and keeps nothing new; one
+    written before the memo tables existed reads as an empty memo. (Read-only by the cache's own test of the file,
+    made to answer yes here: under root every file is writable.)"""
+    import sqlite3
+
+    import harness.cache as cache_module
+
+    path = tmp_path / "responses.sqlite"
+    cache = ResponseCache(path)
     cache.metric_values.put("k", [0.5, 10])
     cache.close()
-    path = tmp_path / "responses.sqlite"
-    os.chmod(tmp_path, 0o555)
-    try:
-        if os.access(path, os.W_OK) and os.geteuid() == 0:
-            pytest.skip("running as root: a read-only folder is still writable")
-        reader = ResponseCache(path)
-        assert reader.read_only and reader.metric_values.get("k") == [0.5, 10]
-        reader.metric_values.put("other", [1.0, 1])  # nothing, and no error
-        assert reader.metric_values.get("other") is None
-        reader.close()
-    finally:
-        os.chmod(tmp_path, 0o755)
+    older = tmp_path / "older.sqlite"  # a cache from before the memo tables
+    ResponseCache(older).close()
+    db = sqlite3.connect(older)
+    db.execute("DROP TABLE metric_values")
+    db.commit()
+    db.close()
+    monkeypatch.setattr(cache_module, "_read_only", lambda _path: True)
+    reader = ResponseCache(path)
+    assert reader.read_only and reader.metric_values.get("k") == [0.5, 10]
+    reader.metric_values.put("other", [1.0, 1])  # nothing, and no error
+    assert reader.metric_values.get("other") is None
+    reader.close()
+    reader = ResponseCache(older)
+    assert reader.read_only and reader.metric_values.get("k") is None
+    reader.close()
 
 
 def test_a_cached_rerun_computes_no_metric_again_and_reports_the_same(tmp_path, aigi_mini, monkeypatch):
