@@ -254,7 +254,10 @@ def choose_decoder(requested: str, pipeline: ImagePipeline, device: str) -> tupl
         return requested, {"how": f"decode={requested}"}
     if not device.startswith("cuda"):
         return "pil", {"how": "decode=auto: PIL (on the CPU it decodes in the worker threads, beside the model)"}
-    check = decoder_check(pipeline, device)
+    try:
+        check = decoder_check(pipeline, device)
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run leaves the reference path, said why
+        check = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
     equal = "error" not in check and check["max_abs_input_diff"] == 0.0
     how = "decode=auto: torchvision on the device, its inputs identical to PIL's" if equal else (
         "decode=auto: PIL, the device decoder's inputs differ from PIL's")  # fmt: skip

@@ -412,6 +412,13 @@ def test_auto_takes_the_fast_path_only_where_its_inputs_equal_and_records_the_ch
     chosen, how = detectors.choose_decoder("auto", pipeline, "cuda:0")
     assert chosen == "pil" and "differ" in how["how"] and how["max_abs_pixel_diff"] == 1
     assert detectors.choose_decoder("torchvision", pipeline, "cpu") == ("torchvision", {"how": "decode=torchvision"})
+
+    def unavailable(pipeline, device):
+        raise RuntimeError("nvJPEG is not available")
+
+    monkeypatch.setattr(detectors, "decoder_check", unavailable)
+    chosen, how = detectors.choose_decoder("auto", pipeline, "cuda:0")
+    assert chosen == "pil" and how["error"] == "RuntimeError: nvJPEG is not available", "a failed check: PIL"
     # an explicit torchvision may answer otherwise than PIL: another cache key; auto and pil share PIL's
     asked = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18", decode="torchvision")
     pil = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18", decode="pil")

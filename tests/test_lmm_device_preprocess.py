@@ -116,3 +116,34 @@ def test_choices_made_while_running_reach_the_results(tmp_path, monkeypatch):
     _, info = run(tiny_llava(tmp_path / "m"), jpeg_manifest(tmp_path / "data"), tmp_path / "out", "cpu")
     assert info["torch_compile"] == "stand-in" and info["compile_check"]["kept"] is True
     assert info["compile_check"]["batch"] == 3 and info["compile_check"]["max_abs_score_diff"] == 0.0
+
+
+def test_the_adapter_runs_the_check_on_cuda_only_and_a_failed_check_leaves_the_cpu_path(tmp_path, monkeypatch):
+    """``preprocess=auto`` is decided by the adapter after loading: nothing on the CPU; on CUDA the backend's check
+    (here the CPU backend stands in for a CUDA one: the adapter is told its device is cuda:0); a check that
+    cannot run leaves the CPU path with the reason."""
+    from tiny_models import tiny_llava
+
+    import harness.images
+    from harness.plugins.lmm import LlavaAdapter
+
+    adapter = LlavaAdapter(path=str(tiny_llava(tmp_path / "m")))
+    adapter.setup("cpu")
+    backend = adapter.engine.backend
+    assert backend.preprocess == "cpu" and backend.preprocess_check is None
+    adapter.device = "cuda:0"
+    adapter._choose_preprocessing()
+    assert backend.preprocess == "device" and backend.preprocess_check["kept"] is True
+    assert adapter.preprocessing()["preprocess"] == "device"
+
+    backend.preprocess, backend.preprocess_check = "cpu", None
+
+    def missing():
+        raise OSError("no scikit-image data")
+
+    monkeypatch.setattr(harness.images, "probe_jpegs", missing)
+    adapter._choose_preprocessing()
+    assert backend.preprocess == "cpu" and backend.preprocess_check == {
+        "kept": False,
+        "error": "OSError: no scikit-image data",
+    }

@@ -258,7 +258,11 @@ class LmmAdapter(ModelAdapter):
         if backend.preprocess_requested == "auto" and str(self.device).startswith("cuda"):
             from harness.images import probe_jpegs
 
-            backend.check_device_preprocessing(probe_jpegs())
+            try:
+                backend.check_device_preprocessing(probe_jpegs())
+            except Exception as exc:  # noqa: BLE001 - a check that cannot run leaves the CPU path, said why
+                backend.preprocess = "cpu"
+                backend.preprocess_check = {"kept": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
     def check_weights_present(self) -> None:
         """A local folder, or a hub id whose files are in the local Hugging Face cache; else a clear error
