@@ -290,28 +290,13 @@ def test_early_stopping_schedule_matches_upstream_and_keeps_the_best():
 
 # -- decoding on the model's device ------------------------------------------------------------------
 def jpeg_folder(root: Path) -> Path:
-    """JPEGs of a real photograph at several sizes, a PNG, a truncated JPEG, and a ListTask manifest."""
-    import io
-
-    import numpy as np
+    """JPEGs of a real photograph at several sizes (one below the crop), a PNG, a truncated JPEG, and a ListTask
+    manifest."""
     import skimage.data
-    from PIL import Image
+    from toy_components import jpeg_manifest
 
-    root.mkdir(parents=True, exist_ok=True)
-    photo = skimage.data.astronaut()
-    entries = []
-    for i, (h, w) in enumerate([(300, 400), (256, 256), (480, 260), (120, 90)]):
-        Image.fromarray(np.ascontiguousarray(photo[i * 20 : i * 20 + h, :w])).save(root / f"{i}.jpg", quality=88)
-        entries.append(f"{i}.jpg")
-    Image.fromarray(photo[:240, :240]).save(root / "p.png")
-    buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, format="JPEG")
-    (root / "cut.jpg").write_bytes(buffer.getvalue()[:5000])
-    entries += ["p.png", "cut.jpg"]
-    with open(root / "manifest.jsonl", "w") as handle:
-        for n, name in enumerate(entries):
-            handle.write(json.dumps({"id": name, "image": name, "label": n % 2}) + "\n")
-    return root / "manifest.jsonl"
+    crops = [(i * 20, h, w) for i, (h, w) in enumerate([(300, 400), (256, 256), (480, 260), (120, 90)])]
+    return jpeg_manifest(root, skimage.data.astronaut(), crops, png_side=240, quality=88, cut_at=5000)
 
 
 @pytest.mark.parametrize("resize", [None, 256])

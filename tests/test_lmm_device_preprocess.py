@@ -5,7 +5,6 @@ where the probe photographs score the same both ways, and the results say which 
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -20,25 +19,13 @@ from harness.results import read_samples
 from harness.runner import Evaluator, RunConfig
 
 
-def jpeg_manifest(root: Path) -> Path:
+def jpeg_files(root: Path) -> Path:
     """Real photo crops as JPEGs (square and not, wider and taller), a PNG and a truncated JPEG."""
     import skimage.data
+    from toy_components import jpeg_manifest
 
-    root.mkdir(parents=True)
-    photo = skimage.data.chelsea()
-    names = []
-    for i, (h, w) in enumerate([(300, 451), (200, 200), (280, 150), (120, 260)]):
-        Image.fromarray(photo[:h, :w].copy()).save(root / f"{i}.jpg", quality=85)
-        names.append(f"{i}.jpg")
-    Image.fromarray(photo[:100, :120].copy()).save(root / "p.png")
-    buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, format="JPEG")
-    (root / "cut.jpg").write_bytes(buffer.getvalue()[:4000])
-    names += ["p.png", "cut.jpg"]
-    with open(root / "manifest.jsonl", "w") as handle:
-        for n, name in enumerate(names):
-            handle.write(json.dumps({"id": name, "image": name, "label": n % 2}) + "\n")
-    return root / "manifest.jsonl"
+    crops = [(0, 300, 451), (0, 200, 200), (0, 280, 150), (0, 120, 260)]
+    return jpeg_manifest(root, skimage.data.chelsea(), crops, png_side=100, quality=85, cut_at=4000)
 
 
 def run(path: Path, manifest: Path, out: Path, preprocess: str):
@@ -61,7 +48,7 @@ def test_the_device_path_scores_as_the_cpu_path_and_fails_a_corrupt_jpeg_alone(t
     from tiny_models import tiny_llava
 
     path = tiny_llava(tmp_path / "m")
-    manifest = jpeg_manifest(tmp_path / "data")
+    manifest = jpeg_files(tmp_path / "data")
     cpu, cpu_info = run(path, manifest, tmp_path / "cpu", "cpu")
     device, device_info = run(path, manifest, tmp_path / "device", "device")
     assert cpu_info["preprocess"] == "cpu" and device_info["preprocess"] == "device"
@@ -113,7 +100,7 @@ def test_choices_made_while_running_reach_the_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hf_vlm, "auto_compile_backend", lambda device: "stand-in")
     monkeypatch.setattr(torch, "compile", lambda forward, **_: forward)
-    _, info = run(tiny_llava(tmp_path / "m"), jpeg_manifest(tmp_path / "data"), tmp_path / "out", "cpu")
+    _, info = run(tiny_llava(tmp_path / "m"), jpeg_files(tmp_path / "data"), tmp_path / "out", "cpu")
     assert info["torch_compile"] == "stand-in" and info["compile_check"]["kept"] is True
     assert info["compile_check"]["batch"] == 3 and info["compile_check"]["max_abs_score_diff"] == 0.0
 

@@ -185,3 +185,31 @@ class ToyLmmPlugin:
     def register_tasks(register):
         register("toy-task", "toy_components:ToyTask")
         register("toy-questions", "toy_components:ToyQuestionTask")
+
+
+def jpeg_manifest(
+    root: Path, photo: np.ndarray, crops: Sequence[tuple[int, int, int]], png_side: int, quality: int, cut_at: int
+) -> Path:
+    """A ListTask manifest over JPEG crops of a real photograph (``(top, height, width)`` each, named ``0.jpg``
+    ...), a PNG (``p.png``) and a JPEG truncated after ``cut_at`` bytes (``cut.jpg``); labels alternate."""
+    import io
+    import json
+
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (top, height, width) in enumerate(crops):
+        Image.fromarray(np.ascontiguousarray(photo[top : top + height, :width])).save(
+            root / f"{i}.jpg", quality=quality
+        )
+        names.append(f"{i}.jpg")
+    Image.fromarray(np.ascontiguousarray(photo[:png_side, :png_side])).save(root / "p.png")
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="JPEG")
+    (root / "cut.jpg").write_bytes(buffer.getvalue()[:cut_at])
+    names += ["p.png", "cut.jpg"]
+    with open(root / "manifest.jsonl", "w") as handle:
+        for n, name in enumerate(names):
+            handle.write(json.dumps({"id": name, "image": name, "label": n % 2}) + "\n")
+    return root / "manifest.jsonl"
