@@ -252,6 +252,9 @@ def file_metadata(source: str | bytes | Path) -> dict[str, Any]:
         raise ImageLoadError(f"{str(source)[:200]}: unreadable image header ({exc})") from None
 
 
+#: the first bytes of every JPEG file (SOI marker and the next marker's 0xFF): what a JPEG-only fast path tests
+JPEG_MAGIC = b"\xff\xd8\xff"
+
 #: how :func:`probe_jpegs` writes its JPEGs: (name, PIL save options, image mode) -- the ways files come
 PROBE_ENCODINGS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("baseline 4:2:0 q75", {"quality": 75, "subsampling": 2}, "RGB"),

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.checkpoints import CheckpointError, checkpoint_argument
-from harness.images import PROBE_ENCODINGS, load_image, probe_jpegs, read_image_bytes
+from harness.images import JPEG_MAGIC, PROBE_ENCODINGS, load_image, probe_jpegs, read_image_bytes
 from harness.interfaces import ModelAdapter
 from harness.plugins.torch_checkpoints import (
     checkpoint_hash,
@@ -48,7 +48,6 @@ from harness.plugins.torch_checkpoints import (
 )
 from harness.records import Prediction, Request
 
-JPEG_MAGIC = b"\xff\xd8\xff"
 DECODERS = ("auto", "pil", "torchvision")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)

@@ -12,11 +12,9 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.images import HIGH_BIT_MODES, file_metadata, read_image_bytes
+from harness.images import HIGH_BIT_MODES, JPEG_MAGIC, file_metadata, read_image_bytes
 from harness.interfaces import ModelLoadError
 from harness.records import Prediction, Request
-
-JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def high_bit_depth(sample: Any) -> bool:
