@@ -574,9 +574,15 @@ def test_compile_auto_keeps_the_compiled_forward_only_where_its_scores_match_eag
 
         return run
 
+    def silent(forward, **_):
+        def run(**inputs):
+            raise RuntimeError()
+
+        return run
+
     monkeypatch.setattr(hf_vlm, "auto_compile_backend", lambda device: "stand-in")
     outcomes = {}
-    for name, compile_fn in (("exact", exact), ("skewed", skewed), ("broken", broken)):
+    for name, compile_fn in (("exact", exact), ("skewed", skewed), ("broken", broken), ("silent", silent)):
         monkeypatch.setattr(torch, "compile", compile_fn)
         backend = llava.LlavaBackend(str(path))
         calls = []
@@ -592,6 +598,8 @@ def test_compile_auto_keeps_the_compiled_forward_only_where_its_scores_match_eag
     assert not check["kept"] and check["max_abs_score_diff"] > 0.01 and compiled is None and calls == 1
     check, compiled, _ = outcomes["broken"]
     assert not check["kept"] and check["error"] == "RuntimeError: no compiler toolchain" and compiled is None
+    check, compiled, _ = outcomes["silent"]
+    assert not check["kept"] and check["error"] == "RuntimeError" and compiled is None, "an empty message too"
 
 
 def test_generate_encodes_the_images_once_not_at_every_decoding_step(data, tmp_path):

@@ -108,6 +108,13 @@ def _compile_backend(value: Any) -> str | None:
     return "inductor" if text in ("1", "true", "yes") else str(value)
 
 
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` (the type alone when the message is empty), at most ``limit`` characters
+    of the message: what a fallback records about why it fell back."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__
+
+
 def auto_compile_backend(device: str) -> str | None:
     """What ``compile=auto`` tries on ``device``: inductor on CUDA (its fused kernels and fewer launches are what
     the scoring forward lacks there, issue #28), nothing on the CPU (compiling costs more than it saves)."""
@@ -348,12 +355,11 @@ class HfVlmBackend:
         precision's rounding (:data:`COMPILE_TOLERANCE`) of the CPU path's; the comparison is recorded."""
         reference = [self.prepare_pixels(images_mod.open_image(data)) for _, data in probes]
         check: dict[str, Any] = {"device": str(self.device), "probe": [name for name, _ in probes]}
-        dtype = str(self.model.dtype).replace("torch.", "")
-        check["tolerance"] = COMPILE_TOLERANCE.get(dtype, max(COMPILE_TOLERANCE.values()))
+        check["tolerance"] = self.score_tolerance()
         try:
             fast = self.device_pixels([self.encoded(data, name) for name, data in probes])
         except Exception as exc:  # noqa: BLE001 - a device decoder that cannot do this: the CPU path, said why
-            check.update(kept=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            check.update(kept=False, error=error_line(exc))
             self.preprocess_check = check
             return check
         slow = self._torch.stack(reference).to(fast.device)
@@ -395,18 +401,23 @@ class HfVlmBackend:
             output = self._score_forward(**inputs, logits_to_keep=1)
         return output.logits[:, -1, :].float().cpu()
 
+    def score_tolerance(self) -> float:
+        """How far two ways of computing the same Eq. 2 score may differ at the weights' precision
+        (:data:`COMPILE_TOLERANCE`; the loosest for a precision it does not name)."""
+        dtype = str(self.model.dtype).replace("torch.", "")
+        return COMPILE_TOLERANCE.get(dtype, max(COMPILE_TOLERANCE.values()))
+
     def _checked_compiled_logits(self, inputs: dict[str, Any]) -> Any:
         """``compile=auto``'s first batch: the compiled and the eager forward on it; the compiled one is kept when
         its Eq. 2 scores are within :data:`COMPILE_TOLERANCE` of the eager ones (and it compiled at all), else the
         run goes on eagerly. Either way the comparison is recorded (``info()["compile_check"]``)."""
         eager = self.model(**inputs, logits_to_keep=1).logits[:, -1, :].float().cpu()
-        dtype = str(self.model.dtype).replace("torch.", "")
-        tolerance = COMPILE_TOLERANCE.get(dtype, max(COMPILE_TOLERANCE.values()))
+        tolerance = self.score_tolerance()
         check: dict[str, Any] = {"backend": self.compiled, "batch": int(eager.shape[0]), "tolerance": tolerance}
         try:
             compiled = self._score_forward(**inputs, logits_to_keep=1).logits[:, -1, :].float().cpu()
         except Exception as exc:  # noqa: BLE001 - a backend that cannot compile this model: eager, said why
-            compiled, check["error"] = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            compiled, check["error"] = None, error_line(exc)
         if compiled is not None:
             scores = [soft_scoring.soft_scores(x, self.fake.ids, self.real.ids, self.method) for x in (eager, compiled)]
             check["max_abs_score_diff"] = max(abs(a - b) for a, b in zip(*scores))
