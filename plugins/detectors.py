@@ -222,7 +222,7 @@ class TorchDetector(ModelAdapter):
         for i, item, decoded in zip(jpegs, encoded, decode_jpegs([e.data for e in encoded], self.device), strict=True):
             where = item.where
             if isinstance(decoded, Exception):
-                errors[i] = f"{where}: corrupt or truncated JPEG ({str(decoded).splitlines()[-1][:200]})"
+                errors[i] = f"{where}: corrupt or truncated JPEG ({decoder_message(decoded)})"
                 continue
             try:
                 tensors[i], upscaled[i] = self.transforms()(decoded)
@@ -280,7 +280,7 @@ def decoder_check(pipeline: ImagePipeline, device: str) -> dict[str, Any]:
             reference = opened.convert("RGB")
         [fast] = decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], device)
         if isinstance(fast, Exception):
-            return {"error": f"{name}: {str(fast).splitlines()[-1][:200]}"}
+            return {"error": f"{name}: {decoder_message(fast)}"}
         pixels = torch.from_numpy(np.asarray(reference).copy()).permute(2, 0, 1)
         max_pixel = max(max_pixel, int((fast.cpu().int() - pixels.int()).abs().max()))
         expected, fast_input = pipeline(reference)[0], pipeline(fast)[0]
@@ -291,6 +291,12 @@ def decoder_check(pipeline: ImagePipeline, device: str) -> dict[str, Any]:
         "max_abs_pixel_diff": max_pixel,
         "max_abs_input_diff": max_input,
     }
+
+
+def decoder_message(exc: BaseException) -> str:
+    """The last line of a decoder's error (where torchvision says what was wrong), its type when it says nothing."""
+    lines = str(exc).splitlines()
+    return lines[-1][:200] if lines else type(exc).__name__
 
 
 def decode_jpegs(data: list[Any], device: str) -> list[Any]:

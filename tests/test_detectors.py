@@ -408,3 +408,14 @@ def test_auto_takes_the_fast_path_only_where_its_inputs_equal_and_records_the_ch
     asked = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18", decode="torchvision")
     pil = CNNSpot(checkpoint=str(tmp_path / "c.pth"), arch="resnet18", decode="pil")
     assert asked.fingerprint() != model.fingerprint() == pil.fingerprint()
+
+
+def test_a_decoder_error_is_told_by_its_last_line_or_its_type():
+    """What a corrupt JPEG's sample error quotes: torchvision's last line, the error's type when it says nothing
+    (an empty message used to fail the sample with IndexError instead)."""
+    from harness.plugins.detectors import decoder_message
+
+    assert decoder_message(RuntimeError("decode failed\nNot a JPEG file: starts with 0x89")) == (
+        "Not a JPEG file: starts with 0x89"
+    )
+    assert decoder_message(RuntimeError()) == "RuntimeError"

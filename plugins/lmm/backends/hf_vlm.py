@@ -331,7 +331,8 @@ class HfVlmBackend:
             decoded = list(decode_jpeg([i.data for i in items], mode=ImageReadMode.RGB, device=self.device))
         except RuntimeError as exc:
             where = items[0].where if len(items) == 1 else f"one of {len(items)} JPEGs"
-            raise ValueError(f"{where}: corrupt or truncated JPEG ({str(exc).splitlines()[-1][:200]})") from exc
+            reason = (str(exc).splitlines() or [type(exc).__name__])[-1][:200]  # torchvision's last line says what
+            raise ValueError(f"{where}: corrupt or truncated JPEG ({reason})") from exc
         if self.pad_to_square:
             decoded = [images_mod.expand2square_tensor(image, self.fill) for image in decoded]
         return self.processor.image_processor(images=decoded, return_tensors="pt", device=self.device)["pixel_values"]
