@@ -181,7 +181,8 @@ def judge_verdicts(
     try:
         answers = {key: verdict(cached[key]["reply"]) for key in keys if key in cached}
         asked = [key for key in dict.fromkeys(keys) if key not in answers]  # identical pairs are asked once
-        found = judge.complete_many([prompts[keys.index(key)] for key in asked], concurrency=max(1, concurrency))
+        prompt_of = dict(zip(keys, prompts, strict=True))  # a key is its prompt's digest: one prompt per key
+        found = judge.complete_many([prompt_of[key] for key in asked], concurrency=max(1, concurrency))
         for position, reply in found:  # each reply kept as it comes
             key = asked[position]
             if isinstance(reply, JudgeError):
