@@ -115,8 +115,8 @@ class TransformersJudge(Judge):
     Many prompts at once (:meth:`complete_many`, what the judge metrics and the verdict fallback ask) go through
     transformers' continuous batching (``generate_batch``: a paged KV cache, requests joining and leaving the
     running batch as they finish) where it pays: ``batching=auto`` takes it on a CUDA device, one ``generate``
-    per prompt on the CPU (measured here: 80 short prompts of a tiny model in 17 s with continuous batching's
-    default paging against 0.8 s one by one). ``batching=continuous`` or ``none`` decide it; ``paged_blocks``
+    per prompt on the CPU (where it is far slower: ``benchmarks/results/lmm-cpu-tiny.json``, 3.7 answers/s with
+    continuous batching against 72 padded). ``batching=continuous`` or ``none`` decide it; ``paged_blocks``
     sizes the paged cache (default: transformers sizes it from free GPU memory); ``chunk`` prompts go in per call,
     each call's replies handed back before the next starts. The replies equal :meth:`complete`'s (tested).
     """
